@@ -9,16 +9,19 @@ idempotency key), puts the copies back in place of the live tables. Found by a s
 * the restored table has a new stream shard object, so a Streams API shard iterator taken before
   (the stream pollers hold one) keeps reading the old object and never sees a later record.
 
-The fix: one lock around moto's item operations, so a transaction's copy-and-restore cannot
-interleave with another write; and on a cancelled transaction the live stream shard is kept
+The fix: one lock around moto's item operations and the Streams API's reads, so a transaction's
+copy-and-restore cannot interleave with another write, nor a stream reader see its cancelled writes; and on a cancelled transaction the live stream shard is kept
 (truncated to what it held before the transaction) in the restored table, so iterators stay valid.
 Both are checked by tests/unit/test_dynamodb_fixes.py, including the deviation on plain moto.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import importlib
 import threading
+from collections import defaultdict
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -42,6 +45,56 @@ def _locked(method: Any) -> Any:
     return wrapper
 
 
+class _Snapshots(threading.local):
+    transact_items: list[dict[str, Any]] | None = None
+
+
+_snapshots = _Snapshots()
+
+
+class _CopyForTransactions:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend. moto deep-copies every
+    table a transaction touches, to put it back if the transaction is cancelled: that costs time
+    in proportion to the whole table and its stream, under the lock above (a bulk import of 5,000
+    listings stalled every other DynamoDB call for a minute). During a transaction a table's
+    snapshot is its item index copied one level deep, sharing the Item objects, plus deep copies
+    of just the items the transaction updates in place; everything else is the real ``copy``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if _snapshots.transact_items is None or not isinstance(value, Table):
+            return copy.deepcopy(value, memo)
+        return _table_snapshot(value, _snapshots.transact_items)
+
+
+def _table_snapshot(table: Any, transact_items: list[dict[str, Any]]) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    snapshot = copy.copy(table)
+    snapshot.items = defaultdict(dict)
+    for hash_value, stored in table.items.items():
+        snapshot.items[hash_value] = dict(stored) if table.has_range_key else stored
+    for item in transact_items:
+        op_type, op = next(iter(item.items()))
+        if op_type != "Update" or op.get("TableName") != table.name:
+            continue  # a Put or Delete replaces the Item object; only an Update changes it in place
+        hash_value = DynamoType(op["Key"][table.hash_key_attr])
+        if table.has_range_key:
+            range_value = DynamoType(op["Key"][table.range_key_attr])
+            if range_value in snapshot.items.get(hash_value, {}):
+                snapshot.items[hash_value][range_value] = copy.deepcopy(
+                    snapshot.items[hash_value][range_value]
+                )
+        elif hash_value in snapshot.items:
+            snapshot.items[hash_value] = copy.deepcopy(snapshot.items[hash_value])
+    return snapshot
+
+
 def _transact_keeping_streams(method: Any) -> Any:
     @functools.wraps(method)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -52,16 +105,19 @@ def _transact_keeping_streams(method: Any) -> Any:
                 table = self.tables.get(op.get("TableName"))
                 if table is not None and getattr(table, "stream_shard", None) is not None:
                     live[table.name] = (table.stream_shard, len(table.stream_shard.items))
+            _snapshots.transact_items = transact_items
             try:
                 return method(self, transact_items)
             except Exception:
                 for name, (shard, length) in live.items():
                     restored = self.tables.get(name)
-                    if restored is not None and restored.stream_shard is not shard:
+                    if restored is not None:
                         del shard.items[length:]  # the cancelled transaction emitted nothing
                         shard.table = restored
                         restored.stream_shard = shard
                 raise
+            finally:
+                _snapshots.transact_items = None
 
     return transact_write_items
 
@@ -76,9 +132,23 @@ def install() -> None:
         original = getattr(DynamoDBBackend, name)
         _originals.append((DynamoDBBackend, name, original))
         setattr(DynamoDBBackend, name, _locked(original))
+    # The Streams API reads the shard under the same lock: between a transaction's first write and
+    # its cancellation the shard holds records that are then removed and whose sequence numbers the
+    # next writes reuse; a stream poller that read one moved past a number that a real record then
+    # took, and never saw that record (found by the fault run: a supplier's INSERT never reached the
+    # router, its record stayed PENDING with no execution and nothing in a dead-letter queue).
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    for name in ("get_shard_iterator", "get_records"):
+        original = getattr(DynamoDBStreamsBackend, name)
+        _originals.append((DynamoDBStreamsBackend, name, original))
+        setattr(DynamoDBStreamsBackend, name, _locked(original))
     original = DynamoDBBackend.transact_write_items
     _originals.append((DynamoDBBackend, "transact_write_items", original))
     DynamoDBBackend.transact_write_items = _transact_keeping_streams(original)
+    models = importlib.import_module("moto.dynamodb.models")
+    _originals.append((models, "copy", models.copy))
+    models.copy = _CopyForTransactions()
 
 
 def uninstall() -> None:

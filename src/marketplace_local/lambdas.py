@@ -187,7 +187,13 @@ class LambdaRuntime:
                 raise ImportError(f"cannot load handler module {file}")
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_name] = module
-            module_spec.loader.exec_module(module)
+            # Lambda puts the function's code directory on sys.path: a handler may import the
+            # modules beside it (functions/api/app.py includes its routers that way).
+            sys.path.insert(0, str(spec.code_dir))
+            try:
+                module_spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(spec.code_dir))
             spec.module = module
         return getattr(spec.module, attr)
 
@@ -202,8 +208,10 @@ class LambdaRuntime:
             }
             return InvocationResult(json.dumps(payload), True, 0.0)
         request_id = str(uuid.uuid4())
-        started = time.perf_counter()
         with spec.lock, self.environ.overlay(self._environment(spec)):
+            # The timeout counts from here: waiting for this function's one warm container is a
+            # local artefact (Lambda would run the invocations side by side), not the handler's time.
+            started = time.perf_counter()
             spec.invocations += 1
             context = LambdaContext(
                 function_name=spec.name,

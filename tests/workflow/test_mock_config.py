@@ -321,10 +321,13 @@ EXPECTED_SUPPLIER_ORDER: dict[str, Expected] = {
     "InvalidFlagNotWritten": Expected(
         "SUCCEEDED", "SystemErrorQueued", "Decide > MarkFlagged > QueueSystemError"
     ),
-    # QueueForHuman has no Catch: once its retries are used up the execution fails (the order stays
-    # FLAGGED in the table, where admins list it, but no correction message says so).
+    # The correction queue refuses the message after every retry: the order stays FLAGGED in the table,
+    # where admins list it and can cancel it, and the execution fails with a named error (alarmed).
     "QueueForHumanFailed": Expected(
-        "FAILED", "QueueForHuman", "MarkFlagged > QueueForHuman", "SQS.KmsAccessDeniedException"
+        "FAILED",
+        "CorrectionNotQueued",
+        "MarkFlagged > QueueForHuman > CorrectionNotQueued",
+        "CorrectionNotQueued",
     ),
     "TransientValidateRetriedThenReserved": Expected(
         "SUCCEEDED", "AwaitingAcceptance", "Validate > Decide > Reserve > Reserved"
@@ -341,6 +344,13 @@ EXPECTED_SUPPLIER_ORDER: dict[str, Expected] = {
     ),
     "SystemFlagNotWritten": Expected(
         "SUCCEEDED", "SystemErrorQueued", "DescribeSystemError > MarkSystemFlagged > QueueSystemError"
+    ),
+    # Neither the flag nor the message can be written: a named failure, never a silent one.
+    "SystemErrorNotQueued": Expected(
+        "FAILED",
+        "SystemErrorNotQueued",
+        "DescribeSystemError > MarkSystemFlagged > QueueSystemError > SystemErrorNotQueued",
+        "SystemErrorNotQueued",
     ),
     "OrderGone": Expected("SUCCEEDED", "OrderGone", "Validate"),
     "UnknownOutcome": Expected(

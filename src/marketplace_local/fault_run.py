@@ -1,0 +1,788 @@
+"""A fault run: drives supplier onboardings and supplier orders through a local stack with faults
+switched on, waits until everything has settled, and checks that nothing was lost, duplicated or
+oversold (``make faults``; a small run is a test in tests/fault)::
+
+    python -m marketplace_local.fault_run --onboardings 1000 --orders 1000 --transient 0.2 --duplicates 0.05
+
+The work goes through the stack's HTTP API with tokens from the stack's own issuer, as users would
+drive it: retailers onboard suppliers (valid ones, ones that get flagged, ones on the blocked list),
+suppliers list products with limited stock and register webhooks pointing at a real HTTP receiver
+on loopback (:class:`marketplace_local.faults.WebhookReceiver`, down for a while), retailers place
+orders that compete for that stock, suppliers accept or reject them, admins fix half the flagged
+suppliers, drain the correction queue and cancel half the flagged orders; the rest of the awaiting
+orders expire when the expiry schedule runs at a time past their deadline (the run moves that
+time instead of waiting a day). Step Functions retry intervals run on the engine's manual clock.
+
+What is checked, from the table, the executions and the queues (not from the API's answers):
+
+* lost: a record neither in a final status nor waiting in the correction queue (FLAGGED with a
+  message on the queue) nor accounted for by a message in a dead-letter queue;
+* duplicated: a record version with more than one execution, an event with more than one webhook
+  delivery, or a listing whose stock counter moved by more than its orders' reservations;
+* oversold: per listing, units held by ACCEPTED or AWAITING_ACCEPTANCE orders beyond its stock.
+
+The exit status is 1 when any of them is not 0 (or the run did not settle before its deadline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import faulthandler
+import hashlib
+import json
+import math
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import ChainMap, Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from marketplace import keys
+from marketplace.orders import HOLDS_STOCK, parse_iso, supplier_orders_gsi
+from marketplace.repository import Table
+from marketplace.suppliers import by_tenant_pk
+from marketplace_local import engine
+from marketplace_local.faults import KINDS, FaultConfig, FaultInjector, WebhookReceiver
+from marketplace_local.stack import LocalStack, StackConfig, free_port
+
+SUPPLIER_FINAL = ("APPROVED", "REJECTED")
+ORDER_FINAL = ("ACCEPTED", "REJECTED", "EXPIRED", "CANCELLED")
+BLOCKED_DOMAIN = "blocked-trader.com"
+LISTING_PRICE = {"amount": 49.9, "currency": "EUR"}
+SHIP_TO = {
+    "name": "Ada",
+    "line1": "1 Analytical St",
+    "city": "London",
+    "postalCode": "N1 9GU",
+    "country": "GB",
+}
+EXECUTION_ENDS = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass
+class RunSettings:
+    onboardings: int = 1000
+    orders: int = 1000
+    shops: int = 0  # suppliers with a listing; 0: one per 50 onboardings, 4 to 20
+    workers: int = 4
+    deadline: float = 1800.0  # seconds, for the whole run
+    state_dir: Path | None = None
+
+
+def supplier_body(n: int, kind: str) -> dict[str, Any]:
+    domain = BLOCKED_DOMAIN if kind == "blocked" else f"supplier{n}.example.com"
+    return {
+        "legalName": f"Fault Run Supplier {n} GmbH",
+        "taxId": "DE12345" if kind == "flagged" else f"DE{100000000 + n:09d}",
+        "country": "DE", "contactEmail": f"sales@{domain}", "website": f"https://{domain}",
+        "phone": "+49 30 1234567",
+        "address": {"line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+    }  # fmt: skip
+
+
+def bucket(identifier: str, buckets: int = 100) -> int:
+    """A stable pseudo-random bucket of an id: what the supplier does with an order."""
+    return int(hashlib.sha256(identifier.encode()).hexdigest(), 16) % buckets
+
+
+class Api:
+    """The stack's HTTP API with a token per role; retries what a careful client retries."""
+
+    def __init__(self, stack: LocalStack, tenant: str) -> None:
+        self.url = stack.api_url
+        self.issuer = stack.issuer
+        self.tenant = tenant
+        self._tokens: dict[tuple[str, str | None], str] = {}
+        self._local = threading.local()
+        self.retried = 0
+
+    def _headers(self, role: str, supplier_id: str | None) -> dict[str, str]:
+        key = (role, supplier_id)
+        if key not in self._tokens:
+            self._tokens[key] = self.issuer.mint(
+                self.tenant, role, supplier_id=supplier_id, ttl_seconds=6 * 3600
+            )
+        return {"Authorization": f"Bearer {self._tokens[key]}"}
+
+    def call(self, method: str, path: str, role: str, body: Any = None, supplier_id: str | None = None,
+             idempotency_key: str | None = None, params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> requests.Response:  # fmt: skip
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        headers = {**self._headers(role, supplier_id), **(headers or {})}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        for attempt in range(8):
+            try:
+                response = session.request(method, f"{self.url}{path}", json=body, headers=headers,
+                                           params=params, timeout=60)  # fmt: skip
+            except requests.RequestException:  # refused, reset, or no answer in time: retry
+                response = None
+            if response is not None and response.status_code < 500 and response.status_code != 429:
+                return response
+            self.retried += 1
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+        raise RuntimeError(f"{method} {path}: no answer after retries ({response and response.status_code})")
+
+
+@dataclass
+class Shop:
+    supplier_id: str
+    sku: str
+    stock: int
+    secret: str
+
+
+@dataclass
+class Observed:
+    suppliers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listings: dict[str, dict[str, Any]] = field(default_factory=dict)  # supplier id -> listing
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FaultRun:
+    def __init__(self, settings: RunSettings, faults: FaultConfig) -> None:
+        self.settings = settings
+        self.faults = faults
+        self.tenant = f"faults-{uuid.uuid4().hex[:8]}"
+        self.random = random.Random(faults.seed)
+        self.started = time.monotonic()
+        self.deadline = self.started + settings.deadline
+        self.supplier_kinds: dict[str, str] = {}  # supplier id -> valid | flagged | blocked
+        self.order_kinds: dict[str, str] = {}  # supplier order id -> valid | mispriced
+        self.shops: list[Shop] = []
+        self.fixed: set[str] = set()
+        self.cancelled: set[str] = set()
+        self.decided: dict[str, str] = {}
+        self.kinds = ChainMap(self.supplier_kinds, self.order_kinds)
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------ the run
+    def run(self, stack: LocalStack | None = None) -> dict[str, Any]:
+        """Run on a stack of its own, or on ``stack`` (already started, on a manual clock: the tests'
+        shared stack), with the faults scoped to this run's tenant."""
+        own = stack is None
+        if own:
+            clock = engine.ManualClock()
+            previous = engine.use_clock(clock)
+            state_dir = self.settings.state_dir or Path(tempfile.mkdtemp(prefix="fault-run-"))
+            config = StackConfig(api_port=free_port(), moto_port=free_port(), state_dir=state_dir,
+                                 run_schedules=False, faults=self.faults)  # fmt: skip
+            self.stack = LocalStack(config).start()
+            self.injector = self.stack.faults
+        else:
+            clock = engine.current_clock()
+            self.stack = stack
+            scoped = dataclasses.replace(self.faults, only_matching=self.tenant)
+            self.injector = FaultInjector(scoped).install(stack)
+        assert self.injector is not None
+        # The receiver listens before the suppliers register it; its down window counts from the main phase.
+        self.receiver = WebhookReceiver(self.faults.webhook_down, injector=self.injector).start(window=False)
+        try:
+            self.api = Api(self.stack, self.tenant)
+            self.table = Table(self.stack.physical_id("MarketplaceTable"), self.stack.client("dynamodb"))
+            self._setup()
+            self._main_phase()
+            self._corrections()
+            self._finish_orders()
+            settled = self._wait_settled()
+            result = self._verify(settled)
+            result["retrySleepsRecorded"] = len(getattr(clock, "sleeps", []))
+            return result
+        finally:
+            self.receiver.stop()
+            if own:
+                self.stack.stop()
+                engine.use_clock(previous)
+            else:
+                self.injector.uninstall()
+
+    def _left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _setup(self) -> None:
+        """The blocked list, and the shops: approved suppliers with one listing of limited stock each,
+        and a webhook on the receiver."""
+        created = self.api.call("POST", "/admin/blocklist", "admin",
+                                {"kind": "domain", "value": BLOCKED_DOMAIN, "reason": "fault run: a fraud ring"})  # fmt: skip
+        assert created.status_code == 201, created.text
+        count = self.settings.shops or max(4, min(20, self.settings.onboardings // 50))
+        stock = max(3, math.ceil(self.settings.orders / count))  # about half of the demand: contention
+        ids = [self._onboard(n, "valid") for n in range(count)]
+        self._wait(
+            lambda: all(self._supplier(s)["status"] == "APPROVED" for s in ids), "shop suppliers approved"
+        )
+        for supplier_id in ids:
+            secret = f"secret-{uuid.uuid4().hex}"
+            self.receiver.secrets[supplier_id] = secret
+            hooked = self.api.call("PUT", f"/suppliers/{supplier_id}/webhook", "supplier",
+                                   {"url": self.receiver.url, "secret": secret}, supplier_id=supplier_id)  # fmt: skip
+            assert hooked.status_code == 200, hooked.text
+            listing = {"sku": "LAMP-1", "title": "Desk lamp", "category": "home", "price": LISTING_PRICE,
+                       "quantity": stock, "images": ["https://cdn.example.com/lamp.webp"],
+                       "attributes": {"material": "steel"}}  # fmt: skip
+            made = self.api.call("POST", f"/suppliers/{supplier_id}/products", "supplier", listing,
+                                 supplier_id=supplier_id, idempotency_key=f"listing-{supplier_id}")  # fmt: skip
+            assert made.status_code in (201, 202), made.text
+            self.shops.append(Shop(supplier_id, "LAMP-1", stock, secret))
+        self._wait(lambda: all((self.table.get(keys.supplier_pk(self.tenant, s.supplier_id), f"PRODUCT#{s.sku}") or {})
+                               .get("status") == "ACTIVE" for s in self.shops), "listings active")  # fmt: skip
+
+    def _onboard(self, n: int, kind: str) -> str:
+        response = self.api.call("POST", "/suppliers", "retailer", supplier_body(n, kind),
+                                 idempotency_key=f"{self.tenant}-supplier-{n}")  # fmt: skip
+        assert response.status_code in (201, 202), response.text
+        supplier_id = response.json()["supplierId"]
+        self.supplier_kinds[supplier_id] = kind
+        return supplier_id
+
+    def _order(self, n: int) -> None:
+        shop = self.shops[self.random.randrange(len(self.shops))]
+        mispriced = n % 25 == 7  # 4 %: a price that is not the listing's: flagged for a human
+        price = {"amount": 39.9, "currency": "EUR"} if mispriced else LISTING_PRICE
+        body = {"customerOrderId": f"{self.tenant}-c{n}", "shipTo": SHIP_TO,
+                "lines": [{"supplierId": shop.supplier_id, "sku": shop.sku, "quantity": 1 + n % 3, "unitPrice": price}]}  # fmt: skip
+        response = self.api.call("POST", "/orders", "retailer", body, idempotency_key=body["customerOrderId"])
+        assert response.status_code in (201, 202), response.text
+        for part in response.json()["supplierOrders"]:
+            self.order_kinds[part["supplierOrderId"]] = "mispriced" if mispriced else "valid"
+
+    def _main_phase(self) -> None:
+        first = len(self.supplier_kinds)
+        kinds = ["valid"] * 14 + ["flagged"] * 3 + ["blocked"] * 3
+        work = [("supplier", n) for n in range(first, self.settings.onboardings)]
+        work += [("order", n) for n in range(self.settings.orders)]
+        self.random.shuffle(work)
+        self.receiver.start_window()
+        stop = threading.Event()
+        decider = threading.Thread(target=self._decide_loop, args=(stop,), daemon=True)
+        decider.start()
+
+        # Work not submitted by 60 % of the deadline is left out (and said so): the rest of the time
+        # is for the workflows to finish and for the checks.
+        submit_by = self.started + 0.6 * self.settings.deadline
+        skipped: list[tuple[str, int]] = []
+
+        def do(item: tuple[str, int]) -> None:
+            what, n = item
+            if time.monotonic() > submit_by:
+                skipped.append(item)
+                return
+            if what == "supplier":
+                self._onboard(n, kinds[n % len(kinds)])
+            else:
+                self._order(n)
+
+        with ThreadPoolExecutor(self.settings.workers) as pool:
+            list(pool.map(do, work))
+        self.notes.append(f"work submitted in {time.monotonic() - self.started:.0f}s")
+        if skipped:
+            self.notes.append(
+                f"NOT submitted before 60 % of the deadline: {len(skipped)} of {len(work)} items"
+            )
+        try:
+            self._wait(
+                lambda: not self._pending(),
+                "every intake and onboarding past PENDING",
+                interval=2.0,
+                within=180,
+            )
+        except TimeoutError as exc:
+            self.notes.append(str(exc))  # what stays PENDING is reported as lost below
+        stop.set()
+        decider.join()
+
+    def _pending(self) -> list[str]:
+        observed = self._observe(deliveries=False)
+        return [i for i, r in {**observed.suppliers, **observed.orders}.items() if r["status"] == "PENDING"]
+
+    def _decide_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self._decide_once()
+            stop.wait(2.0)
+
+    def _decide_once(self) -> int:
+        """Suppliers accept 45 % of their awaiting orders, reject 30 %, and let 25 % expire. Which
+        orders await is read from the table (an observer's shortcut); the decisions go through the API."""
+        done = 0
+        observed = self._observe(deliveries=False)
+        for order_id, order in observed.orders.items():
+            choice = bucket(order_id)
+            if order["status"] != "AWAITING_ACCEPTANCE" or choice >= 75 or order_id in self.decided:
+                continue
+            action = "accept" if choice < 45 else "reject"
+            body = None if action == "accept" else {"reason": "fault run: the supplier says no"}
+            answer = self.api.call("POST", f"/supplier-orders/{order_id}/{action}", "supplier", body,
+                                   supplier_id=order["supplierId"])  # fmt: skip
+            self.decided[order_id] = f"{action}:{answer.status_code}"
+            done += 1
+        return done
+
+    def _corrections(self) -> None:
+        """Admins fix half of the flagged suppliers (then drain) and cancel half of the flagged orders."""
+        observed = self._observe(deliveries=False)
+        flagged = sorted(s for s, r in observed.suppliers.items() if r["status"] == "FLAGGED")
+        for n, supplier_id in enumerate(flagged[::2]):
+            version = str(observed.suppliers[supplier_id]["version"])
+            fixed = self.api.call("PATCH", f"/suppliers/{supplier_id}", "admin", {"taxId": f"DE{900000000 + n:09d}"},
+                                  headers={"If-Match": version})  # fmt: skip
+            if fixed.status_code == 200:
+                self.fixed.add(supplier_id)
+        flagged_orders = sorted(o for o, r in observed.orders.items() if r["status"] == "FLAGGED")
+        for order_id in flagged_orders[::2]:
+            answer = self.api.call("POST", f"/supplier-orders/{order_id}/cancel", "admin",
+                                   {"reason": "fault run: wrong price"})  # fmt: skip
+            if answer.status_code == 200:
+                self.cancelled.add(order_id)
+
+        def drained() -> bool:
+            self.api.call("POST", "/admin/corrections/drain", "admin")
+            states = self._observe(deliveries=False).suppliers
+            return all(states[s]["status"] in SUPPLIER_FINAL for s in self.fixed)
+
+        try:
+            self._wait(drained, "fixed suppliers drained and decided", interval=1.0, within=120)
+        except TimeoutError as exc:
+            self.notes.append(str(exc))
+
+    def _finish_orders(self) -> None:
+        """The suppliers' last decisions, then the expiry schedule at a time past every deadline."""
+        self._decide_once()
+        observed = self._observe(deliveries=False)
+        deadlines = [parse_iso(r["deadline"]) for r in observed.orders.values()
+                     if r["status"] == "AWAITING_ACCEPTANCE" and r.get("deadline")]  # fmt: skip
+        if not deadlines:
+            return
+        as_of = max(deadlines) + timedelta(seconds=60)
+        sweeper = self.stack.physical_id("ExpireSupplierOrdersFunction")
+        # The schedule's event carries its time: the run moves it past the SLA instead of waiting.
+        event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": as_of.isoformat()}
+        for _ in range(20):
+            if not self.stack.runtime.invoke(sweeper, event).errored:
+                break
+        self.notes.append(f"expiry schedule run as of {as_of.isoformat(timespec='seconds')}")
+
+    # ------------------------------------------------------------------ observing
+    def _supplier(self, supplier_id: str) -> dict[str, Any]:
+        return self.table.get(keys.supplier_pk(self.tenant, supplier_id), keys.RECORD_SK) or {
+            "status": "MISSING"
+        }
+
+    def _query_all(self, pk: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items, token = [], None
+        while True:
+            page = self.table.query(pk, limit=1000, next_token=token, **kwargs)
+            items += page.items
+            token = page.next_token
+            if not token:
+                return items
+
+    def _observe(self, deliveries: bool = True) -> Observed:
+        observed = Observed()
+        for item in self._query_all(
+            by_tenant_pk(self.tenant), index="GSI2", pk_name="GSI2PK", sk_name="GSI2SK"
+        ):
+            observed.suppliers[item["supplierId"]] = item
+        for shop in self.shops:
+            for item in self._query_all(supplier_orders_gsi(self.tenant, shop.supplier_id), index="GSI2",
+                                        pk_name="GSI2PK", sk_name="GSI2SK"):  # fmt: skip
+                observed.orders[item["supplierOrderId"]] = item
+            pk = keys.supplier_pk(self.tenant, shop.supplier_id)
+            observed.listings[shop.supplier_id] = self.table.get(pk, f"PRODUCT#{shop.sku}") or {}
+            if deliveries:
+                observed.deliveries += self._query_all(pk, sk_prefix="DELIVERY#")
+        return observed
+
+    def _wait(self, predicate: Any, what: str, interval: float = 0.5, within: float | None = None) -> None:
+        until = min(self.deadline, time.monotonic() + within) if within else self.deadline
+        while time.monotonic() < until:
+            if predicate():
+                return
+            time.sleep(interval)
+        raise TimeoutError(f"still waiting after {time.monotonic() - self.started:.0f}s for: {what}")
+
+    def _wait_settled(self) -> bool:
+        """Until every record is final or FLAGGED and no webhook delivery is still retrying."""
+
+        def settled() -> bool:
+            observed = self._observe()
+            records = [*observed.suppliers.values(), *observed.orders.values()]
+            busy = [r for r in records if r["status"] not in (*SUPPLIER_FINAL, *ORDER_FINAL, "FLAGGED")]
+            # A delivery still PENDING is being retried by SQS (a delay after a failed attempt, or a
+            # visibility timeout after a failed invocation): settled once every one has a message.
+            retrying = [d for d in observed.deliveries if d["status"] == "PENDING"]
+            return not busy and len(retrying) <= self._webhook_messages()
+
+        try:
+            while True:  # settled, and still so once the stream consumers have caught up
+                self._wait(settled, "every record settled and every webhook delivered", interval=2.0)
+                self.stack.wait_for_streams(timeout=max(1.0, min(30.0, self._left())))
+                if settled():
+                    return True
+        except TimeoutError as exc:
+            self.notes.append(str(exc))
+            return False
+
+    def _webhook_messages(self) -> int:
+        """Messages on the webhook delivery queue: visible, in flight, or delayed."""
+        attributes = self.stack.client("sqs").get_queue_attributes(
+            QueueUrl=self.stack.physical_id("WebhookQueue"), AttributeNames=["All"]
+        )["Attributes"]
+        names = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed")  # fmt: skip
+        return sum(int(attributes.get(name, 0)) for name in names)
+
+    def _queue_messages(self, logical_id: str) -> list[dict[str, Any]]:
+        """Every message on a queue, read and made visible again at once (a look, not a receive)."""
+        sqs = self.stack.client("sqs")
+        url = self.stack.physical_id(logical_id)
+        seen: dict[str, dict[str, Any]] = {}
+        handles = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                        WaitTimeSeconds=0).get("Messages", [])  # fmt: skip
+            if not batch:
+                break
+            for message in batch:
+                seen[message["MessageId"]] = message
+                handles.append(message["ReceiptHandle"])
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(handles[start:start + 10])
+            ])  # fmt: skip
+        return list(seen.values())
+
+    def _stream_batch_keys(self, body: str) -> list[str]:
+        """The keys of the stream records an on-failure message describes (Lambda's record format
+        names the shard and the sequence numbers, not the records)."""
+        try:
+            info = json.loads(body).get("DDBStreamBatchInfo")
+        except (ValueError, AttributeError):
+            return []
+        if not isinstance(info, dict):
+            return []
+        streams = self.stack.client("dynamodbstreams")
+        iterator = streams.get_shard_iterator(StreamArn=info["streamArn"], ShardId=info["shardId"],
+                                              ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                              SequenceNumber=info["startSequenceNumber"])["ShardIterator"]  # fmt: skip
+        end, found = int(info["endSequenceNumber"]), []
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            for record in page["Records"]:
+                if int(record["dynamodb"]["SequenceNumber"]) > end:
+                    return found
+                found.append(json.dumps(record["dynamodb"].get("Keys", {})))
+            if not page["Records"]:
+                return found
+            iterator = page.get("NextShardIterator")
+        return found
+
+    def _dead_letter_queues(self) -> list[str]:
+        """The template's dead-letter queues: redrive targets and mappings' on-failure destinations."""
+        assert self.stack.template is not None
+        queues = self.stack.template.resources_of_type("AWS::SQS::Queue")
+        by_arn = {self.stack.attribute(q, "Arn"): q for q in queues}
+        found = set()
+        for props in (q.get("Properties", {}) for q in queues.values()):
+            target = props.get("RedrivePolicy", {}).get("deadLetterTargetArn")
+            if isinstance(target, dict) and "Fn::GetAtt" in target:
+                attribute = target["Fn::GetAtt"]
+                found.add(attribute[0] if isinstance(attribute, list) else attribute.split(".")[0])
+        assert self.stack.provisioned is not None
+        for mapping in self.stack.provisioned.stream_mappings:
+            if mapping.on_failure_arn in by_arn:
+                found.add(by_arn[mapping.on_failure_arn])
+        return sorted(found)
+
+    def _executions(self) -> dict[str, list[dict[str, Any]]]:
+        sfn = self.stack.client("stepfunctions")
+        assert self.stack.template is not None
+        found: dict[str, list[dict[str, Any]]] = {}
+        for logical_id in self.stack.template.resources_of_type("AWS::StepFunctions::StateMachine"):
+            arn = self.stack.physical_id(logical_id)
+            executions, token = [], None
+            while True:
+                page = sfn.list_executions(
+                    stateMachineArn=arn, maxResults=1000, **({"nextToken": token} if token else {})
+                )
+                executions += page["executions"]
+                token = page.get("nextToken")
+                if not token:
+                    break
+            found[logical_id] = executions
+        return found
+
+    # ------------------------------------------------------------------ verdict
+    def _verify(self, settled: bool) -> dict[str, Any]:
+        observed = self._observe()
+        correction = self._queue_messages("CorrectionQueue")
+        queued = Counter()
+        for message in correction:
+            body = json.loads(message["Body"])
+            queued[body.get("recordId")] += 1
+        dead_letters = {q: self._queue_messages(q) for q in self._dead_letter_queues()}
+        in_dlq: set[str] = set()
+        for messages in dead_letters.values():
+            for message in messages:
+                text = message["Body"] + " ".join(self._stream_batch_keys(message["Body"]))
+                in_dlq.update(r for r in [*observed.suppliers, *observed.orders] if r in text)
+
+        status_of: dict[str, Counter[str]] = {"suppliers": Counter(), "supplier orders": Counter()}
+        lost: list[str] = []
+        waiting = 0
+        for label, records in (("suppliers", observed.suppliers), ("supplier orders", observed.orders)):
+            for record_id, record in records.items():
+                status = record["status"]
+                if status in SUPPLIER_FINAL + ORDER_FINAL:
+                    status_of[label][status] += 1
+                elif status == "FLAGGED" and queued[record_id]:
+                    waiting += 1
+                    status_of[label]["FLAGGED (correction queue)"] += 1
+                elif record_id in in_dlq:
+                    status_of[label][f"{status} (in a DLQ)"] += 1
+                else:
+                    status_of[label][f"{status} (lost)"] += 1
+                    lost.append(
+                        f"{label[:-1]} {record_id} {status} v{record.get('version')} ({self.kinds.get(record_id)})"
+                    )
+        missing = set(self.supplier_kinds) - set(observed.suppliers)
+        missing |= set(self.order_kinds) - set(observed.orders)
+        lost += [f"record {m} never written" for m in sorted(missing)]
+
+        # Executions: one per record version; every one ended, or is waiting for a human.
+        executions = self._executions()
+        per_version: Counter[tuple[str, str, int]] = Counter()
+        execution_status: Counter[str] = Counter()
+        sfn = self.stack.client("stepfunctions")
+        failed_executions = []
+        mine = {keys.execution_name("SUPPLIER", s, 0) for s in observed.suppliers}
+        mine |= {keys.execution_name("SUPPLIER_ORDER", o, 0) for o in observed.orders}
+        mine |= {keys.execution_name("PRODUCT", f"{s.supplier_id}/{s.sku}", 0) for s in self.shops}
+        mine = {name.rsplit("-v", 1)[0] for name in mine}
+        for machine, listed in executions.items():
+            for execution in listed:
+                if execution["name"].rsplit("-v", 1)[0] not in mine:
+                    continue  # another tenant's (a shared stack)
+                execution_status[f"{machine}:{execution['status']}"] += 1
+                detail = sfn.describe_execution(executionArn=execution["executionArn"])
+                data = json.loads(detail.get("input") or "{}")
+                if data.get("tenantId") != self.tenant:
+                    continue
+                record = data.get("supplierOrderId") or data.get("supplierId")
+                if data.get("sku"):
+                    record = f"{record}/{data['sku']}"
+                per_version[(machine, str(record), int(data.get("version", 0)))] += 1
+                if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
+                    failed_executions.append(f"{machine} {execution['name']} {execution['status']}")
+        duplicated_executions = sum(n - 1 for n in per_version.values() if n > 1)
+        # What each lost record left behind: its executions, and its audit entries (written by
+        # another consumer of the same stream, so they tell a stream that lost the record from a
+        # consumer that dropped it).
+        for index, line in enumerate(lost):
+            parts = line.split()
+            if len(parts) > 2 and parts[0] in ("supplier", "supplier order"[:8]):
+                record_id = parts[2] if parts[1] == "order" else parts[1]
+                runs = sum(n for (_, rid, _), n in per_version.items() if rid == record_id)
+                pk = (keys.supplier_pk(self.tenant, record_id) if parts[0] == "supplier" and parts[1] != "order"
+                      else f"TENANT#{self.tenant}#SORDER#{record_id}")  # fmt: skip
+                audit = len(self._query_all(pk, sk_prefix="AUDIT#"))
+                lost[index] = f"{line}: {runs} execution(s), {audit} audit entries"
+
+        # Webhooks: one delivery per event; every delivery delivered (received and signed) or dead-lettered.
+        per_event: dict[str, set[str]] = defaultdict(set)
+        delivery_status: Counter[str] = Counter()
+        for delivery in observed.deliveries:
+            delivery_status["met a failure"] += (
+                bool(delivery.get("lastError")) or int(delivery.get("attempts", 0)) > 1
+            )
+            payload = json.loads(delivery["payload"])
+            per_event[payload["data"]["eventId"]].add(delivery["deliveryId"])
+            delivery_status[delivery["status"]] += 1
+        duplicated_notifications = sum(len(ids) - 1 for ids in per_event.values() if len(ids) > 1)
+        received = self.receiver.received()
+        received_ids = {r["delivery"] for r in received}
+        unsigned = sum(1 for r in received if not r["signed"])
+        undelivered = [d["deliveryId"] for d in observed.deliveries
+                       if d["status"] == "DELIVERED" and d["deliveryId"] not in received_ids]  # fmt: skip
+        # Each final order's last event must have a delivery.
+        missing_events = [f"{o}-v{r['version']}" for o, r in observed.orders.items()
+                          if r["status"] in ORDER_FINAL and f"{o}-v{r['version']}" not in per_event]  # fmt: skip
+        lost += [f"webhook delivery {d} DELIVERED but never received" for d in undelivered]
+        lost += [f"webhook event {e} never queued for delivery" for e in missing_events]
+        pending = delivery_status.get("PENDING", 0)
+        queued_deliveries = self._webhook_messages()
+        for _ in range(3):  # a message being handed over (received, then replaced) is not missing
+            if pending <= queued_deliveries:
+                break
+            time.sleep(1.0)
+            queued_deliveries = max(queued_deliveries, self._webhook_messages())
+        if pending > queued_deliveries:
+            lost.append(
+                f"{pending - queued_deliveries} webhook deliveries PENDING with no message left to retry them"
+            )
+
+        # Stock: computed from the orders, and the counter checked against them.
+        oversold = drift = 0
+        held_by: Counter[str] = Counter()
+        for record in observed.orders.values():
+            if record["status"] in HOLDS_STOCK:
+                for line in record.get("lines", []):
+                    held_by[record["supplierId"]] += int(line["quantity"])
+        for shop in self.shops:
+            held = held_by[shop.supplier_id]
+            oversold += max(0, held - shop.stock)
+            counter = int(observed.listings[shop.supplier_id].get("quantity", shop.stock))
+            drift += abs(shop.stock - counter - held)
+        out_of_stock = sum(1 for r in observed.orders.values() if r.get("statusReason") == "out of stock")
+
+        injected = self.injector.report()
+        poller_stats = {f"{p.kind}:{p.function_name}": vars(p.stats).copy() for p in self.stack.pollers}
+        return {
+            "settled": settled,
+            "started": {"suppliers": len(self.supplier_kinds), "supplier orders": len(self.order_kinds)},
+            "finished": {k: dict(v) for k, v in status_of.items()},
+            "waitingInCorrectionQueue": waiting,
+            "correctionQueueMessages": len(correction),
+            "deadLetters": {q: len(m) for q, m in dead_letters.items()},
+            "inDeadLetterQueue": len(in_dlq),
+            "lost": len(lost),
+            "lostRecords": lost[:50],
+            "duplicatedExecutions": duplicated_executions,
+            "duplicatedNotifications": duplicated_notifications,
+            "stockCounterDrift": drift,
+            "oversoldUnits": oversold,
+            "outOfStockRejections": out_of_stock,
+            "failedExecutions": failed_executions[:50],
+            "executions": dict(execution_status),
+            "webhooks": {
+                **dict(delivery_status),
+                "received": len(received),
+                "unsigned": unsigned,
+                "downtimeSeconds": round(sum(b - a for a, b in self.receiver.downtime), 1),
+            },
+            "faultsInjected": injected["injected"],
+            "faultsByFunction": injected["byFunction"],
+            "pollers": poller_stats,
+            "apiRetries": self.api.retried,
+            "decisions": dict(Counter(v.split(":")[0] for v in self.decided.values())),
+            "fixedSuppliers": len(self.fixed),
+            "cancelledOrders": len(self.cancelled),
+            "notes": self.notes,
+            "wallSeconds": round(time.monotonic() - self.started, 1),
+        }
+
+
+def failed(result: dict[str, Any]) -> bool:
+    return bool(
+        not result["settled"] or result["lost"] or result["duplicatedExecutions"]
+        or result["duplicatedNotifications"] or result["stockCounterDrift"] or result["oversoldUnits"]
+    )  # fmt: skip
+
+
+def table(result: dict[str, Any]) -> str:
+    rows: list[tuple[str, Any]] = []
+    for label, count in result["started"].items():
+        rows.append((f"started: {label}", count))
+    for label, statuses in result["finished"].items():
+        for status, count in sorted(statuses.items()):
+            rows.append((f"  {label}: {status}", count))
+    rows += [
+        ("waiting in the correction queue", result["waitingInCorrectionQueue"]),
+        ("in a DLQ (records)", result["inDeadLetterQueue"]),
+        *((f"  DLQ {q}: messages", n) for q, n in result["deadLetters"].items()),
+        ("lost (must be 0)", result["lost"]),
+        ("duplicated executions (must be 0)", result["duplicatedExecutions"]),
+        ("duplicated webhook notifications (must be 0)", result["duplicatedNotifications"]),
+        ("stock counter drift, units (must be 0)", result["stockCounterDrift"]),
+        ("oversold units (must be 0)", result["oversoldUnits"]),
+        ("orders rejected out of stock", result["outOfStockRejections"]),
+        ("supplier decisions", ", ".join(f"{k} {v}" for k, v in sorted(result["decisions"].items()))),
+        ("webhook deliveries", ", ".join(f"{k} {v}" for k, v in sorted(result["webhooks"].items()))),
+        *((f"faults injected: {kind}", result["faultsInjected"].get(kind, 0)) for kind in KINDS),
+        ("failed executions", len(result["failedExecutions"])),
+        ("API calls retried by the client", result["apiRetries"]),
+        ("settled before the deadline", "yes" if result["settled"] else "NO"),
+        ("wall time", f"{result['wallSeconds']} s"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    for extra in ("lostRecords", "failedExecutions"):
+        lines += [f"  {extra}: {item}" for item in result[extra]]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m marketplace_local.fault_run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--onboardings", type=int, default=1000)
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--transient", type=float, default=0.2, help="fraction of Lambda invocations failing")
+    parser.add_argument(
+        "--throttle", type=float, default=0.05, help="fraction of Lambda invocations throttled"
+    )
+    parser.add_argument(
+        "--duplicates", type=float, default=0.05, help="fraction of stream/queue batches delivered twice"
+    )
+    parser.add_argument(
+        "--crash", type=float, default=0.05, help="fraction of stream batches crashed mid-batch"
+    )
+    parser.add_argument(
+        "--webhook-down",
+        type=float,
+        nargs=2,
+        default=(5.0, 20.0),
+        metavar=("START", "SECONDS"),
+        help="the webhook receiver is down from START for SECONDS",
+    )
+    parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--workers", type=int, default=4, help="concurrent API clients")
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=Path(".local/fault-run.log"),
+        help="where the functions' logs go (they would drown the table)",
+    )
+    parser.add_argument("--deadline", type=float, default=1800.0, help="seconds the whole run may take")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (after the table)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` shows where a slow run stands
+    faults = FaultConfig(transient=args.transient, throttle=args.throttle, duplicate=args.duplicates, crash=args.crash,
+                         webhook_down=tuple(args.webhook_down), seed=args.seed)  # fmt: skip
+    settings = RunSettings(onboardings=args.onboardings, orders=args.orders, workers=args.workers,
+                           deadline=args.deadline)  # fmt: skip
+    # Powertools logs to the standard output: send the functions' logs to a file, keep the table.
+    out = sys.stdout
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with args.log.open("w") as log:
+        sys.stdout = log
+        try:
+            result = FaultRun(settings, faults).run()
+        finally:
+            sys.stdout = out
+    print(table(result), flush=True)
+    print(f"(the functions' logs: {args.log})", flush=True)
+    if args.json:
+        print(json.dumps(result, default=str), flush=True)
+    return 1 if failed(result) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The fault run of ``make faults``, small, on the shared local stack: supplier onboardings and
+supplier orders through the HTTP API with transient errors, throttles, duplicate deliveries, crashes
+mid-batch and a webhook receiver that is down for a while; nothing is lost, duplicated or oversold,
+and every kind of fault was really injected (so the test cannot pass with injection off)."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace_local.fault_run import FaultRun, RunSettings, failed, table
+from marketplace_local.faults import KINDS, FaultConfig
+
+pytestmark = pytest.mark.fault
+
+
+def test_a_small_fault_run_loses_nothing_duplicates_nothing_and_oversells_nothing(stack):
+    # Higher rates than `make faults` so that 40 + 40 records see every kind of fault.
+    faults = FaultConfig(
+        transient=0.2, throttle=0.05, duplicate=0.2, crash=0.3, webhook_down=(3.0, 6.0), seed=11
+    )
+    settings = RunSettings(onboardings=40, orders=40, shops=4, workers=3, deadline=240)
+    result = FaultRun(settings, faults).run(stack)
+    print(table(result))  # shown when the test fails
+    assert result["settled"], result["notes"]
+    assert result["lost"] == 0, result["lostRecords"]
+    assert result["duplicatedExecutions"] == 0
+    assert result["duplicatedNotifications"] == 0
+    assert result["stockCounterDrift"] == 0
+    assert result["oversoldUnits"] == 0
+    assert not failed(result)
+    assert result["started"] == {"suppliers": 40, "supplier orders": 40}
+    finished = result["finished"]
+    # The mix really happened: approvals, blocked suppliers, waits in the correction queue,
+    # contention for stock, and each of the supplier's and the sweeper's decisions.
+    assert {"APPROVED", "REJECTED", "FLAGGED (correction queue)"} <= set(finished["suppliers"])
+    assert {"ACCEPTED", "REJECTED", "EXPIRED"} <= set(finished["supplier orders"])
+    assert result["outOfStockRejections"] > 0
+    assert result["waitingInCorrectionQueue"] > 0
+    missing = [kind for kind in KINDS if result["faultsInjected"].get(kind, 0) == 0]
+    assert not missing, f"faults never injected: {missing}"
+    assert result["webhooks"].get("met a failure", 0) > 0, "no webhook delivery met the receiver down"
