@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import unicodedata
 from typing import Any
 
 from marketplace.errors import FieldError, InvalidInput, NotFound
@@ -34,17 +35,23 @@ def _sort_key_of(entry_id_value: str) -> str:
         raise NotFound(f"no blocked-list entry {entry_id_value}") from None
 
 
+def _controls(text: str, allowed: str = "") -> bool:
+    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in text)
+
+
 def add(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
     errors = []
     kind, value, reason = body.get("kind"), body.get("value"), body.get("reason")
     country = body.get("country")
     if kind not in KINDS:
         errors.append(FieldError("kind", f"must be one of {', '.join(KINDS)}"))
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        errors.append(FieldError("value", "is required: a non-empty string of at most 200 characters"))
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000:
-        errors.append(FieldError("reason", "is required: a non-empty string of at most 1000 characters"))
-    if kind == "taxId" and (not isinstance(country, str) or len(country) != 2 or not country.isupper()):
+    if not isinstance(value, str) or not value.strip() or len(value) > 200 or _controls(value):
+        errors.append(FieldError("value", "is required: 1 to 200 characters, no control characters"))
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000 or _controls(reason, "\n\r\t"):
+        errors.append(FieldError("reason", "is required: 1 to 1000 characters, no control characters"))
+    if (kind == "taxId" or country is not None) and not (
+        isinstance(country, str) and len(country) == 2 and country.isascii() and country.isupper()
+    ):
         errors.append(FieldError("country", "is required for a tax id: ISO 3166-1 alpha-2"))
     extra = sorted(set(body) - {"kind", "value", "reason", "country"})
     errors.extend(FieldError(f, "is not allowed") for f in extra)

@@ -31,6 +31,13 @@ class InvalidInput(MarketplaceError):
         self.fields = fields
 
 
+class PayloadTooLarge(InvalidInput):
+    """The body is larger than any valid request (a record must fit DynamoDB's 400 KB)."""
+
+    status = 413
+    code = "payload_too_large"
+
+
 class Unauthorized(MarketplaceError):
     status = 401
     code = "unauthorized"

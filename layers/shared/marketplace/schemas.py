@@ -9,9 +9,95 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from marketplace.errors import FieldError, InvalidInput
+from marketplace.errors import FieldError, InvalidInput, PayloadTooLarge
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+# The largest valid body is far below this (a listing with 20 images and 50 attributes is ~70 KB); a
+# larger one could only make a record over DynamoDB's 400 KB item limit.
+MAX_BODY_BYTES = 256 * 1024
+MAX_DEPTH = 16  # the deepest valid body (an order's line's price) is 4 levels
+MAX_REASON = 200  # characters of a reason: an error never echoes a huge value back
+
+
+def parse_body(raw: str | bytes | None) -> Any:
+    """A request body as JSON, or InvalidInput naming ``(body)`` and why: empty, too large, not
+    UTF-8, not JSON, NaN or Infinity (JSON has neither, DynamoDB stores neither), a lone surrogate
+    (not storable as UTF-8), or nested deeper than any request."""
+    if raw is None or raw == "" or raw == b"":
+        raise InvalidInput([FieldError("(body)", "a JSON body is required")])
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            [FieldError("(body)", f"is {size} bytes; a request may be at most {MAX_BODY_BYTES}")],
+            "the request body is too large",
+        )
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput([FieldError("(body)", f"is not UTF-8 at byte {exc.start}")]) from None
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        document = json.loads(raw, parse_constant=no_constant)
+    except RecursionError:
+        raise InvalidInput([FieldError("(body)", f"is nested deeper than {MAX_DEPTH} levels")]) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            [FieldError("(body)", f"is not valid JSON: {exc.msg} at position {exc.pos}")]
+        ) from None
+    except ValueError as exc:
+        raise InvalidInput([FieldError("(body)", f"is not valid JSON: {exc}")]) from None
+    problem = _unstorable(document, "", 1)
+    if problem:
+        raise InvalidInput([FieldError(problem[0] or "(body)", problem[1])])
+    return document
+
+
+def _unstorable(node: Any, path: str, depth: int) -> tuple[str, str] | None:
+    """(field, reason) of the first value DynamoDB could not store, if any."""
+    if depth > MAX_DEPTH:
+        return "(body)", f"is nested deeper than {MAX_DEPTH} levels"
+    if isinstance(node, str):
+        return (
+            None
+            if _utf8(node)
+            else (path, "holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
+        )
+    if isinstance(node, float | int) and not isinstance(node, bool) and not _storable_number(node):
+        return path, "is a number DynamoDB cannot store (38 digits, magnitude 1e-130 to 1e126)"
+    children: Any = (
+        node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    )
+    for key, value in children:
+        if isinstance(key, str) and not _utf8(key):
+            return path or "(body)", "holds a field name with a lone UTF-16 surrogate"
+        problem = _unstorable(value, _clip(f"{path}.{key}" if path else str(key)), depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def _storable_number(number: float | int) -> bool:
+    if isinstance(number, int):
+        return abs(number) < 10**38
+    if number != number or number in (float("inf"), float("-inf")):
+        return False
+    return number == 0 or 1e-130 <= abs(number) < 1e126
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clip(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
 
 
 @cache
@@ -33,11 +119,11 @@ def field_errors(name: str, document: Any) -> list[FieldError]:
         elif error.validator == "additionalProperties":
             extras = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             for extra in extras:
-                errors.append(FieldError(f"{path}.{extra}" if path else extra, "is not allowed"))
+                errors.append(FieldError(_clip(f"{path}.{extra}" if path else extra), "is not allowed"))
             continue
         else:
-            reason = error.message
-        errors.append(FieldError(path or "(body)", reason))
+            reason = _clip(error.message)
+        errors.append(FieldError(_clip(path) or "(body)", reason))
     return sorted(set(errors), key=lambda e: (e.field, e.reason))
 
 
