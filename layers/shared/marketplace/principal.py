@@ -27,6 +27,10 @@ class Principal:
         if not tenant or not subject:
             raise Unauthorized("the token has no tenant_id or sub claim")
         roles = frozenset(parse_groups(claims.get("cognito:groups"))) & ROLES
+        if not roles:
+            # A user in none of our groups has no identity here: refused like a bad token, on every
+            # route alike, before any route could tell what exists.
+            raise Unauthorized(f"the token is in none of the groups {', '.join(sorted(ROLES))}")
         supplier_id = str(claims.get("custom:supplier_id") or "").strip() or None
         if "supplier" in roles and supplier_id is None:
             raise Unauthorized("a supplier token has no supplier_id claim")

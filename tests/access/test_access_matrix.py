@@ -1,0 +1,633 @@
+"""Access control: every route of the API x every caller, over HTTP against the local stack.
+
+The routes come from the OpenAPI body in template.yaml; ``EXPECTED`` says, for each one, what each
+role of the route's own tenant gets: ``OK`` (2xx and the effect happened) or the status of the
+refusal. A route with no entry fails the test: a new route needs its row here first.
+
+Callers: no token; and in the tenant that owns the records (``own``) and in another tenant
+(``other``): a retailer, an admin, the supplier that owns the records (``supplier``) and a second
+supplier of the same tenant (``other_supplier``). Every refusal is a JSON error of the documented
+shape and leaves the table as it was (snapshots of both tenants' items before and after). Another
+tenant's ids are 404 (never 403) unless the caller's role is refused on that route whatever the id.
+
+Records are set up first, through the API: in the own tenant an approved supplier with an active
+listing, a webhook, supplier orders (awaiting, flagged) and deliveries (delivered, failed), a second
+approved supplier, flagged suppliers and listings, and a blocked-list entry; the same basics in the
+other tenant. Refused calls all run before any allowed one, so each refusal meets a record in the
+state in which the allowed caller's call then succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from marketplace.repository import Table
+from marketplace.webhooks import MAX_ATTEMPTS, DeliveryMessage, HttpResult, Webhooks
+from marketplace_local.auth import AUDIENCE, ISSUER
+from marketplace_local.template import load_sam
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.e2e
+
+OK = "ok"
+ROLES = ("retailer", "admin", "supplier", "other_supplier")
+CALLERS = ("anonymous", *(f"{scope}:{role}" for scope in ("own", "other") for role in ROLES))
+ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
+SECRET = "whsec_access-matrix-0123456789"
+
+
+def own(retailer: Any, admin: Any, supplier: Any, other_supplier: Any) -> dict[str, Any]:
+    return {"retailer": retailer, "admin": admin, "supplier": supplier, "other_supplier": other_supplier}
+
+
+ADMIN_ONLY = own(403, 403, 403, 403)
+ADMIN_ONLY["admin"] = OK
+TENANT_READERS = own(OK, OK, OK, 404)  # retailers, admins and the supplier itself; another supplier: 404
+
+# What each role of the records' own tenant gets. Another tenant's callers get 404 where the role may
+# use the route (the id is unknown to them), the same 403 where the role may not; on the routes that
+# name no record (collections, creations) they act in their own tenant, and never see or touch ours.
+EXPECTED: dict[str, dict[str, Any]] = {
+    "POST /suppliers": own(OK, OK, 403, 403),
+    "GET /suppliers": own(OK, OK, 403, 403),
+    "GET /suppliers/{supplierId}": TENANT_READERS,
+    "PATCH /suppliers/{supplierId}": own(OK, OK, 403, 403),
+    "GET /suppliers/{supplierId}/history": TENANT_READERS,
+    "POST /suppliers/{supplierId}/products": TENANT_READERS,
+    "GET /suppliers/{supplierId}/products": TENANT_READERS,
+    "GET /suppliers/{supplierId}/products/{sku}": TENANT_READERS,
+    "PATCH /suppliers/{supplierId}/products/{sku}": TENANT_READERS,
+    "GET /suppliers/{supplierId}/products/{sku}/history": TENANT_READERS,
+    "POST /suppliers/{supplierId}/products/{sku}/reject": ADMIN_ONLY,
+    "POST /suppliers/{supplierId}/products/{sku}/retry": ADMIN_ONLY,
+    "POST /orders": own(OK, 403, 403, 403),
+    "GET /orders/{orderId}": own(OK, OK, 403, 403),
+    "GET /supplier-orders": TENANT_READERS,  # ?supplierId= names the record
+    "GET /supplier-orders/{supplierOrderId}": TENANT_READERS,
+    "POST /supplier-orders/{supplierOrderId}/accept": own(403, 403, OK, 404),
+    "POST /supplier-orders/{supplierOrderId}/reject": own(403, 403, OK, 404),
+    "POST /supplier-orders/{supplierOrderId}/cancel": ADMIN_ONLY,
+    "POST /supplier-orders/{supplierOrderId}/retry": ADMIN_ONLY,
+    "PUT /suppliers/{supplierId}/webhook": own(403, 403, OK, 404),
+    "GET /suppliers/{supplierId}/webhook": TENANT_READERS,
+    "GET /suppliers/{supplierId}/deliveries": TENANT_READERS,
+    "GET /suppliers/{supplierId}/deliveries/{deliveryId}": TENANT_READERS,
+    "POST /suppliers/{supplierId}/deliveries/{deliveryId}/redrive": TENANT_READERS,
+    "GET /admin/corrections": ADMIN_ONLY,
+    "POST /admin/corrections/drain": ADMIN_ONLY,
+    "POST /admin/corrections/{recordId}/reject": ADMIN_ONLY,
+    "POST /admin/corrections/{recordId}/retry": ADMIN_ONLY,
+    "GET /admin/blocklist": ADMIN_ONLY,
+    "POST /admin/blocklist": ADMIN_ONLY,
+    "DELETE /admin/blocklist/{entryId}": ADMIN_ONLY,
+    "POST /suppliers/{supplierId}/imports": TENANT_READERS,
+    "POST /suppliers/{supplierId}/imports/{importId}/start": TENANT_READERS,
+    "GET /suppliers/{supplierId}/imports/{importId}": TENANT_READERS,
+}
+# Routes that name no record of a tenant: another tenant's caller acts in its own tenant.
+TENANT_LESS = {
+    "POST /suppliers", "GET /suppliers", "POST /orders", "GET /admin/corrections",
+    "POST /admin/corrections/drain", "GET /admin/blocklist", "POST /admin/blocklist",
+}  # fmt: skip
+
+
+def expected(route: str, caller: str) -> Any:
+    if caller == "anonymous":
+        return 401
+    scope, role = caller.split(":")
+    outcome = EXPECTED[route][role]
+    if scope == "own" or route in TENANT_LESS:
+        return outcome
+    return 404 if outcome in (OK, 404) else outcome
+
+
+def template_routes() -> list[str]:
+    body = load_sam()["Resources"]["MarketplaceApi"]["Properties"]["DefinitionBody"]
+    routes = []
+    for path, item in body["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "patch", "delete") and operation.get("security", True) != []:
+                routes.append(f"{method.upper()} {path}")
+    return routes
+
+
+ROUTES = template_routes()
+
+
+def test_every_route_of_the_template_has_a_row_in_the_expectation_table():
+    missing = [r for r in ROUTES if r not in EXPECTED]
+    assert not missing, (
+        f"no access expectation for {missing}: add a row to EXPECTED in {__file__} (and a request in "
+        "World.request) saying what each role gets"
+    )
+    stale = sorted(set(EXPECTED) - set(ROUTES))
+    assert not stale, f"EXPECTED names routes that template.yaml no longer has: {stale}"
+
+
+# ------------------------------------------------------------------------------------ the world
+SUPPLIER = {
+    "legalName": "Globex GmbH", "taxId": "DE123456789", "country": "DE", "contactEmail": "einkauf@globex.de",
+    "website": "https://globex.de", "phone": "+49 30 1234567",
+    "address": {"line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+}  # fmt: skip
+SHIP_TO = {
+    "name": "Ada",
+    "line1": "1 Analytical St",
+    "city": "London",
+    "postalCode": "N1 9GU",
+    "country": "GB",
+}
+PRICE = {"amount": 49.9, "currency": "EUR"}
+
+
+def listing(sku: str, **overrides: Any) -> dict[str, Any]:
+    return {"sku": sku, "title": "Desk lamp", "category": "home", "price": PRICE, "quantity": 50,
+            "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"}, **overrides}  # fmt: skip
+
+
+def tax_id() -> str:
+    return f"DE{uuid.uuid4().int % 10**9:09d}"
+
+
+class Receiver:
+    """The supplier's webhook endpoint on loopback: accepts every delivery."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/marketplace"
+
+
+@dataclass
+class Tenant:
+    id: str
+    supplier: str = ""  # the supplier that owns the records below
+    other_supplier: str = ""  # a second approved supplier of the same tenant
+    order: str = ""
+    supplier_orders: dict[str, str] = field(default_factory=dict)  # purpose -> id
+    flagged_suppliers: dict[str, str] = field(default_factory=dict)
+    flagged_skus: dict[str, str] = field(default_factory=dict)
+    delivered: str = ""
+    failed: dict[str, str] = field(default_factory=dict)  # caller role -> a FAILED delivery
+    blocklist_entry: str = ""
+    imports: dict[str, str] = field(default_factory=dict)  # "read" or the caller role that starts it
+
+
+class World:
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.url = stack.api_url
+        self.http = requests.Session()
+        self.own = Tenant(f"t-own-{uuid.uuid4().hex[:8]}")
+        self.other = Tenant(f"t-other-{uuid.uuid4().hex[:8]}")
+        self.receiver = Receiver()
+        self.table = Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb"))
+        self.subjects: dict[str, str] = {}
+        self.timings: dict[str, float] = {}  # seconds spent, reported by the matrix test
+
+    # ---------------------------------------------------------------- calls
+    def tenant(self, scope: str) -> Tenant:
+        return self.own if scope == "own" else self.other
+
+    def headers(self, caller: str) -> dict[str, str]:
+        if caller == "anonymous":
+            return {}
+        scope, role = caller.split(":")
+        tenant = self.tenant(scope)
+        subject = self.subjects.setdefault(caller, f"{caller.replace(':', '-')}-{uuid.uuid4().hex[:6]}")
+        if role in ("supplier", "other_supplier"):
+            token = self.stack.issuer.mint(tenant.id, "supplier", getattr(tenant, role), subject=subject)
+        else:
+            token = self.stack.issuer.mint(tenant.id, role, subject=subject)
+        return {"Authorization": f"Bearer {token}"}
+
+    def call(self, method: str, path: str, caller: str, body: Any = None, **params: str) -> requests.Response:
+        started = time.perf_counter()
+        try:
+            return self._call(method, path, caller, body, **params)
+        finally:
+            self.timings["http"] = self.timings.get("http", 0.0) + time.perf_counter() - started
+
+    def _call(
+        self, method: str, path: str, caller: str, body: Any = None, **params: str
+    ) -> requests.Response:
+        return self.http.request(method, self.url + path, headers=self.headers(caller),
+                                 json=body, params=params or None, timeout=30)  # fmt: skip
+
+    def ok(self, method: str, path: str, caller: str, body: Any = None, **params: str) -> Any:
+        response = self.call(method, path, caller, body, **params)
+        assert response.status_code < 300, (method, path, caller, response.status_code, response.text)
+        return response.json() if response.content else None
+
+    # ---------------------------------------------------------------- setup
+    def build(self) -> World:
+        """Both tenants at once, stage by stage: each stage's workflows run while the next tenant's
+        requests are made, and the waits come after."""
+        full = {"own": True, "other": False}
+        for scope, tenant in self._tenants():
+            tenant.supplier, tenant.other_supplier = self._register(scope), self._register(scope)
+            if full[scope]:  # flagged for an invalid tax id: they wait in the correction queue
+                tenant.flagged_suppliers = {
+                    p: self._register(scope, taxId="DE12345") for p in ("reject", "retry")
+                }
+        for scope, tenant in self._tenants():
+            for supplier_id in (tenant.supplier, tenant.other_supplier):
+                self._wait(scope, f"/suppliers/{supplier_id}", "APPROVED")
+            for supplier_id in tenant.flagged_suppliers.values():
+                self._wait(scope, f"/suppliers/{supplier_id}", "FLAGGED")
+        for scope, tenant in self._tenants():
+            owner = f"{scope}:supplier"
+            if full[scope]:
+                hook = {"url": self.receiver.url, "secret": SECRET}
+                self.ok("PUT", f"/suppliers/{tenant.supplier}/webhook", owner, hook)
+                # A "home" listing needs attributes.material: these are flagged.
+                tenant.flagged_skus = {p: f"FLAG-{p}" for p in ("reject", "retry")}
+            for sku in ("LAMP-1", *tenant.flagged_skus.values()):
+                attributes = {} if sku.startswith("FLAG-") else {"material": "steel"}
+                self.ok(
+                    "POST",
+                    f"/suppliers/{tenant.supplier}/products",
+                    owner,
+                    listing(sku, attributes=attributes),
+                )
+        for scope, tenant in self._tenants():
+            self._wait(scope, f"/suppliers/{tenant.supplier}/products/LAMP-1", "ACTIVE")
+            for sku in tenant.flagged_skus.values():
+                self._wait(scope, f"/suppliers/{tenant.supplier}/products/{sku}", "FLAGGED")
+        for scope, tenant in self._tenants():
+            first = self._place(scope, tenant.supplier)
+            tenant.order = first["orderId"]
+            tenant.supplier_orders["read"] = first["supplierOrders"][0]["supplierOrderId"]
+            if full[scope]:
+                for purpose in ("accept", "reject", "cancel"):
+                    placed = self._place(scope, tenant.supplier)
+                    tenant.supplier_orders[purpose] = placed["supplierOrders"][0]["supplierOrderId"]
+                wrong_price = {"amount": 1.0, "currency": "EUR"}  # not the listing's price: flagged
+                placed = self._place(scope, tenant.supplier, wrong_price)
+                tenant.supplier_orders["retry"] = placed["supplierOrders"][0]["supplierOrderId"]
+                entry = {
+                    "kind": "domain",
+                    "value": f"blocked-{uuid.uuid4().hex[:8]}.example",
+                    "reason": "fraud",
+                }
+                tenant.blocklist_entry = self.ok("POST", "/admin/blocklist", f"{scope}:admin", entry)[
+                    "entryId"
+                ]
+                tenant.failed = {
+                    role: self._failed_delivery(tenant) for role in ("retailer", "admin", "supplier")
+                }
+        for scope, tenant in self._tenants():
+            for purpose, supplier_order_id in tenant.supplier_orders.items():
+                status = "FLAGGED" if purpose == "retry" else "AWAITING_ACCEPTANCE"
+                self._wait(scope, f"/supplier-orders/{supplier_order_id}", status)
+        own, owner = self.own, "own:supplier"
+        for purpose in ("read", "retailer", "admin", "supplier"):  # a catalog file with no rows
+            created = self.ok(
+                "POST", f"/suppliers/{own.supplier}/imports", owner, {"fileName": "catalog.csv"}
+            )
+            upload = self.http.put(
+                created["uploadUrl"], data=b"sku,title,category,price,currency,quantity\n", timeout=30
+            )
+            assert upload.status_code == 200, upload.text
+            own.imports[purpose] = created["importId"]
+
+        def delivered() -> list[dict[str, Any]] | None:
+            items = self.ok("GET", f"/suppliers/{own.supplier}/deliveries", owner, limit="100")["items"]
+            sent = [d for d in items if d["deliveryId"] not in own.failed.values()]
+            return sent if len(sent) >= 2 * 4 and all(d["status"] == "DELIVERED" for d in sent) else None
+
+        # created + awaiting_acceptance for each of the 4 awaiting orders (and flagged for the fifth)
+        own.delivered = wait_until(delivered, timeout=30, what="the webhook deliveries")[0]["deliveryId"]
+        self.settle()
+        return self
+
+    def _tenants(self) -> list[tuple[str, Tenant]]:
+        return [("own", self.own), ("other", self.other)]
+
+    def _register(self, scope: str, **overrides: Any) -> str:
+        body = {**SUPPLIER, "taxId": tax_id(), **overrides}
+        return self.ok("POST", "/suppliers", f"{scope}:retailer", body)["supplierId"]
+
+    def _wait(self, scope: str, path: str, status: str) -> None:
+        wait_until(lambda: self.ok("GET", path, f"{scope}:retailer")["status"] == status,
+                   timeout=30, what=f"{path} {status}")  # fmt: skip
+
+    def _place(self, scope: str, supplier_id: str, price: dict[str, Any] = PRICE) -> dict[str, Any]:
+        body = {"customerOrderId": f"c-{uuid.uuid4().hex[:10]}", "shipTo": SHIP_TO,
+                "lines": [{"supplierId": supplier_id, "sku": "LAMP-1", "quantity": 1, "unitPrice": price}]}  # fmt: skip
+        return self.ok("POST", "/orders", f"{scope}:retailer", body)
+
+    def _failed_delivery(self, tenant: Tenant) -> str:
+        """A delivery whose every attempt failed. The retries are minutes apart, so the domain code
+        runs the last attempt here, on queues of its own (the stack's delivery function would take
+        the first attempt from the stack's queue and deliver it)."""
+        sqs = self.stack.client("sqs")
+        queue, dlq = (sqs.create_queue(QueueName=f"access-{n}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+                      for n in ("hooks", "dlq"))  # fmt: skip
+        hooks = Webhooks(self.table, sqs, queue, dlq, http_post=lambda *_: HttpResult(503))
+        delivery_id = hooks.enqueue(tenant.id, tenant.supplier, "supplier_order.created", {"test": "failed"})
+        assert delivery_id is not None
+        outcome = hooks.process(DeliveryMessage(tenant.id, tenant.supplier, delivery_id, MAX_ATTEMPTS).body())
+        assert outcome.outcome == "failed", outcome
+        return delivery_id
+
+    # ---------------------------------------------------------------- the table
+    def snapshot(self) -> dict[tuple[str, str], str]:
+        """Every item of both tenants (their keys all start with TENANT#<id>#)."""
+        started = time.perf_counter()
+        try:
+            return self._snapshot()
+        finally:
+            self.timings["snapshot"] = self.timings.get("snapshot", 0.0) + time.perf_counter() - started
+
+    def _snapshot(self) -> dict[tuple[str, str], str]:
+        client, name = self.stack.client("dynamodb"), self.stack.physical_id("MarketplaceTable")
+        values = {":a": {"S": f"TENANT#{self.own.id}#"}, ":b": {"S": f"TENANT#{self.other.id}#"}}
+        items: dict[tuple[str, str], str] = {}
+        for page in client.get_paginator("scan").paginate(
+            TableName=name, FilterExpression="begins_with(PK, :a) OR begins_with(PK, :b)",
+            ExpressionAttributeValues=values,
+        ):  # fmt: skip
+            for item in page["Items"]:
+                items[(item["PK"]["S"], item["SK"]["S"])] = json.dumps(item, sort_keys=True)
+        return items
+
+    def settle(self, timeout: float = 30.0) -> dict[tuple[str, str], str]:
+        """Until the stream consumers are idle and the table stands still."""
+        deadline = time.monotonic() + timeout
+        before = self.snapshot()
+        while time.monotonic() < deadline:
+            self.stack.wait_for_streams(timeout=max(1.0, deadline - time.monotonic()))
+            after = self.snapshot()
+            if after == before:
+                return after
+            before = after
+        raise AssertionError(f"the table still changes after {timeout}s")
+
+    # ---------------------------------------------------------------- the request of each route
+    def request(self, route: str, caller: str) -> tuple[str, str, Any, dict[str, str]]:
+        """(method, path, body, query) for ``caller`` on ``route``. Record ids are always the own
+        tenant's; a refused caller gets the request of the role that succeeds, so that the only
+        difference is who asks."""
+        method, template = route.split(" ", 1)
+        role = caller.split(":")[-1]
+        t, unique = self.own, uuid.uuid4().hex[:8]
+        ids = {
+            "supplierId": t.supplier, "sku": "LAMP-1", "orderId": t.order, "deliveryId": t.delivered,
+            "supplierOrderId": t.supplier_orders["read"], "entryId": t.blocklist_entry,
+            "importId": t.imports.get("read", "none"),
+        }  # fmt: skip
+        body: Any = None
+        query: dict[str, str] = {}
+        if route.endswith("/products/{sku}/reject") or route.endswith("/products/{sku}/retry"):
+            ids["sku"] = t.flagged_skus[template.rsplit("/", 1)[-1]]
+        if route.startswith("POST /supplier-orders/{supplierOrderId}/"):
+            ids["supplierOrderId"] = t.supplier_orders[template.rsplit("/", 1)[-1]]
+        if route.startswith("POST /admin/corrections/{recordId}/"):
+            ids["recordId"] = t.flagged_suppliers[template.rsplit("/", 1)[-1]]
+        if route.endswith("/redrive"):
+            ids["deliveryId"] = t.failed.get(role, t.failed["supplier"])
+        if route.endswith("/imports/{importId}/start"):
+            ids["importId"] = t.imports.get(role, t.imports.get("supplier", "none"))
+        if route == "GET /supplier-orders":
+            query = {"supplierId": t.supplier}
+        if route.endswith("/reject") or route.endswith("/cancel"):
+            body = {"reason": f"refused by {caller}"}
+        bodies = {
+            "POST /suppliers": {**SUPPLIER, "taxId": tax_id()},
+            "PATCH /suppliers/{supplierId}": {"legalName": f"Globex {unique}"},
+            "POST /suppliers/{supplierId}/products": listing(f"SKU-{unique}"),
+            "PATCH /suppliers/{supplierId}/products/{sku}": {"title": f"Lamp {unique}"},
+            "POST /orders": {"customerOrderId": f"c-{unique}", "shipTo": SHIP_TO,
+                             "lines": [{"supplierId": t.supplier, "sku": "LAMP-1", "quantity": 1, "unitPrice": PRICE}]},
+            "PUT /suppliers/{supplierId}/webhook": {"url": self.receiver.url, "secret": f"{SECRET}-{unique}"},
+            "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
+            "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
+        }  # fmt: skip
+        body = bodies.get(route, body)
+        # A route without a row in EXPECTED (only the bad-token test calls it) gets made-up ids.
+        path = re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), f"unknown-{unique}"), template)
+        return method, path, body, query
+
+    # ---------------------------------------------------------------- what an allowed call did
+    def check_effect(
+        self, route: str, caller: str, body: Any, answer: Any, response: requests.Response
+    ) -> None:
+        scope = caller.split(":")[0]
+        t = self.own
+        # The own tenant's record ids (another tenant's records may name our supplier ids: an order
+        # line typed by its retailer; they are still its records, not ours).
+        foreign = {*t.flagged_suppliers.values(), *t.supplier_orders.values(), t.supplier, t.other_supplier,
+                   *(f"{t.supplier}/{sku}" for sku in t.flagged_skus.values())}  # fmt: skip
+        text = response.text
+        if route == "POST /suppliers":
+            created = self.ok("GET", f"/suppliers/{answer['supplierId']}", f"{scope}:retailer")
+            assert created["taxId"] == body["taxId"]
+            if scope == "other":
+                assert (
+                    self.call("GET", f"/suppliers/{answer['supplierId']}", "own:retailer").status_code == 404
+                )
+        elif route == "GET /suppliers" or route == "GET /admin/corrections":
+            ids = {i.get("recordId", i.get("supplierId")) for i in answer["items"]}
+            if scope == "own":
+                wanted = {t.supplier} if route == "GET /suppliers" else set(t.flagged_suppliers.values())
+                assert wanted <= ids, (wanted, ids)
+            else:
+                assert not ids & foreign, ids
+        elif route in ("PATCH /suppliers/{supplierId}", "PATCH /suppliers/{supplierId}/products/{sku}"):
+            key = "legalName" if "legalName" in body else "title"
+            assert answer[key] == body[key]
+        elif route == "POST /suppliers/{supplierId}/products":
+            assert (
+                self.ok("GET", f"/suppliers/{t.supplier}/products/{body['sku']}", caller)["sku"]
+                == body["sku"]
+            )
+        elif route.endswith("/products/{sku}/reject") or route.endswith("{recordId}/reject"):
+            assert answer["status"] == "REJECTED"
+        elif route.endswith("/retry"):
+            assert answer.get("retryRequestedAt"), answer
+        elif route == "POST /orders":
+            order = self.ok("GET", f"/orders/{answer['orderId']}", f"{scope}:retailer")
+            assert order["customerOrderId"] == body["customerOrderId"]
+            if scope == "other":  # ordered our supplier's sku: never reaches our stock
+                assert self.call("GET", f"/orders/{answer['orderId']}", "own:retailer").status_code == 404
+        elif route.startswith("POST /supplier-orders/"):
+            action = route.rsplit("/", 1)[-1]
+            assert (
+                answer["status"]
+                == {"accept": "ACCEPTED", "reject": "REJECTED", "cancel": "CANCELLED"}[action]
+            )
+        elif route == "PUT /suppliers/{supplierId}/webhook":
+            assert answer["url"] == body["url"] and body["secret"] not in text
+        elif route.endswith("/redrive"):
+            assert (answer["status"], answer["redrives"]) == ("PENDING", 1), answer
+        elif route == "POST /admin/corrections/drain":
+            assert set(answer) == {"resumed", "waiting"}
+        elif route == "GET /admin/blocklist":
+            ids = {i["entryId"] for i in answer["items"]}
+            assert (t.blocklist_entry in ids) == (scope == "own"), ids
+        elif route == "POST /admin/blocklist":
+            assert answer["value"] == body["value"]
+        elif route == "DELETE /admin/blocklist/{entryId}":
+            listed = self.ok("GET", "/admin/blocklist", caller)["items"]
+            assert t.blocklist_entry not in {i["entryId"] for i in listed}
+        elif route == "POST /suppliers/{supplierId}/imports":
+            shown = self.ok("GET", f"/suppliers/{t.supplier}/imports/{answer['importId']}", caller)
+            assert (shown["status"], shown["fileName"]) == ("AWAITING_UPLOAD", body["fileName"]), shown
+        elif route.endswith("/imports/{importId}/start"):
+            assert answer["status"] != "AWAITING_UPLOAD", answer
+        elif route == "GET /suppliers/{supplierId}/deliveries":
+            assert t.delivered in {d["deliveryId"] for d in answer["items"]}
+        elif route == "GET /supplier-orders":
+            assert t.supplier_orders["read"] in {o["supplierOrderId"] for o in answer["items"]}
+        else:  # a read of the own tenant's record: it is the one asked for
+            _method, path, _, query = self.request(route, caller)
+            wanted = [v for v in (*path.split("/"), *query.values()) if v in text and len(v) > 8]
+            assert wanted, (route, text[:300])
+            assert response.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def world(stack) -> Iterator[World]:
+    built = World(stack).build()
+    yield built
+    built.receiver.server.shutdown()
+
+
+def assert_refused(response: requests.Response, status: int, where: str) -> None:
+    assert response.status_code == status, (
+        f"{where}: expected {status}, got {response.status_code} {response.text[:300]}"
+    )
+    error = response.json().get("error")
+    assert isinstance(error, dict), f"{where}: no error object in {response.text[:300]}"
+    assert error.get("code") == ERROR_CODES[status] and error.get("message"), f"{where}: {error}"
+
+
+def changed(before: dict[tuple[str, str], str], after: dict[tuple[str, str], str]) -> list[str]:
+    """The items that differ, each with who wrote it (every caller has its own token subject)."""
+    out = []
+    for key in sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)):
+        item = json.loads(after.get(key) or before[key])
+        who = {k: item[k].get("S") for k in ("createdBy", "updatedBy") if k in item}
+        out.append(
+            f"{key} {'changed' if key in before and key in after else 'appeared' if key in after else 'vanished'} {who}"
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------ bad tokens
+def _claims(world: World, **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {"sub": f"u-{uuid.uuid4().hex[:6]}", "iss": ISSUER, "aud": AUDIENCE, "token_use": "id",
+              "cognito:groups": ["admin"], "custom:tenant_id": world.own.id, "iat": now, "exp": now + 600}  # fmt: skip
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+BAD_TOKENS: dict[str, Callable[[World], str]] = {
+    "signed by another key": lambda w: jwt.encode(
+        _claims(w), rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256"
+    ),
+    "expired": lambda w: jwt.encode(_claims(w, exp=int(time.time()) - 60), w.stack.issuer.private_key, algorithm="RS256"),
+    "no tenant claim": lambda w: jwt.encode(_claims(w, **{"custom:tenant_id": None}), w.stack.issuer.private_key, algorithm="RS256"),
+    "no sub": lambda w: jwt.encode(_claims(w, sub=None), w.stack.issuer.private_key, algorithm="RS256"),
+    "supplier without supplier_id": lambda w: jwt.encode(
+        _claims(w, **{"cognito:groups": ["supplier"]}), w.stack.issuer.private_key, algorithm="RS256"
+    ),
+    "unknown group": lambda w: jwt.encode(
+        _claims(w, **{"cognito:groups": ["superuser"]}), w.stack.issuer.private_key, algorithm="RS256"
+    ),
+    "no group": lambda w: jwt.encode(_claims(w, **{"cognito:groups": None}), w.stack.issuer.private_key, algorithm="RS256"),
+    "garbage": lambda w: "not.a.jwt",
+    "unsigned (alg none)": lambda w: jwt.encode(_claims(w), None, algorithm="none"),
+}  # fmt: skip
+
+
+def test_a_bad_token_gets_401_on_every_route_and_changes_nothing(world):
+    """Every kind of bad token on every route (the template's, with or without a row in EXPECTED)."""
+    before = world.settle()
+    wrong = []
+    for kind, make in BAD_TOKENS.items():
+        token = make(world)
+        for route in ROUTES:
+            method, path, body, query = world.request(route, "own:admin")
+            response = world.http.request(method, world.url + path, json=body, params=query or None,
+                                          timeout=30, headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            try:
+                assert_refused(response, 401, f"{kind}: {route}")
+            except AssertionError as exc:
+                wrong.append(str(exc))
+    assert not wrong, f"{len(wrong)} of {len(BAD_TOKENS) * len(ROUTES)} calls:\n" + "\n".join(wrong)
+    assert not changed(before, world.snapshot())
+
+
+# ------------------------------------------------------------------------------------ the matrix
+def test_every_route_for_every_caller(world):
+    """Refusals first (each against the state in which the allowed call then succeeds), then the
+    allowed calls with their effects. Reports every wrong cell at once."""
+    routes = [r for r in ROUTES if r in EXPECTED]  # a route with no row fails the test above
+    wrong: list[str] = []
+    before = world.settle()
+    refused = allowed = 0
+    for route in routes:
+        for caller in CALLERS:
+            status = expected(route, caller)
+            if status == OK:
+                continue
+            method, path, body, query = world.request(route, caller)
+            response = world.call(method, path, caller, body, **query)
+            refused += 1
+            try:
+                assert_refused(response, status, f"{route} as {caller}")
+            except AssertionError as exc:
+                wrong.append(str(exc))
+    # One snapshot after all refusals (a scan costs ~1 s in moto): an item a refused call wrote
+    # names its writer, and every caller has its own token subject.
+    wrong += [
+        f"a refused call wrote {c}; subjects: {world.subjects}" for c in changed(before, world.snapshot())
+    ]
+    for route in routes:
+        for caller in CALLERS:
+            if expected(route, caller) != OK:
+                continue
+            method, path, body, query = world.request(route, caller)
+            response = world.call(method, path, caller, body, **query)
+            allowed += 1
+            if response.status_code >= 300:
+                wrong.append(
+                    f"{route} as {caller}: expected 2xx, got {response.status_code} {response.text[:300]}"
+                )
+                continue
+            try:
+                answer = response.json() if response.content else None
+                world.check_effect(route, caller, body, answer, response)
+            except AssertionError as exc:
+                wrong.append(f"{route} as {caller}: 2xx but {exc}")
+    spent = {k: round(v, 1) for k, v in world.timings.items()}
+    print(f"access matrix: {len(routes)} routes x {len(CALLERS)} callers: {refused} refused, {allowed} allowed; "
+          f"seconds since setup began: {spent}")  # fmt: skip
+    assert refused + allowed == len(routes) * len(CALLERS)
+    assert not wrong, f"{len(wrong)} wrong cells:\n" + "\n".join(wrong)
