@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from marketplace_local import import_cli
 from marketplace_local.auth import ROLES, TokenIssuer
 
 
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--supplier-id", help="required for --role supplier")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires")
     token.set_defaults(func=_token)
+
+    import_cli.add_parser(sub)  # marketplace import-products (docs/import.md)
 
     args = parser.parse_args(argv)
     return args.func(args)

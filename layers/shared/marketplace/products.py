@@ -110,11 +110,21 @@ def evaluate(listing: dict[str, Any], supplier_status: str) -> tuple[str, list[F
     return ("FLAGGED", flags) if flags else ("ACTIVE", [])
 
 
+MAX_ATTRIBUTE_NAME = 64
+
+
 def _check_decimals(body: dict[str, Any]) -> None:
+    """What product.json cannot say: at most 2 decimals, and attribute names of 1 to 64 characters
+    (OpenAPI 3.0 has no propertyNames; unbounded names could make a record over DynamoDB's 400 KB)."""
     price = body.get("price")
     amount = price.get("amount") if isinstance(price, dict) else None
     if isinstance(amount, int | float) and not isinstance(amount, bool) and _decimals(amount) > 2:
         raise InvalidInput([FieldError("price.amount", "has more than 2 decimals")])
+    attributes = body.get("attributes")
+    if isinstance(attributes, dict) and any(not 1 <= len(n) <= MAX_ATTRIBUTE_NAME for n in attributes):
+        raise InvalidInput(
+            [FieldError("attributes", f"attribute names must be 1 to {MAX_ATTRIBUTE_NAME} characters")]
+        )
 
 
 def _decimals(amount: float) -> int:
@@ -131,6 +141,19 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("status") not in ("FLAGGED", "REJECTED"):
         shown.pop("flags", None)
     return shown
+
+
+def new_record(tenant_id: str, supplier_id: str, body: dict[str, Any], by: str, now: str) -> dict[str, Any]:
+    """A new PENDING listing from a validated body (the API's POST and the bulk import share it);
+    its INSERT starts the listing workflow."""
+    return {
+        "PK": keys.supplier_pk(tenant_id, supplier_id), "SK": product_sk(body["sku"]), "entity": ENTITY,
+        "tenantId": tenant_id, "supplierId": supplier_id,
+        **{k: body[k] for k in ("sku", *EDITABLE_FIELDS) if k in body},
+        "status": "PENDING", "version": 1, "createdAt": now, "updatedAt": now,
+        "createdBy": by, "updatedBy": by,
+        "GSI1PK": keys.status_gsi_pk(tenant_id, ENTITY, "PENDING"), "GSI1SK": now,
+    }  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- service
@@ -178,15 +201,7 @@ class Products:
             raise InvalidInput([FieldError("(body)", "must be a JSON object")])
         schemas.validate("product", body)
         _check_decimals(body)
-        tenant_id, now = principal.tenant_id, now_iso()
-        record = {
-            "PK": keys.supplier_pk(tenant_id, supplier_id), "SK": product_sk(body["sku"]), "entity": ENTITY,
-            "tenantId": tenant_id, "supplierId": supplier_id,
-            **{k: body[k] for k in ("sku", *EDITABLE_FIELDS) if k in body},
-            "status": "PENDING", "version": 1, "createdAt": now, "updatedAt": now,
-            "createdBy": actor(principal), "updatedBy": actor(principal),
-            "GSI1PK": keys.status_gsi_pk(tenant_id, ENTITY, "PENDING"), "GSI1SK": now,
-        }  # fmt: skip
+        record = new_record(principal.tenant_id, supplier_id, body, actor(principal), now_iso())
         try:
             self.table.put_new(record)
         except Conflict:

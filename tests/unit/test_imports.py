@@ -1,0 +1,315 @@
+"""Bulk catalog import, the domain (marketplace.imports): a CSV row against the product schema and
+categories, the header and encoding checks, and the import itself against the local stack's moto
+(table, bucket from template.yaml; a private queue per test for the re-queued rest): counts, the
+error report, chunked re-queueing, and redelivery creating no duplicate."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from marketplace import imports, schemas
+from marketplace.imports import CatalogError, Columns, Imports, ImportStore, decoded_lines, read_rows
+from marketplace.principal import Principal
+from marketplace.products import Products
+from marketplace.repository import Table
+from marketplace.suppliers import Suppliers
+
+HEADER = ["sku", "title", "category", "price", "currency", "quantity", "images", "attributes.brand",
+          "attributes.model", "attributes.isbn"]  # fmt: skip
+COLUMNS = Columns(tuple(HEADER))
+
+
+def row(**over: str) -> list[str]:
+    values = {"sku": "SKU-1", "title": "Noise-cancelling headphones", "category": "electronics",
+              "price": "199.99", "currency": "EUR", "quantity": "5",
+              "images": "https://img.example/a.jpg|https://img.example/b.jpg",
+              "attributes.brand": "Acme", "attributes.model": "NC-1", "attributes.isbn": "", **over}  # fmt: skip
+    return [values[h] for h in HEADER]
+
+
+def fields(errors: list[Any]) -> list[tuple[str, str]]:
+    return [(e.field, e.reason) for e in errors]
+
+
+# ------------------------------------------------------------------------------------------- rows
+def test_a_valid_row_becomes_the_body_the_products_api_accepts():
+    body, errors = imports.row_to_listing(COLUMNS, row())
+    assert errors == []
+    assert body == {
+        "sku": "SKU-1", "title": "Noise-cancelling headphones", "category": "electronics",
+        "price": {"amount": 199.99, "currency": "EUR"}, "quantity": 5,
+        "images": ["https://img.example/a.jpg", "https://img.example/b.jpg"],
+        "attributes": {"brand": "Acme", "model": "NC-1"},
+    }  # fmt: skip
+    schemas.validate("product", body)  # the API's own check passes too
+
+
+def test_unicode_text_is_valid_but_a_unicode_sku_is_not():
+    body, errors = imports.row_to_listing(COLUMNS, row(title="Kopfhörer «Ruhe» 静か ✓"))
+    assert errors == [] and body["title"] == "Kopfhörer «Ruhe» 静か ✓"
+    _, errors = imports.row_to_listing(COLUMNS, row(sku="KÖPF-1"))
+    assert [f for f, _ in fields(errors)] == ["sku"] and "does not match" in errors[0].reason
+
+
+@pytest.mark.parametrize(
+    ("over", "field", "reason_part"),
+    [
+        ({"title": ""}, "title", "is required"),
+        ({"sku": ""}, "sku", "is required"),
+        ({"price": "abc"}, "price.amount", "must be a number, not 'abc'"),
+        ({"price": "NaN"}, "price.amount", "must be a number"),
+        ({"price": "-3"}, "price.amount", "less than or equal to the minimum of 0"),
+        ({"price": "1.999"}, "price.amount", "has more than 2 decimals"),
+        ({"price": ""}, "price.amount", "is required"),
+        ({"currency": "euro"}, "price.currency", "does not match"),
+        ({"quantity": "1.5"}, "quantity", "must be a whole number"),
+        ({"category": "spaceships"}, "category", "unknown category 'spaceships'"),
+        ({"title": "x" * 201}, "title", "is 201 characters long; at most 200 are allowed"),
+        ({"sku": "S" * 65}, "sku", "does not match"),
+    ],
+)
+def test_each_bad_field_is_named_with_its_reason(over, field, reason_part):
+    _, errors = imports.row_to_listing(COLUMNS, row(**over))
+    assert [e.field for e in errors] == [field], fields(errors)
+    assert reason_part in errors[0].reason
+
+
+def test_a_row_with_more_cells_than_the_header_is_an_error():
+    _, errors = imports.row_to_listing(COLUMNS, [*row(), "extra"])
+    assert ("(row)", f"has {len(HEADER) + 1} cells, the header has {len(HEADER)}") in fields(errors)
+
+
+def test_the_header_must_name_the_required_columns_and_only_known_ones():
+    with pytest.raises(CatalogError, match="missing column"):
+        Columns.from_header(["sku", "title"])
+    with pytest.raises(CatalogError, match=r"unknown column.*'colour'"):
+        Columns.from_header([*HEADER, "colour"])
+    assert Columns.from_header([" sku ", *HEADER[1:]]).names[0] == "sku"
+
+
+def test_lines_are_utf8_without_bom_and_rows_keep_spreadsheet_numbers():
+    data = '\ufeffsku,title\n\nA,"two\nlines"\nB,b\n'.encode()
+    lines = list(decoded_lines(iter(io.BytesIO(data).readlines())))
+    assert lines[0] == "sku,title\n"
+    reader = csv.reader(lines)
+    assert next(reader) == ["sku", "title"]
+    with pytest.raises(CatalogError, match="line 2 is not UTF-8"):
+        list(decoded_lines(iter([b"sku\n", b"\xff\xfe\n"])))
+    with pytest.raises(CatalogError, match="missing column"):
+        read_rows(iter(lines))
+    _, rows = read_rows(iter(["sku,title,category,price,currency,quantity\n", "\n", "A,b,c,1,EUR,1\n"]))
+    assert list(rows) == [(3, ["A", "b", "c", "1", "EUR", "1"])]
+
+
+# ------------------------------------------------------------------------------------------- import
+class Harness:
+    def __init__(self, stack: Any, tenant: str) -> None:
+        self.stack = stack
+        self.tenant = tenant
+        self.table = Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb"))
+        self.bucket = stack.physical_id("ImportBucket")
+        sqs = stack.client("sqs")
+        # A private queue: the stack's own ImportQueue is consumed by ImportFunction.
+        self.queue_url = sqs.create_queue(QueueName=f"test-imports-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        self.retailer = Principal(subject="r", tenant_id=tenant, roles=frozenset({"retailer"}))
+        self.supplier_id = Suppliers(self.table).register(
+            self.retailer,
+            {"legalName": "Acme Ltd", "taxId": f"{uuid.uuid4().int % 10**9:09d}"[:2] + "-"
+             + f"{uuid.uuid4().int % 10**7:07d}", "country": "US", "contactEmail": "ops@acme.com",
+             "website": "https://www.acme.com", "phone": "+1 5551234567",
+             "address": {"line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"}},
+        )["supplierId"]  # fmt: skip
+
+    def imports(self) -> Imports:
+        return Imports(self.table, ImportStore(self.bucket), queue_url=self.queue_url)
+
+    def upload(self, rows: list[list[str]]) -> dict[str, Any]:
+        service = self.imports()
+        created = service.create(self.retailer, self.supplier_id, {"fileName": "catalog.csv"})
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([HEADER, *rows])
+        record = service.get(self.tenant, self.supplier_id, created["importId"])
+        self.stack.client("s3").put_object(
+            Bucket=self.bucket, Key=record["uploadKey"], Body=buffer.getvalue().encode()
+        )
+        return created
+
+    def message(self, import_id: str, offset: int = 1) -> dict[str, Any]:
+        record = self.imports().get(self.tenant, self.supplier_id, import_id)
+        return {"tenantId": self.tenant, "supplierId": self.supplier_id, "importId": import_id,
+                "key": record["uploadKey"], "offset": offset}  # fmt: skip
+
+    def record(self, import_id: str) -> dict[str, Any]:
+        return self.imports().get(self.tenant, self.supplier_id, import_id)
+
+    def report(self, import_id: str) -> list[list[str]]:
+        return self.imports().store.read_csv(self.record(import_id)["reportKey"])
+
+    def listings(self) -> list[dict[str, Any]]:
+        return self.table.query(
+            f"TENANT#{self.tenant}#SUPPLIER#{self.supplier_id}", sk_prefix="PRODUCT#", limit=1000
+        ).items
+
+    def queued(self) -> list[dict[str, Any]]:
+        messages = self.stack.client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+@pytest.fixture
+def harness(stack, tenant) -> Harness:
+    return Harness(stack, tenant)
+
+
+def _mixed_rows() -> list[list[str]]:
+    return [
+        row(sku="OK-1"),
+        row(sku="OK-2", title="Écouteurs sans fil ✓"),
+        row(sku="BAD-PRICE", price="abc"),
+        row(sku="OK-1"),  # repeats row 2
+        row(sku="TAKEN"),  # listed before the import
+        row(sku="BAD-CAT", category="spaceships"),
+        row(sku="OK-3"),
+    ]
+
+
+def test_an_import_writes_the_valid_rows_and_reports_exactly_the_bad_ones(harness, monkeypatch):
+    Products(harness.table).register(
+        harness.retailer, harness.supplier_id, imports.row_to_listing(COLUMNS, row(sku="TAKEN"))[0]
+    )
+    created = harness.upload(_mixed_rows())
+    assert created["status"] == "AWAITING_UPLOAD" and created["uploadUrl"].startswith("http")
+    outcome = harness.imports().process(harness.message(created["importId"]), lambda: 300.0)
+    assert outcome.status == "COMPLETED"
+    record = harness.record(created["importId"])
+    assert (record["status"], record["rowsProcessed"], record["imported"], record["failed"]) == (
+        "COMPLETED",
+        7,
+        3,
+        4,
+    )
+    assert harness.report(created["importId"]) == [
+        ["row", "sku", "field", "reason"],
+        ["4", "BAD-PRICE", "price.amount", "must be a number, not 'abc'"],
+        ["5", "OK-1", "sku", "repeats the SKU of row 2 in this file"],
+        ["6", "TAKEN", "sku", "is already listed for this supplier"],
+        [
+            "7",
+            "BAD-CAT",
+            "category",
+            imports.row_to_listing(COLUMNS, row(category="spaceships"))[1][0].reason,
+        ],
+    ]
+    mine = {i["sku"]: i for i in harness.listings() if i.get("importId") == created["importId"]}
+    assert sorted(mine) == ["OK-1", "OK-2", "OK-3"]
+    assert mine["OK-2"]["title"] == "Écouteurs sans fil ✓" and mine["OK-1"]["version"] == 1
+
+    # Counts per workflow status, one page of the supplier's listings at a time.
+    monkeypatch.setattr(imports, "STATUS_PAGE", 2)
+    total, token, pages = 0, None, 0
+    while True:
+        counts, token = harness.imports().listing_statuses(
+            harness.tenant, harness.supplier_id, created["importId"], token
+        )
+        total, pages = total + sum(counts.values()), pages + 1
+        if token is None:
+            break
+    # 4 listings (TAKEN is not this import's), 2 per page; a full last page is followed by an empty
+    # one, as DynamoDB answers a LastEvaluatedKey whenever the Limit was reached.
+    assert (total, pages) == (3, 3)
+
+
+def test_a_redelivered_message_creates_no_duplicate_and_counts_stay_right(harness, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
+    created = harness.upload(_mixed_rows())
+    import_id = created["importId"]
+    service = harness.imports()
+    # First delivery: the first chunk's listings are written, then the commit is lost (a crash).
+    real_update = service.table.update
+    calls = {"n": 0}
+
+    def crash_on_first_commit(pk, sk, version, changes, remove=()):
+        if "nextRow" in changes:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("the function died before committing its chunk")
+        return real_update(pk, sk, version, changes, remove)
+
+    monkeypatch.setattr(service.table, "update", crash_on_first_commit)
+    with pytest.raises(RuntimeError):
+        service.process(harness.message(import_id), lambda: 300.0)
+    assert len([i for i in harness.listings() if i.get("importId") == import_id]) == 2  # OK-1, OK-2 written
+    # SQS redelivers: the same listings are found (this import's own), counted once, nothing doubles.
+    assert harness.imports().process(harness.message(import_id), lambda: 300.0).status == "COMPLETED"
+    # And a late duplicate of the message finds the import finished.
+    assert harness.imports().process(harness.message(import_id), lambda: 300.0).skipped == "already finished"
+    record = harness.record(import_id)
+    assert (record["rowsProcessed"], record["imported"], record["failed"]) == (7, 4, 3)  # TAKEN is new here
+    assert sorted(i["sku"] for i in harness.listings()) == ["OK-1", "OK-2", "OK-3", "TAKEN"]
+    assert [r[0] for r in harness.report(import_id)[1:]] == ["4", "5", "7"]
+
+
+def test_when_time_runs_short_the_rest_is_requeued_with_its_offset(harness, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
+    created = harness.upload(_mixed_rows())
+    import_id = created["importId"]
+    budget = iter([300.0, 1.0])  # time for one chunk, then not enough for the next
+    outcome = harness.imports().process(harness.message(import_id), lambda: next(budget))
+    assert (outcome.status, outcome.chunks, outcome.requeued_at) == ("RUNNING", 1, 5)
+    assert harness.record(import_id)["rowsProcessed"] == 3
+    (rest,) = harness.queued()
+    assert rest["offset"] == 5 and rest["importId"] == import_id and "key" in rest
+    # The original message delivered again meanwhile skips the committed chunk, as does the rest.
+    assert harness.imports().process(harness.message(import_id), lambda: 300.0).status == "COMPLETED"
+    assert harness.imports().process(rest, lambda: 300.0).skipped == "already finished"
+    record = harness.record(import_id)
+    assert (record["rowsProcessed"], record["imported"], record["failed"]) == (7, 4, 3)
+    assert len(harness.report(import_id)) == 1 + 3
+
+
+def test_a_file_that_is_not_a_catalog_fails_the_import_with_the_reason(harness):
+    service = harness.imports()
+    created = service.create(harness.retailer, harness.supplier_id, None)
+    key = service.get(harness.tenant, harness.supplier_id, created["importId"])["uploadKey"]
+    harness.stack.client("s3").put_object(Bucket=harness.bucket, Key=key, Body=b"name,price\nA,1\n")
+    assert service.process(harness.message(created["importId"]), lambda: 300.0).status == "FAILED"
+    record = harness.record(created["importId"])
+    assert record["status"] == "FAILED" and "missing column(s) sku, title" in record["failureReason"]
+
+
+# ------------------------------------------------------------------ the local stack's transactions
+def test_a_cancelled_transaction_restores_what_it_changed_without_copying_the_whole_table(stack):
+    """marketplace_local.dynamodb_fixes snapshots only what a transaction can change in place (the
+    import's TransactWriteItems stalled the stack when moto deep-copied the table for each)."""
+    ddb, table = stack.client("dynamodb"), stack.physical_id("MarketplaceTable")
+    pk = f"TEST#{uuid.uuid4().hex}"
+    ddb.put_item(TableName=table, Item={"PK": {"S": pk}, "SK": {"S": "A"}, "n": {"N": "1"}})
+    ddb.put_item(TableName=table, Item={"PK": {"S": pk}, "SK": {"S": "TAKEN"}})
+    ddb.put_item(TableName=table, Item={"PK": {"S": pk}, "SK": {"S": "GONE"}})
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(TransactItems=[
+            {"Update": {"TableName": table, "Key": {"PK": {"S": pk}, "SK": {"S": "A"}},
+                        "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+            {"Put": {"TableName": table, "Item": {"PK": {"S": pk}, "SK": {"S": "NEW"}}}},
+            {"Delete": {"TableName": table, "Key": {"PK": {"S": pk}, "SK": {"S": "GONE"}}}},
+            {"Put": {"TableName": table, "Item": {"PK": {"S": pk}, "SK": {"S": "TAKEN"}},
+                     "ConditionExpression": "attribute_not_exists(PK)"}},
+        ])  # fmt: skip
+    items = ddb.query(TableName=table, KeyConditionExpression="PK = :pk",
+                      ExpressionAttributeValues={":pk": {"S": pk}})["Items"]  # fmt: skip
+    assert sorted((i["SK"]["S"], i.get("n", {}).get("N")) for i in items) == [
+        ("A", "1"),
+        ("GONE", None),
+        ("TAKEN", None),
+    ]
+    ddb.transact_write_items(TransactItems=[
+        {"Update": {"TableName": table, "Key": {"PK": {"S": pk}, "SK": {"S": "A"}},
+                    "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+    ])  # fmt: skip
+    got = ddb.get_item(TableName=table, Key={"PK": {"S": pk}, "SK": {"S": "A"}})["Item"]
+    assert got["n"] == {"N": "2"}
