@@ -1,0 +1,189 @@
+"""The admin console in headless Chromium: a flagged supplier is fixed through the page, drained and
+ends APPROVED with its audit trail; another is rejected with a reason; sign-in and the fix form by
+keyboard alone; API errors shown with their field and reason."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.browser
+
+SUPPLIER = {
+    "legalName": "Globex GmbH", "taxId": "DE123456789", "country": "DE", "contactEmail": "einkauf@globex.de",
+    "website": "https://globex.de", "phone": "+49 30 1234567",
+    "address": {"line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+}  # fmt: skip
+
+
+def bearer(stack: Any, tenant: str, role: str, supplier_id: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.issuer.mint(tenant, role, supplier_id=supplier_id)}"}
+
+
+def register(stack: Any, tenant: str, status: str, **fields: Any) -> str:
+    retailer = bearer(stack, tenant, "retailer")
+    response = requests.post(
+        f"{stack.api_url}/suppliers", json={**SUPPLIER, **fields}, headers=retailer, timeout=10
+    )
+    assert response.status_code == 202, response.text
+    supplier_id = response.json()["supplierId"]
+    wait_until(
+        lambda: (
+            requests.get(f"{stack.api_url}/suppliers/{supplier_id}", headers=retailer, timeout=10).json()[
+                "status"
+            ]
+            == status
+        ),
+        timeout=30,
+        what=f"{supplier_id} {status}",
+    )
+    return supplier_id
+
+
+def tab_to(page: Any, predicate: str, presses: int = 15) -> None:
+    """Press Tab until the focused element matches the JavaScript predicate (bounded)."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(() => {{ const e = document.activeElement; return !!({predicate}); }})()"):
+            return
+    raise AssertionError(f"{predicate} not reached with {presses} Tab presses")
+
+
+def audit_rows(page: Any, count: int) -> list[list[str]]:
+    """The audit table once it has ``count`` rows (the audit writer runs from the stream)."""
+
+    def loaded() -> list[list[str]] | None:
+        page.get_by_role("button", name="Refresh audit trail").click()
+        expect(page.get_by_role("button", name="Refresh audit trail")).to_be_enabled()
+        rows = page.locator("#audit-table tbody tr")
+        found = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+        return found if len(found) >= count else None
+
+    return wait_until(loaded, timeout=30, interval=0.3, what=f"{count} audit entries")
+
+
+def test_a_flagged_supplier_is_fixed_through_the_console_and_ends_approved(stack, tenant, screen):
+    page = screen.page
+    fixable = register(stack, tenant, "FLAGGED", taxId="DE12345", legalName="Fixable GmbH")
+    doomed = register(stack, tenant, "FLAGGED", taxId="DE999", legalName="Doomed GmbH")
+
+    page.goto(f"{stack.api_url}/console/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    screen.shot("console-1-sign-in")
+
+    # Sign in by keyboard: Tab to the labelled token field, paste, Enter.
+    tab_to(page, "e.id === 'token'")
+    expect(page.get_by_label("Admin token")).to_be_focused()
+    page.keyboard.insert_text(stack.issuer.mint(tenant, "admin"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Correction queue")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("Signed in.")
+    # The token lives in sessionStorage, never in the page.
+    assert "eyJ" not in page.content()
+
+    queue = page.locator("#queue-table tbody tr")
+    expect(queue).to_have_count(2)
+    row = page.locator(f'#queue-table tr[data-record-id="{fixable}"]')
+    expect(row).to_contain_text("Supplier")
+    expect(row).to_contain_text("taxId invalid format for DE")
+    expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^\d+ s$|^\d+ min$"))
+    screen.shot("console-2-queue")
+
+    # Open the record by keyboard.
+    row.get_by_role("button", name=re.compile(f"Open Fixable GmbH \\({fixable}\\)")).focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=f"Supplier Fixable GmbH ({fixable})")).to_be_focused()
+    expect(page.locator("#record-status")).to_have_text("FLAGGED")
+    tax_id = page.get_by_label("taxId", exact=True)
+    expect(tax_id).to_have_attribute("aria-invalid", "true")
+    expect(tax_id).to_have_accessible_description(re.compile("Flagged: invalid format for DE"))
+    screen.shot("console-3-record-flagged")
+
+    # A bad value comes back from the API with its field and reason, shown to the admin.
+    email = page.get_by_label("contactEmail", exact=True)
+    email.fill("not an email")
+    page.get_by_role("button", name="Save the fix").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Saving the fix")
+    expect(alert.locator("li")).to_contain_text(["contactEmail"])
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(email).to_be_focused()
+    screen.shot("console-4-field-error")
+    email.fill(SUPPLIER["contactEmail"])
+
+    # Fix by keyboard: Tab into the flagged field (first in the form), replace it, Enter submits.
+    page.locator("#record-heading").focus()
+    tab_to(page, "e.dataset && e.dataset.path === 'taxId'")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("DE987654321")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text(re.compile(r"Saved: version \d+\. Re-run the drain"))
+    expect(page.get_by_role("alert")).to_be_hidden()
+
+    page.locator("#record-drain").click()
+    expect(page.locator("#record-status")).to_have_text("APPROVED", timeout=30_000)
+    expect(page.get_by_role("status")).to_have_text("Supplier is APPROVED.")
+    rows = audit_rows(page, 4)
+    assert [(r[2], r[4], r[1].split(":")[0]) for r in rows] == [
+        ("created", "PENDING", "retailer"),
+        ("changed", "FLAGGED", "workflow"),
+        ("changed", "FLAGGED", "admin"),
+        ("changed", "APPROVED", "workflow"),
+    ]
+    assert "taxId" in rows[2][3]
+    screen.shot("console-5-record-approved-audit")
+
+    # The API agrees.
+    record = requests.get(
+        f"{stack.api_url}/suppliers/{fixable}", headers=bearer(stack, tenant, "admin"), timeout=10
+    ).json()
+    assert (record["status"], record["taxId"]) == ("APPROVED", "DE987654321")
+
+    # Back to the queue: only the other one is left; reject it with a reason.
+    page.get_by_role("button", name="Back to the queue").click()
+    expect(queue).to_have_count(1)
+    page.get_by_role("button", name=re.compile(f"Open Doomed GmbH \\({doomed}\\)")).click()
+    page.get_by_role("button", name="Reject the record").click()
+    expect(page.get_by_role("alert")).to_contain_text("reason is required")
+    page.get_by_label("Reason for rejecting").fill("no such company in the trade register")
+    page.get_by_role("button", name="Reject the record").click()
+    expect(page.locator("#record-status")).to_have_text("REJECTED")
+    expect(page.locator("#record-summary")).to_contain_text("no such company in the trade register")
+    expect(page.locator("#reject-form")).to_be_hidden()
+    expect(page.locator("#closed-note")).to_have_text("This record is REJECTED: there is nothing to correct.")
+    rows = audit_rows(page, 3)
+    assert (rows[-1][1].split(":")[0], rows[-1][4]) == ("admin", "REJECTED")
+    screen.shot("console-6-record-rejected")
+
+    page.get_by_role("button", name="Back to the queue").click()
+    expect(page.locator("#queue-empty")).to_be_visible()
+    screen.shot("console-7-queue-empty")
+
+    # Signing out forgets the token.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    assert screen.errors == []
+    assert all(p.stat().st_size > 1000 for p in screen.saved) and len(screen.saved) == 7
+
+
+def test_the_console_refuses_a_token_that_is_not_an_admins(stack, tenant, screen):
+    page = screen.page
+    page.goto(f"{stack.api_url}/console/")
+    page.get_by_label("Admin token").fill(stack.issuer.mint(tenant, "retailer"))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("token This token is not for the admin role.")
+    expect(page.get_by_label("Admin token")).to_have_attribute("aria-invalid", "true")
+    # A well-formed admin token the API does not trust (signed with another key) is refused by the API.
+    forged = f"{stack.issuer.mint(tenant, 'admin')[:-8]}AAAAAAAA"
+    page.get_by_label("Admin token").fill(forged)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("The API refused the token")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert screen.errors == []

@@ -1,0 +1,152 @@
+"""The supplier portal in headless Chromium: a supplier signs in, sees its registration, listings,
+the orders awaiting its acceptance, accepts one and rejects another with a reason, and sees the
+webhook deliveries those decisions made; a flagged supplier sees its flags."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.test_console import bearer, register, tab_to
+from tests.conftest import wait_until
+from tests.e2e.test_local_stack import Receiver
+
+pytestmark = pytest.mark.browser
+
+LISTING = {
+    "sku": "LAMP-1", "title": "Desk lamp", "category": "home", "price": {"amount": 49.9, "currency": "EUR"},
+    "quantity": 5, "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"},
+}  # fmt: skip
+SHIP_TO = {
+    "name": "Ada",
+    "line1": "1 Analytical St",
+    "city": "London",
+    "postalCode": "N1 9GU",
+    "country": "GB",
+}
+
+
+def place_order(stack: Any, tenant: str, supplier_id: str, quantity: int) -> str:
+    retailer = bearer(stack, tenant, "retailer")
+    body = {
+        "customerOrderId": f"web-{uuid.uuid4().hex[:6]}",
+        "lines": [{"supplierId": supplier_id, "sku": "LAMP-1", "quantity": quantity,
+                   "unitPrice": LISTING["price"]}],
+        "shipTo": SHIP_TO,
+    }  # fmt: skip
+    placed = requests.post(f"{stack.api_url}/orders", json=body, headers=retailer, timeout=10)
+    assert placed.status_code == 202, placed.text
+    return body["customerOrderId"]
+
+
+def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(stack, tenant, screen):
+    page = screen.page
+    supplier_id = register(stack, tenant, "APPROVED", taxId=f"DE{uuid.uuid4().int % 10**9:09d}")
+    supplier = bearer(stack, tenant, "supplier", supplier_id)
+    created = requests.post(f"{stack.api_url}/suppliers/{supplier_id}/products", json=LISTING, headers=supplier,
+                            timeout=10)  # fmt: skip
+    assert created.status_code == 202, created.text
+    wait_until(lambda: requests.get(f"{stack.api_url}/suppliers/{supplier_id}/products/LAMP-1", headers=supplier,
+                                    timeout=10).json()["status"] == "ACTIVE", timeout=30, what="active listing")  # fmt: skip
+    receiver = Receiver()
+    try:
+        hook = requests.put(f"{stack.api_url}/suppliers/{supplier_id}/webhook", headers=supplier, timeout=10,
+                            json={"url": receiver.url, "secret": f"secret-{uuid.uuid4().hex}"})  # fmt: skip
+        assert hook.status_code == 200, hook.text
+        kept, refused = place_order(stack, tenant, supplier_id, 2), place_order(stack, tenant, supplier_id, 1)
+
+        def awaiting() -> bool:
+            items = requests.get(f"{stack.api_url}/supplier-orders", params={"status": "AWAITING_ACCEPTANCE"},
+                                 headers=supplier, timeout=10).json()["items"]  # fmt: skip
+            return len(items) == 2
+
+        wait_until(awaiting, timeout=30, what="two orders awaiting acceptance")
+
+        page.goto(f"{stack.api_url}/portal/")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        screen.shot("portal-1-sign-in")
+        tab_to(page, "e.id === 'token'")
+        page.keyboard.insert_text(stack.issuer.mint(tenant, "supplier", supplier_id=supplier_id))
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Your marketplace account")).to_be_focused()
+        expect(page.locator("#whoami")).to_have_text(f"Signed in as supplier {supplier_id}")
+        assert "eyJ" not in page.content()  # the token is in sessionStorage, not in the page
+        expect(page.locator("#registration-status")).to_have_text("APPROVED")
+        expect(page.locator("#registration-flags")).to_have_text("No flags.")
+        listing = page.locator("#listings-table tbody tr")
+        expect(listing).to_have_count(1)
+        expect(listing.locator("td")).to_have_text(["LAMP-1", "Desk lamp", "ACTIVE", "2", "49.9 EUR", ""])
+        orders = page.locator("#orders-table tbody tr")
+        expect(orders).to_have_count(2)
+        expect(page.locator("#webhook")).to_have_text(f"Your webhook: {receiver.url}")
+        screen.shot("portal-2-home")
+
+        # Accept one (keyboard), reject the other with a reason.
+        page.get_by_role("button", name=f"Accept order {kept}").focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("status")).to_have_text(f"Order {kept} is ACCEPTED.")
+        expect(orders).to_have_count(1)
+        toggle = page.get_by_role("button", name=f"Reject order {refused}…")
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        reason = page.get_by_label(f"Reason for rejecting order {refused}")
+        expect(reason).to_be_focused()
+        page.get_by_role("button", name="Confirm the rejection").click()
+        expect(page.get_by_role("alert")).to_contain_text("reason is required")
+        reason.fill("the lamp is discontinued")
+        screen.shot("portal-3-rejecting")
+        page.get_by_role("button", name="Confirm the rejection").click()
+        expect(page.get_by_role("status")).to_have_text(f"Order {refused} is REJECTED.")
+        expect(page.locator("#orders-none")).to_be_visible()
+        # The rejection released its unit; the accepted order keeps its two.
+        expect(listing.locator("td").nth(3)).to_have_text("3")
+
+        # Each order made three events (created, awaiting acceptance, the decision), each delivered.
+        def delivered() -> list[list[str]] | None:
+            page.get_by_role("button", name="Refresh everything").click()
+            expect(page.get_by_role("button", name="Refresh everything")).to_be_enabled()
+            rows = page.locator("#deliveries-table tbody tr")
+            found = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+            return found if len(found) == 6 and all(r[1] == "DELIVERED" for r in found) else None
+
+        rows = wait_until(delivered, timeout=30, interval=0.3, what="six delivered webhooks")
+        assert sorted(r[0] for r in rows) == sorted(
+            ["supplier_order.created"] * 2 + ["supplier_order.awaiting_acceptance"] * 2
+            + ["supplier_order.accepted", "supplier_order.rejected"]
+        )  # fmt: skip
+        # One delivery per event (a retry would repeat its delivery id, never add one).
+        assert len({r["headers"]["X-Marketplace-Delivery"] for r in receiver.requests}) == 6
+        screen.shot("portal-4-decided-deliveries")
+    finally:
+        receiver.close()
+
+    api = requests.get(f"{stack.api_url}/supplier-orders", headers=supplier, timeout=10).json()["items"]
+    assert sorted(o["status"] for o in api) == ["ACCEPTED", "REJECTED"]
+    assert screen.errors == []
+
+
+def test_a_flagged_supplier_sees_its_flags(stack, tenant, screen):
+    page = screen.page
+    supplier_id = register(stack, tenant, "FLAGGED", taxId="DE12345")
+    page.goto(f"{stack.api_url}/portal/")
+    page.get_by_label("Supplier token").fill(stack.issuer.mint(tenant, "supplier", supplier_id=supplier_id))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#registration-status")).to_have_text("FLAGGED")
+    expect(page.locator("#registration-flags li")).to_have_text(
+        [re.compile(r"taxId\s+invalid format for DE: a DE VAT number is DE followed by 9 digits")]
+    )
+    expect(page.locator("#listings-none")).to_be_visible()
+    expect(page.locator("#orders-none")).to_be_visible()
+    expect(page.locator("#webhook")).to_have_text("You have no webhook registered.")
+    screen.shot("portal-5-flagged")
+    # An admin token is not a supplier's.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("Supplier token").fill(stack.issuer.mint(tenant, "admin"))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("This token is not for the supplier role.")
+    assert screen.errors == []

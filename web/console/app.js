@@ -1,0 +1,442 @@
+// The admin console: the correction queue, a record with its fix form, the drain, rejection and
+// the audit trail. Plain ES module, no build step.
+import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
+import { Session, checkToken } from "../shared/session.js";
+import { $, announce, busy, clearError, el, flagsList, formatAge, formatTime, showError, showView } from "../shared/ui.js";
+
+const session = new Session("marketplace.console.token");
+let api;
+let current = null; // {kind, recordId, supplierId, sku, record}
+let nextToken = null;
+
+// What each kind of queued record can do, and where in the API.
+const KINDS = {
+  SUPPLIER: {
+    label: "Supplier",
+    path: (c) => `/suppliers/${enc(c.recordId)}`,
+    editable: true,
+    history: (c) => `/suppliers/${enc(c.recordId)}/history`,
+    reject: (c) => `/admin/corrections/${enc(c.recordId)}/reject`,
+    retry: (c) => `/admin/corrections/${enc(c.recordId)}/retry`,
+    name: (r) => r.legalName,
+  },
+  PRODUCT: {
+    label: "Listing",
+    path: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}`,
+    editable: true,
+    history: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/history`,
+    reject: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/reject`,
+    retry: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/retry`,
+    name: (r) => r.title,
+  },
+  SUPPLIER_ORDER: {
+    label: "Supplier order",
+    path: (c) => `/supplier-orders/${enc(c.recordId)}`,
+    editable: false,
+    history: null,
+    reject: (c) => `/supplier-orders/${enc(c.recordId)}/cancel`,
+    retry: (c) => `/supplier-orders/${enc(c.recordId)}/retry`,
+    name: (r) => r.orderId,
+  },
+};
+
+// Fields the workflow and the API manage: shown in the summary, never in the fix form.
+const MANAGED = new Set(["status", "version", "flags", "supplierId", "sku", "tenantId", "statusReason", "orderId", "supplierOrderId"]);
+const isManaged = (key) => MANAGED.has(key) || /(At|By)$/.test(key);
+
+// ------------------------------------------------------------------------------------ sign-in
+function signedIn() {
+  const claims = session.claims;
+  $("#whoami").textContent = `Signed in as an admin of ${claims["custom:tenant_id"]}`;
+  $("#whoami").hidden = false;
+  $("#sign-out").hidden = false;
+}
+
+function signOut(message) {
+  session.token = "";
+  current = null;
+  $("#whoami").hidden = true;
+  $("#sign-out").hidden = true;
+  showView("sign-in-view");
+  if (message) announce(message);
+  $("#token").focus();
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  clearError();
+  const input = $("#token");
+  const token = input.value.trim();
+  const { problem } = token ? checkToken(token, "admin") : { problem: "Paste a token first." };
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    showError(new ApiError(0, "invalid_token", "Cannot sign in", [{ field: "token", reason: problem }]));
+    input.focus();
+    return;
+  }
+  session.token = token;
+  input.value = "";
+  input.removeAttribute("aria-invalid");
+  const ok = await openQueue();
+  if (ok) {
+    signedIn();
+    announce("Signed in.");
+  }
+}
+
+// A 401 anywhere ends the session; other errors are shown with their fields.
+async function guarded(button, context, action) {
+  return busy(button, context, async () => {
+    try {
+      return await action();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        signOut();
+        showError(new ApiError(401, "unauthorized", "The API refused the token (expired or not valid): sign in again."));
+        return undefined;
+      }
+      throw error;
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------ queue
+async function openQueue() {
+  const loaded = await guarded($("#refresh-queue"), "Loading the correction queue", async () => {
+    const page = await api.get("/admin/corrections", { limit: 50 });
+    renderQueue(page, false);
+    return true;
+  });
+  if (loaded) {
+    showView("queue-view");
+    $("#queue-heading").focus();
+  }
+  return loaded;
+}
+
+async function moreQueue() {
+  await guarded($("#more"), "Loading more of the queue", async () => {
+    renderQueue(await api.get("/admin/corrections", { limit: 50, nextToken }), true);
+  });
+}
+
+function renderQueue(page, append) {
+  const body = $("#queue-table tbody");
+  if (!append) body.replaceChildren();
+  for (const item of page.items) {
+    const kind = KINDS[item.recordType] || { label: item.recordType, name: () => "" };
+    const name = kind.name(item.record || {}) || "";
+    const label = name ? `${name} (${item.recordId})` : item.recordId;
+    body.append(
+      el(
+        "tr",
+        { dataset: { recordId: item.recordId } },
+        el("td", {}, el("button", { type: "button", class: "link", onclick: () => openRecord(item) }, `Open ${label}`)),
+        el("td", {}, kind.label),
+        el("td", {}, flagsList(item.flags)),
+        el("td", {}, formatAge(item.ageSeconds)),
+      ),
+    );
+  }
+  nextToken = page.nextToken || null;
+  $("#more").hidden = !nextToken;
+  const empty = body.children.length === 0;
+  $("#queue-empty").hidden = !empty;
+  $("#queue-table").hidden = empty;
+}
+
+// ------------------------------------------------------------------------------------ record
+async function openRecord(item) {
+  current = {
+    kind: item.recordType,
+    recordId: item.recordId,
+    supplierId: item.supplierId,
+    sku: item.sku,
+    record: null,
+  };
+  const loaded = await guarded(null, "Opening the record", async () => {
+    await loadRecord();
+    return true;
+  });
+  if (!loaded) return;
+  showView("record-view");
+  $("#record-heading").focus();
+  await loadAudit();
+}
+
+async function loadRecord() {
+  current.record = await api.get(KINDS[current.kind].path(current));
+  renderRecord();
+}
+
+function renderRecord() {
+  const kind = KINDS[current.kind];
+  const record = current.record;
+  const name = kind.name(record);
+  $("#record-heading").textContent = `${kind.label} ${name ? `${name} ` : ""}(${current.recordId})`;
+  const rows = [
+    ["Status", el("span", { id: "record-status", class: `status-badge status-${record.status}` }, record.status)],
+    ["Version", String(record.version)],
+    ["Kind", kind.label],
+  ];
+  if (current.kind !== "SUPPLIER") rows.push(["Supplier", current.supplierId]);
+  if (record.statusReason) rows.push(["Reason", record.statusReason]);
+  if (record.updatedAt) rows.push(["Last change", formatTime(record.updatedAt)]);
+  $("#record-summary").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+  $("#record-flags").replaceChildren(flagsList(record.flags));
+  // Only a flagged record is corrected; an approved or rejected one is shown with its trail.
+  const open = record.status === "FLAGGED";
+  $("#fix-form").hidden = !(kind.editable && open);
+  $("#no-fix").hidden = kind.editable || !open;
+  $("#record-actions").hidden = !open;
+  $("#reject-form").hidden = !open;
+  $("#closed-note").hidden = open;
+  $("#closed-note").textContent = open ? "" : `This record is ${record.status}: there is nothing to correct.`;
+  if (kind.editable && open) renderFixForm(record);
+  $("#reject").textContent = current.kind === "SUPPLIER_ORDER" ? "Cancel the order" : "Reject the record";
+}
+
+// Every editable leaf of the record, as "a.b.c" paths; arrays are edited as JSON.
+function leaves(value, prefix, out) {
+  for (const [key, child] of Object.entries(value)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (!prefix && isManaged(key)) continue;
+    if (child !== null && typeof child === "object" && !Array.isArray(child)) leaves(child, path, out);
+    else out.set(path, child);
+  }
+  return out;
+}
+
+function getPath(record, path) {
+  return path.split(".").reduce((node, key) => (node === undefined || node === null ? undefined : node[key]), record);
+}
+
+function renderFixForm(record) {
+  const all = leaves(record, "", new Map());
+  const reasons = new Map();
+  for (const flag of record.flags || []) {
+    // A flag inside an array ("images.0") is fixed by editing the array, a leaf of the form.
+    let path = flag.field;
+    for (let cut = path; cut.includes(".") && !all.has(path); ) {
+      cut = cut.slice(0, cut.lastIndexOf("."));
+      if (all.has(cut)) path = cut;
+    }
+    // A missing field the rules want gets an empty input; "(body)"-like flags name no field.
+    if (!all.has(path) && !isManaged(path.split(".")[0]) && !path.startsWith("(")) all.set(path, getPath(record, path));
+    reasons.set(path, [...(reasons.get(path) || []), flag.reason]);
+  }
+  const ordered = [...all.keys()].sort((a, b) => Number(reasons.has(b)) - Number(reasons.has(a)));
+  const fields = ordered.map((path, index) => {
+    const value = all.get(path);
+    const id = `fix-${index}`;
+    const type = Array.isArray(value) ? "json" : typeof value === "number" ? "number" : typeof value === "boolean" ? "boolean" : "string";
+    const shown = type === "json" ? JSON.stringify(value) : value === undefined || value === null ? "" : String(value);
+    const reason = reasons.get(path);
+    const attributes = {
+      id,
+      name: path,
+      dataset: { path, type, original: shown },
+      "aria-invalid": reason ? "true" : null,
+      "aria-describedby": reason ? `${id}-reason` : null,
+      spellcheck: "false",
+      autocomplete: "off",
+    };
+    const input = type === "json" ? el("textarea", { ...attributes, rows: 2 }, shown) : el("input", { ...attributes, type: "text", value: shown });
+    return el(
+      "div",
+      { class: "field" },
+      el("label", { for: id }, path),
+      input,
+      reason ? el("p", { id: `${id}-reason`, class: "field-reason" }, `Flagged: ${reason.join("; ")}`) : null,
+    );
+  });
+  $("#fix-fields").replaceChildren(...fields);
+}
+
+function setPath(target, segments, value) {
+  let node = target;
+  for (const key of segments.slice(0, -1)) {
+    if (node[key] === null || typeof node[key] !== "object") node[key] = {};
+    node = node[key];
+  }
+  node[segments.at(-1)] = value;
+}
+
+// The API's field errors, on the inputs they name (focus goes to the first).
+function markFields(fields) {
+  let first = null;
+  for (const { field, reason } of fields) {
+    const input = [...$("#fix-fields").querySelectorAll("[data-path]")].find((i) => i.dataset.path === field);
+    if (!input) continue;
+    input.setAttribute("aria-invalid", "true");
+    let note = document.getElementById(`${input.id}-error`);
+    if (!note) {
+      note = el("p", { id: `${input.id}-error`, class: "field-reason" });
+      input.after(note);
+      const described = input.getAttribute("aria-describedby");
+      input.setAttribute("aria-describedby", described ? `${described} ${note.id}` : note.id);
+    }
+    note.textContent = `Refused: ${reason}`;
+    first = first || input;
+  }
+  if (first) first.focus();
+}
+
+async function onFix(event) {
+  event.preventDefault();
+  const patch = {};
+  const problems = [];
+  for (const input of $("#fix-fields").querySelectorAll("[data-path]")) {
+    const { path, type, original } = input.dataset;
+    if (input.value === original) continue;
+    let value = input.value;
+    if (type === "number" && value.trim() !== "" && !Number.isNaN(Number(value))) value = Number(value);
+    if (type === "boolean" && (value === "true" || value === "false")) value = value === "true";
+    if (type === "json") {
+      try {
+        value = JSON.parse(value);
+      } catch {
+        problems.push({ field: path, reason: "is not valid JSON" });
+        continue;
+      }
+    }
+    const [top, ...rest] = path.split(".");
+    if (rest.length) {
+      if (!(top in patch)) patch[top] = structuredClone(current.record[top] ?? {});
+      setPath(patch[top], rest, value);
+    } else {
+      patch[top] = value;
+    }
+  }
+  if (problems.length) {
+    showError(new ApiError(0, "invalid_input", "Cannot save the fix", problems));
+    return;
+  }
+  if (!Object.keys(patch).length) {
+    showError(new ApiError(0, "nothing_changed", "Nothing to save: change a field first."));
+    return;
+  }
+  await guarded($("#save-fix"), "Saving the fix", async () => {
+    try {
+      current.record = await api.patch(KINDS[current.kind].path(current), patch, { "If-Match": String(current.record.version) });
+    } catch (error) {
+      markFields(error.fields || []);
+      throw error;
+    }
+    renderRecord();
+    announce(`Saved: version ${current.record.version}. Re-run the drain to resume its workflow.`);
+    await loadAudit();
+  });
+}
+
+// ------------------------------------------------------------------------------------ actions
+async function drain(button) {
+  await guarded(button, "Running the drain", async () => {
+    const result = await api.post("/admin/corrections/drain");
+    announce(`Drain done: ${result.resumed} resumed, ${result.waiting} still waiting.`);
+    if (current && !$("#record-view").hidden) await followRecord();
+    else await openQueue();
+  });
+}
+
+// After a drain the workflow runs on its own: watch the record (bounded) until its status moves.
+async function followRecord() {
+  const before = current.record.status;
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    await loadRecord();
+    if (current.record.status !== before) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  announce(`${KINDS[current.kind].label} is ${current.record.status}.`);
+  await loadAudit();
+}
+
+async function onReject(event) {
+  event.preventDefault();
+  const field = $("#reject-reason");
+  const reason = field.value.trim();
+  if (!reason) {
+    field.setAttribute("aria-invalid", "true");
+    showError(new ApiError(0, "invalid_input", "Cannot reject", [{ field: "reason", reason: "is required" }]));
+    field.focus();
+    return;
+  }
+  field.removeAttribute("aria-invalid");
+  await guarded($("#reject"), "Rejecting", async () => {
+    current.record = await api.post(KINDS[current.kind].reject(current), { reason });
+    field.value = "";
+    renderRecord();
+    announce(`${KINDS[current.kind].label} is ${current.record.status}.`);
+    await loadAudit();
+  });
+}
+
+async function onRetry() {
+  await guarded($("#retry"), "Asking for another validation round", async () => {
+    current.record = await api.post(KINDS[current.kind].retry(current));
+    renderRecord();
+    announce("Marked for another validation round: re-run the drain.");
+  });
+}
+
+async function loadAudit() {
+  const kind = KINDS[current.kind];
+  const body = $("#audit-table tbody");
+  if (!kind.history) {
+    body.replaceChildren();
+    $("#audit-none").hidden = false;
+    $("#audit-none").textContent = "This kind of record has no audit trail of its own.";
+    return;
+  }
+  await guarded($("#refresh-audit"), "Loading the audit trail", async () => {
+    const items = [];
+    let token = null;
+    do {
+      const page = await api.get(kind.history(current), { limit: 100, nextToken: token });
+      items.push(...page.items);
+      token = page.nextToken;
+    } while (token);
+    body.replaceChildren(
+      ...items.map((entry) =>
+        el(
+          "tr",
+          {},
+          el("td", {}, formatTime(entry.at)),
+          el("td", {}, entry.by || ""),
+          el("td", {}, entry.action || ""),
+          el("td", {}, (entry.changed || []).join(", ")),
+          el("td", {}, (entry.after && entry.after.status) || ""),
+        ),
+      ),
+    );
+    $("#audit-none").hidden = items.length > 0;
+    $("#audit-none").textContent = "No audit entries yet.";
+  });
+}
+
+// ------------------------------------------------------------------------------------ start
+async function start() {
+  api = createClient(await loadApiBase(), () => session.token);
+  $("#sign-in-form").addEventListener("submit", onSignIn);
+  $("#sign-out").addEventListener("click", () => signOut("Signed out."));
+  $("#refresh-queue").addEventListener("click", openQueue);
+  $("#more").addEventListener("click", moreQueue);
+  $("#drain").addEventListener("click", (e) => drain(e.currentTarget));
+  $("#record-drain").addEventListener("click", (e) => drain(e.currentTarget));
+  $("#back").addEventListener("click", openQueue);
+  $("#refresh-record").addEventListener("click", () => guarded($("#refresh-record"), "Refreshing", loadRecord));
+  $("#refresh-audit").addEventListener("click", loadAudit);
+  $("#fix-form").addEventListener("submit", onFix);
+  $("#reject-form").addEventListener("submit", onReject);
+  $("#retry").addEventListener("click", onRetry);
+  const token = session.token;
+  if (token && !checkToken(token, "admin").problem && (await openQueue())) {
+    signedIn();
+  } else {
+    signOut();
+  }
+  document.body.dataset.ready = "true";
+}
+
+start();

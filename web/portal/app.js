@@ -1,0 +1,224 @@
+// The supplier portal: registration status and flags, listings, orders awaiting acceptance
+// (accept or reject with a reason) and webhook deliveries. Plain ES module, no build step.
+import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
+import { Session, checkToken } from "../shared/session.js";
+import { $, announce, busy, clearError, el, flagsList, formatTime, showError, showView } from "../shared/ui.js";
+
+const session = new Session("marketplace.portal.token");
+let api;
+
+const supplierId = () => session.claims["custom:supplier_id"];
+
+// ------------------------------------------------------------------------------------ sign-in
+function signOut(message) {
+  session.token = "";
+  $("#whoami").hidden = true;
+  $("#sign-out").hidden = true;
+  showView("sign-in-view");
+  if (message) announce(message);
+  $("#token").focus();
+}
+
+async function guarded(button, context, action) {
+  return busy(button, context, async () => {
+    try {
+      return await action();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        signOut();
+        showError(new ApiError(401, "unauthorized", "The API refused the token (expired or not valid): sign in again."));
+        return undefined;
+      }
+      throw error;
+    }
+  });
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  clearError();
+  const input = $("#token");
+  const token = input.value.trim();
+  let { claims, problem } = token ? checkToken(token, "supplier") : { problem: "Paste a token first." };
+  if (!problem && !claims["custom:supplier_id"]) problem = "This token names no supplier.";
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    showError(new ApiError(0, "invalid_token", "Cannot sign in", [{ field: "token", reason: problem }]));
+    input.focus();
+    return;
+  }
+  session.token = token;
+  input.value = "";
+  input.removeAttribute("aria-invalid");
+  if (await openHome()) announce("Signed in.");
+}
+
+// ------------------------------------------------------------------------------------ home
+async function openHome() {
+  const loaded = await guarded($("#refresh"), "Loading your account", async () => {
+    await loadRegistration();
+    await Promise.all([loadListings(), loadOrders(), loadDeliveries()]);
+    return true;
+  });
+  if (!loaded) return false;
+  $("#whoami").textContent = `Signed in as supplier ${supplierId()}`;
+  $("#whoami").hidden = false;
+  $("#sign-out").hidden = false;
+  showView("home-view");
+  $("#home-heading").focus();
+  return true;
+}
+
+async function loadRegistration() {
+  const record = await api.get(`/suppliers/${enc(supplierId())}`);
+  const rows = [
+    ["Name", record.legalName || ""],
+    ["Status", el("span", { id: "registration-status", class: `status-badge status-${record.status}` }, record.status)],
+    ["Supplier id", record.supplierId],
+  ];
+  if (record.statusReason) rows.push(["Reason", record.statusReason]);
+  if (record.updatedAt) rows.push(["Last change", formatTime(record.updatedAt)]);
+  $("#registration").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+  $("#registration-flags").replaceChildren(flagsList(record.flags));
+}
+
+async function all(path, query) {
+  const items = [];
+  let nextToken = null;
+  do {
+    const page = await api.get(path, { ...query, limit: 100, nextToken });
+    items.push(...page.items);
+    nextToken = page.nextToken;
+  } while (nextToken && items.length < 500);
+  return items;
+}
+
+async function loadListings() {
+  const items = await all(`/suppliers/${enc(supplierId())}/products`);
+  $("#listings-table tbody").replaceChildren(
+    ...items.map((p) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, p.sku),
+        el("td", {}, p.title || ""),
+        el("td", {}, el("span", { class: `status-badge status-${p.status}` }, p.status)),
+        el("td", {}, p.quantity ?? ""),
+        el("td", {}, p.price ? `${p.price.amount} ${p.price.currency}` : ""),
+        el("td", {}, p.flags && p.flags.length ? flagsList(p.flags) : ""),
+      ),
+    ),
+  );
+  $("#listings-none").hidden = items.length > 0;
+  $("#listings-table").hidden = items.length === 0;
+}
+
+async function loadOrders() {
+  const items = await all("/supplier-orders", { status: "AWAITING_ACCEPTANCE" });
+  $("#orders-table tbody").replaceChildren(...items.map(orderRow));
+  $("#orders-none").hidden = items.length > 0;
+  $("#orders-table").hidden = items.length === 0;
+}
+
+function orderRow(order) {
+  const id = order.supplierOrderId;
+  const formId = `reject-${id}`;
+  const reasonId = `reason-${id}`;
+  const rejectToggle = el(
+    "button",
+    { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": formId },
+    `Reject order ${order.customerOrderId || id}…`,
+  );
+  const form = el(
+    "form",
+    { id: formId, class: "reject-form", hidden: true, novalidate: true },
+    el("label", { for: reasonId }, `Reason for rejecting order ${order.customerOrderId || id}`),
+    el("textarea", { id: reasonId, name: "reason", rows: 2, maxlength: 1000, required: true }),
+    el("div", { class: "actions" }, el("button", { type: "submit", class: "danger" }, "Confirm the rejection")),
+  );
+  const accept = el("button", { type: "button" }, `Accept order ${order.customerOrderId || id}`);
+  accept.addEventListener("click", () => decide(accept, order, "accept"));
+  rejectToggle.addEventListener("click", () => {
+    const open = form.hidden;
+    form.hidden = !open;
+    rejectToggle.setAttribute("aria-expanded", String(open));
+    if (open) form.querySelector("textarea").focus();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const field = form.querySelector("textarea");
+    const reason = field.value.trim();
+    if (!reason) {
+      field.setAttribute("aria-invalid", "true");
+      showError(new ApiError(0, "invalid_input", "Cannot reject", [{ field: "reason", reason: "is required" }]));
+      field.focus();
+      return;
+    }
+    decide(form.querySelector("button[type=submit]"), order, "reject", reason);
+  });
+  const lines = el(
+    "ul",
+    {},
+    (order.lines || []).map((line) => el("li", {}, `${line.quantity} × ${line.sku}`, line.unitPrice ? ` at ${line.unitPrice.amount} ${line.unitPrice.currency}` : "")),
+  );
+  return el(
+    "tr",
+    { dataset: { supplierOrderId: id } },
+    el("td", {}, order.customerOrderId || "", el("br"), el("small", {}, id)),
+    el("td", {}, lines),
+    el("td", {}, formatTime(order.deadline)),
+    el("td", {}, el("div", { class: "actions" }, accept, rejectToggle), form),
+  );
+}
+
+async function decide(button, order, action, reason) {
+  const label = order.customerOrderId || order.supplierOrderId;
+  await guarded(button, `${action === "accept" ? "Accepting" : "Rejecting"} order ${label}`, async () => {
+    const path = `/supplier-orders/${enc(order.supplierOrderId)}/${action}`;
+    const result = action === "accept" ? await api.post(path) : await api.post(path, { reason });
+    announce(`Order ${label} is ${result.status}.`);
+    await Promise.all([loadOrders(), loadListings(), loadDeliveries()]);
+    $("#orders-heading").focus();
+  });
+}
+
+async function loadDeliveries() {
+  let webhook = null;
+  try {
+    webhook = await api.get(`/suppliers/${enc(supplierId())}/webhook`);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+  }
+  $("#webhook").textContent = webhook ? `Your webhook: ${webhook.url}` : "You have no webhook registered.";
+  const items = await all(`/suppliers/${enc(supplierId())}/deliveries`);
+  $("#deliveries-table tbody").replaceChildren(
+    ...items.map((d) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, d.event),
+        el("td", {}, el("span", { class: `status-badge status-${d.status}` }, d.status)),
+        el("td", {}, d.attempts ?? ""),
+        el("td", {}, d.lastError || ""),
+        el("td", {}, formatTime(d.createdAt)),
+        el("td", {}, el("code", {}, d.deliveryId)),
+      ),
+    ),
+  );
+  $("#deliveries-none").hidden = items.length > 0;
+  $("#deliveries-table").hidden = items.length === 0;
+}
+
+// ------------------------------------------------------------------------------------ start
+async function start() {
+  api = createClient(await loadApiBase(), () => session.token);
+  $("#sign-in-form").addEventListener("submit", onSignIn);
+  $("#sign-out").addEventListener("click", () => signOut("Signed out."));
+  $("#refresh").addEventListener("click", openHome);
+  const token = session.token;
+  const check = token ? checkToken(token, "supplier") : { problem: "none" };
+  if (check.problem || !(await openHome())) signOut();
+  document.body.dataset.ready = "true";
+}
+
+start();

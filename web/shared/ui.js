@@ -1,0 +1,96 @@
+// Small DOM helpers. Everything the API returns is written with textContent, never as HTML.
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function $(selector) {
+  return document.querySelector(selector);
+}
+
+// The status line is an aria-live region: screen readers read each message once.
+export function announce(message) {
+  const region = $("#status");
+  region.textContent = "";
+  // A fresh text node on the next frame makes a repeated message be announced again.
+  requestAnimationFrame(() => {
+    region.textContent = message;
+  });
+}
+
+// API errors with their field and reason, in the alert region.
+export function showError(error, context) {
+  const region = $("#error");
+  region.replaceChildren();
+  const title = context ? `${context}: ${error.message}` : error.message;
+  region.append(el("p", { class: "error-title" }, title));
+  if (error.fields && error.fields.length) {
+    region.append(
+      el(
+        "ul",
+        { class: "error-fields" },
+        error.fields.map((f) => el("li", {}, el("code", {}, f.field), " ", f.reason)),
+      ),
+    );
+  }
+  region.hidden = false;
+}
+
+export function clearError() {
+  const region = $("#error");
+  region.replaceChildren();
+  region.hidden = true;
+}
+
+export function formatAge(seconds) {
+  if (seconds === null || seconds === undefined) return "unknown";
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+  return `${Math.floor(seconds / 86400)} d ${Math.floor((seconds % 86400) / 3600)} h`;
+}
+
+export function formatTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+}
+
+// Shows one view (a <section data-view>) and hides the others.
+export function showView(id) {
+  for (const section of document.querySelectorAll("[data-view]")) section.hidden = section.id !== id;
+}
+
+// Runs an action with its button disabled, reporting failures in the alert region.
+export async function busy(button, context, action) {
+  if (button) button.disabled = true;
+  clearError();
+  try {
+    return await action();
+  } catch (error) {
+    showError(error, context);
+    return undefined;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+export function flagsList(flags) {
+  if (!flags || !flags.length) return el("p", {}, "No flags.");
+  return el(
+    "ul",
+    { class: "flags" },
+    flags.map((f) => el("li", {}, el("code", {}, f.field), " ", f.reason)),
+  );
+}
