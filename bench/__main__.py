@@ -1,17 +1,19 @@
-"""`python -m bench`: what can be measured today, measured honestly.
+"""`python -m bench` (`make bench`): every performance figure of the marketplace in one table,
+written as JSON to ``bench/results/<timestamp>.json``.
 
-1. Import time of each Lambda handler module, the cold-start work that is ours: for every
-   AWS::Serverless::Function in template.yaml, a fresh interpreter runs `python -X importtime -c
-   "import <module>"` in the function's CodeUri, with the environment variables the template gives
-   it (Globals plus the function's own; literal values kept, intrinsics replaced by dummies). The
-   number is the cumulative import time of the handler module itself, dependencies included. One
-   warm-up run first (so .pyc files exist), then N measured runs: median, min, max.
-2. The offline SAM transform (marketplace_local.template.load: parse template.yaml, translate):
-   N runs in this process, median, min, max.
+1. Per business transaction, counted from real runs in the local stack (bench/costs.py): state
+   transitions, Lambda invocations with their CPU and wall time, DynamoDB write and read units,
+   SQS, SNS, StartExecution and API requests, log bytes; and from them the AWS cost of a million
+   supplier onboardings and of a million supplier orders at the us-east-1 list prices of
+   bench/prices.json (dated), by service.
+2. Capacity at AWS default quotas (bench/quotas.json), derived from those counts: supplier orders
+   per second per tenant in us-east-1 and in the lowest-quota region, and the quota that binds.
+3. Cold start: import time of each Lambda handler module as on Lambda (bench/imports.py), and of
+   the shared libraries they all import.
+4. Warm validation of one supplier record, and records validated per second.
+5. Local end-to-end throughput (bench/throughput.py), when that module is there.
 
-These run in the local virtual environment on this machine (x86_64 or whatever it is), not on
-Lambda's arm64, and outside Lambda (so Powertools' Tracer, which switches itself off outside
-Lambda, patches nothing). Compare runs on the same machine, never with Lambda's own numbers.
+Figures are the median, min and max over ``--runs`` runs, on this machine (shared, noisy), not AWS.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import json
 import logging
 import os
 import platform
-import re
-import statistics
 import subprocess
 import sys
 import time
@@ -30,89 +30,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from marketplace_local.template import TEMPLATE_PATH, load, load_sam
+from bench import costs, imports
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
-_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( +)(\S+)\s*$")
-
-
-def function_specs(sam: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each function's code directory, handler module and environment, from the template."""
-    globals_env = (((sam.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get(
-        "Variables"
-    ) or {}
-    specs = []
-    for logical_id, resource in sam["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        props = resource.get("Properties") or {}
-        variables = {**globals_env, **((props.get("Environment") or {}).get("Variables") or {})}
-        specs.append(
-            {
-                "function": logical_id,
-                "code_uri": props["CodeUri"],
-                "module": props["Handler"].rsplit(".", 1)[0],
-                "environment": {name: _dummy(name, value) for name, value in variables.items()},
-            }
-        )
-    return specs
-
-
-def _dummy(name: str, value: Any) -> str:
-    """A literal value from the template as is; an intrinsic (resolved at deploy time) as a dummy
-    of the right shape."""
-    if isinstance(value, str | int | float | bool):
-        return str(value)
-    if name.endswith("_ARN"):
-        return f"arn:aws:bench:us-east-1:000000000000:{name.lower()}"
-    if name.endswith("_URL"):
-        return f"https://bench.invalid/000000000000/{name.lower()}"
-    return f"bench-{name.lower()}"
-
-
-def import_time_us(spec: dict[str, Any]) -> tuple[int, dict[str, int]]:
-    """Cumulative import time, in µs, of the handler module in a fresh interpreter, and that of
-    each module it imports directly (those not already imported by then)."""
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(Path.home()),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        **spec["environment"],
-    }
-    # The command is this interpreter and a module name taken from our own template.
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-X", "importtime", "-c", f"import {spec['module']}"],
-        cwd=ROOT / spec["code_uri"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"{spec['function']}: `import {spec['module']}` failed:\n{tail}")
-    direct: dict[str, int] = {}
-    for line in result.stderr.splitlines():
-        match = _IMPORTTIME.match(line)
-        if not match:
-            continue
-        depth = len(match.group(3))  # 1 for the top-level import, 2 more per level of nesting
-        if depth == 3:
-            direct[match.group(4)] = int(match.group(2))
-        elif depth == 1 and match.group(4) == spec["module"]:
-            return int(match.group(2)), direct
-        elif depth == 1:
-            direct.clear()
-    raise RuntimeError(f"{spec['function']}: no importtime line for the top-level module {spec['module']}")
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    return {"runs": values, "median": statistics.median(values), "min": min(values), "max": max(values)}
+GOALS = {
+    "order_usd_per_million": 15.0,
+    "import_ms": 300.0,
+    "validation_us": 1000.0,
+    "orders_per_s_us_east_1": 3000.0,
+    "orders_per_s_every_region": 1000.0,
+}
 
 
 def git_revision() -> str | None:
@@ -127,76 +56,196 @@ def git_revision() -> str | None:
         return None
 
 
+def load_throughput() -> Any:
+    """bench/throughput.py's ``run``, or None when the module is not there."""
+    try:
+        from bench import throughput
+    except ModuleNotFoundError as error:
+        if error.name != "bench.throughput":
+            raise
+        return None
+    return throughput.run
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, ...] | str] = []
+
+    def section(self, title: str) -> None:
+        self.rows.append(title)
+
+    def add(self, label: str, figure: dict[str, float] | None, unit: str = "", goal: str = "",
+            fmt: str = ",.1f") -> None:  # fmt: skip
+        if figure is None:
+            self.rows.append((label, "-", "-", "-", unit, goal))
+            return
+        cells = tuple(format(figure[k], fmt) for k in ("median", "min", "max"))
+        self.rows.append((label, *cells, unit, goal))
+
+    def print(self) -> None:
+        width = max(len(r[0]) for r in self.rows if isinstance(r, tuple)) + 2
+        header = f"{'':<{width}}{'median':>12}{'min':>12}{'max':>12}  {'unit':<10} goal"
+        print(header)
+        print("-" * len(header))
+        for row in self.rows:
+            if isinstance(row, str):
+                print(f"\n{row}")
+                continue
+            label, median, low, high, unit, goal = row
+            print(f"{label:<{width}}{median:>12}{low:>12}{high:>12}  {unit:<10} {goal}".rstrip())
+
+
+def verdict(value: float, goal: float, below: bool = True) -> str:
+    met = value <= goal if below else value >= goal
+    return ("met" if met else "NOT met") + f" ({'<=' if below else '>='} {goal:,.0f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured runs per number (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="measured runs per figure (default 5)")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the end-to-end throughput runs")
     parser.add_argument("--no-write", action="store_true", help="print only, write no results file")
     args = parser.parse_args(argv)
     runs = max(1, args.runs)
-
-    # samtranslator logs a feature-toggle warning and an "unpublished metrics" warning per translation.
     logging.getLogger("samtranslator").setLevel(logging.ERROR)
     started = datetime.now(UTC)
-    sam = load_sam(TEMPLATE_PATH)
-    imports = []
-    for spec in function_specs(sam):
-        import_time_us(spec)  # warm-up: compiles .pyc, not counted
-        samples = [import_time_us(spec) for _ in range(runs)]
-        measured = summary([total for total, _ in samples])
-        # The direct imports of the median run, heaviest first: where the import time goes.
-        _, direct = min(samples, key=lambda sample: abs(sample[0] - measured["median"]))
-        heaviest = dict(sorted(direct.items(), key=lambda item: -item[1])[:5])
-        imports.append(
-            {k: spec[k] for k in ("function", "code_uri", "module")}
-            | {"import_us": measured, "heaviest_direct_imports_us": heaviest}
-        )
+    from marketplace_local.template import TEMPLATE_PATH, load_sam
 
-    transform_s = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        load()
-        transform_s.append(time.perf_counter() - t0)
-    transform = summary(transform_s)
+    print(f"bench: {runs} runs of each figure; the counting runs start a local stack ...", file=sys.stderr)
+    t0 = time.perf_counter()
+    measured = costs.measure(runs)
+    counted = costs.report(measured)
+    print(f"bench: counted in {time.perf_counter() - t0:.0f} s; cold starts ...", file=sys.stderr)
+    handler_rows = imports.handler_imports(load_sam(TEMPLATE_PATH), runs)
+    shared = imports.shared_imports(runs)
+    validation = imports.validation_speed(runs)
+    run_throughput = None if args.no_throughput else load_throughput()
+    throughput: dict[str, Any] | None = None
+    if run_throughput is not None:
+        print("bench: end-to-end throughput ...", file=sys.stderr)
+        try:
+            throughput = run_throughput(runs=min(runs, 3), log=lambda line: print(line, file=sys.stderr))
+        except Exception as error:  # its failure is reported; the other figures are kept
+            throughput = {"failed": f"{type(error).__name__}: {str(error)[:300]}"}
 
     report = {
         "timestamp": started.isoformat(timespec="seconds"),
         "git": git_revision(),
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average": os.getloadavg(),
         "runs": runs,
-        "handler_imports": imports,
-        "sam_transform_s": transform,
-    }
-
-    print(
-        f"bench  {report['timestamp']}  git {report['git']}  Python {report['python']}  {report['machine']}"
-    )
-    print(f"median, min and max of {runs} runs; local venv, not Lambda\n")
-    rows = [
-        (f"{r['function']}  {r['code_uri']}{r['module']}.py", r["import_us"]["median"], r["import_us"]["min"],
-         r["import_us"]["max"])
-        for r in imports
-    ]  # fmt: skip
-    t = transform
-    rows.append(
-        ("SAM transform of template.yaml, offline", t["median"] * 1e6, t["min"] * 1e6, t["max"] * 1e6)
-    )
-    width = max(len(r[0]) for r in rows) + 2
-    header = f"{'µs':<{width}}{'median':>12}{'min':>12}{'max':>12}"
-    print(header)
-    print("-" * len(header))
-    for i, (label, median, low, high) in enumerate(rows):
-        if i == len(imports):
-            print()
-        print(f"{label:<{width}}{median:>12,.0f}{low:>12,.0f}{high:>12,.0f}")
-    print("\nhandler rows: cumulative import time of the handler module in a fresh interpreter")
-
+        "goals": GOALS,
+        "transactions": counted,
+        "samples": measured["samples"],
+        "measured_with": {k: v for k, v in measured.items() if k != "samples"},
+        "prices": costs.load_prices(),
+        "quotas": json.loads(costs.QUOTAS_PATH.read_text()),
+        "handler_imports": handler_rows,
+        "shared_imports_ms": shared,
+        "validation": validation,
+        "throughput": throughput if throughput is not None else (
+            "skipped (--no-throughput)" if args.no_throughput else "bench/throughput.py is absent"),
+    }  # fmt: skip
+    print_report(report)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"\nwrote {path.relative_to(ROOT)}")
     return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    t = report["transactions"]
+    print(f"bench  {report['timestamp']}  git {report['git']}  Python {report['python']}  {report['machine']}"
+          f"  load {report['load_average'][0]:.1f}")  # fmt: skip
+    print(f"median, min and max of {report['runs']} runs; local stack and venv on this machine, not AWS\n")
+    table = Table()
+    for name, title in (("onboarding", "one supplier onboarding (POST /suppliers -> APPROVED, welcome)"),
+                        ("order", "one supplier order (POST /orders, 1 line -> reserved -> accepted, "
+                                  "SNS + webhook per status)")):  # fmt: skip
+        c = t[name]["counts"]
+        table.section(f"per transaction: {title}")
+        table.add(
+            "Step Functions state transitions, Standard", c["state_transitions_standard"], "", fmt=",.0f"
+        )
+        table.add("Step Functions state transitions, Express", c["state_transitions_express"], "", fmt=",.0f")
+        table.add("Express execution duration", c["express_duration_ms"], "ms", fmt=",.0f")
+        table.add("Lambda invocations", c["lambda_invocations"], "", fmt=",.0f")
+        table.add("Lambda CPU time", c["lambda_cpu_ms"], "ms")
+        table.add("Lambda wall time (local)", c["lambda_wall_ms"], "ms", fmt=",.0f")
+        table.add("DynamoDB write request units", c["dynamodb_wru"], "WRU", fmt=",.0f")
+        table.add("DynamoDB read request units", c["dynamodb_rru"], "RRU")
+        for key, label in (("stepfunctions:StartExecution", "StartExecution requests"),
+                           ("sns:Publish", "SNS Publish requests")):  # fmt: skip
+            table.add(label, c["requests"].get(key), "", fmt=",.0f")
+        sqs = {k: v for k, v in c["requests"].items() if k.startswith("sqs:")}
+        for key, figure in sqs.items():
+            table.add(f"SQS {key[4:]} requests", figure, "", fmt=",.0f")
+        table.add("API requests", c["lambda_invocations_by_function"].get("ApiFunction"), "", fmt=",.0f")
+        table.add("log bytes (handlers' own)", c["log_bytes"], "B", fmt=",.0f")
+        usd = t[name]["usd_per_million"]
+        goal = verdict(usd["median"], GOALS["order_usd_per_million"]) if name == "order" else ""
+        table.add(
+            f"AWS cost per million, us-east-1 ({t['prices_as_of']} prices)", usd, "USD", goal, fmt=",.2f"
+        )
+        table.add("  same, Lambda billed at CPU time (lower bound)", t[name]["usd_per_million_lambda_at_cpu_time"],
+                  "USD", fmt=",.2f")  # fmt: skip
+        for service, figure in sorted(
+            t[name]["usd_per_million_by_service"].items(), key=lambda i: -i[1]["median"]
+        ):
+            if figure["max"] > 0:
+                table.add(f"    {service}", figure, "USD", fmt=",.2f")
+
+    cap = t["capacity"]
+    table.section(
+        "capacity at AWS default quotas, derived from the per-order counts (supplier orders/s per tenant)"
+    )
+    for item in cap["limits"]:
+        east = item["orders_per_s_us_east_1"]
+        low = item["orders_per_s_lower"]
+        label = f"{item['quota'][:90]} ({item['per_order']:,.2f}/order)"
+        table.rows.append((label, f"{east:,.0f}" if east else "-", f"{low:,.0f}" if low else "-", "", "orders/s",
+                           "us-east-1 | lowest region"))  # fmt: skip
+    e, lo = cap["us_east_1"], cap["lower_quota_region"]
+    table.rows.append((f"sustained, us-east-1 (binds: {e['binding'][:60]})", f"{e['orders_per_s']:,.0f}", "", "",
+                       "orders/s", verdict(e["orders_per_s"], GOALS["orders_per_s_us_east_1"], below=False)))  # fmt: skip
+    table.rows.append((f"sustained, lowest-quota region (binds: {lo['binding'][:60]})", f"{lo['orders_per_s']:,.0f}",
+                       "", "", "orders/s", verdict(lo["orders_per_s"], GOALS["orders_per_s_every_region"], below=False)))  # fmt: skip
+
+    table.section(
+        "cold start: import time of each handler module as on Lambda (layer on the path, tracing on)"
+    )
+    for row in report["handler_imports"]:
+        figure = row["import_ms"]
+        table.add(f"{row['function']}  {row['code_uri']}{row['module']}.py", figure, "ms",
+                  verdict(figure["median"], GOALS["import_ms"]), fmt=",.0f")  # fmt: skip
+    for module, figure in report["shared_imports_ms"].items():
+        table.add(f"  shared: import {module} alone", figure, "ms", fmt=",.0f")
+
+    v = report["validation"]
+    table.section("warm validation of one supplier record (schema + rules; DynamoDB lookups excluded)")
+    table.add(
+        "time per record",
+        v["per_record_us"],
+        "µs",
+        verdict(v["per_record_us"]["median"], GOALS["validation_us"]),
+    )
+    table.add("records validated per second", v["records_per_second"], "records/s", fmt=",.0f")
+
+    th = report["throughput"]
+    table.section("local end-to-end throughput (bench/throughput.py)")
+    if isinstance(th, dict) and "failed" in th:
+        table.rows.append((f"failed: {th['failed'][:100]}", "-", "-", "-", "", ""))
+    elif isinstance(th, dict):
+        for variant in th["variants"]:
+            for key, unit in (("onboardings_per_s", "/s"), ("orders_per_s", "/s"), ("api_p50_ms", "ms"),
+                              ("api_p99_ms", "ms")):  # fmt: skip
+                table.add(f"{variant}: {key}", th[variant][key], unit)
+    else:
+        table.rows.append((f"not run: {th}", "-", "-", "-", "", ""))
+    table.print()
 
 
 if __name__ == "__main__":

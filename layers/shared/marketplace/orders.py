@@ -106,7 +106,9 @@ class Orders:
                 "customerOrderId": body["customerOrderId"], "supplierId": supplier_id, "lines": lines,
                 "status": "PENDING", "version": 1, "createdAt": now, "updatedAt": now,
                 "createdBy": actor(principal), "updatedBy": actor(principal),
-                "GSI1PK": keys.status_gsi_pk(tenant_id, ENTITY, "PENDING"), "GSI1SK": now,
+                # No GSI1 (status index) entry: a supplier order is in it only while FLAGGED
+                # (the admin queue, its one reader). Every order writing a tenant-wide status key
+                # capped a tenant at ~500 orders/s and cost 5 WRU per order (docs/capacity.md).
                 "GSI2PK": supplier_orders_gsi(tenant_id, supplier_id), "GSI2SK": f"{now}#{supplier_order_id}",
             })  # fmt: skip
         order = {
@@ -163,6 +165,8 @@ class Orders:
         if principal.roles & {"retailer", "admin"}:
             if not supplier_id:
                 raise InvalidInput([FieldError("supplierId", "is required for retailers and admins")])
+            # An unknown or another tenant's supplier is 404, as everywhere, not an empty page.
+            Suppliers(self.table).get(principal.tenant_id, supplier_id)
         else:
             principal.require("supplier")
             if supplier_id and supplier_id != principal.supplier_id:
@@ -250,14 +254,13 @@ class Orders:
             "TableName": self.table.name,
             "Key": to_item({"PK": order["PK"], "SK": order["SK"]}),
             "UpdateExpression": "SET #status = :awaiting, #version = :next, reserved = :true, deadline = :deadline, "
-                                "updatedAt = :now, updatedBy = :by, GSI1PK = :gsi1, GSI1SK = :now, "
-                                "GSI3PK = :gsi3, GSI3SK = :gsi3sk REMOVE flags",
+                                "updatedAt = :now, updatedBy = :by, "
+                                "GSI3PK = :gsi3, GSI3SK = :gsi3sk REMOVE flags, GSI1PK, GSI1SK",
             "ConditionExpression": "#version = :expected",
             "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
             "ExpressionAttributeValues": to_item({
                 ":awaiting": "AWAITING_ACCEPTANCE", ":next": version + 1, ":expected": version, ":true": True,
                 ":deadline": iso(deadline), ":now": stamp, ":by": "workflow:supplier-order",
-                ":gsi1": keys.status_gsi_pk(tenant_id, ENTITY, "AWAITING_ACCEPTANCE"),
                 ":gsi3": expiry_partition(deadline, supplier_order_id),
                 ":gsi3sk": f"{iso(deadline)}#{tenant_id}#{supplier_order_id}",
             }),
@@ -291,9 +294,8 @@ class Orders:
         now = now_iso()
         return self.table.update(
             order["PK"], order["SK"], int(order["version"]),
-            {"status": "ACCEPTED", "updatedAt": now, "updatedBy": actor(principal), "acceptedAt": now,
-             "GSI1PK": keys.status_gsi_pk(principal.tenant_id, ENTITY, "ACCEPTED"), "GSI1SK": now},
-            remove=("GSI3PK", "GSI3SK"),
+            {"status": "ACCEPTED", "updatedAt": now, "updatedBy": actor(principal), "acceptedAt": now},
+            remove=("GSI3PK", "GSI3SK", "GSI1PK", "GSI1SK"),
         )  # fmt: skip
 
     def reject(self, principal: Principal, supplier_order_id: str, reason: str) -> dict[str, Any]:
@@ -328,13 +330,13 @@ class Orders:
             "TableName": self.table.name,
             "Key": to_item({"PK": order["PK"], "SK": order["SK"]}),
             "UpdateExpression": "SET #status = :status, #version = #version + :one, reserved = :false, "
-                                "statusReason = :reason, updatedAt = :now, updatedBy = :by, GSI1PK = :gsi1, "
-                                "GSI1SK = :now REMOVE GSI3PK, GSI3SK",
+                                "statusReason = :reason, updatedAt = :now, updatedBy = :by "
+                                "REMOVE GSI3PK, GSI3SK, GSI1PK, GSI1SK",
             "ConditionExpression": "#version = :expected",
             "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
             "ExpressionAttributeValues": to_item({
                 ":status": status, ":one": 1, ":false": False, ":reason": reason, ":now": now, ":by": by,
-                ":gsi1": keys.status_gsi_pk(tenant_id, ENTITY, status), ":expected": int(order["version"]),
+                ":expected": int(order["version"]),
             }),
         }})  # fmt: skip
         self._transact(items)

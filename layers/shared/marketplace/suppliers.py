@@ -101,11 +101,23 @@ def blocklist_keys(record: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def evaluate(record: dict[str, Any], duplicate_of: list[str], blocked: dict[str, str]) -> Verdict:
+def schema_check(record: dict[str, Any]) -> list[FieldError]:
+    """The JSON Schema errors of a supplier record's editable fields."""
+    return schemas.field_errors("supplier", {k: record[k] for k in EDITABLE_FIELDS if k in record})
+
+
+def evaluate(
+    record: dict[str, Any],
+    duplicate_of: list[str],
+    blocked: dict[str, str],
+    schema_errors: list[FieldError] | None = None,
+) -> Verdict:
     """The onboarding verdict for one supplier record.
 
     ``duplicate_of``: other suppliers of the tenant with the same tax id;
-    ``blocked``: field -> reason, for the record's fields that are on the tenant's blocked list.
+    ``blocked``: field -> reason, for the record's fields that are on the tenant's blocked list;
+    ``schema_errors``: the record's JSON Schema errors when the caller has them already (the
+    schema check is most of the step's CPU time: it runs once per record, not twice).
     """
     if blocked:
         return Verdict(
@@ -115,8 +127,8 @@ def evaluate(record: dict[str, Any], duplicate_of: list[str], blocked: dict[str,
                 for f, reason in sorted(blocked.items())
             ),
         )
-    document = {k: record[k] for k in EDITABLE_FIELDS if k in record}
-    schema_errors = schemas.field_errors("supplier", document)
+    if schema_errors is None:
+        schema_errors = schema_check(record)
     if schema_errors:
         return Verdict("FLAGGED", tuple(schema_errors))
     flags: list[FieldError] = []
@@ -223,11 +235,9 @@ class Suppliers:
         DynamoDB integration can write it as it is.
         """
         record = self.get(tenant_id, supplier_id)
-        fields_ok = not schemas.field_errors(
-            "supplier", {k: record[k] for k in EDITABLE_FIELDS if k in record}
-        )
-        duplicate_of = self.duplicates(tenant_id, record) if fields_ok else []
-        verdict = evaluate(record, duplicate_of, self.blocked(tenant_id, record))
+        schema_errors = schema_check(record)
+        duplicate_of = self.duplicates(tenant_id, record) if not schema_errors else []
+        verdict = evaluate(record, duplicate_of, self.blocked(tenant_id, record), schema_errors)
         flags = [f.as_dict() for f in verdict.flags]
         return {
             "outcome": verdict.outcome,

@@ -1,0 +1,171 @@
+"""The bench's arithmetic on hand-checked examples: DynamoDB item sizes and capacity units by AWS's
+published rules, index writes, the cost of one transaction from its counts, and the capacity
+derivation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bench import costs
+
+
+# ------------------------------------------------------------------ item sizes
+@pytest.mark.parametrize(
+    ("item", "size"),
+    [
+        ({"PK": {"S": "abc"}}, 2 + 3),  # name + UTF-8 bytes
+        ({"é": {"S": "ü"}}, 2 + 2),  # both counted in UTF-8 bytes
+        ({"n": {"N": "123.45"}}, 1 + 3 + 1),  # 5 significant digits: ceil(5/2) + 1
+        ({"n": {"N": "1000"}}, 1 + 1 + 1),  # trailing zeros trimmed: "1"
+        ({"n": {"N": "-0.0012"}}, 1 + 1 + 1),  # leading zeros trimmed: "12"
+        ({"b": {"BOOL": True}, "z": {"NULL": True}}, 2 + 2),
+        ({"b": {"B": b"\x00\x01\x02"}}, 1 + 3),
+        ({"m": {"M": {"a": {"S": "x"}}}}, 1 + 3 + (1 + 1 + 1)),  # 3 bytes + (name + value + 1) per entry
+        ({"l": {"L": [{"S": "ab"}, {"N": "1"}]}}, 1 + 3 + (2 + 1) + (2 + 1)),
+        ({"s": {"SS": ["ab", "c"]}}, 1 + 3),
+        ({}, 0),
+    ],
+)
+def test_item_size_follows_the_aws_rules(item, size):
+    assert costs.item_size(item) == size
+
+
+def test_write_units_per_started_kilobyte_and_double_in_a_transaction():
+    assert [costs.write_units(n) for n in (0, 1, 1024, 1025, 2048, 2049)] == [1, 1, 1, 2, 2, 3]
+    assert costs.write_units(1025, transactional=True) == 4
+
+
+def test_read_units_per_started_4kb_half_when_eventually_consistent_double_in_a_transaction():
+    assert costs.read_units(0) == 0.5  # a miss still costs the minimum
+    assert costs.read_units(4096) == 0.5
+    assert costs.read_units(4097) == 1.0
+    assert costs.read_units(4097, consistent=True) == 2.0
+    assert costs.read_units(100, transactional=True) == 2.0
+
+
+def test_index_writes_move_put_touch_or_skip():
+    indexes = [("GSI1", ["GSI1PK", "GSI1SK"]), ("GSI3", ["GSI3PK", "GSI3SK"])]
+    base = {"PK": {"S": "p"}, "SK": {"S": "s"}, "GSI1PK": {"S": "STATUS#A"}, "GSI1SK": {"S": "1"}}
+    moved = {**base, "GSI1PK": {"S": "STATUS#B"}}
+    touched = {**base, "note": {"S": "x"}}
+    # Key changed: a delete of the old index item and a put of the new one; GSI3 holds neither.
+    assert costs.index_writes(indexes, base, moved) == [("GSI1", 1, "STATUS#A"), ("GSI1", 1, "STATUS#B")]
+    assert costs.index_writes(indexes, base, touched) == [("GSI1", 1, "STATUS#A")]
+    assert costs.index_writes(indexes, base, base) == []  # nothing changed, nothing written
+    assert costs.index_writes(indexes, None, base) == [("GSI1", 1, "STATUS#A")]  # a new item
+    assert costs.index_writes(indexes, base, None) == [("GSI1", 1, "STATUS#A")]  # a delete
+    big = {**base, "blob": {"S": "x" * 1500}}  # 1.5 KB: 2 units in the index too
+    assert costs.index_writes(indexes, None, big) == [("GSI1", 2, "STATUS#A")]
+
+
+# ------------------------------------------------------------------ cost of one transaction
+def sample(**overrides):
+    base = {
+        "requests": {}, "wru": {}, "rru": {}, "invocations": {}, "wall_ms": {}, "cpu_ms": {},
+        "log_bytes": 0, "esm_invocations": 0, "executions": [],
+    }  # fmt: skip
+    return {**base, **overrides}
+
+
+@pytest.fixture
+def prices():
+    return costs.load_prices()
+
+
+def test_prices_are_dated_and_name_their_source(prices):
+    assert prices["as_of"] and prices["region"] == "us-east-1"
+    assert all(entry["source"] and entry["usd"] > 0 for entry in prices["prices"].values())
+    # After the November 2024 on-demand reduction.
+    assert prices["prices"]["dynamodb_on_demand_per_wru"]["usd"] * 1e6 == pytest.approx(0.625)
+    assert prices["prices"]["dynamodb_on_demand_per_rru"]["usd"] * 1e6 == pytest.approx(0.125)
+
+
+def test_cost_of_dynamodb_api_and_lambda_by_hand(prices):
+    one = sample(
+        wru={"T": 8, "T/GSI1": 2},
+        rru={"T": 3.5},
+        invocations={"ApiFunction": 2, "Other": 1},
+        wall_ms={"ApiFunction": 200.0, "Other": 100.0},
+    )
+    usd = costs.cost_of(one, prices, {"ApiFunction": 512, "Other": 1024})
+    assert usd["DynamoDB writes"] * 1e6 == pytest.approx(10 * 0.625)
+    assert usd["DynamoDB reads"] * 1e6 == pytest.approx(3.5 * 0.125)
+    assert usd["API Gateway"] * 1e6 == pytest.approx(2 * 3.50)
+    assert usd["Lambda requests"] * 1e6 == pytest.approx(3 * 0.20)
+    # 0.2 s at 0.5 GB + 0.1 s at 1 GB = 0.2 GB-s
+    assert usd["Lambda duration"] == pytest.approx(0.2 * 0.0000133334)
+
+
+def test_cost_of_step_functions_sns_sqs_logs_by_hand(prices):
+    one = sample(
+        requests={"sns:Publish": 3, "sqs:SendMessage": 2, "sqs:DeleteMessageBatch": 1, "sns:Unrelated": 0},
+        executions=[
+            {"type": "EXPRESS", "transitions": 5, "duration_ms": 250.0},
+            {"type": "STANDARD", "transitions": 6, "duration_ms": 9000.0},
+        ],
+        invocations={"F": 2},
+        wall_ms={"F": 0.0},
+        log_bytes=1_000_000,
+    )
+    usd = costs.cost_of(one, prices, {"F": 128})
+    assert usd["Step Functions Standard"] * 1e6 == pytest.approx(6 * 25.0)  # $0.025 per 1,000
+    # $1/M requests + 250 ms billed as 300 ms at 64 MB: 0.3 * 0.0625 GB-s
+    assert usd["Step Functions Express"] == pytest.approx(1e-6 + 0.3 * 0.0625 * 0.00001667)
+    assert usd["SNS"] * 1e6 == pytest.approx(3 * (0.50 + 0.60))  # publish + one HTTP delivery each
+    assert usd["SQS"] * 1e6 == pytest.approx(3 * 0.40)
+    # 1 MB of handler output + 2 invocations x 360 B of Lambda's own lines, at $0.50/GB
+    assert usd["CloudWatch Logs"] == pytest.approx((1_000_000 + 720) / 1e9 * 0.5)
+    # traces: 2 executions, sampled at 5%, $5/M
+    assert usd["X-Ray"] * 1e6 == pytest.approx(2 * 0.05 * 5.0)
+
+
+def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
+    order = sample(requests={"stepfunctions:StartExecution": 1}, wru={"T": 4}, elapsed_s=1.0, stream_reads=0,
+                   wru_by_key={"T|TENANT#t1#X": 4})  # fmt: skip
+    sweep = sample(rru={"T/GSI3": 600.0}, elapsed_s=1.0, stream_reads=0, wru_by_key={})
+    measured = {
+        "samples": {"onboarding": [order, order], "order": [order, order], "sweep": [sweep]},
+        "memory_mb": {}, "webhook_requests_received": 0,
+        "names": {"tenant": "t1", "supplier": "s1", "sku": "k1"}, "api_stage_rate_limit_per_s": None,
+    }  # fmt: skip
+    out = costs.report(measured, prices)
+    sweeper = 600 * 0.125e-6 / (1000 * 60)  # one run a minute over a minute of 1,000 orders/s
+    by_service = out["order"]["usd_per_million_by_service"]
+    assert by_service["Expiry sweeper (amortised)"]["median"] == pytest.approx(sweeper * 1e6)
+    assert out["order"]["usd_per_million"]["median"] == pytest.approx(4 * 0.625 + sweeper * 1e6)
+    # One tenant-wide partition key written 4 WRU per order: 250 orders/s before it throttles.
+    assert out["order"]["hot_keys"] == [
+        {"table": "T", "key": "TENANT#<t>#X", "scope": "tenant", "wru_per_transaction": 4.0}
+    ]
+    assert out["capacity"]["us_east_1"] == {
+        "orders_per_s": 250.0,
+        "binding": "dynamodb_partition_wru_per_s T TENANT#<t>#X",
+    }
+
+
+def test_capacity_picks_the_quota_that_binds_first_per_region(tmp_path):
+    quotas = json.loads(costs.QUOTAS_PATH.read_text())
+    path = tmp_path / "quotas.json"
+    path.write_text(json.dumps(quotas))
+
+    def figure(value):
+        return {"median": value, "min": value, "max": value}
+
+    order = {"counts": {
+        "requests": {"stepfunctions:StartExecution": figure(1), "sns:Publish": figure(3)},
+        "lambda_wall_ms": figure(100.0), "lambda_cpu_ms": figure(50.0),
+        "lambda_invocations_by_function": {"ApiFunction": figure(2)},
+        "dynamodb_wru": figure(8), "dynamodb_rru": figure(4),
+    }}  # fmt: skip
+    out = costs.capacity(order, [], stage_limit=None, quotas_path=path)
+    q = quotas["quotas"]
+    # 40,000 WRU/s / 8 = 5,000; API 10,000 / 2 = 5,000; Express 6,000; Lambda 1,000 / 0.1 s = 10,000
+    assert out["us_east_1"]["orders_per_s"] == pytest.approx(
+        min(
+            q["dynamodb_on_demand_table_wru_per_s"]["us-east-1"] / 8,
+            q["apigateway_account_rps"]["us-east-1"] / 2,
+        )
+    )
+    # lowest region: SNS 1,500 / 3 = 500 binds before API 2,500 / 2
+    assert out["lower_quota_region"] == {"orders_per_s": pytest.approx(500.0), "binding": "sns_publish_per_s"}
