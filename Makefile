@@ -15,15 +15,19 @@ PYTEST_ARGS ?=
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: help install run test lint format validate build bench clean
+.PHONY: help install run test lint format validate build bench clean docs docs-check faults
 
 help:
 	@echo "make run       start the local marketplace (API on 127.0.0.1:3000, PORT overrides)"
 	@echo "make test      install what is needed and run every test"
+	@echo "make browser-test  the admin console and supplier portal in headless Chromium"
 	@echo "make lint      ruff"
 	@echo "make validate  cfn-lint, SAM transform, sam validate --lint, checkov"
 	@echo "make build     sam build (functions and the shared layer) into .aws-sam/"
 	@echo "make bench     benchmarks"
+	@echo "make faults    1,000 onboardings + 1,000 orders under injected faults: nothing lost, duplicated or oversold"
+	@echo "make docs      regenerate the generated docs (diagrams, API reference, deploy tables)"
+	@echo "make docs-check  fail if a generated doc is out of date with template.yaml or the ASL"
 	@echo "make clean     remove virtual environments, build output and local state"
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt requirements-local.txt requirements-dev.txt
@@ -36,9 +40,22 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/marketplace run
 
+# The browser tests (tests/browser) drive Debian's chromium through Playwright; Playwright's own
+# browser download does not work here, so the package is installed when it is missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 # checkov is installed too: the template tests run it (cfn-lint and the SAM transform are in .venv).
-test: $(STAMP) $(CHECKOV_STAMP)
+test: $(STAMP) $(CHECKOV_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium > /dev/null
+
+.PHONY: browser-test
+browser-test: $(STAMP) $(CHROMIUM)
+	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -66,7 +83,7 @@ $(CHECKOV_STAMP):
 
 # Every check here runs offline and without AWS credentials.
 validate: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint --append-rules lint/rules -- template.yaml
 	$(BIN)/python -m marketplace_local.template --transform > /dev/null
 	$(SAM) validate --lint --region us-east-1 --template-file template.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation --skip-download -f template.yaml
@@ -78,8 +95,30 @@ build: $(SAM_STAMP)
 	@# the layer's marketplace/schemas is a symlink to schemas/: the build must hold the files
 	diff -r schemas .aws-sam/build/SharedLayer/python/marketplace/schemas
 
+# After `sam deploy`: uploads web/ to the stack's WebBucket, writes each page's config.json and
+# invalidates WebDistribution (AWS credentials and region from the usual environment).
+.PHONY: deploy-web
+deploy-web: $(STAMP)
+	@test -n "$(STACK)" || { echo "usage: make deploy-web STACK=<the stack name given to sam deploy>"; exit 1; }
+	$(BIN)/python -m marketplace_local.deploy_web --stack-name $(STACK)
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# 20 % transient Lambda errors, 5 % throttles, 5 % duplicate deliveries, 5 % stream batches crashed
+# mid-batch, a webhook receiver down for 20 s (marketplace_local.fault_run). Fails on anything lost,
+# duplicated or oversold.
+faults: $(STAMP)
+	$(BIN)/python -m marketplace_local.fault_run --onboardings 1000 --orders 1000 --transient 0.2 \
+		--throttle 0.05 --duplicates 0.05 --crash 0.05 --webhook-down 5 20
+
+# docs/api.md, the state machine diagrams in docs/architecture.md and the tables in docs/deploy.md are
+# generated from template.yaml and statemachines/ (tests/unit/test_docs.py runs the check too).
+docs: $(STAMP)
+	$(BIN)/python -m marketplace_local.docgen
+
+docs-check: $(STAMP)
+	$(BIN)/python -m marketplace_local.docgen --check
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local .pytest_cache .ruff_cache *.egg-info

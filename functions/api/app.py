@@ -3,8 +3,10 @@ the ``marketplace`` domain package."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import unicodedata
 import warnings
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import audit, blocklist, keys, orders, products, webhooks
+from marketplace import audit, blocklist, keys, orders, products, schemas, webhooks
 from marketplace.adapters import aws
 from marketplace.errors import FieldError, InvalidInput, MarketplaceError, NotFound, TransientError
 from marketplace.principal import Principal
@@ -88,15 +90,11 @@ def _principal() -> Principal:
 
 
 def _body() -> Any:
-    raw = app.current_event.body
-    if raw is None or raw == "":
-        raise InvalidInput([FieldError("(body)", "a JSON body is required")])
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(
-            [FieldError("(body)", f"is not valid JSON: {exc.msg} at position {exc.pos}")]
-        ) from None
+    event = app.current_event
+    raw: str | bytes | None = event.body
+    if event.is_base64_encoded and raw:
+        raw = base64.b64decode(raw)  # API Gateway's form of a body that is not UTF-8
+    return schemas.parse_body(raw)
 
 
 def _object_body() -> dict[str, Any]:
@@ -135,14 +133,19 @@ def _expected_version() -> int | None:
 def _reason() -> str:
     body = _object_body()
     reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000:
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000 or not _text(reason):
         raise InvalidInput(
-            [FieldError("reason", "is required: a non-empty string of at most 1000 characters")]
+            [FieldError("reason", "is required: 1 to 1000 characters, no control characters but newlines")]
         )
     extra = sorted(set(body) - {"reason"})
     if extra:
         raise InvalidInput([FieldError(f, "is not allowed") for f in extra])
     return reason.strip()
+
+
+def _text(value: str) -> bool:
+    """Free text: no control characters (NUL, escape, ...) but line breaks and tabs."""
+    return not any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in value)
 
 
 def _supplier_visible(principal: Principal, supplier_id: str) -> None:
@@ -483,9 +486,12 @@ def get_webhook(supplierId: str) -> dict[str, Any]:
 
 @app.get("/suppliers/<supplierId>/deliveries")
 def list_deliveries(supplierId: str) -> dict[str, Any]:
+    principal = _principal()
     limit, token = _page_args()
     status = app.current_event.get_query_string_value("status")
-    page = webhooks.Webhooks().list_deliveries(_principal(), supplierId, status, limit, token)
+    _supplier_visible(principal, supplierId)
+    Suppliers().get(principal.tenant_id, supplierId)  # an unknown or another tenant's supplier: 404
+    page = webhooks.Webhooks().list_deliveries(principal, supplierId, status, limit, token)
     return {"items": page.items, "nextToken": page.next_token}
 
 
@@ -522,6 +528,11 @@ def delete_blocklist(entryId: str) -> Response:
     principal.require("admin")
     blocklist.remove(principal.tenant_id, entryId)
     return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
+
+
+from imports import router as imports_router  # noqa: E402 - the bulk import routes (docs/import.md)
+
+app.include_router(imports_router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

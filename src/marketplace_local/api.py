@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from marketplace_local import static
 from marketplace_local.auth import AuthError, TokenIssuer
 from marketplace_local.lambdas import LambdaRuntime
 
@@ -93,6 +94,12 @@ def _group(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: under load (bench/throughput.py, 16 clients) the
+    # kernel reset connections beyond it ("Connection reset by peer"); API Gateway accepts them.
+    request_queue_size = 128
+
+
 class LocalApi:
     def __init__(
         self,
@@ -113,6 +120,9 @@ class LocalApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The status line and headers go out before the body, in separate writes: with Nagle's
+            # algorithm on, a keep-alive client's delayed ACK holds each response ~40 ms.
+            disable_nagle_algorithm = True
 
             def _handle(self) -> None:
                 api.handle(self)
@@ -122,7 +132,7 @@ class LocalApi:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s " + format, self.address_string(), *args)
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -150,6 +160,11 @@ class LocalApi:
         raw_body = request.rfile.read(length) if length else b""
         if split.path == "/openapi.json" and request.command == "GET":
             self._write(request, 200, {"Content-Type": "application/json"}, json.dumps(self.body).encode())
+            return
+        # The web pages (web/console, web/portal), as CloudFront serves them from the web bucket on AWS.
+        if request.command in ("GET", "HEAD") and static.is_static(split.path):
+            page = static.serve(split.path)
+            self._write(request, page.status, page.headers, page.body)
             return
         route, params = self._match(request.command, split.path)
         if route is None:

@@ -34,6 +34,9 @@ NOT_EMULATED = {
     "AWS::ApiGateway::Deployment": "the local HTTP API serves the RestApi body directly",
     "AWS::ApiGateway::Stage": "the local HTTP API serves the RestApi body directly",
     "AWS::CloudWatch::Alarm": "no metrics are emitted to moto locally",
+    "AWS::CloudFront::Distribution": "the local HTTP API serves web/ at /console/ and /portal/ itself",
+    "AWS::CloudFront::OriginAccessControl": "no CloudFront locally: the local HTTP API serves web/",
+    "AWS::CloudFront::Function": "the local HTTP API maps folders to index.html and serves the API at /",
 }
 
 
@@ -97,6 +100,8 @@ class Provisioner:
             "AWS::ApiGateway::RestApi": self._rest_api,
             "AWS::Scheduler::Schedule": self._schedule,
             "AWS::Events::Rule": self._events_rule,
+            "AWS::S3::Bucket": self._s3_bucket,
+            "AWS::S3::BucketPolicy": self._s3_bucket_policy,
         }
 
     # ------------------------------------------------------------------ driver
@@ -352,6 +357,85 @@ class Provisioner:
             )
         name = self._name(logical_id)
         return Physical(ref=name, attributes={"Arn": self._arn("events", f"rule/{name}")})
+
+    def _s3_bucket(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """The bucket with the settings moto holds: encryption, public access block, versioning,
+        lifecycle rules (moto stores them; it never expires objects by itself)."""
+        s3 = self.client("s3")
+        name = props.get("BucketName") or self._name(logical_id, 63).lower()
+        s3.create_bucket(Bucket=name)
+        if "BucketEncryption" in props:
+            s3.put_bucket_encryption(
+                Bucket=name,
+                ServerSideEncryptionConfiguration={
+                    # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSide...
+                    "Rules": [
+                        {
+                            **{k: v for k, v in rule.items() if k != "ServerSideEncryptionByDefault"},
+                            "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                        }
+                        for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                    ]
+                },
+            )
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
+        if "VersioningConfiguration" in props:
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]}
+            )
+        rules = (props.get("LifecycleConfiguration") or {}).get("Rules")
+        if rules:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+            )
+        arn = f"arn:aws:s3:::{name}"
+        return Physical(
+            ref=name,
+            attributes={"Arn": arn, "DomainName": f"{name}.s3.amazonaws.com",
+                        "RegionalDomainName": f"{name}.s3.{self.region}.amazonaws.com"},
+        )  # fmt: skip
+
+    def _s3_bucket_policy(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """The policy without its TLS-only statements: moto enforces bucket policies, and the local
+        endpoint is plain HTTP on loopback, which such a statement would refuse (every other
+        statement is kept and enforced as on AWS)."""
+        document = dict(props["PolicyDocument"])
+        statements = [s for s in _as_list(document.get("Statement")) if not _requires_tls(s)]
+        if len(statements) != len(_as_list(document.get("Statement"))):
+            log.info("%s: TLS-only statements are not applied to the local HTTP endpoint", logical_id)
+        if statements:
+            document["Statement"] = statements
+            self.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+        return Physical(ref=f"{props['Bucket']}-policy")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _requires_tls(statement: dict[str, Any]) -> bool:
+    condition = (statement.get("Condition") or {}).get("Bool") or {}
+    return statement.get("Effect") == "Deny" and str(condition.get("aws:SecureTransport")).lower() == "false"
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape (the two spell the fields differently)."""
+    converted: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"]}
+    converted["Filter"] = {"Prefix": rule.get("Prefix", "")}
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        converted["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
+    if "AbortIncompleteMultipartUpload" in rule:
+        converted["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
+    return converted
 
 
 def _zip_directory(directory: Path) -> bytes:

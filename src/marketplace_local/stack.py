@@ -27,9 +27,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from marketplace_local import dynamodb_fixes, engine
+from marketplace_local import asl_cache, dynamodb_fixes, engine, transport
 from marketplace_local.api import LocalApi
 from marketplace_local.auth import TokenIssuer, resolve_state_dir
+from marketplace_local.faults import FaultConfig, FaultInjector
 from marketplace_local.lambdas import LambdaRuntime
 from marketplace_local.provision import Provisioned, Provisioner
 from marketplace_local.streams import Poller, QueuePoller, StreamPoller
@@ -66,6 +67,13 @@ class StackConfig:
     state_dir: Path | None = None
     poll_interval: float = 0.05
     run_schedules: bool = True
+    # Fault injection (marketplace_local.faults): None, the default, injects nothing.
+    faults: FaultConfig | None = None
+    # Performance (bench/throughput.py measures each against False): this process's boto3 calls to
+    # the moto server are served in-process instead of over HTTP (marketplace_local.transport).
+    in_process_aws: bool = True
+    # ... and each state machine definition is parsed once, not per execution (marketplace_local.asl_cache).
+    cache_asl_programs: bool = True
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -74,6 +82,7 @@ class StackConfig:
             api_port=int(os.environ.get("PORT", "3000")),
             moto_port=int(os.environ.get("MOTO_PORT", "5000")),
             region=os.environ.get("AWS_REGION", "us-east-1"),
+            faults=FaultConfig.from_env(),
         )
 
 
@@ -85,6 +94,7 @@ class LocalStack:
         self.runtime: LambdaRuntime | None = None
         self.api: LocalApi | None = None
         self.pollers: list[Poller] = []
+        self.faults: FaultInjector | None = None
         self.issuer = TokenIssuer.load_or_create(self.config.state_dir)
         self._moto = None
         self._clients: dict[str, Any] = {}
@@ -123,7 +133,11 @@ class LocalStack:
         os.environ.update(base_env)
         self.runtime = LambdaRuntime(base_env)
         self._start_moto()
+        if cfg.in_process_aws:
+            transport.install(self.moto_endpoint)
         engine.install()
+        if cfg.cache_asl_programs:
+            asl_cache.install()
         dynamodb_fixes.install()
         self.runtime.install_moto_hook()
 
@@ -156,6 +170,9 @@ class LocalStack:
         if cfg.run_schedules:
             for schedule in self.provisioned.schedules:
                 self._start_schedule(schedule)
+
+        if cfg.faults is not None:
+            self.faults = FaultInjector(cfg.faults).install(self)
 
         (api_body,) = self.provisioned.rest_apis.values()
         self.api = LocalApi(
@@ -211,6 +228,7 @@ class LocalStack:
             self.api.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+        transport.uninstall(self.moto_endpoint)
         if self._moto is not None:
             self._moto.stop()
 

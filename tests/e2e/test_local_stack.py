@@ -556,3 +556,80 @@ def test_contact_details_and_tax_ids_never_reach_the_logs(running):
     assert supplier_id in logged  # the logs are really captured
     for value in (*secrets.values(), fixed_email, secrets["phone"].replace(" ", "")):
         assert value not in logged, f"{value} appears in the logs"
+
+
+def test_no_contact_detail_tax_id_address_or_webhook_secret_reaches_the_logs_on_the_order_path(running):
+    """A full order run: an approved supplier (unique email, phone, tax id) with a listing and a
+    webhook, a customer order (unique name and address) accepted with its signed deliveries, a
+    flagged order in the correction queue, the drain and an admin's cancel. Every line the stack
+    printed is read, and none of those values is in it."""
+    tenant, unique = f"t-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:10]
+    retailer, admin = running.token(tenant, "retailer"), running.token(tenant, "admin")
+    contact = {"contactEmail": f"orders-{unique}@globex.de", "phone": f"+49 30 {uuid.uuid4().int % 10**7:07d}",
+               "taxId": f"DE{uuid.uuid4().int % 10**9:09d}"}  # fmt: skip
+    supplier_id = requests.post(f"{running.url}/suppliers", json={**SUPPLIER, **contact}, headers=retailer,
+                                timeout=10).json()["supplierId"]  # fmt: skip
+    status_of(running, retailer, supplier_id, "APPROVED")
+    supplier = running.token(tenant, "supplier", supplier_id=supplier_id)
+    receiver, secret = Receiver(), f"whsec-{unique}-{uuid.uuid4().hex}"
+    hook = requests.put(f"{running.url}/suppliers/{supplier_id}/webhook", json={"url": receiver.url, "secret": secret},
+                        headers=supplier, timeout=10)  # fmt: skip
+    assert hook.status_code == 200, hook.text
+    listing = {"sku": "LAMP-1", "title": "Desk lamp", "category": "home", "price": {"amount": 49.9, "currency": "EUR"},
+               "quantity": 5, "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"}}  # fmt: skip
+    assert requests.post(f"{running.url}/suppliers/{supplier_id}/products", json=listing, headers=supplier,
+                         timeout=10).status_code == 202  # fmt: skip
+    wait_until(lambda: requests.get(f"{running.url}/suppliers/{supplier_id}/products/LAMP-1", headers=supplier,
+                                    timeout=10).json()["status"] == "ACTIVE", timeout=30, what="active listing")  # fmt: skip
+    ship_to = {"name": f"Ada Lovelace-{unique}", "line1": f"{unique} Analytical Street", "line2": f"Flat {unique[:4]}",
+               "city": "London", "postalCode": f"Z{unique[:8]}", "country": "GB"}  # fmt: skip
+
+    def order(price: float) -> dict[str, Any]:
+        body = {"customerOrderId": f"web-{uuid.uuid4().hex[:8]}", "shipTo": ship_to,
+                "lines": [{"supplierId": supplier_id, "sku": "LAMP-1", "quantity": 1,
+                           "unitPrice": {"amount": price, "currency": "EUR"}}]}  # fmt: skip
+        placed = requests.post(f"{running.url}/orders", json=body, headers=retailer, timeout=10)
+        assert placed.status_code == 202, placed.text
+        return {**placed.json()["supplierOrders"][0], "orderId": placed.json()["orderId"]}
+
+    good, flagged = order(49.9), order(1.0)  # the second's price is not the listing's: flagged
+
+    def reached(part: dict[str, Any], status: str) -> bool:
+        got = requests.get(
+            f"{running.url}/supplier-orders/{part['supplierOrderId']}", headers=retailer, timeout=10
+        )
+        return got.json()["status"] == status
+
+    wait_until(lambda: reached(good, "AWAITING_ACCEPTANCE"), timeout=30, what="the order awaiting acceptance")
+    wait_until(lambda: reached(flagged, "FLAGGED"), timeout=30, what="the flagged order")
+    accepted = requests.post(f"{running.url}/supplier-orders/{good['supplierOrderId']}/accept", headers=supplier,
+                             timeout=10)  # fmt: skip
+    assert accepted.json()["status"] == "ACCEPTED"
+    assert (
+        requests.post(f"{running.url}/admin/corrections/drain", headers=admin, timeout=30).status_code == 200
+    )
+    cancelled = requests.post(f"{running.url}/supplier-orders/{flagged['supplierOrderId']}/cancel",
+                              json={"reason": "wrong price"}, headers=admin, timeout=10)  # fmt: skip
+    assert cancelled.json()["status"] == "CANCELLED"
+    wanted = {"supplier_order.accepted", "supplier_order.cancelled"}
+    wait_until(lambda: wanted <= set(receiver.events()), timeout=30, what=f"the webhooks {wanted}")
+
+    def all_delivered() -> list[dict[str, Any]] | None:
+        items = requests.get(f"{running.url}/suppliers/{supplier_id}/deliveries", headers=supplier,
+                             timeout=10).json()["items"]  # fmt: skip
+        return items if items and all(d["status"] == "DELIVERED" for d in items) else None
+
+    delivered = wait_until(all_delivered, timeout=30, what="every delivery delivered")
+    assert {d["deliveryId"] for d in delivered} == {
+        r["headers"]["X-Marketplace-Delivery"] for r in receiver.requests
+    }
+    receiver.close()
+    # The stack holds the customer's address and the supplier's contact: the values are really in play.
+    shown = requests.get(f"{running.url}/orders/{good['orderId']}", headers=retailer, timeout=10).json()
+    assert shown["shipTo"] == ship_to
+
+    logged = "".join(running.logs)
+    assert good["supplierOrderId"] in logged and "webhook delivery" in logged  # the logs are really captured
+    values = [*contact.values(), contact["phone"].replace(" ", ""), secret, *ship_to.values()]
+    leaked = [v for v in values if v not in ("London", "GB") and v in logged]
+    assert not leaked, f"{leaked} appear in the logs"

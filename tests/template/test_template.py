@@ -582,6 +582,9 @@ def test_every_dead_letter_queue_has_a_depth_alarm(tpl):
         redrive = (resource.get("Properties") or {}).get("RedrivePolicy")
         if resource["Type"] == "AWS::SQS::Queue" and redrive:
             dead_letter.add(redrive["deadLetterTargetArn"]["Fn::GetAtt"][0])
+        function_dlq = ((resource.get("Properties") or {}).get("DeadLetterQueue") or {}).get("TargetArn")
+        if function_dlq:
+            dead_letter.add(function_dlq["Fn::GetAtt"][0])
         for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
             on_failure = ((event.get("Properties") or {}).get("DestinationConfig") or {}).get("OnFailure")
             if on_failure:

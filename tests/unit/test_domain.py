@@ -38,7 +38,10 @@ def test_a_supplier_principal_needs_its_supplier_id():
 
 
 def test_unknown_groups_grant_nothing():
-    p = Principal.from_claims({"sub": "u", "custom:tenant_id": "t", "cognito:groups": "root,superuser"})
+    with pytest.raises(Unauthorized):
+        Principal.from_claims({"sub": "u", "custom:tenant_id": "t", "cognito:groups": "root,superuser"})
+    p = Principal.from_claims({"sub": "u", "custom:tenant_id": "t", "cognito:groups": "root,retailer"})
+    assert p.roles == {"retailer"}
     with pytest.raises(Forbidden):
         p.require("admin")
 

@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
+import sys
 import threading
 import time
 import uuid
@@ -577,6 +579,11 @@ def test_the_function_delivers_a_batch_once_and_never_logs_the_secret_or_body(
     receiver.script(500)  # the first POST fails: retried later, not an error of the function
     event = sqs_event(received(stack.client("sqs"), queues.url, 2), queues.arn)
     runtime = runtime_for(stack, queues)
+    # Powertools sets a service's logger up once per process, bound to the sys.stdout of that moment:
+    # if another test loaded the function while it captured stdout, point the logger back at ours.
+    for handler in logging.getLogger("webhook-delivery").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stdout)
 
     assert runtime.invoke_or_raise("webhook-delivery", event) == {"batchItemFailures": []}
     statuses = sorted(delivery(hooks, tenant, supplier_id, i)["status"] for i in ids)
