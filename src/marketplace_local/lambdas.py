@@ -194,6 +194,7 @@ class LambdaRuntime:
                 module_spec.loader.exec_module(module)
             finally:
                 sys.path.remove(str(spec.code_dir))
+            isolate_metrics(module)
             spec.module = module
         return getattr(spec.module, attr)
 
@@ -266,3 +267,23 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
         "errorMessage": str(exc),
         "stackTrace": traceback.format_exception(exc)[1:],
     }
+
+
+def isolate_metrics(module: ModuleType) -> None:
+    """Give each Powertools ``Metrics`` of a handler module sets of its own.
+
+    Powertools keeps the metric, dimension and metadata sets at class level: on Lambda one process is
+    one function, so that is harmless. Here every function shares one process, and one function's
+    flush could publish or clear another's metrics, or find metrics, lose them to another thread's
+    clear, and then fail with ``SchemaValidationError: Must contain at least one metric``. Each
+    function's invocations are serialised by its lock, so private sets make flushes independent."""
+    from aws_lambda_powertools import Metrics
+
+    for value in list(vars(module).values()):
+        if isinstance(value, Metrics):
+            metric_set: dict[str, Any] = {}
+            dimension_set: dict[str, str] = dict(value.provider.default_dimensions)
+            metadata_set: dict[str, Any] = {}
+            sets = (metric_set, dimension_set, metadata_set)
+            for holder in (value, value.provider):
+                holder.metric_set, holder.dimension_set, holder.metadata_set = sets

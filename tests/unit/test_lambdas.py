@@ -105,3 +105,26 @@ def test_interceptors_can_fail_an_invocation_before_the_handler(runtime):
     runtime.interceptors.append(throttle)
     result = runtime.invoke("hello", {})
     assert result.errored and result.json()["errorType"] == "Throttled"
+
+
+def test_each_function_keeps_its_own_powertools_metrics(tmp_path):
+    # Powertools keeps metrics at class level; on Lambda a process is one function, here it is not.
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "metrics_app.py").write_text(
+        textwrap.dedent("""
+        from aws_lambda_powertools import Metrics
+        metrics = Metrics(namespace="Test", service="test")
+
+        def handler(event, context):
+            metrics.add_metric(name=event["name"], unit="Count", value=1)
+            return sorted(metrics.metric_set)
+    """)
+    )
+    rt = LambdaRuntime({"AWS_REGION": "eu-west-1"})
+    for name in ("first", "second"):
+        rt.register(FunctionSpec(logical_id=name.title(), name=name, arn=f"arn:aws:lambda:eu-west-1:1:function:{name}",
+                                 code_dir=tmp_path / "fn", handler="metrics_app.handler",
+                                 environment={}, timeout=1, memory=128))  # fmt: skip
+    assert rt.invoke_or_raise("first", {"name": "A"}) == ["A"]
+    assert rt.invoke_or_raise("second", {"name": "B"}) == ["B"]  # not A's metric too
+    assert rt.invoke_or_raise("first", {"name": "C"}) == ["A", "C"]
