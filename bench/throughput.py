@@ -47,25 +47,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from marketplace_local.samples import SHIP_TO, SUPPLIER, listing
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
-SUPPLIER = {
-    "legalName": "Globex GmbH", "taxId": "DE123456789", "country": "DE", "contactEmail": "einkauf@globex.de",
-    "website": "https://globex.de", "phone": "+49 30 1234567",
-    "address": {"line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE"},
-}  # fmt: skip
-LISTING = {
-    "sku": "LAMP-1", "title": "Desk lamp", "category": "home", "price": {"amount": 49.9, "currency": "EUR"},
-    "quantity": 1_000_000, "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"},
-}  # fmt: skip
-SHIP_TO = {
-    "name": "Ada",
-    "line1": "1 Analytical St",
-    "city": "London",
-    "postalCode": "N1 9GU",
-    "country": "GB",
-}
+LISTING = listing(quantity=1_000_000)
 
 # The stack's performance options, by variant: what --serve passes to StackConfig.
 VARIANTS: dict[str, dict[str, Any]] = {

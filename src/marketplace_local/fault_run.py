@@ -54,19 +54,13 @@ from marketplace.repository import Table
 from marketplace.suppliers import by_tenant_pk
 from marketplace_local import engine
 from marketplace_local.faults import KINDS, FaultConfig, FaultInjector, WebhookReceiver
+from marketplace_local.samples import SHIP_TO
 from marketplace_local.stack import LocalStack, StackConfig, free_port
 
 SUPPLIER_FINAL = ("APPROVED", "REJECTED")
 ORDER_FINAL = ("ACCEPTED", "REJECTED", "EXPIRED", "CANCELLED")
 BLOCKED_DOMAIN = "blocked-trader.com"
 LISTING_PRICE = {"amount": 49.9, "currency": "EUR"}
-SHIP_TO = {
-    "name": "Ada",
-    "line1": "1 Analytical St",
-    "city": "London",
-    "postalCode": "N1 9GU",
-    "country": "GB",
-}
 EXECUTION_ENDS = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 

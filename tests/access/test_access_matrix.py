@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from marketplace.repository import Table
 from marketplace.webhooks import MAX_ATTEMPTS, DeliveryMessage, HttpResult, Webhooks
 from marketplace_local.auth import AUDIENCE, ISSUER
+from marketplace_local.samples import SHIP_TO, SUPPLIER
 from marketplace_local.template import load_sam
 from tests.conftest import wait_until
 
@@ -138,18 +139,6 @@ def test_every_route_of_the_template_has_a_row_in_the_expectation_table():
 
 
 # ------------------------------------------------------------------------------------ the world
-SUPPLIER = {
-    "legalName": "Globex GmbH", "taxId": "DE123456789", "country": "DE", "contactEmail": "einkauf@globex.de",
-    "website": "https://globex.de", "phone": "+49 30 1234567",
-    "address": {"line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE"},
-}  # fmt: skip
-SHIP_TO = {
-    "name": "Ada",
-    "line1": "1 Analytical St",
-    "city": "London",
-    "postalCode": "N1 9GU",
-    "country": "GB",
-}
 PRICE = {"amount": 49.9, "currency": "EUR"}
 
 

@@ -12,23 +12,14 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from marketplace_local.samples import SHIP_TO, listing
 from tests.browser.test_console import bearer, register, tab_to
 from tests.conftest import wait_until
 from tests.e2e.test_local_stack import Receiver
 
 pytestmark = pytest.mark.browser
 
-LISTING = {
-    "sku": "LAMP-1", "title": "Desk lamp", "category": "home", "price": {"amount": 49.9, "currency": "EUR"},
-    "quantity": 5, "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"},
-}  # fmt: skip
-SHIP_TO = {
-    "name": "Ada",
-    "line1": "1 Analytical St",
-    "city": "London",
-    "postalCode": "N1 9GU",
-    "country": "GB",
-}
+LISTING = listing(quantity=5)
 
 
 def place_order(stack: Any, tenant: str, supplier_id: str, quantity: int) -> str:
