@@ -222,12 +222,15 @@ class LocalStack:
         self._stop.set()
         for poller in self.pollers:
             poller.request_stop()  # all at once: each may be finishing an invocation
+        # One deadline for all of them, not 5 s each: with a dozen pollers and schedules a loaded
+        # machine turned Ctrl-C into a wait of over 20 s. Their threads are daemons either way.
+        deadline = time.monotonic() + 5
         for poller in self.pollers:
-            poller.stop()
+            poller.stop(timeout=max(0.0, deadline - time.monotonic()))
         if self.api is not None:
             self.api.stop()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         transport.uninstall(self.moto_endpoint)
         if self._moto is not None:
             self._moto.stop()
