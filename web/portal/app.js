@@ -178,7 +178,9 @@ async function decide(button, order, action, reason) {
     const result = action === "accept" ? await api.post(path) : await api.post(path, { reason });
     announce(`Order ${label} is ${result.status}.`);
     await Promise.all([loadOrders(), loadListings(), loadDeliveries()]);
-    $("#orders-heading").focus();
+    // The decided order's row is gone, and its button with it: give focus a place to land, unless the
+    // user has already moved it somewhere (say, into another order's rejection reason) meanwhile.
+    if (!document.activeElement || document.activeElement === document.body) $("#orders-heading").focus();
   });
 }
 
