@@ -2,7 +2,7 @@
 // the audit trail. Plain ES module, no build step.
 import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
 import { Session, checkToken } from "../shared/session.js";
-import { $, announce, busy, clearError, el, flagsList, formatAge, formatTime, showError, showView } from "../shared/ui.js";
+import { $, announce, clearError, el, flagsList, formatAge, formatTime, guardedBy, showError, showView } from "../shared/ui.js";
 
 const session = new Session("marketplace.console.token");
 let api;
@@ -85,20 +85,7 @@ async function onSignIn(event) {
 }
 
 // A 401 anywhere ends the session; other errors are shown with their fields.
-async function guarded(button, context, action) {
-  return busy(button, context, async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 401) {
-        signOut();
-        showError(new ApiError(401, "unauthorized", "The API refused the token (expired or not valid): sign in again."));
-        return undefined;
-      }
-      throw error;
-    }
-  });
-}
+const guarded = guardedBy(signOut);
 
 // ------------------------------------------------------------------------------------ queue
 async function openQueue() {

@@ -2,7 +2,7 @@
 // (accept or reject with a reason) and webhook deliveries. Plain ES module, no build step.
 import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
 import { Session, checkToken } from "../shared/session.js";
-import { $, announce, busy, clearError, el, flagsList, formatTime, showError, showView } from "../shared/ui.js";
+import { $, announce, clearError, el, flagsList, formatTime, guardedBy, showError, showView } from "../shared/ui.js";
 
 const session = new Session("marketplace.portal.token");
 let api;
@@ -19,20 +19,7 @@ function signOut(message) {
   $("#token").focus();
 }
 
-async function guarded(button, context, action) {
-  return busy(button, context, async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 401) {
-        signOut();
-        showError(new ApiError(401, "unauthorized", "The API refused the token (expired or not valid): sign in again."));
-        return undefined;
-      }
-      throw error;
-    }
-  });
-}
+const guarded = guardedBy(signOut);
 
 async function onSignIn(event) {
   event.preventDefault();

@@ -1,4 +1,5 @@
 // Small DOM helpers. Everything the API returns is written with textContent, never as HTML.
+import { ApiError } from "./api.js";
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -93,4 +94,22 @@ export function flagsList(flags) {
     { class: "flags" },
     flags.map((f) => el("li", {}, el("code", {}, f.field), " ", f.reason)),
   );
+}
+
+// `busy`, and a 401 anywhere ends the session (through the page's own sign-out); other errors are
+// shown with their fields.
+export function guardedBy(signOut) {
+  return (button, context, action) =>
+    busy(button, context, async () => {
+      try {
+        return await action();
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) {
+          signOut();
+          showError(new ApiError(401, "unauthorized", "The API refused the token (expired or not valid): sign in again."));
+          return undefined;
+        }
+        throw error;
+      }
+    });
 }
