@@ -47,6 +47,9 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=24 * 3600,
 )
 MAX_PAGE = 100
+# Of this function's time, what the drain may not use: the drain function's own start (a cold one
+# takes a second or two) and this answer.
+DRAIN_MARGIN_MS = 4000
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -313,13 +316,19 @@ def list_corrections() -> dict[str, Any]:
 
 
 @app.post("/admin/corrections/drain")
-def drain_corrections() -> dict[str, int]:
+def drain_corrections() -> dict[str, Any]:
     principal = _principal()
     principal.require("admin")
+    # The drain must answer within this function's own timeout (and API Gateway's 29 s): it drains
+    # what fits in the time left here, less a margin for the answer, and says "more" when the
+    # queue held more than that; the caller asks again.
+    budget_ms = app.lambda_context.get_remaining_time_in_millis() - DRAIN_MARGIN_MS
+    if budget_ms <= 0:
+        raise TransientError("no time left to run the drain; try again")
     response = aws.client("lambda").invoke(
         FunctionName=os.environ["CORRECTION_DRAIN_FUNCTION_NAME"],
         InvocationType="RequestResponse",
-        Payload=json.dumps({"source": "api", "requestedBy": principal.subject}).encode(),
+        Payload=json.dumps({"source": "api", "requestedBy": principal.subject, "budgetMs": budget_ms}).encode(),
     )
     payload = json.loads(response["Payload"].read() or b"null")
     if response.get("FunctionError") or not isinstance(payload, dict):
@@ -327,7 +336,8 @@ def drain_corrections() -> dict[str, int]:
         raise TransientError("the drain failed; the correction queue is unchanged, try again")
     mine = payload.get("byTenant", {}).get(principal.tenant_id, {})
     resumed = int(mine.get("resumed", 0)) + int(mine.get("restarted", 0))
-    return {"resumed": resumed, "waiting": int(mine.get("waiting", 0)) + int(mine.get("requeued", 0))}
+    waiting = int(mine.get("waiting", 0)) + int(mine.get("requeued", 0))
+    return {"resumed": resumed, "waiting": waiting, "more": bool(payload.get("more", False))}
 
 
 @app.post("/admin/corrections/<recordId>/reject")

@@ -8,7 +8,9 @@ tenant, record and flagged version: a message delivered twice resumes its workfl
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -62,12 +64,26 @@ def _resume(correction: Correction, version: int) -> str:
     return result["outcome"] if result["nonce"] == nonce else "duplicates"
 
 
+def _time_budget(event: dict[str, Any], context: LambdaContext) -> Callable[[], float]:
+    """Seconds this drain may still spend: this function's own time left, less a margin to report,
+    and no more than a caller's ``budgetMs`` (the API, which must answer within its own timeout)."""
+    started = time.monotonic()
+    budget = event.get("budgetMs") if isinstance(event, dict) else None
+    caller = float(budget) / 1000 if isinstance(budget, int | float) and budget > 0 else float("inf")
+
+    def seconds_left() -> float:
+        own = context.get_remaining_time_in_millis() / 1000 - 2.0
+        return min(own, caller - (time.monotonic() - started))
+
+    return seconds_left
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    report = _drain().run(resume=_resume)
+    report = _drain().run(resume=_resume, seconds_left=_time_budget(event, context))
     result = report.as_dict()
     logger.info("correction queue drained", extra={k: v for k, v in result.items() if k != "byTenant"})
     for outcome in ("resumed", "restarted", "waiting", "closed", "duplicates", "requeued", "poisoned"):

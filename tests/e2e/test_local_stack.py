@@ -169,12 +169,13 @@ def test_flagged_fixed_drained_approved_with_a_complete_audit_trail(running):
     assert requests.post(f"{running.url}/admin/corrections/drain", headers=admin, timeout=30).json() == {
         "resumed": 0,
         "waiting": 1,
+        "more": False,
     }
     fixed = requests.patch(f"{running.url}/suppliers/{supplier_id}", json={"taxId": "DE987654321"},
                            headers={**admin, "If-Match": str(flagged["version"])}, timeout=10)  # fmt: skip
     assert fixed.status_code == 200 and fixed.json()["version"] == flagged["version"] + 1
     drained = requests.post(f"{running.url}/admin/corrections/drain", headers=admin, timeout=30)
-    assert drained.json() == {"resumed": 1, "waiting": 0}
+    assert drained.json() == {"resumed": 1, "waiting": 0, "more": False}
     approved = status_of(running, retailer, supplier_id, "APPROVED")
     assert approved["taxId"] == "DE987654321" and "flags" not in approved
     assert requests.get(f"{running.url}/admin/corrections", headers=admin, timeout=10).json()["items"] == []
@@ -305,6 +306,7 @@ def test_an_admin_rejects_a_flagged_supplier_with_a_reason(running):
     assert requests.post(f"{running.url}/admin/corrections/drain", headers=admin, timeout=30).json() == {
         "resumed": 0,
         "waiting": 0,
+        "more": False,
     }
     assert requests.patch(f"{running.url}/suppliers/{supplier_id}", json={"legalName": "Again"}, headers=admin,
                           timeout=10).status_code == 409  # fmt: skip

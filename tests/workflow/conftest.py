@@ -113,10 +113,11 @@ class Onboarding:
                 found.append({**body, "_attributes": message.get("MessageAttributes", {})})
         return found
 
-    def drain(self) -> dict[str, Any]:
+    def drain(self, budget_ms: int | None = None) -> dict[str, Any]:
         runtime = self.stack.runtime
         name = self.stack.physical_id("CorrectionDrainFunction")
-        report = runtime.invoke_or_raise(name, {"source": "test"})
+        event = {"source": "test"} | ({"budgetMs": budget_ms} if budget_ms is not None else {})
+        report = runtime.invoke_or_raise(name, event)
         return report["byTenant"].get(self.tenant, {}) | {"_all": report}
 
 

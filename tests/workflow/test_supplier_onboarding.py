@@ -160,6 +160,33 @@ def test_an_unfixed_record_stays_queued_after_a_drain(onboarding):
     assert onboarding.record(supplier_id)["status"] == "FLAGGED"
 
 
+def test_a_drain_short_of_time_stops_says_more_and_the_next_call_resumes_the_rest(onboarding):
+    """The API gives the drain only what is left of its own timeout: a drain whose time runs short
+    receives no further batch, reports ``more``, and leaves the rest queued; calling it again resumes
+    every fixed record exactly once."""
+    supplier_ids = [onboarding.register(taxId="12345") for _ in range(12)]
+    for supplier_id in supplier_ids:
+        onboarding.wait_status(supplier_id, "FLAGGED")
+        wait_until(lambda s=supplier_id: onboarding.queued(s), what=f"correction message for {supplier_id}")
+    for supplier_id in supplier_ids:
+        onboarding.fix(supplier_id, taxId=unique_ein())
+
+    # 3.1 s is enough for one batch of ten (corrections.BATCH_SECONDS is 3 s), not for a second.
+    first = onboarding.drain(budget_ms=3100)
+    assert first["_all"]["more"] is True
+    assert 0 < first.get("resumed", 0) <= 10
+    resumed, calls = first.get("resumed", 0), 1
+    while resumed < len(supplier_ids):
+        assert calls < 10, f"only {resumed} of {len(supplier_ids)} resumed after {calls} drains"
+        report = onboarding.drain(budget_ms=3100)
+        resumed, calls = resumed + report.get("resumed", 0), calls + 1
+    assert resumed == len(supplier_ids)
+    for supplier_id in supplier_ids:
+        onboarding.wait_status(supplier_id, "APPROVED")
+        assert onboarding.queued(supplier_id) == []
+    assert onboarding.drain()["_all"]["more"] is False
+
+
 def test_a_blocked_supplier_is_rejected(onboarding, stack):
     blocked_tax_id = unique_ein()
     Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb")).put({

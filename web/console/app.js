@@ -317,10 +317,23 @@ async function onFix(event) {
 }
 
 // ------------------------------------------------------------------------------------ actions
+const MAX_DRAIN_CALLS = 10;
+
 async function drain(button) {
   await guarded(button, "Running the drain", async () => {
-    const result = await api.post("/admin/corrections/drain");
-    announce(`Drain done: ${result.resumed} resumed, ${result.waiting} still waiting.`);
+    // One call drains what fits in the API's time and says "more" when the queue held more: call
+    // again, a bounded number of times, and add the counts up.
+    let resumed = 0;
+    let waiting = 0;
+    let more = true;
+    for (let call = 0; more && call < MAX_DRAIN_CALLS; call += 1) {
+      const result = await api.post("/admin/corrections/drain");
+      resumed += result.resumed;
+      waiting += result.waiting;
+      more = result.more;
+    }
+    const rest = more ? " More is queued: run the drain again." : "";
+    announce(`Drain done: ${resumed} resumed, ${waiting} still waiting.${rest}`);
     if (current && !$("#record-view").hidden) await followRecord();
     else await openQueue();
   });
