@@ -18,7 +18,7 @@ CASES = [pytest.param(machine, case, id=f"{machine}-{case}") for machine, case i
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.skipif(not docker_available(), reason=DOCKER_SKIP_REASON),
-    # the first test pulls the image; WelcomeNotSent and QueueForHumanFailed wait out their retries
+    # the first test pulls the image; WelcomeNotSent and the *NotQueued cases wait out their retries
     pytest.mark.timeout(900),
 ]
 

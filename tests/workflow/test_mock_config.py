@@ -201,6 +201,21 @@ EXPECTED_SUPPLIER_ONBOARDING: dict[str, Expected] = {
     "WelcomeNotSent": Expected(
         "FAILED", "NotifyWelcome", "MarkApproved > NotifyWelcome", "SNS.KMSDisabledException"
     ),
+    # The correction queue refuses the message after every retry: the record stays FLAGGED in the table,
+    # where admins list it, and the execution fails with a named error (alarmed).
+    "CorrectionNotQueued": Expected(
+        "FAILED",
+        "CorrectionNotQueued",
+        "MarkFlagged > WaitForFix > QueueForRestart > CorrectionNotQueued",
+        "CorrectionNotQueued",
+    ),
+    # Neither the flag nor the message can be written: a named failure, never a silent one.
+    "SystemErrorNotQueued": Expected(
+        "FAILED",
+        "SystemErrorNotQueued",
+        "DescribeSystemError > MarkSystemFlagged > QueueSystemError > SystemErrorNotQueued",
+        "SystemErrorNotQueued",
+    ),
 }
 
 # ----------------------------------------------------------------------------- product listing
@@ -260,6 +275,21 @@ EXPECTED_PRODUCT_LISTING: dict[str, Expected] = {
     ),
     "SystemFlagNotWritten": Expected(
         "SUCCEEDED", "SystemErrorQueued", "DescribeSystemError > MarkSystemFlagged > QueueSystemError"
+    ),
+    # The correction queue refuses the message after every retry: the record stays FLAGGED in the table,
+    # where admins list it, and the execution fails with a named error (alarmed).
+    "CorrectionNotQueued": Expected(
+        "FAILED",
+        "CorrectionNotQueued",
+        "MarkFlagged > WaitForFix > QueueForRestart > CorrectionNotQueued",
+        "CorrectionNotQueued",
+    ),
+    # Neither the flag nor the message can be written: a named failure, never a silent one.
+    "SystemErrorNotQueued": Expected(
+        "FAILED",
+        "SystemErrorNotQueued",
+        "DescribeSystemError > MarkSystemFlagged > QueueSystemError > SystemErrorNotQueued",
+        "SystemErrorNotQueued",
     ),
 }
 
