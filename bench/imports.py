@@ -74,9 +74,15 @@ def _dummy(name: str, value: Any) -> str:
     return f"bench-{name.lower()}"
 
 
-def lambda_environment(function: str, extra: dict[str, str]) -> dict[str, str]:
-    """What Lambda's python3.12 runtime sets, plus the function's own variables."""
+def lambda_environment(function: str, extra: dict[str, str], task_root: Path = ROOT) -> dict[str, str]:
+    """What Lambda's python3.12 runtime sets, plus the function's own variables.
+
+    ``LAMBDA_TASK_ROOT`` matters: the X-Ray SDK takes it as the sign that it runs in Lambda, and
+    only then uses Lambda's trace context and a local sampler. Without it, it builds the centralized
+    sampler, which creates two botocore X-Ray clients (about 270 ms here) that Lambda never pays."""
     return {
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": str(Path.home()),
         "PYTHONPATH": str(LAYER),
@@ -125,8 +131,8 @@ def import_time_us(module: str, cwd: Path, env: dict[str, str]) -> tuple[int, di
 def handler_imports(sam: dict[str, Any], runs: int) -> list[dict[str, Any]]:
     rows = []
     for spec in function_specs(sam):
-        env = lambda_environment(spec["function"], spec["environment"])
         cwd = ROOT / spec["code_uri"]
+        env = lambda_environment(spec["function"], spec["environment"], task_root=cwd)
         import_time_us(spec["module"], cwd, env)  # warm-up: compiles .pyc, not counted
         samples = [import_time_us(spec["module"], cwd, env) for _ in range(runs)]
         measured = summary([total / 1000 for total, _ in samples])

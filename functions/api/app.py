@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import audit, blocklist, keys, orders, products, schemas, webhooks
+from marketplace import audit, blocklist, config, keys, orders, products, schemas, webhooks
 from marketplace.adapters import aws
 from marketplace.errors import FieldError, InvalidInput, MarketplaceError, NotFound, TransientError
 from marketplace.principal import Principal
@@ -36,11 +36,14 @@ from marketplace.suppliers import Suppliers, view
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver()
 
-idempotency_store = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
+# The shared client: one DynamoDB model loaded per cold start, not one for us and one for Powertools.
+idempotency_store = DynamoDBPersistenceLayer(
+    table_name=os.environ["IDEMPOTENCY_TABLE_NAME"], boto3_client=aws.client("dynamodb")
+)
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="[tenantId, route, idempotencyKey]",
     payload_validation_jmespath="body",
@@ -328,7 +331,9 @@ def drain_corrections() -> dict[str, Any]:
     response = aws.client("lambda").invoke(
         FunctionName=os.environ["CORRECTION_DRAIN_FUNCTION_NAME"],
         InvocationType="RequestResponse",
-        Payload=json.dumps({"source": "api", "requestedBy": principal.subject, "budgetMs": budget_ms}).encode(),
+        Payload=json.dumps(
+            {"source": "api", "requestedBy": principal.subject, "budgetMs": budget_ms}
+        ).encode(),
     )
     payload = json.loads(response["Payload"].read() or b"null")
     if response.get("FunctionError") or not isinstance(payload, dict):

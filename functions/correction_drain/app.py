@@ -21,13 +21,17 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from marketplace import config
 from marketplace.adapters import aws
 from marketplace.corrections import Correction, Drain
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
-persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE_NAME"])
+# The shared client: one DynamoDB model loaded per cold start, not one for us and one for Powertools.
+persistence = DynamoDBPersistenceLayer(
+    table_name=os.environ["IDEMPOTENCY_TABLE_NAME"], boto3_client=aws.client("dynamodb")
+)
 idempotency = IdempotencyConfig(
     event_key_jmespath="[kind, tenantId, recordId, flaggedVersion]",
     expires_after_seconds=14 * 24 * 3600,  # the queue's retention: a message cannot come back later

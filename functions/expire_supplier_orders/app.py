@@ -12,10 +12,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from marketplace import config
 from marketplace.orders import Orders, parse_iso
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 
 

@@ -16,10 +16,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from marketplace import config
 from marketplace.imports import Imports
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 _context: dict[str, LambdaContext] = {}

@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import routing
+from marketplace import config, routing
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 

@@ -18,12 +18,13 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from marketplace import config
 from marketplace.adapters import aws
 from marketplace.order_events import event_for
 from marketplace.webhooks import Webhooks
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 webhooks = Webhooks()

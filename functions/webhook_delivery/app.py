@@ -18,10 +18,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from marketplace import config
 from marketplace.webhooks import Webhooks
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 

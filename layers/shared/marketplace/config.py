@@ -14,3 +14,10 @@ def require(name: str) -> str:
 
 def table_name() -> str:
     return require("TABLE_NAME")
+
+
+# What Powertools' Tracer patches for X-Ray: the AWS SDK (every DynamoDB, SQS, SNS, Step Functions
+# call becomes a subsegment) and http.client (the webhook POSTs). Its default, every library the
+# X-Ray SDK knows, imports `requests` just to patch it: about 90 ms of every cold start, for a
+# library no handler uses (bench/imports.py measures it).
+TRACED_MODULES = ("botocore", "httplib")
