@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from marketplace_local import asl_cache, dynamodb_fixes, engine, transport
+from marketplace_local import asl_cache, dynamodb_fixes, engine, fast_serialize, transport
 from marketplace_local.api import LocalApi
 from marketplace_local.auth import TokenIssuer, resolve_state_dir
 from marketplace_local.faults import FaultConfig, FaultInjector
@@ -74,6 +74,9 @@ class StackConfig:
     in_process_aws: bool = True
     # ... and each state machine definition is parsed once, not per execution (marketplace_local.asl_cache).
     cache_asl_programs: bool = True
+    # ... and moto serialises plain-dict responses without its per-member alias search
+    # (marketplace_local.fast_serialize; the same bytes).
+    fast_serializer: bool = True
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -138,6 +141,8 @@ class LocalStack:
         engine.install()
         if cfg.cache_asl_programs:
             asl_cache.install()
+        if cfg.fast_serializer:
+            fast_serialize.install()
         dynamodb_fixes.install()
         self.runtime.install_moto_hook()
 

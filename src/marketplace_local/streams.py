@@ -20,6 +20,7 @@ Records of one shard are delivered in order, one batch at a time.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -164,6 +165,17 @@ class Poller:
             self._stop.wait(idle_interval(self.poll_interval, idle_polls))
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every bytes value as its base64 text, as JSON carries DynamoDB binaries."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 class StreamPoller(Poller):
     """One thread per mapping; ``run_once`` drives it synchronously (tests, benchmarks)."""
 
@@ -243,7 +255,10 @@ class StreamPoller(Poller):
 
     def _as_lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """The Streams API record in the shape Lambda passes it (dates as epoch seconds)."""
-        dynamodb = dict(record["dynamodb"])
+        # Binary attributes (B, BS) come from botocore as bytes; Lambda's event is JSON, where they
+        # are base64 strings. Left as bytes they also broke the filter match (it JSON-encodes the
+        # record), and the poller retried that batch forever.
+        dynamodb = {k: _json_safe(v) for k, v in record["dynamodb"].items()}
         created = dynamodb.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
             dynamodb["ApproximateCreationDateTime"] = created.timestamp()

@@ -179,3 +179,18 @@ def test_the_batching_window_holds_a_small_batch_back():
 def test_settings_the_poller_does_not_honour_are_refused():
     with pytest.raises(ValueError, match="TumblingWindowInSeconds"):
         settings(TumblingWindowInSeconds=30)
+
+
+def test_binary_attributes_reach_the_function_as_base64_and_do_not_stop_the_filter():
+    """botocore reads B and BS values as bytes; Lambda's JSON event carries them as base64 text.
+    Left as bytes, the filter's JSON encoding failed and the batch was retried forever."""
+    seen: list[dict] = []
+    function = ScriptedFunction(lambda ids, records: seen.extend(records))
+    binary = record(1)
+    binary["dynamodb"]["NewImage"] |= {"b": {"B": b"\x00\xff"}, "bs": {"BS": [b"x", b"y"]}}
+    poller, _ = poll(settings(), [binary, record(2)], function)
+    assert function.batches == [["1", "2"]]
+    assert poller.stats.records_delivered == 2
+    image = seen[0]["dynamodb"]["NewImage"]
+    assert (image["b"], image["bs"]) == ({"B": "AP8="}, {"BS": ["eA==", "eQ=="]})
+    json.dumps(seen)  # what Lambda would be sent
