@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from marketplace import webhooks
+from marketplace import keys, webhooks
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound, TransientError
 from marketplace.principal import Principal
 from marketplace.repository import Table
@@ -612,3 +612,97 @@ def test_the_function_reports_only_the_records_it_could_not_process(hooks, queue
 
     assert result == {"batchItemFailures": [{"itemIdentifier": poison["MessageId"]}]}
     assert delivery(hooks, tenant, supplier_id, delivery_id)["status"] == "DELIVERED"
+
+
+# ------------------------------------------------------------------------------------ write units
+def _index_keys(hooks: Webhooks, tenant: str, supplier_id: str, delivery_id: str) -> tuple[Any, Any]:
+    record = hooks._load(tenant, supplier_id, delivery_id)
+    assert record is not None
+    return record.get("GSI1PK"), record.get("GSI1SK")
+
+
+def test_a_delivery_is_in_the_status_index_only_while_failed(hooks, sqs, queues, receiver, tenant):
+    """The index's one reader lists FAILED deliveries: a delivered one never enters it (no index
+    writes on the order path), a failed one does, and a redriven one leaves it again."""
+    supplier_id = registered(hooks, tenant, receiver.url)
+    delivered = hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-30"})
+    assert _index_keys(hooks, tenant, supplier_id, delivered) == (None, None)
+    assert hooks.process(latest_message(sqs, queues.url)).outcome == "delivered"
+    assert _index_keys(hooks, tenant, supplier_id, delivered) == (None, None)
+
+    failing = hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-31"})
+    receiver.script(*[500] * MAX_ATTEMPTS)
+    for _ in range(MAX_ATTEMPTS):
+        hooks.process(latest_message(sqs, queues.url))
+    record = hooks._load(tenant, supplier_id, failing)
+    assert record is not None and record["status"] == "FAILED"
+    assert _index_keys(hooks, tenant, supplier_id, failing) == (
+        webhooks.delivery_status_pk(tenant, supplier_id, "FAILED"),
+        f"{record['createdAt']}#{failing}",
+    )
+    hooks.redrive(supplier(tenant, supplier_id), supplier_id, failing)
+    assert _index_keys(hooks, tenant, supplier_id, failing) == (None, None)
+
+
+def test_a_claimed_key_without_its_delivery_is_completed_under_the_claimed_id(
+    hooks, sqs, queues, receiver, table, tenant
+):
+    """A call that claimed its dedupe key and stopped before writing the delivery (a timeout, a
+    crash): the retry writes that delivery under the first call's id, queues it once, and the
+    receiver sees that id."""
+    supplier_id = registered(hooks, tenant, receiver.url)
+    pk = keys.supplier_pk(tenant, supplier_id)
+    created_at = "2026-11-23T08:00:00.000Z"
+    claimed_id = webhooks.new_delivery_id(created_at)
+    table.put({"PK": pk, "SK": webhooks.dedupe_sk("o-40:v1:created"), "entity": "DELIVERY_KEY", "tenantId": tenant,
+               "deliveryId": claimed_id, "createdAt": created_at, "expiresAt": 2_000_000_000})  # fmt: skip
+
+    assert (
+        hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-40"}, dedupe_key="o-40:v1:created")
+        == claimed_id
+    )
+    assert (
+        hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-40"}, dedupe_key="o-40:v1:created")
+        == claimed_id
+    )
+    (message,) = sqs.sends_to(queues.url)
+    assert hooks.process(message["MessageBody"]).outcome == "delivered"
+    (request,) = receiver.requests
+    assert request.headers["x-marketplace-delivery"] == claimed_id
+    assert json.loads(request.body)["createdAt"] == created_at
+    assert [d["deliveryId"] for d in hooks.list_deliveries(retailer(tenant), supplier_id).items] == [
+        claimed_id
+    ]
+
+
+def test_pending_and_delivered_are_listed_in_full_pages_without_the_index(
+    hooks, sqs, queues, receiver, tenant
+):
+    """Not indexed by status, PENDING and DELIVERED are read from the supplier's deliveries and
+    filtered: pages are still full, newest first, and their tokens belong to their status."""
+    supplier_id = registered(hooks, tenant, receiver.url)
+    me = supplier(tenant, supplier_id)
+    ids = []
+    for n in range(7):
+        ids.append(hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": f"o-5{n}"}))
+        time.sleep(0.002)
+    messages = [s["MessageBody"] for s in sqs.sends_to(queues.url)]
+    for body in messages[::2]:  # 0, 2, 4, 6 delivered; 1, 3, 5 pending
+        assert hooks.process(body).outcome == "delivered"
+    delivered, pending = ids[::2][::-1], ids[1::2][::-1]
+
+    def pages(status: str, limit: int) -> list[list[str]]:
+        out, token = [], None
+        while True:
+            page = hooks.list_deliveries(me, supplier_id, status=status, limit=limit, next_token=token)
+            out.append([d["deliveryId"] for d in page.items])
+            token = page.next_token
+            if token is None:
+                return out
+
+    assert pages("DELIVERED", 3) == [delivered[:3], delivered[3:]]
+    assert pages("PENDING", 2) == [pending[:2], pending[2:]]
+    first = hooks.list_deliveries(me, supplier_id, status="PENDING", limit=1)
+    with pytest.raises(InvalidInput) as raised:
+        hooks.list_deliveries(me, supplier_id, status="DELIVERED", next_token=first.next_token)
+    assert raised.value.fields[0].field == "nextToken"

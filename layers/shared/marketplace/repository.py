@@ -174,8 +174,11 @@ class Table:
         next_token: str | None = None,
         newest_first: bool = False,
         sk_name: str = "SK",
+        where: Mapping[str, Any] | None = None,
     ) -> Page:
-        """One page of a partition. ``next_token`` is opaque to callers and bound to this partition."""
+        """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
+        ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
+        items are read, fewer may be returned, and the page may still have a token)."""
         names = {"#pk": pk_name}
         values: dict[str, Any] = {":pk": pk_value}
         condition = "#pk = :pk"
@@ -187,10 +190,17 @@ class Table:
             "TableName": self.name,
             "KeyConditionExpression": condition,
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_item(values),
+            "ExpressionAttributeValues": values,
             "Limit": limit,
             "ScanIndexForward": not newest_first,
         }
+        if where:
+            filters = []
+            for i, (name, value) in enumerate(where.items()):
+                names[f"#w{i}"], values[f":w{i}"] = name, value
+                filters.append(f"#w{i} = :w{i}")
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        kwargs["ExpressionAttributeValues"] = to_item(values)
         if index:
             kwargs["IndexName"] = index
         if next_token:

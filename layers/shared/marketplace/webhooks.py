@@ -53,7 +53,7 @@ from marketplace import config, keys
 from marketplace.adapters import aws
 from marketplace.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, TransientError
 from marketplace.principal import Principal
-from marketplace.repository import Page, Table, _translate, to_item
+from marketplace.repository import Page, Table, encode_token
 
 WEBHOOK_ENTITY = "WEBHOOK"
 WEBHOOK_SK = "WEBHOOK"
@@ -73,6 +73,9 @@ MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 if not all(0 < d <= SQS_MAX_DELAY_SECONDS for d in RETRY_SCHEDULE):
     raise ValueError(f"every retry delay must be 1 to {SQS_MAX_DELAY_SECONDS} s (SQS DelaySeconds)")
 
+# A listing of PENDING or DELIVERED deliveries reads at most this many pages of the supplier's
+# deliveries to fill one page of the answer (they are not indexed by status).
+MAX_FILTERED_READS = 10
 MAX_URL_LENGTH = 2048
 SECRET_MIN_LENGTH = 16
 SECRET_MAX_LENGTH = 256
@@ -577,51 +580,60 @@ class Webhooks:
         created = self.now()
         created_at = iso(created)
         delivery_id = new_delivery_id(created_at)
+        pk = keys.supplier_pk(tenant_id, supplier_id)
+        expires = int((created + DELIVERY_RETENTION).timestamp())
+        if dedupe_key is not None:
+            first_id, first_created_at = self._claim(
+                pk, tenant_id, dedupe_key, delivery_id, created_at, expires
+            )
+            if first_id != delivery_id:
+                existing = self._load(tenant_id, supplier_id, first_id)
+                if existing is not None:
+                    if existing["status"] == "FAILED" and int(existing.get("attempts", 0)) == 0:
+                        self._restart(existing, SYSTEM_ACTOR)  # its first queueing had failed
+                    return first_id
+                # The first call claimed the key and stopped before writing its delivery: write
+                # it now, under the id it claimed, so that the receiver sees one delivery id.
+                delivery_id, created_at = first_id, first_created_at
         body = envelope(delivery_id, event, created_at, supplier_id, payload)
         if len(body.encode("utf-8")) > MAX_PAYLOAD_BYTES:
             raise InvalidInput([FieldError("payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes as JSON")])
-        pk = keys.supplier_pk(tenant_id, supplier_id)
-        expires = int((created + DELIVERY_RETENTION).timestamp())
+        # No GSI1 keys: a delivery is in the status index only while FAILED (see _write).
         record = {
             "PK": pk, "SK": delivery_sk(created_at, delivery_id), "entity": DELIVERY_ENTITY,
             "tenantId": tenant_id, "supplierId": supplier_id, "deliveryId": delivery_id, "event": event,
             "payload": body, "status": "PENDING", "attempts": 0, "redrives": 0, "version": 1,
             "createdAt": created_at, "updatedAt": created_at, "nextAttemptAt": created_at,
             "updatedBy": SYSTEM_ACTOR, "expiresAt": expires,
-            "GSI1PK": delivery_status_pk(tenant_id, supplier_id, "PENDING"),
-            "GSI1SK": f"{created_at}#{delivery_id}",
         }  # fmt: skip
-        if dedupe_key is None:
+        try:
             self.table.put_new(record)
-        else:
-            existing = self._put_deduplicated(record, dedupe_key, expires)
-            if existing is not None:
-                return existing
+        except Conflict:
+            if dedupe_key is None:
+                raise
+            return delivery_id  # a concurrent call with the same key wrote and queues it
         self._send(record, DeliveryMessage(tenant_id, supplier_id, delivery_id))
         return delivery_id
 
-    def _put_deduplicated(self, record: dict[str, Any], dedupe_key: str, expires: int) -> str | None:
-        """Write the delivery and its guard together; the existing delivery's id if the key was
-        used before (queued again if its first queueing had failed)."""
-        guard = {"PK": record["PK"], "SK": dedupe_sk(dedupe_key), "entity": "DELIVERY_KEY",
-                 "tenantId": record["tenantId"], "deliveryId": record["deliveryId"], "expiresAt": expires}  # fmt: skip
-        puts = [{"Put": {"TableName": self.table.name, "Item": to_item(item),
-                         "ConditionExpression": "attribute_not_exists(PK)"}} for item in (record, guard)]  # fmt: skip
+    def _claim(
+        self, pk: str, tenant_id: str, dedupe_key: str, delivery_id: str, created_at: str, expires: int
+    ) -> tuple[str, str]:
+        """Claim ``dedupe_key`` for this delivery id; the id and creation time of whichever call
+        claimed it first. A small conditional put (1 WRU) before the delivery, not a transaction
+        with it (which bills both items twice): a call that stops between the two leaves a claim
+        without a delivery, which the next call with the key completes under the claimed id."""
+        guard = {"PK": pk, "SK": dedupe_sk(dedupe_key), "entity": "DELIVERY_KEY", "tenantId": tenant_id,
+                 "deliveryId": delivery_id, "createdAt": created_at, "expiresAt": expires}  # fmt: skip
         try:
-            self.table.client.transact_write_items(TransactItems=puts)
-            return None
-        except ClientError as error:
-            translated = _translate(error)
-            if not isinstance(translated, Conflict):
-                raise translated from error
-        first = self.table.get(record["PK"], dedupe_sk(dedupe_key))
+            self.table.put_new(guard)
+            return delivery_id, created_at
+        except Conflict:
+            pass
+        first = self.table.get(pk, dedupe_sk(dedupe_key))
         if first is None:  # expired between the write and the read
             raise TransientError("the dedupe key changed meanwhile; retry")
-        delivery_id = str(first["deliveryId"])
-        existing = self._load(record["tenantId"], record["supplierId"], delivery_id)
-        if existing is not None and existing["status"] == "FAILED" and int(existing.get("attempts", 0)) == 0:
-            self._restart(existing, SYSTEM_ACTOR)
-        return delivery_id
+        first_id = str(first["deliveryId"])
+        return first_id, str(first.get("createdAt") or delivery_created_at(first_id))
 
     def _send(self, record: Mapping[str, Any], message: DeliveryMessage) -> None:
         """Queue an attempt; if SQS refuses, leave the delivery FAILED (never PENDING with no
@@ -663,20 +675,45 @@ class Webhooks:
         Page tokens are bound to the listing (supplier and status) that issued them."""
         _require_visible(principal, supplier_id)
         tenant_id = principal.tenant_id
-        if status is not None:
-            if status not in DELIVERY_STATUSES:
-                raise InvalidInput([FieldError("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")])
+        pk = keys.supplier_pk(tenant_id, supplier_id)
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise InvalidInput([FieldError("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")])
+        if status == "FAILED":
             page = self.table.query(
                 delivery_status_pk(tenant_id, supplier_id, status),
                 index="GSI1", pk_name="GSI1PK", sk_name="GSI1SK",
                 limit=limit, next_token=next_token, newest_first=True,
             )  # fmt: skip
-        else:
+        elif status is None:
             page = self.table.query(
-                keys.supplier_pk(tenant_id, supplier_id), sk_prefix="DELIVERY#",
-                limit=limit, next_token=next_token, newest_first=True,
-            )  # fmt: skip
+                pk, sk_prefix="DELIVERY#", limit=limit, next_token=next_token, newest_first=True
+            )
+        else:
+            page = self._list_in_status(pk, status, limit, next_token)
         return Page([delivery_view(i) for i in page.items], page.next_token)
+
+    def _list_in_status(self, pk: str, status: str, limit: int, next_token: str | None) -> Page:
+        """PENDING and DELIVERED deliveries are not indexed by status (see _write): read the
+        supplier's deliveries newest first and keep those in ``status``, at most
+        :data:`MAX_FILTERED_READS` reads per page. A page token names its status, so that it is
+        refused by a listing of another status."""
+        inner: str | None = None
+        if next_token is not None:
+            prefix, _, inner = next_token.partition(".")
+            if prefix != status or not inner:
+                raise InvalidInput([FieldError("nextToken", "is not a token this listing issued")])
+        items: list[dict[str, Any]] = []
+        for _ in range(MAX_FILTERED_READS):
+            page = self.table.query(pk, sk_prefix="DELIVERY#", limit=limit, next_token=inner, newest_first=True,
+                                    where={"status": status})  # fmt: skip
+            items += page.items
+            inner = page.next_token
+            if len(items) >= limit or inner is None:
+                break
+        if len(items) > limit:
+            items = items[:limit]
+            inner = encode_token({"PK": {"S": pk}, "SK": {"S": items[-1]["SK"]}})
+        return Page(items, f"{status}.{inner}" if inner else None)
 
     # ---------------------------------------------------------------- redrive
     def redrive(self, principal: Principal, supplier_id: str, delivery_id: str) -> dict[str, Any]:
@@ -761,12 +798,16 @@ class Webhooks:
             return done  # another copy of this message recorded its outcome first
 
     def _write(self, record: Mapping[str, Any], who: str = SYSTEM_ACTOR, **changes: Any) -> dict[str, Any]:
-        """Change a delivery, conditional on the version read; keeps GSI1 in step with status."""
+        """Change a delivery, conditional on the version read. A delivery has GSI1 keys only while
+        FAILED: that is the index's one reader (operators list failed deliveries to redrive them),
+        and keeping every delivery in it cost a put on creation and a delete + put on delivery, two
+        thirds of an order's write units (docs/capacity.md)."""
         changes = {**changes, "updatedAt": iso(self.now()), "updatedBy": who}
-        if "status" in changes:
-            changes["GSI1PK"] = delivery_status_pk(
-                record["tenantId"], record["supplierId"], changes["status"]
-            )
+        if changes.get("status") == "FAILED":
+            changes["GSI1PK"] = delivery_status_pk(record["tenantId"], record["supplierId"], "FAILED")
+            changes["GSI1SK"] = f"{record['createdAt']}#{record['deliveryId']}"
+        elif "status" in changes and "GSI1PK" in record:
+            changes["GSI1PK"] = changes["GSI1SK"] = None  # REMOVE: out of the index
         return self.table.update(record["PK"], record["SK"], int(record["version"]), changes)
 
     def _dead_letter(
