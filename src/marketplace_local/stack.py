@@ -33,7 +33,7 @@ from marketplace_local.auth import TokenIssuer, resolve_state_dir
 from marketplace_local.faults import FaultConfig, FaultInjector
 from marketplace_local.lambdas import LambdaRuntime
 from marketplace_local.provision import Provisioned, Provisioner
-from marketplace_local.streams import Poller, QueuePoller, StreamPoller
+from marketplace_local.streams import Poller, QueuePoller, StreamFeed, StreamPoller
 from marketplace_local.template import TEMPLATE_PATH, Template
 from marketplace_local.template import load as load_template
 
@@ -151,7 +151,11 @@ class LocalStack:
             self.template, self.client, self.runtime, cfg.region, ACCOUNT_ID, cfg.stack_name
         ).provision()
 
+        feeds: dict[tuple[str, str], StreamFeed] = {}  # one reader per stream and starting position
         for mapping in self.provisioned.stream_mappings:
+            where = (mapping.stream_arn, mapping.starting_position)
+            if where not in feeds:
+                feeds[where] = StreamFeed(self.client("dynamodbstreams"), *where)
             poller = StreamPoller(
                 mapping,
                 self.client("dynamodbstreams"),
@@ -159,6 +163,7 @@ class LocalStack:
                 self.runtime.invoke,
                 cfg.region,
                 poll_interval=cfg.poll_interval,
+                feed=feeds[where],
             )
             poller.start()
             self.pollers.append(poller)

@@ -176,6 +176,70 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+class StreamFeed:
+    """Reads one stream for every mapping on it. Each mapping's poller subscribes an inbox; whichever
+    poller reads first fetches what the stream has since the last read, once, and puts it in every
+    inbox, in stream order. On AWS each mapping reads the stream itself; here three mappings on the
+    table's stream each paid for every GetRecords (moto's serialisation and botocore's parsing of
+    every record): the profile showed a fifth of the stack's CPU there (bench/throughput.py).
+    Mappings on one stream share a feed only if they start at the same position."""
+
+    def __init__(self, streams_client: Any, stream_arn: str, starting_position: str) -> None:
+        self.streams = streams_client
+        self.stream_arn = stream_arn
+        self.starting_position = starting_position
+        self._lock = threading.Lock()
+        self._inboxes: list[list[dict[str, Any]]] = []
+        self._iterators: dict[str, str | None] = {}
+        self._shards: list[dict[str, Any]] | None = None
+        self._shards_read_at = 0.0
+
+    def first_shard(self) -> str:
+        """The shard a record came from, as far as the on-failure record says: the table's stream
+        has one shard locally."""
+        return next(iter(self._iterators), "")
+
+    def subscribe(self) -> list[dict[str, Any]]:
+        inbox: list[dict[str, Any]] = []
+        with self._lock:
+            self._inboxes.append(inbox)
+        return inbox
+
+    def read(self, inbox: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the stream has for this inbox: what other readers fetched for it since its last
+        call, and what the stream has now. Records are the Streams API's, shared between inboxes:
+        readers must not change them."""
+        with self._lock:
+            if not inbox:
+                for records in self._fetch():
+                    for each in self._inboxes:
+                        each.extend(records)
+            taken = inbox[:]
+            inbox.clear()
+        return taken
+
+    def _fetch(self) -> list[list[dict[str, Any]]]:
+        # Shards are listed again every few seconds, not on every poll: they change rarely.
+        if self._shards is None or time.monotonic() - self._shards_read_at > 5:
+            stream = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+            self._shards, self._shards_read_at = stream["Shards"], time.monotonic()
+        fetched = []
+        for shard in self._shards:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self.streams.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=self.starting_position
+                )["ShardIterator"]
+            iterator = self._iterators[shard_id]
+            if iterator is None:
+                continue
+            response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+            self._iterators[shard_id] = response.get("NextShardIterator")
+            if response["Records"]:
+                fetched.append(response["Records"])
+        return fetched
+
+
 class StreamPoller(Poller):
     """One thread per mapping; ``run_once`` drives it synchronously (tests, benchmarks)."""
 
@@ -188,6 +252,7 @@ class StreamPoller(Poller):
         region: str,
         poll_interval: float = 0.05,
         retry_backoff: float = 0.05,
+        feed: StreamFeed | None = None,
     ) -> None:
         super().__init__(settings.function_name, poll_interval)
         self.settings = settings
@@ -196,12 +261,11 @@ class StreamPoller(Poller):
         self.invoke = invoke
         self.region = region
         self.retry_backoff = retry_backoff
-        self._iterators: dict[str, str | None] = {}
+        self.feed = feed or StreamFeed(streams_client, settings.stream_arn, settings.starting_position)
+        self._inbox = self.feed.subscribe()
         self._buffer: list[dict[str, Any]] = []
         self._buffer_since: float | None = None
         self._on_failure_url: str | None = None
-        self._shards: list[dict[str, Any]] | None = None
-        self._shards_read_at = 0.0
 
     kind = "stream-poller"
 
@@ -225,33 +289,14 @@ class StreamPoller(Poller):
         return bool(read or due)
 
     def _read(self) -> int:
-        # Shards are listed again every few seconds, not on every poll: they change rarely.
-        if self._shards is None or time.monotonic() - self._shards_read_at > 5:
-            stream = self.streams.describe_stream(StreamArn=self.settings.stream_arn)["StreamDescription"]
-            self._shards, self._shards_read_at = stream["Shards"], time.monotonic()
-        count = 0
-        for shard in self._shards:
-            shard_id = shard["ShardId"]
-            if shard_id not in self._iterators:
-                self._iterators[shard_id] = self.streams.get_shard_iterator(
-                    StreamArn=self.settings.stream_arn,
-                    ShardId=shard_id,
-                    ShardIteratorType=self.settings.starting_position,
-                )["ShardIterator"]
-            iterator = self._iterators[shard_id]
-            if iterator is None:
-                continue
-            response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
-            records = [self._as_lambda_record(r) for r in response["Records"]]
-            accepted = [r for r in records if self.settings.accepts(r)]
-            # Only now that every record is converted and filtered does the shard move on.
-            self._iterators[shard_id] = response.get("NextShardIterator")
-            if accepted and not self._buffer:
-                self._buffer_since = time.monotonic()
-            self._buffer.extend(accepted)
-            self.stats.records_filtered_out += len(records) - len(accepted)
-            count += len(records)
-        return count
+        records = self.feed.read(self._inbox)
+        converted = [self._as_lambda_record(r) for r in records]
+        accepted = [r for r in converted if self.settings.accepts(r)]
+        if accepted and not self._buffer:
+            self._buffer_since = time.monotonic()
+        self._buffer.extend(accepted)
+        self.stats.records_filtered_out += len(records) - len(accepted)
+        return len(records)
 
     def _as_lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """The Streams API record in the shape Lambda passes it (dates as epoch seconds)."""
@@ -375,7 +420,7 @@ class StreamPoller(Poller):
         self.sqs.send_message(QueueUrl=self._on_failure_url, MessageBody=json.dumps(body))
 
     def _shard_of(self, record: dict[str, Any]) -> str:
-        return next(iter(self._iterators), "")
+        return self.feed.first_shard()
 
 
 def _iso(record: dict[str, Any]) -> str:

@@ -474,7 +474,7 @@ class World:
         elif route.endswith("/redrive"):
             assert (answer["status"], answer["redrives"]) == ("PENDING", 1), answer
         elif route == "POST /admin/corrections/drain":
-            assert set(answer) == {"resumed", "waiting"}
+            assert set(answer) == {"resumed", "waiting", "more"}
         elif route == "GET /admin/blocklist":
             ids = {i["entryId"] for i in answer["items"]}
             assert (t.blocklist_entry in ids) == (scope == "own"), ids

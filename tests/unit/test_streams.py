@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from marketplace_local.lambdas import InvocationResult
-from marketplace_local.streams import MappingSettings, StreamPoller
+from marketplace_local.streams import MappingSettings, StreamFeed, StreamPoller
 
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/1"
 FAILURES = "arn:aws:sqs:us-east-1:123456789012:failures"
@@ -194,3 +194,34 @@ def test_binary_attributes_reach_the_function_as_base64_and_do_not_stop_the_filt
     image = seen[0]["dynamodb"]["NewImage"]
     assert (image["b"], image["bs"]) == ({"B": "AP8="}, {"BS": ["eA==", "eQ=="]})
     json.dumps(seen)  # what Lambda would be sent
+
+
+def test_mappings_on_one_stream_share_one_reader_and_each_sees_every_record_in_order():
+    """Two mappings, two filters, one feed: the stream is read once per record, each mapping gets
+    every record it matches, in stream order, whichever of them reads first."""
+
+    class CountingStreams(FakeStreams):
+        served = 0
+
+        def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+            response = super().get_records(ShardIterator, Limit)
+            self.served += len(response["Records"])
+            return response
+
+    streams = CountingStreams([record(1), record(2, entity="PRODUCT"), record(3), record(4, entity="PRODUCT")])
+    feed = StreamFeed(streams, STREAM, "TRIM_HORIZON")
+    products_only = '{"dynamodb": {"NewImage": {"entity": {"S": ["PRODUCT"]}}}}'
+    suppliers_fn, products_fn = ScriptedFunction(lambda ids, r: None), ScriptedFunction(lambda ids, r: None)
+    suppliers = StreamPoller(settings(), streams, FakeSqs(), suppliers_fn, "us-east-1", retry_backoff=0, feed=feed)
+    products = StreamPoller(
+        settings(FilterCriteria={"Filters": [{"Pattern": products_only}]}), streams, FakeSqs(), products_fn,
+        "us-east-1", retry_backoff=0, feed=feed,
+    )  # fmt: skip
+    assert products.run_once()  # reads the stream for both
+    streams.records.append(record(5))
+    for _ in range(5):
+        suppliers.run_once()
+        products.run_once()
+    assert suppliers_fn.batches == [["1", "3"], ["5"]] or suppliers_fn.batches == [["1", "3", "5"]]
+    assert [i for b in products_fn.batches for i in b] == ["2", "4"]
+    assert streams.served == 5
