@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -183,17 +184,21 @@ class Drain:
         it returns "resumed", "restarted", or "duplicates" for a resume that had already been done.
 
         ``seconds_left`` bounds the run: no new batch is received once it says less than the time one
-        batch of ten may take (:data:`BATCH_SECONDS`), and the report says ``more``. A caller with a
-        short timeout of its own (the API) drains what fits and is called again; nothing received is
-        left unhandled, and what is not received stays queued for the next call."""
+        batch of ten may take (:data:`BATCH_SECONDS`, or twice the slowest batch of this run when the
+        services are slow), and the report says ``more``. A caller with a short timeout of its own
+        (the API) drains what fits and is called again; nothing received is left unhandled, and what
+        is not received stays queued for the next call."""
         resume = resume or self.resume
         report = DrainReport()
         still_waiting: list[dict[str, str]] = []
         seen = 0
+        slowest = 0.0
         while True:
-            if seen >= max_messages or (seconds_left is not None and seconds_left() < BATCH_SECONDS):
+            needed = max(BATCH_SECONDS, 2 * slowest)
+            if seen >= max_messages or (seconds_left is not None and seconds_left() < needed):
                 report.more = True
                 break
+            started = time.monotonic()
             messages = self.sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                 AttributeNames=["ApproximateReceiveCount"],
@@ -208,6 +213,7 @@ class Drain:
                     still_waiting.append(message)
                 else:
                     self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            slowest = max(slowest, time.monotonic() - started)
         # Unfixed records stay queued; make them visible at once so the next drain sees them.
         for start_at in range(0, len(still_waiting), 10):
             batch = still_waiting[start_at : start_at + 10]
