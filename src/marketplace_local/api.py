@@ -180,7 +180,8 @@ class LocalApi:
         event = self._event(request, route, params, split.query, raw_body, claims)
         result = self.runtime.invoke(route.function_name, event)
         if result.errored:
-            log.error("integration %s failed: %s", route.function_name, result.payload[:2000])
+            log.error("integration %s failed on %s %s: %s", route.function_name, request.command,
+                      route.template, result.payload[:2000])  # fmt: skip
             self._gateway_error(request, "INTEGRATION_FAILURE")
             return
         self._write_proxy_response(request, result.json())
