@@ -154,6 +154,36 @@ def test_an_admin_rejection_of_a_flagged_listing_ends_its_workflow(listings):
     assert listings.onboarding.entered(arn)[-1] == "RejectedByAdmin"
 
 
+def _status_index_keys(listings, supplier_id: str, sku: str) -> tuple:
+    raw = listings.products.table.get(
+        f"TENANT#{listings.onboarding.tenant}#SUPPLIER#{supplier_id}", f"PRODUCT#{sku}"
+    )
+    return raw.get("GSI1PK"), raw.get("GSI1SK") is not None
+
+
+def test_a_listing_is_in_the_status_index_only_while_flagged(listings):
+    """The correction queue is the index's one reader. An ACTIVE listing's stock changes with every
+    order: indexed, each change rewrote a tenant-wide index key (1,000 orders/s per tenant at most)."""
+    supplier_id = listings.supplier()
+    assert _status_index_keys(listings, supplier_id, listings.register(supplier_id, sku="SKU-PENDING-0")) == (
+        None, False,
+    )  # fmt: skip
+    active = listings.register(supplier_id, sku="SKU-ACTIVE-1")
+    listings.wait_status(supplier_id, active, "ACTIVE")
+    assert _status_index_keys(listings, supplier_id, active) == (None, False)
+
+    flagged = listings.register(supplier_id, sku="SKU-FLAGGED-1", category="garden")
+    listings.wait_status(supplier_id, flagged, "FLAGGED")
+    assert _status_index_keys(listings, supplier_id, flagged) == (
+        f"TENANT#{listings.onboarding.tenant}#PRODUCT#STATUS#FLAGGED", True,
+    )  # fmt: skip
+    assert flagged in [p["sku"] for p in listings.products.list_by_status(listings.onboarding.tenant, "FLAGGED", 50,
+                                                                          None).items]  # fmt: skip
+    listings.onboarding.wait_entered(listings.execution_arn(supplier_id, flagged), "WaitForFix")
+    listings.products.reject(listings.onboarding.principal("admin"), supplier_id, flagged, "not sold here")
+    assert _status_index_keys(listings, supplier_id, flagged) == (None, False)
+
+
 def test_a_supplier_lists_a_sku_once(listings):
     supplier_id = listings.supplier()
     listings.register(supplier_id)
