@@ -122,11 +122,54 @@ def _transact_keeping_streams(method: Any) -> Any:
     return transact_write_items
 
 
+def _index_query_by_hash_key(query: Any) -> Any:
+    """moto answers a query on an index by sorting every item of the table and comparing each
+    one's hash attribute (``Table.all_items``): every ``GET /suppliers``, correction listing and
+    expiry sweep paid for the whole table, under the lock above. When every hash-key condition is
+    a string (all of our index keys are), the items whose attribute holds exactly that string are
+    the only ones moto's comparison can keep, so moto is handed just those, in the same order (a
+    filtered sorted list is the sorted filtered list); moto's query then runs unchanged on them."""
+
+    @functools.wraps(query)
+    def wrapper(table: Any, *args: Any, **kwargs: Any) -> Any:
+        conditions = kwargs.get("hash_key_conditions")
+        if (
+            not kwargs.get("index_name")
+            or not conditions
+            or any(getattr(value, "type", None) != "S" for _, value in conditions)
+        ):
+            return query(table, *args, **kwargs)
+        wanted = [(name, value.value) for name, value in conditions]
+
+        def matching_items() -> list[Any]:
+            kept = []
+            for hash_set in table.items.values():
+                for item in hash_set.values() if table.range_key_attr else (hash_set,):
+                    attrs = item.attrs
+                    if all(
+                        (v := attrs.get(n)) is not None and v.type == "S" and v.value == w for n, w in wanted
+                    ):
+                        kept.append(item)
+            return sorted(kept, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+        table.all_items = matching_items  # this call only: moto's operations run under _LOCK
+        try:
+            return query(table, *args, **kwargs)
+        finally:
+            table.__dict__.pop("all_items", None)
+
+    return wrapper
+
+
 def install() -> None:
     """Apply the fixes (idempotent)."""
     if _originals:
         return
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    _originals.append((Table, "query", Table.query))
+    Table.query = _index_query_by_hash_key(Table.query)
 
     for name in _ITEM_OPERATIONS:
         original = getattr(DynamoDBBackend, name)

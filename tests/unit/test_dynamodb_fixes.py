@@ -48,3 +48,53 @@ def test_writes_made_while_transactions_are_cancelled_are_never_lost(stack):
         if "Item" in ddb.get_item(TableName=table, Key={"PK": {"S": f"{prefix}#{i}"}, "SK": {"S": "X"}})
     )  # fmt: skip
     assert found == 150
+
+
+def test_index_queries_answer_the_same_as_moto_scanning_the_whole_table(stack):
+    """The index query looks only at the items whose hash attribute holds the queried string: the
+    same pages, in the same order, with the same keys to go on, as moto's scan of every item."""
+    from moto.dynamodb.models.table import Table
+
+    from marketplace_local import dynamodb_fixes
+
+    ddb, table = stack.client("dynamodb"), stack.physical_id("MarketplaceTable")
+    prefix = f"TEST#{uuid.uuid4().hex}"
+    for n in range(12):
+        ddb.put_item(TableName=table, Item={
+            "PK": {"S": f"{prefix}#{n % 5}"}, "SK": {"S": f"R#{n:02d}"}, "n": {"N": str(n)},
+            "GSI1PK": {"S": f"{prefix}#STATUS#{'A' if n % 3 else 'B'}"}, "GSI1SK": {"S": f"{n % 4}#{n:02d}"},
+        })  # fmt: skip
+    ddb.put_item(TableName=table, Item={"PK": {"S": f"{prefix}#x"}, "SK": {"S": "R"}})  # not in the index
+
+    def pages(**kwargs) -> list:
+        out, start = [], None
+        while True:
+            answer = ddb.query(
+                TableName=table, IndexName="GSI1", **kwargs, **({"ExclusiveStartKey": start} if start else {})
+            )
+            out.append(
+                (answer["Items"], answer.get("LastEvaluatedKey"), answer["Count"], answer["ScannedCount"])
+            )
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return out
+
+    queries = [
+        {"KeyConditionExpression": "GSI1PK = :pk", "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#STATUS#A"}},
+         "Limit": 3},
+        {"KeyConditionExpression": "GSI1PK = :pk AND begins_with(GSI1SK, :sk)", "ScanIndexForward": False,
+         "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#STATUS#A"}, ":sk": {"S": "1#"}}},
+        {"KeyConditionExpression": "GSI1PK = :pk", "FilterExpression": "n > :five", "Limit": 2,
+         "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#STATUS#B"}, ":five": {"N": "5"}}},
+        {"KeyConditionExpression": "GSI1PK = :pk", "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#none"}}},
+    ]  # fmt: skip
+    fixed = [pages(**q) for q in queries]
+    assert Table.query.__wrapped__ is not None
+    patched, Table.query = Table.query, Table.query.__wrapped__
+    try:
+        plain = [pages(**q) for q in queries]
+    finally:
+        Table.query = patched
+    assert fixed == plain
+    assert [len(items) for items, *_ in fixed[0]] == [3, 3, 2]
+    assert dynamodb_fixes._originals  # installed by the stack
