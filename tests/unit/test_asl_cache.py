@@ -86,3 +86,27 @@ def test_without_the_cache_each_execution_parses_again(stack):
     finally:
         asl_cache.install()
     assert ExecutionWorker._get_evaluation_entrypoint is cached
+
+
+def test_each_jsonpath_is_parsed_once_and_still_reads_each_executions_own_data(stack):
+    sfn = stack.client("stepfunctions")
+    field = f"f{uuid.uuid4().hex[:8]}"  # JSONPath texts unique to this test
+    definition = json.dumps({"StartAt": "Pick", "States": {"Pick": {
+        "Type": "Pass", "Parameters": {"picked.$": f"$.{field}.value", "tenant.$": "$.tenant"},
+        "ResultPath": f"$.{field}_out", "End": True}}})  # fmt: skip
+    machine = sfn.create_state_machine(name=f"asl-paths-{uuid.uuid4().hex[:10]}", definition=definition,
+                                       roleArn=ROLE)["stateMachineArn"]  # fmt: skip
+    before = asl_cache.jsonpath_parses
+    outputs = []
+    for n in range(3):
+        arn = sfn.start_execution(
+            stateMachineArn=machine, input=json.dumps({field: {"value": n}, "tenant": f"t{n}"})
+        )["executionArn"]
+        described = _finished(sfn, arn)
+        assert described["status"] == "SUCCEEDED"
+        outputs.append(json.loads(described["output"])[f"{field}_out"])
+        if n == 0:
+            first_run = asl_cache.jsonpath_parses - before
+    assert outputs == [{"picked": n, "tenant": f"t{n}"} for n in range(3)]
+    assert first_run >= 2  # the two Parameters paths and the ResultPath, at least
+    assert asl_cache.jsonpath_parses - before == first_run  # the later executions parsed nothing

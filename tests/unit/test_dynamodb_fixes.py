@@ -50,9 +50,10 @@ def test_writes_made_while_transactions_are_cancelled_are_never_lost(stack):
     assert found == 150
 
 
-def test_index_queries_answer_the_same_as_moto_scanning_the_whole_table(stack):
-    """The index query looks only at the items whose hash attribute holds the queried string: the
-    same pages, in the same order, with the same keys to go on, as moto's scan of every item."""
+def test_queries_answer_the_same_as_moto_scanning_the_whole_table(stack):
+    """A query looks only at the items of its hash key (the table's partition, or the items whose
+    index attribute holds the queried string): the same pages, in the same order, with the same
+    keys to go on, as moto's scan of every item."""
     from moto.dynamodb.models.table import Table
 
     from marketplace_local import dynamodb_fixes
@@ -66,11 +67,12 @@ def test_index_queries_answer_the_same_as_moto_scanning_the_whole_table(stack):
         })  # fmt: skip
     ddb.put_item(TableName=table, Item={"PK": {"S": f"{prefix}#x"}, "SK": {"S": "R"}})  # not in the index
 
-    def pages(**kwargs) -> list:
+    def pages(index: str | None = "GSI1", **kwargs) -> list:
         out, start = [], None
+        where = {"IndexName": index} if index else {}
         while True:
             answer = ddb.query(
-                TableName=table, IndexName="GSI1", **kwargs, **({"ExclusiveStartKey": start} if start else {})
+                TableName=table, **where, **kwargs, **({"ExclusiveStartKey": start} if start else {})
             )
             out.append(
                 (answer["Items"], answer.get("LastEvaluatedKey"), answer["Count"], answer["ScannedCount"])
@@ -88,11 +90,19 @@ def test_index_queries_answer_the_same_as_moto_scanning_the_whole_table(stack):
          "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#STATUS#B"}, ":five": {"N": "5"}}},
         {"KeyConditionExpression": "GSI1PK = :pk", "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#none"}}},
     ]  # fmt: skip
-    fixed = [pages(**q) for q in queries]
+    table_queries = [
+        {"KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#1"}}, "Limit": 1},
+        {"KeyConditionExpression": "PK = :pk AND begins_with(SK, :sk)", "ScanIndexForward": False,
+         "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#2"}, ":sk": {"S": "R#"}}},
+        {"KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": {"S": f"{prefix}#none"}}},
+    ]  # fmt: skip
+    shortcuts = dynamodb_fixes.query_shortcuts
+    fixed = [pages(**q) for q in queries] + [pages(index=None, **q) for q in table_queries]
+    assert dynamodb_fixes.query_shortcuts > shortcuts + len(queries) + len(table_queries) - 1  # the fix ran
     assert Table.query.__wrapped__ is not None
     patched, Table.query = Table.query, Table.query.__wrapped__
     try:
-        plain = [pages(**q) for q in queries]
+        plain = [pages(**q) for q in queries] + [pages(index=None, **q) for q in table_queries]
     finally:
         Table.query = patched
     assert fixed == plain

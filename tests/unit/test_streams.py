@@ -208,11 +208,15 @@ def test_mappings_on_one_stream_share_one_reader_and_each_sees_every_record_in_o
             self.served += len(response["Records"])
             return response
 
-    streams = CountingStreams([record(1), record(2, entity="PRODUCT"), record(3), record(4, entity="PRODUCT")])
+    streams = CountingStreams(
+        [record(1), record(2, entity="PRODUCT"), record(3), record(4, entity="PRODUCT")]
+    )
     feed = StreamFeed(streams, STREAM, "TRIM_HORIZON")
     products_only = '{"dynamodb": {"NewImage": {"entity": {"S": ["PRODUCT"]}}}}'
     suppliers_fn, products_fn = ScriptedFunction(lambda ids, r: None), ScriptedFunction(lambda ids, r: None)
-    suppliers = StreamPoller(settings(), streams, FakeSqs(), suppliers_fn, "us-east-1", retry_backoff=0, feed=feed)
+    suppliers = StreamPoller(
+        settings(), streams, FakeSqs(), suppliers_fn, "us-east-1", retry_backoff=0, feed=feed
+    )
     products = StreamPoller(
         settings(FilterCriteria={"Filters": [{"Pattern": products_only}]}), streams, FakeSqs(), products_fn,
         "us-east-1", retry_backoff=0, feed=feed,
