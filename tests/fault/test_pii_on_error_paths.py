@@ -1,0 +1,90 @@
+"""No contact detail or tax id reaches the logs on the error paths either: a 5xx from the API (the
+table throttles the write, the function logs the exception with its traceback), Lambda service
+errors, crashes and duplicates in the onboarding workflow, a flagged record fixed and drained.
+The happy paths are covered end to end in tests/e2e/test_local_stack.py."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from marketplace.adapters import aws
+from marketplace_local.fault_run import Api
+from marketplace_local.faults import FaultConfig, FaultInjector
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.fault
+
+SUPPLIER = {
+    "legalName": "Initech GmbH", "country": "DE", "website": "https://initech.de",
+    "address": {"line1": "Hauptstr. 9", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+}  # fmt: skip
+
+
+def _throttle_writes_mentioning(marker: str, times: int) -> Any:
+    """A botocore hook on the handlers' DynamoDB client: the first ``times`` writes whose request
+    mentions ``marker`` are refused as throttled (after botocore's own retries, the API's 5xx)."""
+    left = {"n": times}
+
+    def refuse(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in ("PutItem", "TransactWriteItems") and marker in str(params) and left["n"] > 0:
+            left["n"] -= 1
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ProvisionedThroughputExceededException",
+                        "Message": "injected: slow down",
+                    }
+                },
+                model.name,
+            )
+
+    return refuse
+
+
+def test_no_contact_detail_or_tax_id_reaches_the_logs_on_error_paths(stack, tenant, capfd):
+    unique = uuid.uuid4().hex[:10]
+    secrets = {"contactEmail": f"pii-{unique}@gmail.com", "phone": f"+49 30 {uuid.uuid4().int % 10**7:07d}",
+               "taxId": f"DE{uuid.uuid4().int % 10**9:09d}"}  # fmt: skip
+    fixed_email = f"pii-{unique}@initech.de"
+    api = Api(stack, tenant)
+    client = aws.client("dynamodb")
+    # The first writes are refused: the API answers 5xx (and logs the exception) until they pass.
+    refuse = _throttle_writes_mentioning(secrets["taxId"], times=4)
+    client.meta.events.register("before-call.dynamodb", refuse)
+    injector = FaultInjector(
+        FaultConfig(transient=0.5, duplicate=0.5, crash=0.5, only_matching=tenant, seed=11)
+    )
+    injector.install(stack)
+    try:
+        first = requests.post(f"{api.url}/suppliers", json={**SUPPLIER, **secrets}, timeout=60,
+                              headers={**api._headers("retailer", None), "Idempotency-Key": "pii-1"})  # fmt: skip
+        assert first.status_code == 503, first.text  # the throttled write: a 5xx, logged with its traceback
+        created = api.call("POST", "/suppliers", "retailer", {**SUPPLIER, **secrets}, idempotency_key="pii-1")
+        assert created.status_code == 202, created.text
+        supplier_id = created.json()["supplierId"]
+
+        def status() -> dict[str, Any]:
+            return api.call("GET", f"/suppliers/{supplier_id}", "retailer").json()
+
+        flagged = wait_until(lambda: (s := status())["status"] == "FLAGGED" and s, timeout=60, what="flagged")
+        fixed = api.call("PATCH", f"/suppliers/{supplier_id}", "admin", {"contactEmail": fixed_email},
+                         headers={"If-Match": str(flagged["version"])})  # fmt: skip
+        assert fixed.status_code == 200, fixed.text
+        wait_until(
+            lambda: api.call("POST", "/admin/corrections/drain", "admin").ok and status()["status"] == "APPROVED",
+            timeout=90, interval=1.0, what="approved after the drain",
+        )  # fmt: skip
+    finally:
+        injector.uninstall()
+        client.meta.events.unregister("before-call.dynamodb", refuse)
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err
+    assert supplier_id in logged and "request failed" in logged  # the logs, error path included, are read
+    assert injector.report()["injected"]["transient"] > 0
+    for value in (*secrets.values(), fixed_email, secrets["phone"].replace(" ", "")):
+        assert value not in logged, f"{value} appears in the logs"
