@@ -22,7 +22,6 @@ import functools
 import importlib
 import inspect
 import threading
-from collections import defaultdict
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -48,6 +47,7 @@ def _locked(method: Any) -> Any:
 
 class _Snapshots(threading.local):
     transact_items: list[dict[str, Any]] | None = None
+    tables: dict[str, Any] | None = None
 
 
 _snapshots = _Snapshots()
@@ -58,8 +58,7 @@ class _CopyForTransactions:
     table a transaction touches, to put it back if the transaction is cancelled: that costs time
     in proportion to the whole table and its stream, under the lock above (a bulk import of 5,000
     listings stalled every other DynamoDB call for a minute). During a transaction a table's
-    snapshot is its item index copied one level deep, sharing the Item objects, plus deep copies
-    of just the items the transaction updates in place; everything else is the real ``copy``."""
+    snapshot is made by :func:`_table_snapshot`; everything else is the real ``copy``."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(copy, name)
@@ -73,27 +72,59 @@ class _CopyForTransactions:
         return _table_snapshot(value, _snapshots.transact_items)
 
 
+_MISSING = object()
+_SAVED_ATTRIBUTE = "_marketplace_saved_partitions"
+
+
 def _table_snapshot(table: Any, transact_items: list[dict[str, Any]]) -> Any:
+    """What moto puts back if the transaction is cancelled: the table object, sharing the live
+    item index, with copies of just the partitions the transaction touches (deep copies of the
+    items it updates in place; a Put or Delete replaces the Item object). Copying the whole index
+    cost time in proportion to the table, under the lock, for every transaction (a tenth of the
+    stack's CPU in the fault run's profile); the partitions are put back by
+    :func:`_transact_keeping_streams` when moto restores the snapshot."""
     from moto.dynamodb.models.dynamo_type import DynamoType
 
+    cache = _snapshots.tables
+    if cache is not None and table.name in cache:  # moto copies a table once per item of the transaction
+        return cache[table.name]
     snapshot = copy.copy(table)
-    snapshot.items = defaultdict(dict)
-    for hash_value, stored in table.items.items():
-        snapshot.items[hash_value] = dict(stored) if table.has_range_key else stored
+    saved: dict[Any, Any] = {}
     for item in transact_items:
         op_type, op = next(iter(item.items()))
-        if op_type != "Update" or op.get("TableName") != table.name:
-            continue  # a Put or Delete replaces the Item object; only an Update changes it in place
-        hash_value = DynamoType(op["Key"][table.hash_key_attr])
+        if op.get("TableName") != table.name:
+            continue
+        key = op["Item"] if op_type == "Put" else op.get("Key", {})
+        if table.hash_key_attr not in key:
+            continue
+        hash_value = DynamoType(key[table.hash_key_attr])
+        if hash_value not in saved:
+            stored = table.items.get(hash_value, _MISSING)
+            saved[hash_value] = dict(stored) if stored is not _MISSING and table.has_range_key else stored
+        if op_type != "Update" or saved[hash_value] is _MISSING:
+            continue
         if table.has_range_key:
-            range_value = DynamoType(op["Key"][table.range_key_attr])
-            if range_value in snapshot.items.get(hash_value, {}):
-                snapshot.items[hash_value][range_value] = copy.deepcopy(
-                    snapshot.items[hash_value][range_value]
-                )
-        elif hash_value in snapshot.items:
-            snapshot.items[hash_value] = copy.deepcopy(snapshot.items[hash_value])
+            range_value = DynamoType(key[table.range_key_attr])
+            if range_value in saved[hash_value]:
+                saved[hash_value][range_value] = copy.deepcopy(saved[hash_value][range_value])
+        else:
+            saved[hash_value] = copy.deepcopy(saved[hash_value])
+    setattr(snapshot, _SAVED_ATTRIBUTE, saved)
+    if cache is not None:
+        cache[table.name] = snapshot
     return snapshot
+
+
+def _put_back_partitions(table: Any) -> None:
+    """After moto restored ``table`` (a snapshot): the touched partitions as they were before."""
+    saved = table.__dict__.pop(_SAVED_ATTRIBUTE, None)
+    if saved is None:
+        return
+    for hash_value, stored in saved.items():
+        if stored is _MISSING:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = stored
 
 
 def _transact_keeping_streams(method: Any) -> Any:
@@ -107,9 +138,13 @@ def _transact_keeping_streams(method: Any) -> Any:
                 if table is not None and getattr(table, "stream_shard", None) is not None:
                     live[table.name] = (table.stream_shard, len(table.stream_shard.items))
             _snapshots.transact_items = transact_items
+            _snapshots.tables = {}
             try:
                 return method(self, transact_items)
             except Exception:
+                for snapshot in _snapshots.tables.values():
+                    if self.tables.get(snapshot.name) is snapshot:  # moto put the snapshot back
+                        _put_back_partitions(snapshot)
                 for name, (shard, length) in live.items():
                     restored = self.tables.get(name)
                     if restored is not None:
@@ -118,7 +153,10 @@ def _transact_keeping_streams(method: Any) -> Any:
                         restored.stream_shard = shard
                 raise
             finally:
+                for snapshot in _snapshots.tables.values():
+                    snapshot.__dict__.pop(_SAVED_ATTRIBUTE, None)
                 _snapshots.transact_items = None
+                _snapshots.tables = None
 
     return transact_write_items
 

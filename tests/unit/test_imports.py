@@ -296,6 +296,7 @@ def test_a_cancelled_transaction_restores_what_it_changed_without_copying_the_wh
             {"Update": {"TableName": table, "Key": {"PK": {"S": pk}, "SK": {"S": "A"}},
                         "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
             {"Put": {"TableName": table, "Item": {"PK": {"S": pk}, "SK": {"S": "NEW"}}}},
+            {"Put": {"TableName": table, "Item": {"PK": {"S": f"{pk}#fresh"}, "SK": {"S": "X"}}}},
             {"Delete": {"TableName": table, "Key": {"PK": {"S": pk}, "SK": {"S": "GONE"}}}},
             {"Put": {"TableName": table, "Item": {"PK": {"S": pk}, "SK": {"S": "TAKEN"}},
                      "ConditionExpression": "attribute_not_exists(PK)"}},
@@ -307,6 +308,7 @@ def test_a_cancelled_transaction_restores_what_it_changed_without_copying_the_wh
         ("GONE", None),
         ("TAKEN", None),
     ]
+    assert "Item" not in ddb.get_item(TableName=table, Key={"PK": {"S": f"{pk}#fresh"}, "SK": {"S": "X"}})
     ddb.transact_write_items(TransactItems=[
         {"Update": {"TableName": table, "Key": {"PK": {"S": pk}, "SK": {"S": "A"}},
                     "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
