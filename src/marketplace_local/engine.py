@@ -83,8 +83,8 @@ class Clock:
     def wait(self, event: threading.Event, timeout: float | None) -> bool:
         return _RealEvent.wait(event, timeout)
 
-    def notify(self) -> None:
-        """An event was set: wake anything waiting on this clock (real time needs nothing)."""
+    def notify(self, event: threading.Event | None = None) -> None:
+        """``event`` was set (None: the time moved): wake what waits for it (real time needs nothing)."""
 
 
 class ManualClock(Clock):
@@ -94,38 +94,60 @@ class ManualClock(Clock):
       can assert the backoff without waiting for it;
     * ``wait`` with a timeout (Wait states, task TimeoutSeconds, callback HeartbeatSeconds) blocks
       until its event is set or until the test moves the clock past its deadline with ``advance``.
+
+    Each timed wait has a condition of its own, registered under its event: setting an event wakes
+    its own waiters only, and ``advance`` wakes them all. (With one condition for the whole clock,
+    every event set woke every waiting execution: with a thousand records waiting for a fix, each
+    heartbeat or callback of the fault run's drain queued behind a thousand wake-ups.)
     """
 
     def __init__(self) -> None:
         self._offset = 0.0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: dict[int, list[threading.Condition]] = {}
         self.sleeps: list[float] = []
 
     def now(self) -> float:
         return _time.time() + self._offset
 
     def sleep(self, seconds: float) -> None:
-        with self._cond:
+        with self._lock:
             self.sleeps.append(seconds)
 
     def wait(self, event: threading.Event, timeout: float | None) -> bool:
         if timeout is None:
             return _RealEvent.wait(event)
-        with self._cond:
+        condition = threading.Condition()
+        with self._lock:
             deadline = self.now() + timeout
-            while not event.is_set() and self.now() < deadline:
-                # The bound only guards against a lost wake-up; set() and advance() notify.
-                self._cond.wait(1.0)
-            return event.is_set()
+            self._waiters.setdefault(id(event), []).append(condition)
+        try:
+            with condition:
+                while not event.is_set() and self.now() < deadline:
+                    # The bound only guards against a lost wake-up; set() and advance() notify.
+                    condition.wait(1.0)
+                return event.is_set()
+        finally:
+            with self._lock:
+                waiting = self._waiters.get(id(event), [])
+                waiting.remove(condition)
+                if not waiting:
+                    self._waiters.pop(id(event), None)
 
     def advance(self, seconds: float) -> None:
-        with self._cond:
+        with self._lock:
             self._offset += seconds
-            self._cond.notify_all()
+        self.notify()
 
-    def notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+    def notify(self, event: threading.Event | None = None) -> None:
+        with self._lock:
+            if event is None:
+                conditions = [c for waiting in self._waiters.values() for c in waiting]
+            else:
+                conditions = list(self._waiters.get(id(event), ()))
+        for condition in conditions:
+            with condition:
+                condition.notify_all()
 
 
 _clock: Clock = Clock()
@@ -150,7 +172,7 @@ class ClockEvent(_RealEvent):
 
     def set(self) -> None:
         super().set()
-        _clock.notify()
+        _clock.notify(self)
 
 
 class AwsDatetime(datetime.datetime):

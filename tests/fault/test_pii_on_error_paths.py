@@ -5,6 +5,7 @@ The happy paths are covered end to end in tests/e2e/test_local_stack.py."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -46,7 +47,7 @@ def _throttle_writes_mentioning(marker: str, times: int) -> Any:
     return refuse
 
 
-def test_no_contact_detail_or_tax_id_reaches_the_logs_on_error_paths(stack, tenant, capfd):
+def test_no_contact_detail_or_tax_id_reaches_the_logs_on_error_paths(stack, tenant, capfd, caplog):
     unique = uuid.uuid4().hex[:10]
     secrets = {"contactEmail": f"pii-{unique}@gmail.com", "phone": f"+49 30 {uuid.uuid4().int % 10**7:07d}",
                "taxId": f"DE{uuid.uuid4().int % 10**9:09d}"}  # fmt: skip
@@ -82,8 +83,11 @@ def test_no_contact_detail_or_tax_id_reaches_the_logs_on_error_paths(stack, tena
     finally:
         injector.uninstall()
         client.meta.events.unregister("before-call.dynamodb", refuse)
+    # Every line written to the process's stdout and stderr, and every log record with all its
+    # fields (a handler bound to another stream by an earlier test still passes records to root).
     captured = capfd.readouterr()
-    logged = captured.out + captured.err
+    records = "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
+    logged = captured.out + captured.err + records
     assert supplier_id in logged and "request failed" in logged  # the logs, error path included, are read
     assert injector.report()["injected"]["transient"] > 0
     for value in (*secrets.values(), fixed_email, secrets["phone"].replace(" ", "")):
