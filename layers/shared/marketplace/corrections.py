@@ -119,6 +119,8 @@ class DrainReport:
 # What one received batch of ten messages may take to handle (a record read, a resume or a heartbeat
 # each, plus the idempotency record): measured at well under a second on AWS, with room for retries.
 BATCH_SECONDS = 3.0
+# How long a drain that ran out of time keeps the unfixed messages it read hidden (see run).
+WAITING_HIDDEN_SECONDS = 60
 
 
 class Drain:
@@ -214,13 +216,17 @@ class Drain:
                 else:
                     self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             slowest = max(slowest, time.monotonic() - started)
-        # Unfixed records stay queued; make them visible at once so the next drain sees them.
+        # Unfixed records stay queued. After a drain that reached the end of the queue they are
+        # visible again at once, so the next drain sees a fix made meanwhile. After one that ran out
+        # of time (``more``) they stay hidden a little while: the caller calls again right away, and
+        # that call must reach the messages this one did not, not read the same unfixed ones again.
+        hidden_for = WAITING_HIDDEN_SECONDS if report.more else 0
         for start_at in range(0, len(still_waiting), 10):
             batch = still_waiting[start_at : start_at + 10]
             self.sqs.change_message_visibility_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": hidden_for}
                     for i, m in enumerate(batch)
                 ],
             )
