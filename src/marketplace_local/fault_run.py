@@ -449,7 +449,14 @@ class FaultRun:
         try:
             while True:  # settled, and still so once the stream consumers have caught up
                 self._wait(settled, "every record settled and every webhook delivered", interval=2.0)
-                self.stack.wait_for_streams(timeout=max(1.0, min(30.0, self._left())))
+                try:
+                    self.stack.wait_for_streams(timeout=max(1.0, min(30.0, self._left())))
+                except TimeoutError:
+                    # The consumers are still busy (retried deliveries keep writing): look again,
+                    # until the run's own deadline. Judging now would race with them.
+                    if self._left() <= 0:
+                        raise
+                    continue
                 if settled():
                     return True
         except TimeoutError as exc:
@@ -741,6 +748,7 @@ def table(result: dict[str, Any]) -> str:
     lines = [f"{label:<{width}}  {value}" for label, value in rows]
     for extra in ("lostRecords", "failedExecutions"):
         lines += [f"  {extra}: {item}" for item in result[extra]]
+    lines += [f"note: {note}" for note in result.get("notes", [])]
     return "\n".join(lines)
 
 
