@@ -138,6 +138,25 @@ class Machine:
 
 
 # ------------------------------------------------------------------------- supplier onboarding
+# The onboarding and listing machines, when the correction queue refuses their message.
+_QUEUE_REFUSED: dict[str, Expected] = {
+    # The correction queue refuses the message after every retry: the record stays FLAGGED in the table,
+    # where admins list it, and the execution fails with a named error (alarmed).
+    "CorrectionNotQueued": Expected(
+        "FAILED",
+        "CorrectionNotQueued",
+        "MarkFlagged > WaitForFix > QueueForRestart > CorrectionNotQueued",
+        "CorrectionNotQueued",
+    ),
+    # Neither the flag nor the message can be written: a named failure, never a silent one.
+    "SystemErrorNotQueued": Expected(
+        "FAILED",
+        "SystemErrorNotQueued",
+        "DescribeSystemError > MarkSystemFlagged > QueueSystemError > SystemErrorNotQueued",
+        "SystemErrorNotQueued",
+    ),
+}
+
 _SUPPLIER_FIXED = (
     "Validate > MarkFlagged > RoundsLeft > WaitForFix > NextRound > Validate > MarkApproved > NotifyWelcome"
 )
@@ -201,21 +220,7 @@ EXPECTED_SUPPLIER_ONBOARDING: dict[str, Expected] = {
     "WelcomeNotSent": Expected(
         "FAILED", "NotifyWelcome", "MarkApproved > NotifyWelcome", "SNS.KMSDisabledException"
     ),
-    # The correction queue refuses the message after every retry: the record stays FLAGGED in the table,
-    # where admins list it, and the execution fails with a named error (alarmed).
-    "CorrectionNotQueued": Expected(
-        "FAILED",
-        "CorrectionNotQueued",
-        "MarkFlagged > WaitForFix > QueueForRestart > CorrectionNotQueued",
-        "CorrectionNotQueued",
-    ),
-    # Neither the flag nor the message can be written: a named failure, never a silent one.
-    "SystemErrorNotQueued": Expected(
-        "FAILED",
-        "SystemErrorNotQueued",
-        "DescribeSystemError > MarkSystemFlagged > QueueSystemError > SystemErrorNotQueued",
-        "SystemErrorNotQueued",
-    ),
+    **_QUEUE_REFUSED,
 }
 
 # ----------------------------------------------------------------------------- product listing
@@ -276,21 +281,7 @@ EXPECTED_PRODUCT_LISTING: dict[str, Expected] = {
     "SystemFlagNotWritten": Expected(
         "SUCCEEDED", "SystemErrorQueued", "DescribeSystemError > MarkSystemFlagged > QueueSystemError"
     ),
-    # The correction queue refuses the message after every retry: the record stays FLAGGED in the table,
-    # where admins list it, and the execution fails with a named error (alarmed).
-    "CorrectionNotQueued": Expected(
-        "FAILED",
-        "CorrectionNotQueued",
-        "MarkFlagged > WaitForFix > QueueForRestart > CorrectionNotQueued",
-        "CorrectionNotQueued",
-    ),
-    # Neither the flag nor the message can be written: a named failure, never a silent one.
-    "SystemErrorNotQueued": Expected(
-        "FAILED",
-        "SystemErrorNotQueued",
-        "DescribeSystemError > MarkSystemFlagged > QueueSystemError > SystemErrorNotQueued",
-        "SystemErrorNotQueued",
-    ),
+    **_QUEUE_REFUSED,
 }
 
 # A listing that marketplace.products.evaluate makes ACTIVE, as a supplier lists it.
