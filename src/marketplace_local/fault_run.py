@@ -438,13 +438,14 @@ class FaultRun:
         """Until every record is final or FLAGGED and no webhook delivery is still retrying."""
 
         def settled() -> bool:
+            messages = self._webhook_messages()  # before the read, as in _verify
             observed = self._observe()
             records = [*observed.suppliers.values(), *observed.orders.values()]
             busy = [r for r in records if r["status"] not in (*SUPPLIER_FINAL, *ORDER_FINAL, "FLAGGED")]
             # A delivery still PENDING is being retried by SQS (a delay after a failed attempt, or a
             # visibility timeout after a failed invocation): settled once every one has a message.
             retrying = [d for d in observed.deliveries if d["status"] == "PENDING"]
-            return not busy and len(retrying) <= self._webhook_messages()
+            return not busy and len(retrying) <= messages
 
         try:
             while True:  # settled, and still so once the stream consumers have caught up
@@ -554,6 +555,10 @@ class FaultRun:
 
     # ------------------------------------------------------------------ verdict
     def _verify(self, settled: bool) -> dict[str, Any]:
+        # Counted before the deliveries are read: a delivery still PENDING when read had its message
+        # then (one handled in between is DELIVERED, or PENDING with its next attempt queued), so
+        # the comparison below cannot race the delivery function as a count taken after could.
+        messages_before = self._webhook_messages()
         observed = self._observe(by_index=True)
         correction = self._queue_messages("CorrectionQueue")
         queued = Counter()
@@ -650,7 +655,7 @@ class FaultRun:
         lost += [f"webhook delivery {d} DELIVERED but never received" for d in undelivered]
         lost += [f"webhook event {e} never queued for delivery" for e in missing_events]
         pending = delivery_status.get("PENDING", 0)
-        queued_deliveries = self._webhook_messages()
+        queued_deliveries = max(messages_before, self._webhook_messages())
         for _ in range(3):  # a message being handed over (received, then replaced) is not missing
             if pending <= queued_deliveries:
                 break
