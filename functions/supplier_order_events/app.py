@@ -1,26 +1,34 @@
-"""Publishes every supplier-order event: each status change of a supplier order becomes one message
-on the supplier-notifications topic (attributes supplier_id, tenant_id, event_type, event_id) and
-one signed delivery to the supplier's webhook, if it registered one (marketplace.webhooks).
+"""Publishes every supplier-order event: each status change of a supplier order after its creation
+(marketplace.order_events) becomes one message on the supplier-notifications topic (attributes
+supplier_id, tenant_id, event_type, event_id) and one signed delivery to the supplier's webhook, if it
+registered one (marketplace.webhooks).
 
 Driven by the table's stream, so every writer (workflow, API, sweeper) is covered and nothing
 has to remember to notify. ``event_id`` is the order's id and version: a repeated stream delivery
 publishes a message with the same id, which subscribers use to drop duplicates.
+
+The batch's events are published first, 10 to a PublishBatch request (D22); then each record queues
+its webhook delivery. A record whose event SNS refused is reported as a batch item failure and comes
+back, with the records after it, in the mapping's retry.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBStreamEvent,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
 from marketplace.adapters import aws
-from marketplace.order_events import event_for
+from marketplace.errors import TransientError
+from marketplace.order_events import event_for, publish_all
 from marketplace.webhooks import Webhooks
 
 logger = Logger()
@@ -30,36 +38,42 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 webhooks = Webhooks()
 
 
-def record_handler(record: DynamoDBRecord) -> None:
+def _event(record: DynamoDBRecord) -> dict[str, Any] | None:
     stream = record.dynamodb
-    event = event_for(stream.old_image if stream else None, stream.new_image if stream else None)
-    if event is None:
-        return
-    aws.client("sns").publish(
-        TopicArn=os.environ["SUPPLIER_NOTIFICATIONS_TOPIC_ARN"],
-        Message=json.dumps(event["body"], default=str),
-        MessageAttributes={
-            k: {"DataType": "String", "StringValue": v} for k, v in event["attributes"].items()
-        },
-    )
-    delivery = webhooks.enqueue(
-        event["body"]["tenantId"],
-        event["body"]["supplierId"],
-        event["type"],
-        event["body"],
-        dedupe_key=event["id"],
-    )
-    logger.info(
-        "supplier order event published",
-        extra={"event_type": event["type"], "event_id": event["id"], "webhook_delivery": delivery},
-    )
-    metrics.add_metric(name="SupplierOrderEvents", unit="Count", value=1)
+    return event_for(stream.old_image if stream else None, stream.new_image if stream else None)
+
+
+def _sequence(record: DynamoDBRecord) -> str:
+    return str(record.dynamodb.sequence_number if record.dynamodb else record.event_id)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    events = {_sequence(r): e for r in DynamoDBStreamEvent(event).records if (e := _event(r)) is not None}
+    refused = publish_all(aws.client("sns"), os.environ["SUPPLIER_NOTIFICATIONS_TOPIC_ARN"], events)
+
+    def record_handler(record: DynamoDBRecord) -> None:
+        sequence = _sequence(record)
+        found = events.get(sequence)
+        if found is None:
+            return
+        if sequence in refused:
+            raise TransientError(f"event {found['id']} not published: {refused[sequence]}")
+        delivery = webhooks.enqueue(
+            found["body"]["tenantId"],
+            found["body"]["supplierId"],
+            found["type"],
+            found["body"],
+            dedupe_key=found["id"],
+        )
+        logger.info(
+            "supplier order event published",
+            extra={"event_type": found["type"], "event_id": found["id"], "webhook_delivery": delivery},
+        )
+        metrics.add_metric(name="SupplierOrderEvents", unit="Count", value=1)
+
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

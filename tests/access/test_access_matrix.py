@@ -306,9 +306,9 @@ class World:
         def delivered() -> list[dict[str, Any]] | None:
             items = self.ok("GET", f"/suppliers/{own.supplier}/deliveries", owner, limit="100")["items"]
             sent = [d for d in items if d["deliveryId"] not in own.failed.values()]
-            return sent if len(sent) >= 2 * 4 and all(d["status"] == "DELIVERED" for d in sent) else None
+            return sent if len(sent) >= 4 and all(d["status"] == "DELIVERED" for d in sent) else None
 
-        # created + awaiting_acceptance for each of the 4 awaiting orders (and flagged for the fifth)
+        # awaiting_acceptance for each of the 4 awaiting orders (and flagged for the fifth)
         own.delivered = wait_until(delivered, timeout=30, what="the webhook deliveries")[0]["deliveryId"]
         self.settle()
         return self
@@ -337,7 +337,7 @@ class World:
         queue, dlq = (sqs.create_queue(QueueName=f"access-{n}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
                       for n in ("hooks", "dlq"))  # fmt: skip
         hooks = Webhooks(self.table, sqs, queue, dlq, http_post=lambda *_: HttpResult(503))
-        delivery_id = hooks.enqueue(tenant.id, tenant.supplier, "supplier_order.created", {"test": "failed"})
+        delivery_id = hooks.enqueue(tenant.id, tenant.supplier, "supplier_order.awaiting_acceptance", {"test": "failed"})
         assert delivery_id is not None
         outcome = hooks.process(DeliveryMessage(tenant.id, tenant.supplier, delivery_id, MAX_ATTEMPTS).body())
         assert outcome.outcome == "failed", outcome

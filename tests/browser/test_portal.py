@@ -97,21 +97,20 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
         # The rejection released its unit; the accepted order keeps its two.
         expect(listing.locator("td").nth(3)).to_have_text("3")
 
-        # Each order made three events (created, awaiting acceptance, the decision), each delivered.
+        # Each order made two events (awaiting acceptance, the decision), each delivered.
         def delivered() -> list[list[str]] | None:
             page.get_by_role("button", name="Refresh everything").click()
             expect(page.get_by_role("button", name="Refresh everything")).to_be_enabled()
             rows = page.locator("#deliveries-table tbody tr")
             found = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
-            return found if len(found) == 6 and all(r[1] == "DELIVERED" for r in found) else None
+            return found if len(found) == 4 and all(r[1] == "DELIVERED" for r in found) else None
 
-        rows = wait_until(delivered, timeout=30, interval=0.3, what="six delivered webhooks")
+        rows = wait_until(delivered, timeout=30, interval=0.3, what="four delivered webhooks")
         assert sorted(r[0] for r in rows) == sorted(
-            ["supplier_order.created"] * 2 + ["supplier_order.awaiting_acceptance"] * 2
-            + ["supplier_order.accepted", "supplier_order.rejected"]
+            ["supplier_order.awaiting_acceptance"] * 2 + ["supplier_order.accepted", "supplier_order.rejected"]
         )  # fmt: skip
         # One delivery per event (a retry would repeat its delivery id, never add one).
-        assert len({r["headers"]["X-Marketplace-Delivery"] for r in receiver.requests}) == 6
+        assert len({r["headers"]["X-Marketplace-Delivery"] for r in receiver.requests}) == 4
         screen.shot("portal-4-decided-deliveries")
     finally:
         receiver.close()

@@ -150,7 +150,7 @@ def test_the_webhook_receiver_is_really_down_for_its_window_then_up_on_the_same_
         url = receiver.url
         wait_until(lambda: receiver.down_since is not None, timeout=5, what="the receiver down")
         with pytest.raises(urllib.error.URLError) as refused:
-            post(url, {"event": "supplier_order.created"})
+            post(url, {"event": "supplier_order.awaiting_acceptance"})
         assert (
             isinstance(refused.value.reason, ConnectionRefusedError)
             or getattr(refused.value.reason, "errno", None) == errno.ECONNREFUSED
@@ -158,7 +158,7 @@ def test_the_webhook_receiver_is_really_down_for_its_window_then_up_on_the_same_
         wait_until(
             lambda: receiver.down_since is None and receiver.downtime, timeout=10, what="the receiver up"
         )
-        assert post(url, {"event": "supplier_order.created", "data": {"eventId": "so-1-v1"}}) == 204
+        assert post(url, {"event": "supplier_order.awaiting_acceptance", "data": {"eventId": "so-1-v1"}}) == 204
         assert [r["eventId"] for r in receiver.received()] == ["so-1-v1"]
         assert injector.injected["webhook_down"] == 1
     finally:

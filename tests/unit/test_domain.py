@@ -1,4 +1,5 @@
-"""Domain building blocks: principals, schemas, page tokens, correction messages, audit entries."""
+"""Domain building blocks: principals, schemas, page tokens, correction messages, audit entries, order
+events."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import pytest
 
 from marketplace import audit, schemas
+from marketplace.order_events import event_for
 from marketplace.corrections import Correction, PoisonMessage
 from marketplace.errors import Forbidden, InvalidInput, Unauthorized
 from marketplace.principal import Principal, parse_groups
@@ -103,3 +105,22 @@ def test_loopback_webhooks_are_accepted_only_where_the_local_stack_allows_them(m
     assert url_errors("https://hooks.example.com/marketplace") == []
     monkeypatch.setenv("WEBHOOKS_ALLOW_LOOPBACK", "true")
     assert url_errors("http://127.0.0.1:8080/hook") == []
+
+
+def _supplier_order(status: str, version: int) -> dict:
+    return {"entity": "SUPPLIER_ORDER", "tenantId": "t1", "supplierId": "s1", "supplierOrderId": "so1",
+            "orderId": "o1", "status": status, "version": version, "lines": []}  # fmt: skip
+
+
+def test_a_supplier_order_event_is_each_status_change_after_its_creation():
+    pending, awaiting = _supplier_order("PENDING", 1), _supplier_order("AWAITING_ACCEPTANCE", 2)
+    # Its creation is followed within the intake by the status the supplier acts on: no event of its own.
+    assert event_for(None, pending) is None
+    event = event_for(pending, awaiting)
+    assert event["type"] == "supplier_order.awaiting_acceptance"
+    assert event["id"] == "so1-v2"  # the order and its version: a repeated stream record repeats the id
+    assert event["attributes"] == {"event_type": "supplier_order.awaiting_acceptance", "event_id": "so1-v2",
+                                   "tenant_id": "t1", "supplier_id": "s1"}  # fmt: skip
+    assert event_for(awaiting, _supplier_order("AWAITING_ACCEPTANCE", 3)) is None  # same status
+    assert event_for(awaiting, {"entity": "PRODUCT", "status": "ACTIVE"}) is None
+    assert event_for(awaiting, None) is None  # a deletion

@@ -38,7 +38,7 @@ from marketplace_local.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_0123456789abcdefXYZ"
-EVENT = "supplier_order.created"
+EVENT = "supplier_order.awaiting_acceptance"
 CLIENT_TIMEOUT = 0.3  # seconds; the receiver's "hang" answers only after HANG_SECONDS
 HANG_SECONDS = 2.0
 

@@ -1,18 +1,28 @@
-"""What a supplier-order status change tells the outside world."""
+"""What a supplier-order status change tells the outside world.
+
+A supplier order is written as PENDING and, within the intake's few hundred milliseconds, moves to the
+status the supplier acts on (AWAITING_ACCEPTANCE) or to its end (REJECTED out of stock, FLAGGED,
+CANCELLED). Its creation is therefore not an event of its own: the supplier could do nothing with it
+(an order is accepted or rejected only once it awaits acceptance), and each notification costs a
+publish, a queued webhook delivery with its record and two Lambda invocations (docs/decisions.md D20,
+measured in docs/capacity.md). Every later status change is one event.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
 def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The event for one change of a supplier order, or None when its status did not change."""
-    if not new or new.get("entity") != "SUPPLIER_ORDER":
+    """The event for one change of a supplier order, or None when it is its creation or its status did
+    not change."""
+    if not new or new.get("entity") != "SUPPLIER_ORDER" or not old:
         return None
-    if old and old.get("status") == new.get("status"):
+    if old.get("status") == new.get("status"):
         return None
     status = str(new["status"])
-    event_type = "supplier_order.created" if not old else f"supplier_order.{status.lower()}"
+    event_type = f"supplier_order.{status.lower()}"
     event_id = f"{new['supplierOrderId']}-v{new['version']}"
     body = {
         "event": event_type,
@@ -36,3 +46,41 @@ def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[st
         "supplier_id": str(new["supplierId"]),
     }
     return {"type": event_type, "id": event_id, "body": body, "attributes": attributes}
+
+
+# SNS takes at most 10 messages per PublishBatch request (and 256 KB in all; an event is ~1 KB).
+PUBLISH_BATCH_SIZE = 10
+
+
+def publish_all(sns: Any, topic_arn: str, events: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Publish ``events`` (by a caller's id: the stream record's sequence number) with PublishBatch,
+    10 to a request: a stream batch of a busy tenant carries up to 100 events, and SNS bills and
+    throttles per request, not per message (docs/decisions.md D22). Returns the ids that SNS refused,
+    with its reason; a request that fails as a whole refuses all of its events. The caller retries
+    those (their ``event_id`` stays the same, so subscribers drop the ones that got through twice)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    refused: dict[str, str] = {}
+    ids = list(events)
+    for start in range(0, len(ids), PUBLISH_BATCH_SIZE):
+        chunk = ids[start : start + PUBLISH_BATCH_SIZE]
+        # PublishBatch entry ids: up to 80 alphanumerics, '-' or '_'; sequence numbers are digits.
+        entries = [
+            {
+                "Id": f"e{n}",
+                "Message": json.dumps(events[key]["body"], default=str),
+                "MessageAttributes": {
+                    k: {"DataType": "String", "StringValue": v} for k, v in events[key]["attributes"].items()
+                },
+            }
+            for n, key in enumerate(chunk)
+        ]
+        try:
+            answer = sns.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+        except (ClientError, BotoCoreError) as error:
+            refused.update({key: f"{type(error).__name__}: {error}" for key in chunk})
+            continue
+        for failed in answer.get("Failed", []):
+            key = chunk[int(failed["Id"][1:])]
+            refused[key] = f"{failed.get('Code')}: {failed.get('Message', '')}"
+    return refused
