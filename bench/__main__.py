@@ -178,7 +178,8 @@ def print_report(report: dict[str, Any]) -> None:
         table.add("DynamoDB write request units", c["dynamodb_wru"], "WRU", fmt=",.0f")
         table.add("DynamoDB read request units", c["dynamodb_rru"], "RRU")
         for key, label in (("stepfunctions:StartExecution", "StartExecution requests"),
-                           ("sns:Publish", "SNS Publish requests")):  # fmt: skip
+                           ("sns:Publish", "SNS Publish requests"), ("sns:PublishBatch", "SNS PublishBatch requests"),
+                           (costs.SNS_MESSAGES, "SNS messages published")):  # fmt: skip
             table.add(label, c["requests"].get(key), "", fmt=",.0f")
         sqs = {k: v for k, v in c["requests"].items() if k.startswith("sqs:")}
         for key, figure in sqs.items():

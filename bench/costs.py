@@ -131,6 +131,7 @@ def index_writes(
 # ------------------------------------------------------------------ the meter
 
 _WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem"}
+SNS_MESSAGES = "sns:(messages published)"  # not a request: what the subscribers receive
 
 
 class Meter:
@@ -333,6 +334,11 @@ class Meter:
         key = f"{service}:{operation}"
         with self.lock:
             self.requests[key] += 1
+            if (service, operation) == ("sns", "PublishBatch"):
+                # Billed and throttled per request; each message is still delivered to the subscribers.
+                self.requests[SNS_MESSAGES] += len(params.get("PublishBatchRequestEntries", []))
+            elif (service, operation) == ("sns", "Publish"):
+                self.requests[SNS_MESSAGES] += 1
         if service == "dynamodb":
             self._capacity(operation, params, before, response, error)
 
@@ -665,6 +671,8 @@ def measure(runs: int = 5) -> dict[str, Any]:
                     samples["sweep"].append(_one(driver, meter, driver.sweep))
             webhooks = driver.webhook_hits
             memory = {spec.logical_id: spec.memory for spec in stack.runtime.functions.values()}
+            system_log_level = {spec.logical_id: spec.log_config.get("SystemLogLevel", "INFO")
+                                for spec in stack.runtime.functions.values()}  # fmt: skip
             driver.close()
         finally:
             stack.stop()
@@ -673,6 +681,7 @@ def measure(runs: int = 5) -> dict[str, Any]:
         "samples": samples,
         "webhook_requests_received": webhooks,
         "memory_mb": memory,
+        "system_log_level": system_log_level,
         "names": {"tenant": driver.tenant, "supplier": seller, "sku": sku},
         "api_stage_rate_limit_per_s": _stage_rate_limit(stack.template),
     }
@@ -710,8 +719,15 @@ def load_prices(path: Path = PRICES_PATH) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def cost_of(sample: dict[str, Any], prices: dict[str, Any], memory_mb: dict[str, int]) -> dict[str, float]:
-    """USD of one transaction, by service, from its counts."""
+def cost_of(
+    sample: dict[str, Any],
+    prices: dict[str, Any],
+    memory_mb: dict[str, int],
+    system_log_level: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """USD of one transaction, by service, from its counts. Lambda's START/END/REPORT lines are
+    counted for the invocations of functions whose LoggingConfig SystemLogLevel sends them (INFO,
+    Lambda's default, or DEBUG), not at WARN."""
     p = {name: entry["usd"] for name, entry in prices["prices"].items()}
     a = {name: entry["value"] for name, entry in prices["assumptions"].items()}
     requests = sample["requests"]
@@ -729,10 +745,13 @@ def cost_of(sample: dict[str, Any], prices: dict[str, Any], memory_mb: dict[str,
     express_gb_s = sum(
         math.ceil(e["duration_ms"] / 100) * 0.1 * a["express_memory_mb"] / 1024 for e in express
     )
+    # A Publish or PublishBatch request is billed per 64 KB (our events are ~1 KB, a batch of 10 under
+    # 64 KB); the HTTPS deliveries are billed per message.
     publishes = requests.get("sns:Publish", 0) + requests.get("sns:PublishBatch", 0)
-    log_gb = (
-        sample["log_bytes"] + a["lambda_platform_log_bytes_per_invocation"] * sum(invocations.values())
-    ) / 1e9
+    messages = requests.get(SNS_MESSAGES, publishes)
+    levels = system_log_level or {}
+    platform_lines = sum(n for fn, n in invocations.items() if levels.get(fn, "INFO") != "WARN")
+    log_gb = (sample["log_bytes"] + a["lambda_platform_log_bytes_per_invocation"] * platform_lines) / 1e9
     traces = api_requests + sample["esm_invocations"] + len(express) + len(standard)
     return {
         "API Gateway": api_requests * p["apigateway_rest_per_request"],
@@ -746,8 +765,8 @@ def cost_of(sample: dict[str, Any], prices: dict[str, Any], memory_mb: dict[str,
         "DynamoDB reads": sum(sample["rru"].values()) * p["dynamodb_on_demand_per_rru"],
         "DynamoDB Streams": 0.0,  # read by Lambda triggers only: free
         "SQS": ops("sqs") * p["sqs_per_request"],
-        "SNS": publishes
-        * (p["sns_per_publish"] + a["sns_http_deliveries_per_publish"] * p["sns_per_http_delivery"]),
+        "SNS": publishes * p["sns_per_publish"]
+        + messages * a["sns_http_deliveries_per_publish"] * p["sns_per_http_delivery"],
         "KMS": (ops("kms") + a["kms_requests_per_transaction"]) * p["kms_per_request"],
         "CloudWatch Logs": log_gb * p["cloudwatch_logs_per_gb_ingested"],
         "X-Ray": traces * a["xray_sampled_fraction"] * p["xray_per_trace_recorded"],
@@ -800,19 +819,20 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
     """Counts and cost per million of onboardings and of supplier orders (the sweeper amortised)."""
     prices = prices or load_prices()
     memory = measured["memory_mb"]
+    levels = measured.get("system_log_level")
     samples = measured["samples"]
     rate = prices["assumptions"]["sweeper_reference_orders_per_second"]["value"]
-    sweep_costs = [cost_of(s, prices, memory) for s in samples["sweep"]]
+    sweep_costs = [cost_of(s, prices, memory, levels) for s in samples["sweep"]]
     sweep_share = statistics.median(sum(c.values()) for c in sweep_costs) / (rate * 60)
     out: dict[str, Any] = {"prices_as_of": prices["as_of"], "region": prices["region"]}
     for name in ("onboarding", "order"):
-        per_run = [cost_of(s, prices, memory) for s in samples[name]]
+        per_run = [cost_of(s, prices, memory, levels) for s in samples[name]]
         if name == "order":
             for c in per_run:
                 c["Expiry sweeper (amortised)"] = sweep_share
         services = list(per_run[0])
         # Lambda billed at CPU time instead of the local wall time: the lower bound.
-        at_cpu = [cost_of({**s, "wall_ms": s["cpu_ms"]}, prices, memory) for s in samples[name]]
+        at_cpu = [cost_of({**s, "wall_ms": s["cpu_ms"]}, prices, memory, levels) for s in samples[name]]
         for c in at_cpu:
             c["Expiry sweeper (amortised)"] = sweep_share if name == "order" else 0.0
         out[name] = {
@@ -888,7 +908,7 @@ def capacity(order: dict[str, Any], keys: list[dict[str, Any]], stage_limit: flo
         .get("median", 0),
         "dynamodb_on_demand_table_wru_per_s": counts["dynamodb_wru"]["median"],
         "dynamodb_on_demand_table_rru_per_s": counts["dynamodb_rru"]["median"],
-        "sns_publish_per_s": n("sns:Publish"),
+        "sns_publish_per_s": n("sns:Publish") + n("sns:PublishBatch"),
     }
     limits: list[dict[str, Any]] = []
     for name, used in per_order.items():

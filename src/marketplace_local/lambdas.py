@@ -122,6 +122,8 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout: int = 3
     memory: int = 128
+    # LoggingConfig: LogFormat, ApplicationLogLevel, SystemLogLevel (Lambda's defaults: Text, INFO, INFO)
+    log_config: dict[str, str] = field(default_factory=dict)
     module: ModuleType | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     invocations: int = 0
@@ -167,12 +169,20 @@ class LambdaRuntime:
         raise KeyError(logical_id)
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+        # With JSON logs Lambda tells the runtime the format and the application log level, and
+        # Powertools' Logger takes that level over its own (POWERTOOLS_LOG_LEVEL).
+        log_controls = (
+            {"AWS_LAMBDA_LOG_FORMAT": "JSON",
+             "AWS_LAMBDA_LOG_LEVEL": spec.log_config.get("ApplicationLogLevel", "INFO").upper()}
+            if spec.log_config.get("LogFormat") == "JSON" else {}
+        )  # fmt: skip
         return {
             **self.base_environment,
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            **log_controls,
             "_HANDLER": spec.handler,
             **spec.environment,
         }

@@ -283,6 +283,7 @@ class Provisioner:
             MemorySize=int(props.get("MemorySize", 128)),
             Architectures=props.get("Architectures", ["x86_64"]),
             Environment={"Variables": environment},
+            **({"LoggingConfig": props["LoggingConfig"]} if props.get("LoggingConfig") else {}),
         )
         self.runtime.register(
             FunctionSpec(
@@ -294,6 +295,7 @@ class Provisioner:
                 environment=environment,
                 timeout=int(props.get("Timeout", 3)),
                 memory=int(props.get("MemorySize", 128)),
+                log_config={k: str(v) for k, v in (props.get("LoggingConfig") or {}).items()},
             )
         )
         return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})

@@ -120,6 +120,18 @@ def test_cost_of_step_functions_sns_sqs_logs_by_hand(prices):
     assert usd["X-Ray"] * 1e6 == pytest.approx(2 * 0.05 * 5.0)
 
 
+def test_a_publish_batch_is_billed_as_one_request_and_its_messages_as_deliveries(prices):
+    one = sample(requests={"sns:PublishBatch": 1, costs.SNS_MESSAGES: 10})
+    assert costs.cost_of(one, prices, {})["SNS"] * 1e6 == pytest.approx(1 * 0.50 + 10 * 0.60)
+
+
+def test_lambdas_own_lines_are_counted_only_where_its_system_log_level_sends_them(prices):
+    one = sample(invocations={"Quiet": 3, "Chatty": 2}, wall_ms={}, log_bytes=1_000)
+    usd = costs.cost_of(one, prices, {}, {"Quiet": "WARN", "Chatty": "INFO"})
+    assert usd["CloudWatch Logs"] == pytest.approx((1_000 + 2 * 360) / 1e9 * 0.5)  # Chatty's only
+    assert costs.cost_of(one, prices, {})["CloudWatch Logs"] == pytest.approx((1_000 + 5 * 360) / 1e9 * 0.5)
+
+
 def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
     order = sample(requests={"stepfunctions:StartExecution": 1}, wru={"T": 4}, elapsed_s=1.0, stream_reads=0,
                    wru_by_key={"T|TENANT#t1#X": 4})  # fmt: skip

@@ -37,6 +37,8 @@ def runtime(tmp_path: Path) -> LambdaRuntime:
                 "memory": context.memory_limit_in_mb,
                 "remaining_ms": context.get_remaining_time_in_millis(),
                 "request_id": context.aws_request_id,
+                "log_format": os.environ.get("AWS_LAMBDA_LOG_FORMAT"),
+                "log_level": os.environ.get("AWS_LAMBDA_LOG_LEVEL"),
             }
     """)
     )
@@ -55,6 +57,16 @@ def test_a_handler_runs_with_its_own_environment_and_a_lambda_context(runtime):
     assert result["function"] == "hello" and result["arn"].endswith(":function:hello")
     assert result["memory"] == 256 and 0 < result["remaining_ms"] <= 1000
     assert "GREETING" not in os.environ  # nothing leaks into the process environment
+    assert result["log_format"] is None and result["log_level"] is None  # no LoggingConfig: Lambda's Text
+
+
+def test_json_logs_tell_the_handler_their_format_and_level_as_lambda_does(runtime, tmp_path):
+    runtime.register(FunctionSpec(logical_id="Json", name="json", arn="arn:aws:lambda:eu-west-1:1:function:json",
+                                  code_dir=tmp_path / "fn", handler="app.handler", environment={},
+                                  log_config={"LogFormat": "JSON", "ApplicationLogLevel": "warn",
+                                              "SystemLogLevel": "WARN"}))  # fmt: skip
+    result = runtime.invoke_or_raise("json", {})
+    assert (result["log_format"], result["log_level"]) == ("JSON", "WARN")
 
 
 def test_functions_running_at_once_see_only_their_own_environment(runtime):

@@ -52,3 +52,11 @@ def test_rate_expressions(expression, seconds):
 def test_cron_expressions_are_refused_rather_than_ignored():
     with pytest.raises(ValueError, match="only rate"):
         schedule_interval("cron(0 12 * * ? *)")
+
+
+def test_every_function_logs_json_without_lambdas_own_lines(stack):
+    # template.yaml Globals; the bench counts Lambda's START/END/REPORT lines by this setting.
+    expected = {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
+    other = {spec.logical_id: spec.log_config for spec in stack.runtime.functions.values()
+             if spec.log_config != expected}  # fmt: skip
+    assert other == {}
