@@ -337,7 +337,9 @@ class World:
         queue, dlq = (sqs.create_queue(QueueName=f"access-{n}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
                       for n in ("hooks", "dlq"))  # fmt: skip
         hooks = Webhooks(self.table, sqs, queue, dlq, http_post=lambda *_: HttpResult(503))
-        delivery_id = hooks.enqueue(tenant.id, tenant.supplier, "supplier_order.awaiting_acceptance", {"test": "failed"})
+        delivery_id = hooks.enqueue(
+            tenant.id, tenant.supplier, "supplier_order.awaiting_acceptance", {"test": "failed"}
+        )
         assert delivery_id is not None
         outcome = hooks.process(DeliveryMessage(tenant.id, tenant.supplier, delivery_id, MAX_ATTEMPTS).body())
         assert outcome.outcome == "failed", outcome

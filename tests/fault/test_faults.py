@@ -158,7 +158,9 @@ def test_the_webhook_receiver_is_really_down_for_its_window_then_up_on_the_same_
         wait_until(
             lambda: receiver.down_since is None and receiver.downtime, timeout=10, what="the receiver up"
         )
-        assert post(url, {"event": "supplier_order.awaiting_acceptance", "data": {"eventId": "so-1-v1"}}) == 204
+        assert (
+            post(url, {"event": "supplier_order.awaiting_acceptance", "data": {"eventId": "so-1-v1"}}) == 204
+        )
         assert [r["eventId"] for r in receiver.received()] == ["so-1-v1"]
         assert injector.injected["webhook_down"] == 1
     finally:

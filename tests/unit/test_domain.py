@@ -8,9 +8,9 @@ import json
 import pytest
 
 from marketplace import audit, schemas
-from marketplace.order_events import event_for
 from marketplace.corrections import Correction, PoisonMessage
 from marketplace.errors import Forbidden, InvalidInput, Unauthorized
+from marketplace.order_events import event_for
 from marketplace.principal import Principal, parse_groups
 from marketplace.repository import decode_token, encode_token
 

@@ -81,7 +81,9 @@ class _Refusing:
     def __init__(self) -> None:
         self.calls = 0
 
-    def publish_batch(self, TopicArn: str, PublishBatchRequestEntries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def publish_batch(
+        self, TopicArn: str, PublishBatchRequestEntries: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         self.calls += 1
         if self.calls == 2:
             raise ClientError({"Error": {"Code": "Throttled", "Message": "slow down"}}, "PublishBatch")
@@ -114,12 +116,16 @@ def test_the_function_reports_a_refused_event_and_publishes_the_rest(stack, subs
         def __init__(self, sns: Any) -> None:
             self.sns = sns
 
-        def publish_batch(self, TopicArn: str, PublishBatchRequestEntries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        def publish_batch(
+            self, TopicArn: str, PublishBatchRequestEntries: list[dict[str, Any]]
+        ) -> dict[str, Any]:
             first, second, *rest = PublishBatchRequestEntries
             answer = self.sns.publish_batch(TopicArn=TopicArn, PublishBatchRequestEntries=[first, *rest])
             return {**answer, "Failed": [{"Id": second["Id"], "Code": "InternalError", "SenderFault": False}]}
 
-    monkeypatch.setattr(aws, "client", lambda s: RefuseSecond(real_client(s)) if s == "sns" else real_client(s))
+    monkeypatch.setattr(
+        aws, "client", lambda s: RefuseSecond(real_client(s)) if s == "sns" else real_client(s)
+    )
     records = [
         _stream_record("2001", _order(tenant, 1, "PENDING", 1), _order(tenant, 1, "AWAITING_ACCEPTANCE", 2)),
         _stream_record("2002", _order(tenant, 2, "PENDING", 1), _order(tenant, 2, "AWAITING_ACCEPTANCE", 2)),

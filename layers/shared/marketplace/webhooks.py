@@ -230,7 +230,11 @@ def secret_errors(secret: Any) -> list[FieldError]:
 
 def _event_errors(event: Any) -> list[FieldError]:
     if not isinstance(event, str) or len(event) > 64 or not _EVENT_TYPE.fullmatch(event):
-        return [FieldError("event", "must be a dotted lower-case event type such as supplier_order.awaiting_acceptance")]
+        return [
+            FieldError(
+                "event", "must be a dotted lower-case event type such as supplier_order.awaiting_acceptance"
+            )
+        ]
     return []
 
 
