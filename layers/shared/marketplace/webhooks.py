@@ -568,7 +568,7 @@ class Webhooks:
         """Record a PENDING delivery of ``event`` and queue its first attempt; the delivery id, or
         None when the supplier has no webhook (nothing is recorded then).
 
-        ``dedupe_key`` (e.g. ``<order id>:v<version>:created``) makes a repeated call — a workflow
+        ``dedupe_key`` (e.g. the event id ``<supplierOrderId>-v<version>``) makes a repeated call — a workflow
         step retried after a timeout — return the first call's delivery instead of creating a
         second one with another id, which the receiver could not recognise as a duplicate.
         A queueing failure leaves the delivery FAILED (visible, redrivable) and raises
