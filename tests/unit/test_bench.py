@@ -181,3 +181,13 @@ def test_capacity_picks_the_quota_that_binds_first_per_region(tmp_path):
     )
     # lowest region: SNS 1,500 / 3 = 500 binds before API 2,500 / 2
     assert out["lower_quota_region"] == {"orders_per_s": pytest.approx(500.0), "binding": "sns_publish_per_s"}
+
+    # The table quota is per table: the busiest one (with its indexes) binds, not the sum of all.
+    order["counts"]["dynamodb_wru"] = figure(30)
+    order["counts"]["dynamodb_wru_by_table_index"] = {
+        "Main": figure(20),
+        "Main/GSI1": figure(5),
+        "Idem": figure(5),
+    }
+    limits = {x["quota"]: x for x in costs.capacity(order, [], stage_limit=None, quotas_path=path)["limits"]}
+    assert limits["dynamodb_on_demand_table_wru_per_s"]["per_order"] == 25
