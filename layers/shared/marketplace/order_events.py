@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 
 def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
     """The event for one change of a supplier order, or None when it is its creation or its status did
@@ -58,8 +60,6 @@ def publish_all(sns: Any, topic_arn: str, events: dict[str, dict[str, Any]]) -> 
     throttles per request, not per message (docs/decisions.md D22). Returns the ids that SNS refused,
     with its reason; a request that fails as a whole refuses all of its events. The caller retries
     those (their ``event_id`` stays the same, so subscribers drop the ones that got through twice)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     refused: dict[str, str] = {}
     ids = list(events)
     for start in range(0, len(ids), PUBLISH_BATCH_SIZE):
