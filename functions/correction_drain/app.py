@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import config
+from marketplace import config, registry
 from marketplace.adapters import aws
 from marketplace.corrections import Correction, Drain
 
@@ -45,9 +45,7 @@ def _drain() -> Drain:
         queue_url=os.environ["CORRECTION_QUEUE_URL"],
         dead_letter_url=os.environ["CORRECTION_DLQ_URL"],
         state_machine_arns={
-            "SUPPLIER": os.environ["SUPPLIER_ONBOARDING_STATE_MACHINE_ARN"],
-            "PRODUCT": os.environ["PRODUCT_LISTING_STATE_MACHINE_ARN"],
-            "SUPPLIER_ORDER": os.environ["SUPPLIER_ORDER_STATE_MACHINE_ARN"],
+            name: os.environ[kind.state_machine_env] for name, kind in registry.KINDS.items()
         },
     )
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
-from marketplace.products import Products
+from marketplace.products import Products, split_record_id
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
@@ -24,10 +24,9 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(
-        tenant_id=event.get("tenantId"), supplier_id=event.get("supplierId"), sku=event.get("sku")
-    )
-    result = Products().validation_step(event["tenantId"], event["supplierId"], event["sku"])
+    supplier_id, sku = split_record_id(event["recordId"])
+    logger.append_keys(tenant_id=event.get("tenantId"), supplier_id=supplier_id, sku=sku)
+    result = Products().validation_step(event["tenantId"], supplier_id, sku)
     logger.info(
         "listing validated",
         extra={"outcome": result["outcome"], "round": event.get("round"),

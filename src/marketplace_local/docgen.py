@@ -868,6 +868,18 @@ def retained_block(sam: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- the documents
 
 
+def data_layout_block() -> str:
+    """The single table's key shapes and indexes, from ``marketplace.keys`` (the one module that
+    builds keys), so that the table in docs/architecture.md is the code's own."""
+    from marketplace import keys
+
+    lines = _table(["item", "PK", "SK", "notes"], ([item, f"`{pk}`" if "#" in pk else pk,
+                                                   sk if "`" in sk else f"`{sk}`", notes]
+                                                  for item, pk, sk, notes in keys.LAYOUT))  # fmt: skip
+    lines += ["", *_table(["index", "key", "access pattern"], ([i, f"`{k}`", a] for i, k, a in keys.INDEXES))]
+    return "\n".join(lines) + "\n"
+
+
 @dataclass
 class Doc:
     path: Path
@@ -878,6 +890,7 @@ def documents(sam: dict[str, Any] | None = None, root: Path = ROOT) -> list[Doc]
     sam = sam if sam is not None else load_sam(root / "template.yaml")
     docs = root / "docs"
     machines = {m.logical_id: state_machine_block(m, root) for m in state_machines(sam, root)}
+    machines["data-layout"] = data_layout_block()
     deploy = {
         "deploy-command": deploy_command_block(sam),
         "parameters": parameters_block(sam),

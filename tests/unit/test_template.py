@@ -14,7 +14,7 @@ def template():
 
 def test_local_paths_come_from_the_template(template):
     assert template.local_path("ApiFunction").name == "api"
-    assert template.local_path("SupplierOnboardingStateMachine").name == "supplier_onboarding.asl.json"
+    assert template.local_path("SupplierOnboardingStateMachine").name == "reviewed_record.asl.json"
 
 
 def test_parameter_overrides_replace_defaults_and_unknown_ones_are_refused():

@@ -71,7 +71,9 @@ def test_a_valid_listing_of_an_approved_supplier_goes_active(listings):
     assert (record["version"], record["quantity"]) == (2, 10)
     arn = listings.execution_arn(supplier_id, sku)
     listings.onboarding.wait_execution(arn, "SUCCEEDED")
-    assert listings.onboarding.entered(arn) == ["Prepare", "Validate", "Decide", "MarkActive", "Active"]
+    assert listings.onboarding.entered(arn) == [
+        "Prepare", "Validate", "Decide", "MarkApprovedOutOfIndex", "ApprovalNotice", "Approved",
+    ]  # fmt: skip
 
 
 def test_a_listing_of_a_supplier_still_onboarding_waits_for_a_human(listings):

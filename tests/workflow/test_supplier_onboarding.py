@@ -66,6 +66,7 @@ def test_a_valid_supplier_is_approved_and_welcomed(onboarding: Onboarding, stack
         "Validate",
         "Decide",
         "MarkApproved",
+        "ApprovalNotice",
         "NotifyWelcome",
         "Approved",
     ]
@@ -345,7 +346,7 @@ def test_a_record_whose_workflow_stopped_before_any_verdict_is_never_lost(onboar
 
     def interceptor(function, event):
         if function.name == spec.name and event.get("tenantId") == onboarding.tenant and broken["on"]:
-            record = onboarding.record(event["supplierId"])
+            record = onboarding.record(event["recordId"])
             onboarding.suppliers.table.update(
                 record["PK"], record["SK"], record["version"], {"legalName": "Changed Meanwhile Ltd"}
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marketplace import keys
 from marketplace.errors import Conflict
 from marketplace.repository import Table
 
@@ -38,7 +39,7 @@ def audit_entry(
     who = (new or {}).get("updatedBy") or (old or {}).get("updatedBy") or "unknown"
     return {
         "PK": image["PK"],
-        "SK": f"{trail_prefix(image['SK'])}{when}#{event_id}",
+        "SK": keys.audit_sk(image["SK"], when, event_id),
         "entity": "AUDIT",
         "tenantId": image.get("tenantId"),
         "action": {"INSERT": "created", "MODIFY": "changed", "REMOVE": "deleted"}.get(event_name, event_name),
@@ -52,7 +53,7 @@ def audit_entry(
 
 def trail_prefix(record_sk: str) -> str:
     """Sort-key prefix of one record's trail: the records of a partition keep separate trails."""
-    return f"AUDIT#{record_sk}#"
+    return keys.audit_prefix(record_sk)
 
 
 def record(table: Table, entry: dict[str, Any]) -> bool:

@@ -8,20 +8,43 @@ import binascii
 import unicodedata
 from typing import Any
 
+from marketplace import keys, normalize
+from marketplace.clock import now_iso
 from marketplace.errors import FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table
-from marketplace.suppliers import actor, blocklist_pk, normalize_name, normalize_tax_id, now_iso
 
 KINDS = ("taxId", "domain", "legalName")
 
 
 def _sort_key(kind: str, value: str, country: str | None) -> str:
     if kind == "taxId":
-        return f"TAXID#{country}#{normalize_tax_id(value)}"
+        return keys.blocked_tax_id_sk(str(country), normalize.tax_id(value))
     if kind == "domain":
-        return f"DOMAIN#{value.strip().lower().removeprefix('www.').rstrip('.')}"
-    return f"NAME#{normalize_name(value)}"
+        return keys.blocked_domain_sk(normalize.domain(value))
+    return keys.blocked_name_sk(normalize.name(value))
+
+
+def candidate_keys(record: dict[str, Any]) -> dict[str, str]:
+    """The blocked-list sort keys a supplier record could match, by the field they come from."""
+    found = {}
+    if record.get("taxId") and record.get("country"):
+        found["taxId"] = keys.blocked_tax_id_sk(record["country"], normalize.tax_id(record["taxId"]))
+    if record.get("contactEmail"):
+        found["contactEmail"] = keys.blocked_domain_sk(normalize.email_domain(record["contactEmail"]))
+    if record.get("website"):
+        found["website"] = keys.blocked_domain_sk(normalize.website_domain(record["website"]))
+    if record.get("legalName"):
+        found["legalName"] = keys.blocked_name_sk(normalize.name(record["legalName"]))
+    return found
+
+
+def matches(table: Table, tenant_id: str, record: dict[str, Any]) -> dict[str, str]:
+    """field -> reason, for the record's fields that are on the tenant's blocked list."""
+    candidates = candidate_keys(record)
+    entries = table.batch_get((keys.blocklist_pk(tenant_id), sk) for sk in candidates.values())
+    reasons = {e["SK"]: e.get("reason") or "blocked" for e in entries}
+    return {field: reasons[sk] for field, sk in candidates.items() if sk in reasons}
 
 
 def entry_id(sort_key: str) -> str:
@@ -59,26 +82,24 @@ def add(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(errors)
     sort_key = _sort_key(kind, value, country)
     entry = {
-        "PK": blocklist_pk(principal.tenant_id), "SK": sort_key, "entity": "BLOCKLIST",
+        "PK": keys.blocklist_pk(principal.tenant_id), "SK": sort_key, "entity": "BLOCKLIST",
         "tenantId": principal.tenant_id, "kind": kind, "value": value.strip(), "reason": reason.strip(),
-        "country": country if kind == "taxId" else None, "createdAt": now_iso(), "createdBy": actor(principal),
+        "country": country if kind == "taxId" else None, "createdAt": now_iso(), "createdBy": principal.actor,
     }  # fmt: skip
     Table().put(entry)
     return entry
 
 
 def list_entries(tenant_id: str, limit: int, next_token: str | None) -> Page:
-    return Table().query(blocklist_pk(tenant_id), limit=limit, next_token=next_token)
+    return Table().query(keys.blocklist_pk(tenant_id), limit=limit, next_token=next_token)
 
 
 def remove(tenant_id: str, entry_id_value: str) -> None:
     sort_key = _sort_key_of(entry_id_value)
     table = Table()
-    if table.get(blocklist_pk(tenant_id), sort_key) is None:
+    if table.get(keys.blocklist_pk(tenant_id), sort_key) is None:
         raise NotFound(f"no blocked-list entry {entry_id_value}")
-    table.client.delete_item(
-        TableName=table.name, Key={"PK": {"S": blocklist_pk(tenant_id)}, "SK": {"S": sort_key}}
-    )
+    table.delete(keys.blocklist_pk(tenant_id), sort_key)
 
 
 def view(entry: dict[str, Any]) -> dict[str, Any]:

@@ -32,17 +32,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from marketplace import keys
+from marketplace import registry
 from marketplace.errors import Conflict, NotFound
-from marketplace.orders import Orders
-from marketplace.products import Products, split_record_id
+from marketplace.repository import Table
+from marketplace.reviewed import Kind, Records
 from marketplace.routing import start
-from marketplace.suppliers import Suppliers
 
 log = logging.getLogger(__name__)
-
-# Record kinds whose workflows use the correction queue.
-KINDS = frozenset({"SUPPLIER", "PRODUCT", "SUPPLIER_ORDER"})
 
 _DEAD_TOKEN_ERRORS = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
 
@@ -70,7 +66,7 @@ class Correction:
         if not isinstance(data, dict):
             raise PoisonMessage("not a JSON object")
         kind = data.get("kind")
-        if kind not in KINDS:
+        if registry.find(kind) is None:
             raise PoisonMessage(f"unknown kind {kind!r}")
         tenant, record = data.get("tenantId"), data.get("recordId")
         if not isinstance(tenant, str) or not tenant or not isinstance(record, str) or not record:
@@ -131,50 +127,25 @@ class Drain:
         queue_url: str,
         dead_letter_url: str,
         state_machine_arns: dict[str, str],
-        suppliers: Suppliers | None = None,
-        products: Products | None = None,
+        table: Table | None = None,
     ) -> None:
         self.sqs = sqs
         self.sfn = sfn
         self.queue_url = queue_url
         self.dead_letter_url = dead_letter_url
-        self.state_machine_arns = state_machine_arns
-        self.suppliers = suppliers or Suppliers()
-        self.products = products or Products(self.suppliers.table)
-        self.orders = Orders(self.suppliers.table)
+        self.state_machine_arns = state_machine_arns  # kind -> the ARN of its workflow
+        self.table = table or Table()
 
-    # ---------------------------------------------------------------- the record kinds
+    def _records(self, correction: Correction) -> tuple[Kind, Records]:
+        kind = registry.KINDS[correction.kind]
+        return kind, Records(kind, self.table)
+
     def _record(self, correction: Correction) -> dict[str, Any]:
-        if correction.kind == "SUPPLIER_ORDER":
-            return self.orders.get(correction.tenant_id, correction.record_id)
-        if correction.kind == "PRODUCT":
-            return self.products.get(correction.tenant_id, *split_record_id(correction.record_id))
-        return self.suppliers.get(correction.tenant_id, correction.record_id)
-
-    def _start_input(self, correction: Correction, version: int) -> dict[str, Any]:
-        if correction.kind == "SUPPLIER_ORDER":
-            return {
-                "tenantId": correction.tenant_id,
-                "supplierOrderId": correction.record_id,
-                "version": version,
-            }
-        if correction.kind == "PRODUCT":
-            supplier_id, sku = split_record_id(correction.record_id)
-            return {
-                "tenantId": correction.tenant_id,
-                "supplierId": supplier_id,
-                "sku": sku,
-                "version": version,
-            }
-        return {"tenantId": correction.tenant_id, "supplierId": correction.record_id, "version": version}
+        return self._records(correction)[1].get(correction.tenant_id, correction.record_id)
 
     def _flag(self, correction: Correction, version: int, reason: str) -> dict[str, Any]:
-        if correction.kind == "SUPPLIER_ORDER":
-            return self.orders.flag_for_operator(correction.tenant_id, correction.record_id, version, reason)
-        if correction.kind == "PRODUCT":
-            supplier_id, sku = split_record_id(correction.record_id)
-            return self.products.flag_for_operator(correction.tenant_id, supplier_id, sku, version, reason)
-        return self.suppliers.flag_for_operator(correction.tenant_id, correction.record_id, version, reason)
+        records = self._records(correction)[1]
+        return records.flag_for_operator(correction.tenant_id, correction.record_id, version, reason)
 
     def run(
         self,
@@ -271,10 +242,11 @@ class Drain:
                 log.info(
                     "task token expired; restarting the record", extra={"recordId": correction.record_id}
                 )
+        kind = registry.KINDS[correction.kind]
         start(
             self.state_machine_arns[correction.kind],
-            keys.execution_name(correction.kind, correction.record_id, version),
-            self._start_input(correction, version),
+            kind.execution_name(correction.record_id, version),
+            kind.start_input(correction.tenant_id, correction.record_id, version),
         )
         return "restarted"
 

@@ -42,10 +42,10 @@ from botocore.exceptions import ClientError
 
 from marketplace import config, keys, products, schemas
 from marketplace.adapters import aws
+from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
 from marketplace.principal import Principal
-from marketplace.repository import Table, decode_token, encode_token, from_item, to_item
-from marketplace.suppliers import actor, now_iso
+from marketplace.repository import Table, TransactionCancelled, TransactionConflict, from_item, to_item
 
 ENTITY = "IMPORT"
 STATUSES = ("AWAITING_UPLOAD", "QUEUED", "RUNNING", "COMPLETED", "FAILED")
@@ -72,18 +72,6 @@ def _signer(endpoint: str | None, region: str | None) -> Any:
     """An S3 client that pre-signs with SigV4 (botocore presigns S3 URLs with SigV2 by default,
     which a bucket encrypted with KMS refuses). Keyed by endpoint so the local stack gets its own."""
     return boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))
-
-
-def import_sk(import_id: str) -> str:
-    return f"IMPORT#{import_id}"
-
-
-def upload_key(tenant_id: str, supplier_id: str, import_id: str) -> str:
-    return f"uploads/{tenant_id}/{supplier_id}/{import_id}.csv"
-
-
-def report_prefix(tenant_id: str, supplier_id: str, import_id: str) -> str:
-    return f"reports/{tenant_id}/{supplier_id}/{import_id}/"
 
 
 # ------------------------------------------------------------------------------------------- rows
@@ -366,7 +354,7 @@ class Imports:
         products.Products(self.table)._visible_supplier(principal, supplier_id)
 
     def get(self, tenant_id: str, supplier_id: str, import_id: str) -> dict[str, Any]:
-        record = self.table.get(keys.supplier_pk(tenant_id, supplier_id), import_sk(import_id))
+        record = self.table.get(keys.supplier_pk(tenant_id, supplier_id), keys.import_sk(import_id))
         if record is None or record.get("entity") != ENTITY or record.get("tenantId") != tenant_id:
             raise NotFound(f"no import {import_id} for supplier {supplier_id}")
         return record
@@ -385,13 +373,13 @@ class Imports:
         ):
             raise InvalidInput([FieldError("fileName", "must be 1 to 255 printable characters")])
         tenant_id, now, import_id = principal.tenant_id, now_iso(), uuid.uuid4().hex
-        key = upload_key(tenant_id, supplier_id, import_id)
+        key = keys.upload_key(tenant_id, supplier_id, import_id)
         record = {
-            "PK": keys.supplier_pk(tenant_id, supplier_id), "SK": import_sk(import_id), "entity": ENTITY,
+            "PK": keys.supplier_pk(tenant_id, supplier_id), "SK": keys.import_sk(import_id), "entity": ENTITY,
             "tenantId": tenant_id, "supplierId": supplier_id, "importId": import_id, "fileName": file_name,
             "status": "AWAITING_UPLOAD", "version": 1, "uploadKey": key, "nextRow": 1,
             "rowsProcessed": 0, "imported": 0, "failed": 0, "reportParts": [],
-            "createdAt": now, "updatedAt": now, "createdBy": actor(principal), "updatedBy": actor(principal),
+            "createdAt": now, "updatedAt": now, "createdBy": principal.actor, "updatedBy": principal.actor,
         }  # fmt: skip
         self.table.put_new(record)
         return {
@@ -426,7 +414,7 @@ class Imports:
         record = self.table.update(
             current["PK"], current["SK"], int(current["version"]),
             {"status": "QUEUED", "sizeBytes": size, "startedAt": now, "updatedAt": now,
-             "updatedBy": actor(principal)},
+             "updatedBy": principal.actor},
         )  # fmt: skip
         self._enqueue(record, offset=1)
         return record
@@ -439,25 +427,16 @@ class Imports:
         add the counts up. Pages keep each call short however many listings the supplier has."""
         pk = keys.supplier_pk(tenant_id, supplier_id)
         counts = dict.fromkeys(products.STATUSES, 0)
-        kwargs: dict[str, Any] = {
-            "TableName": self.table.name,
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :sk)",
-            # Filtered here, not with a FilterExpression: the same items are read either way, and
-            # the local emulator evaluates filter expressions slowly.
-            "ProjectionExpression": "#status, importId",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": to_item({":pk": pk, ":sk": "PRODUCT#"}),
-            "Limit": STATUS_PAGE,
-        }
-        if token:
-            kwargs["ExclusiveStartKey"] = decode_token(token, "PK", pk)
-        page = self.table.client.query(**kwargs)
-        for item in page.get("Items", []):
-            if item.get("importId", {}).get("S") == import_id:
-                status = item["status"]["S"]
-                counts[status] = counts.get(status, 0) + 1
-        last = page.get("LastEvaluatedKey")
-        return counts, encode_token(last) if last else None
+        # Filtered here, not with a FilterExpression: the same items are read either way, and the
+        # local emulator evaluates filter expressions slowly.
+        page = self.table.query(
+            pk, sk_prefix=keys.PRODUCT_SK_PREFIX, limit=STATUS_PAGE, next_token=token,
+            project=("status", "importId"),
+        )  # fmt: skip
+        for item in page.items:
+            if item.get("importId") == import_id:
+                counts[item["status"]] = counts.get(item["status"], 0) + 1
+        return counts, page.next_token
 
     def _enqueue(self, record: dict[str, Any], offset: int) -> None:
         message = {"tenantId": record["tenantId"], "supplierId": record["supplierId"],
@@ -563,7 +542,7 @@ class Imports:
             "updatedBy": "system:import",
         }
         if result.errors:
-            part = f"{report_prefix(tenant_id, supplier_id, import_id)}parts/{start_row:09d}.csv"
+            part = f"{keys.report_prefix(tenant_id, supplier_id, import_id)}parts/{start_row:09d}.csv"
             self.store.put_csv(part, [e.as_csv() for e in sorted(result.errors, key=_report_order)])
             changes["reportParts"] = [*current.get("reportParts", []), part]
         try:
@@ -586,16 +565,13 @@ class Imports:
                 for _, record in pending
             ]  # fmt: skip
             try:
-                self.table.client.transact_write_items(TransactItems=items)
+                self.table.transact(items)
                 return imported + len(pending), errors
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    code = error.response.get("Error", {}).get("Code", "")
-                    if code in ("ThrottlingException", "ProvisionedThroughputExceededException"):
-                        time.sleep(0.05 * 2**attempt)
-                        continue
-                    raise
-                reasons = error.response.get("CancellationReasons") or []
+            except (TransactionConflict, TransactionCancelled) as cancelled:
+                reasons = cancelled.reasons
+            except TransientError:  # throttled
+                time.sleep(0.05 * 2**attempt)
+                continue
             retry = []
             for (number, record), reason in zip(pending, reasons, strict=False):
                 if reason.get("Code") == "ConditionalCheckFailed":
@@ -624,7 +600,7 @@ class Imports:
         rows: list[list[str]] = []
         for part in current.get("reportParts", []):
             rows += self.store.read_csv(part)
-        report = f"{report_prefix(tenant_id, supplier_id, import_id)}errors.csv"
+        report = f"{keys.report_prefix(tenant_id, supplier_id, import_id)}errors.csv"
         self.store.put_csv(report, rows, header=True)
         now = now_iso()
         with contextlib.suppress(Conflict):  # another delivery finished it

@@ -1,20 +1,45 @@
-"""Key layout of the single table: tenant first, so every key is scoped to one retailer."""
+"""Every key shape of the single table, and of the S3 objects, in one place.
+
+Tenant first, so that every key is scoped to one retailer. Nothing else in the project composes a
+key: the domain modules call these functions, and the state machines receive the keys they write in
+their execution input (:func:`marketplace.reviewed.Kind.start_input`), so no key string is in the ASL.
+``docs/architecture.md``'s data-layout table is generated from :data:`LAYOUT` (``make docs``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
+
+RECORD_SK = "RECORD"
+WEBHOOK_SK = "WEBHOOK"
+PRODUCT_SK_PREFIX = "PRODUCT#"
+AUDIT_SK_PREFIX = "AUDIT#"
+EXPIRY_SHARDS = 10
 
 
 def tenant_prefix(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
+# ------------------------------------------------------------------------------- suppliers, listings
 def supplier_pk(tenant_id: str, supplier_id: str) -> str:
     return f"TENANT#{tenant_id}#SUPPLIER#{supplier_id}"
 
 
-RECORD_SK = "RECORD"
+def product_sk(sku: str) -> str:
+    return f"{PRODUCT_SK_PREFIX}{sku}"
+
+
+def entity_pk(tenant_id: str, entity: str) -> str:
+    """GSI2: every record of one type in a tenant, newest first (``GET /suppliers``)."""
+    return f"TENANT#{tenant_id}#{entity}"
+
+
+def created_sk(created_at: str, record_id: str) -> str:
+    """GSI2's sort key: creation time, then the id so that two records of one millisecond differ."""
+    return f"{created_at}#{record_id}"
 
 
 def status_gsi_pk(tenant_id: str, entity: str, status: str) -> str:
@@ -22,6 +47,104 @@ def status_gsi_pk(tenant_id: str, entity: str, status: str) -> str:
     return f"TENANT#{tenant_id}#{entity}#STATUS#{status}"
 
 
+def tax_claim_pk(tenant_id: str, country: str, normalized_tax_id: str) -> str:
+    return f"TENANT#{tenant_id}#TAXID#{country}#{normalized_tax_id}"
+
+
+def tax_claim_sk(supplier_id: str) -> str:
+    return f"SUPPLIER#{supplier_id}"
+
+
+# ------------------------------------------------------------------------------- blocked list
+def blocklist_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}#BLOCKLIST"
+
+
+def blocked_tax_id_sk(country: str, normalized_tax_id: str) -> str:
+    return f"TAXID#{country}#{normalized_tax_id}"
+
+
+def blocked_domain_sk(domain: str) -> str:
+    return f"DOMAIN#{domain}"
+
+
+def blocked_name_sk(normalized_name: str) -> str:
+    return f"NAME#{normalized_name}"
+
+
+# ------------------------------------------------------------------------------- audit trail
+def audit_prefix(record_sk: str) -> str:
+    """Sort-key prefix of one record's trail: the records of a partition keep separate trails."""
+    return f"{AUDIT_SK_PREFIX}{record_sk}#"
+
+
+def audit_sk(record_sk: str, when: str, event_id: str) -> str:
+    return f"{audit_prefix(record_sk)}{when}#{event_id}"
+
+
+# ------------------------------------------------------------------------------- orders
+def order_pk(tenant_id: str, order_id: str) -> str:
+    return f"TENANT#{tenant_id}#ORDER#{order_id}"
+
+
+def customer_order_pk(tenant_id: str, customer_order_id: str) -> str:
+    """Makes a retailer's own order id unique in the tenant."""
+    return f"TENANT#{tenant_id}#CUSTOMER_ORDER#{customer_order_id}"
+
+
+def supplier_order_pk(tenant_id: str, supplier_order_id: str) -> str:
+    return f"TENANT#{tenant_id}#SORDER#{supplier_order_id}"
+
+
+def supplier_orders_gsi(tenant_id: str, supplier_id: str) -> str:
+    """GSI2: one supplier's orders, newest first."""
+    return f"TENANT#{tenant_id}#SUPPLIER#{supplier_id}#SORDER"
+
+
+def expiry_hour_partition(hour: datetime, shard: int) -> str:
+    return _expiry_key(hour.strftime("%Y-%m-%dT%H"), str(shard))
+
+
+def _expiry_key(hour: str, shard: str) -> str:
+    return f"EXPIRY#{hour}#{shard}"
+
+
+def expiry_partition(deadline: datetime, supplier_order_id: str) -> str:
+    """GSI3 partition of an awaiting order: its deadline's hour, sharded so no hour is hot."""
+    shard = int(hashlib.sha256(supplier_order_id.encode()).hexdigest(), 16) % EXPIRY_SHARDS
+    return expiry_hour_partition(deadline, shard)
+
+
+# ------------------------------------------------------------------------------- webhooks
+def delivery_sk(created_at: str, delivery_id: str) -> str:
+    return f"DELIVERY#{created_at}#{delivery_id}"
+
+
+def delivery_status_pk(tenant_id: str, supplier_id: str, status: str) -> str:
+    """GSI1: one supplier's deliveries in one status, newest first by GSI1SK."""
+    return f"{supplier_pk(tenant_id, supplier_id)}#DELIVERY#STATUS#{status}"
+
+
+def dedupe_sk(dedupe_key: str) -> str:
+    return f"DELIVERYKEY#{dedupe_key}"
+
+
+# ------------------------------------------------------------------------------- bulk imports
+def import_sk(import_id: str) -> str:
+    return f"IMPORT#{import_id}"
+
+
+def upload_key(tenant_id: str, supplier_id: str, import_id: str) -> str:
+    """S3: the uploaded CSV file."""
+    return f"uploads/{tenant_id}/{supplier_id}/{import_id}.csv"
+
+
+def report_prefix(tenant_id: str, supplier_id: str, import_id: str) -> str:
+    """S3: an import's error reports."""
+    return f"reports/{tenant_id}/{supplier_id}/{import_id}/"
+
+
+# ------------------------------------------------------------------------------- executions
 _NAME_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -34,3 +157,43 @@ def execution_name(entity: str, record_id: str, version: int) -> str:
     if _NAME_SAFE.fullmatch(record_id) and len(prefix) + len(record_id) + len(suffix) <= 80:
         return f"{prefix}{record_id}{suffix}"
     return f"{prefix}{hashlib.sha256(record_id.encode()).hexdigest()[:40]}{suffix}"
+
+
+# ------------------------------------------------------------------------------- the layout, for the docs
+# (item, PK, SK, notes): built by calling the functions above with placeholders, so the table
+# cannot drift from the code (tests/unit/test_docs.py fails while docs/architecture.md is stale).
+_T, _S = "<t>", "<id>"
+LAYOUT: tuple[tuple[str, str, str, str], ...] = (
+    ("supplier", supplier_pk(_T, _S), RECORD_SK,
+     "`version`, `status`, `flags`, `createdAt/By`, `updatedAt/By`; `GSI1` by status, `GSI2` by tenant"),
+    ("audit entry", "the audited record's PK", audit_sk("<record SK>", "<when>", "<stream event id>"),
+     "append-only, written from the table's stream"),
+    ("tax id claim", tax_claim_pk(_T, "<country>", "<tax id>"), tax_claim_sk(_S), "the duplicate rule reads it"),
+    ("blocked-list entry", blocklist_pk(_T),
+     f"`{blocked_tax_id_sk('<country>', '<tax id>')}`, `{blocked_domain_sk('<domain>')}`, "
+     f"`{blocked_name_sk('<name>')}`", ""),
+    ("product listing", supplier_pk(_T, "<supplier id>"), product_sk("<sku>"),
+     "`quantity` available to sell; `GSI1` only while FLAGGED"),
+    ("customer order", order_pk(_T, _S), RECORD_SK,
+     f"and `{customer_order_pk(_T, '<customer order id>')}` / `{RECORD_SK}` for uniqueness"),
+    ("supplier order", supplier_order_pk(_T, _S), RECORD_SK,
+     "`status`, `version`, `reserved`, `deadline`; `GSI2` by supplier, `GSI3` while awaiting, "
+     "`GSI1` only while FLAGGED"),
+    ("webhook", supplier_pk(_T, "<supplier id>"), WEBHOOK_SK, "the supplier's URL and signing secret"),
+    ("webhook delivery", supplier_pk(_T, "<supplier id>"), delivery_sk("<created>", _S),
+     f"and `{dedupe_sk('<event id>')}` claims each event once"),
+    ("bulk import", supplier_pk(_T, "<supplier id>"), import_sk(_S),
+     f"the file at S3 `{upload_key(_T, '<supplier id>', _S)}`, reports under "
+     f"`{report_prefix(_T, '<supplier id>', _S)}`"),
+)  # fmt: skip
+INDEXES: tuple[tuple[str, str, str], ...] = (
+    ("`GSI1`", f"{status_gsi_pk(_T, '<type>', '<status>')} / status time",
+     "`GET /suppliers?status=`, `GET /admin/corrections` (listings and supplier orders only while FLAGGED)"),
+    ("`GSI1` (sparse)", f"{delivery_status_pk(_T, '<supplier id>', 'FAILED')} / created time",
+     "`GET /suppliers/{id}/deliveries?status=FAILED`: deliveries only while failed"),
+    ("`GSI2`", f"{entity_pk(_T, 'SUPPLIER')} / {created_sk('<created>', _S)}", "`GET /suppliers`"),
+    ("`GSI2`", f"{supplier_orders_gsi(_T, '<supplier id>')} / {created_sk('<created>', _S)}",
+     "`GET /supplier-orders`"),
+    ("`GSI3` (sparse)", f"{_expiry_key('<deadline hour>', '<shard>')} / deadline",
+     "the expiry sweeper"),
+)  # fmt: skip

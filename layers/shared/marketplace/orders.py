@@ -1,9 +1,8 @@
 """Customer orders, split into supplier orders; stock reservation and its release.
 
-* ``TENANT#<t>#ORDER#<orderId>`` / ``RECORD``: the customer order (lines, shipTo, its supplier orders);
-* ``TENANT#<t>#CUSTOMER_ORDER#<customerOrderId>`` / ``RECORD``: makes a retailer's order id unique;
-* ``TENANT#<t>#SORDER#<supplierOrderId>`` / ``RECORD``: one supplier's part, with ``status`` and
-  ``version``; ``GSI2`` lists a supplier's orders, ``GSI3`` (sparse) holds the ones awaiting a
+* the customer order (lines, shipTo, its supplier orders) and a claim on the retailer's own order id
+  that makes it unique (keys: :mod:`marketplace.keys`);
+* each supplier order: one supplier's part, with ``status`` and ``version``; ``GSI2`` lists a supplier's orders, ``GSI3`` (sparse) holds the ones awaiting a
   decision by their deadline, for the expiry sweeper.
 
 Stock: a listing's ``quantity`` is what is available. Reserving lowers every line's listing and
@@ -16,20 +15,18 @@ status in one transaction conditional on the order still holding its reservation
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from marketplace import keys, schemas
+from marketplace.clock import iso, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
-from marketplace.products import product_sk
-from marketplace.repository import Page, Table, _translate, to_item
-from marketplace.suppliers import Suppliers, actor, now_iso
+from marketplace.repository import Page, Table, TransactionConflict, to_item
+from marketplace.reviewed import Kind, Records
+from marketplace.suppliers import Suppliers
 
 ENTITY = "SUPPLIER_ORDER"
 STATUSES = ("PENDING", "AWAITING_ACCEPTANCE", "ACCEPTED", "REJECTED", "EXPIRED", "FLAGGED", "CANCELLED")
@@ -37,30 +34,12 @@ HOLDS_STOCK = ("AWAITING_ACCEPTANCE", "ACCEPTED")
 EXPIRY_SHARDS = 10
 
 
-def order_pk(tenant_id: str, order_id: str) -> str:
-    return f"TENANT#{tenant_id}#ORDER#{order_id}"
-
-
-def supplier_order_pk(tenant_id: str, supplier_order_id: str) -> str:
-    return f"TENANT#{tenant_id}#SORDER#{supplier_order_id}"
-
-
-def supplier_orders_gsi(tenant_id: str, supplier_id: str) -> str:
-    return f"TENANT#{tenant_id}#SUPPLIER#{supplier_id}#SORDER"
-
-
-def expiry_partition(deadline: datetime, supplier_order_id: str) -> str:
-    """GSI3 partition of an awaiting order: its deadline's hour, sharded so no hour is hot."""
-    shard = int(hashlib.sha256(supplier_order_id.encode()).hexdigest(), 16) % EXPIRY_SHARDS
-    return f"EXPIRY#{deadline.strftime('%Y-%m-%dT%H')}#{shard}"
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+order_pk = keys.order_pk
+supplier_order_pk = keys.supplier_order_pk
+supplier_orders_gsi = keys.supplier_orders_gsi
+expiry_partition = keys.expiry_partition
+EXPIRY_SHARDS = keys.EXPIRY_SHARDS
+__all__ = ["iso", "parse_iso"]
 
 
 _INTERNAL = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "entity", "tenantId"}
@@ -71,6 +50,22 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("status") != "FLAGGED":
         shown.pop("flags", None)
     return shown
+
+
+def _record_key(tenant_id: str, supplier_order_id: str) -> tuple[str, str]:
+    return keys.supplier_order_pk(tenant_id, supplier_order_id), keys.RECORD_SK
+
+
+KIND = Kind(
+    name=ENTITY, label="supplier order", approved="ACCEPTED", statuses=STATUSES,
+    indexed=frozenset({"FLAGGED"}), state_machine_env="SUPPLIER_ORDER_STATE_MACHINE_ARN", key=_record_key,
+    record_id=lambda record: str(record["supplierOrderId"]), view=view,
+    correction_fields=lambda record: {"supplierId": record["supplierId"]},
+    # Its own workflow validates it; rejecting it from the correction queue cancels it, which
+    # releases its stock (Orders.cancel).
+    reject_with=lambda table, principal, record_id, reason: Orders(table).cancel(principal, record_id, reason),
+    input_ids=lambda record_id: {"supplierOrderId": record_id},
+)  # fmt: skip
 
 
 class Orders:
@@ -105,20 +100,20 @@ class Orders:
                 "tenantId": tenant_id, "supplierOrderId": supplier_order_id, "orderId": order_id,
                 "customerOrderId": body["customerOrderId"], "supplierId": supplier_id, "lines": lines,
                 "status": "PENDING", "version": 1, "createdAt": now, "updatedAt": now,
-                "createdBy": actor(principal), "updatedBy": actor(principal),
+                "createdBy": principal.actor, "updatedBy": principal.actor,
                 # No GSI1 (status index) entry: a supplier order is in it only while FLAGGED
                 # (the admin queue, its one reader). Every order writing a tenant-wide status key
                 # capped a tenant at ~500 orders/s and cost 5 WRU per order (docs/capacity.md).
-                "GSI2PK": supplier_orders_gsi(tenant_id, supplier_id), "GSI2SK": f"{now}#{supplier_order_id}",
+                "GSI2PK": supplier_orders_gsi(tenant_id, supplier_id), "GSI2SK": keys.created_sk(now, supplier_order_id),
             })  # fmt: skip
         order = {
             "PK": order_pk(tenant_id, order_id), "SK": keys.RECORD_SK, "entity": "ORDER", "tenantId": tenant_id,
             "orderId": order_id, "customerOrderId": body["customerOrderId"], "shipTo": body["shipTo"],
             "supplierOrderIds": [s["supplierOrderId"] for s in supplier_orders], "createdAt": now,
-            "createdBy": actor(principal),
+            "createdBy": principal.actor,
         }  # fmt: skip
         unique = {
-            "PK": f"TENANT#{tenant_id}#CUSTOMER_ORDER#{body['customerOrderId']}", "SK": keys.RECORD_SK,
+            "PK": keys.customer_order_pk(tenant_id, body["customerOrderId"]), "SK": keys.RECORD_SK,
             "entity": "CUSTOMER_ORDER_ID", "tenantId": tenant_id, "orderId": order_id,
         }  # fmt: skip
         items = [
@@ -127,7 +122,7 @@ class Orders:
             *({"Put": {"TableName": self.table.name, "Item": to_item(s)}} for s in supplier_orders),
         ]  # fmt: skip
         try:
-            self._transact(items)
+            self.table.transact(items)
         except Conflict:
             raise Conflict(f"customer order {body['customerOrderId']} was already placed") from None
         return {**order, "supplierOrders": supplier_orders}
@@ -142,10 +137,7 @@ class Orders:
         return {**order, "supplierOrders": parts}
 
     def get(self, tenant_id: str, supplier_order_id: str) -> dict[str, Any]:
-        record = self.table.get(supplier_order_pk(tenant_id, supplier_order_id), keys.RECORD_SK)
-        if record is None or record.get("entity") != ENTITY or record.get("tenantId") != tenant_id:
-            raise NotFound(f"no supplier order {supplier_order_id}")
-        return record
+        return Records(KIND, self.table).get(tenant_id, supplier_order_id)
 
     def get_for(self, principal: Principal, supplier_order_id: str) -> dict[str, Any]:
         """A supplier sees only its own orders; another's is 404 like a missing one."""
@@ -204,7 +196,7 @@ class Orders:
             flags.append(FieldError("supplierId", "no such supplier in this tenant"))
         for i, line in enumerate(order["lines"]):
             listing = self.table.get(
-                keys.supplier_pk(tenant_id, order["supplierId"]), product_sk(line["sku"])
+                keys.supplier_pk(tenant_id, order["supplierId"]), keys.product_sk(line["sku"])
             )
             if listing is None or listing.get("entity") != "PRODUCT":
                 flags.append(FieldError(f"lines.{i}.sku", f"{line['sku']} is not a listing of this supplier"))
@@ -266,21 +258,15 @@ class Orders:
             }),
         }})  # fmt: skip
         try:
-            self.table.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException" and (
-                "ConditionalCheckFailed" in reasons
-            ):
-                if reasons[-1] == "ConditionalCheckFailed":  # the order changed: someone else acted
-                    return {"outcome": "CHANGED", "version": version}
-                short = [
-                    order["lines"][i]["sku"]
-                    for i, r in enumerate(reasons[:-1])
-                    if r == "ConditionalCheckFailed"
-                ]
-                return {"outcome": "OUT_OF_STOCK", "skus": short, "version": version}
-            raise _translate(error) from error
+            self.table.transact(items)
+        except TransactionConflict as conflict:
+            reasons = [r.get("Code") for r in conflict.reasons]
+            if reasons[-1] == "ConditionalCheckFailed":  # the order changed: someone else acted
+                return {"outcome": "CHANGED", "version": version}
+            short = [
+                order["lines"][i]["sku"] for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"
+            ]
+            return {"outcome": "OUT_OF_STOCK", "skus": short, "version": version}
         return {"outcome": "RESERVED", "version": version + 1, "deadline": iso(deadline)}
 
     # ---------------------------------------------------------------- decisions
@@ -294,7 +280,7 @@ class Orders:
         now = now_iso()
         return self.table.update(
             order["PK"], order["SK"], int(order["version"]),
-            {"status": "ACCEPTED", "updatedAt": now, "updatedBy": actor(principal), "acceptedAt": now},
+            {"status": "ACCEPTED", "updatedAt": now, "updatedBy": principal.actor, "acceptedAt": now},
             remove=("GSI3PK", "GSI3SK", "GSI1PK", "GSI1SK"),
         )  # fmt: skip
 
@@ -305,7 +291,7 @@ class Orders:
             return order
         if order["status"] != "AWAITING_ACCEPTANCE":
             raise Conflict(f"the order is {order['status']}, not AWAITING_ACCEPTANCE")
-        return self.release(principal.tenant_id, order, "REJECTED", reason, actor(principal))
+        return self.release(principal.tenant_id, order, "REJECTED", reason, principal.actor)
 
     def cancel(self, principal: Principal, supplier_order_id: str, reason: str) -> dict[str, Any]:
         """An admin ends a flagged (or still awaiting) supplier order; held stock is released."""
@@ -315,7 +301,7 @@ class Orders:
             return order
         if order["status"] == "ACCEPTED":
             raise Conflict("an accepted supplier order cannot be cancelled here")
-        return self.release(principal.tenant_id, order, "CANCELLED", reason, actor(principal))
+        return self.release(principal.tenant_id, order, "CANCELLED", reason, principal.actor)
 
     def release(
         self, tenant_id: str, order: dict[str, Any], status: str, reason: str, by: str
@@ -339,7 +325,7 @@ class Orders:
                 ":expected": int(order["version"]),
             }),
         }})  # fmt: skip
-        self._transact(items)
+        self.table.transact(items)
         return self.get(tenant_id, order["supplierOrderId"])
 
     def expire_due(self, now: datetime, lookback_hours: int = 48) -> list[str]:
@@ -348,7 +334,7 @@ class Orders:
         for hours_back in range(lookback_hours, -1, -1):
             hour = now - timedelta(hours=hours_back)
             for shard in range(EXPIRY_SHARDS):
-                partition = f"EXPIRY#{hour.strftime('%Y-%m-%dT%H')}#{shard}"
+                partition = keys.expiry_hour_partition(hour, shard)
                 token = None
                 while True:
                     page = self.table.query(partition, index="GSI3", pk_name="GSI3PK", sk_name="GSI3SK",
@@ -371,30 +357,23 @@ class Orders:
         """After the cause of a flag is fixed (a listing's price, the supplier's approval), an admin
         asks for the order to be validated again: the drain restarts its intake."""
         principal.require("admin")
-        order = self.get(principal.tenant_id, supplier_order_id)
-        if order["status"] != "FLAGGED":
-            raise Conflict(f"only a FLAGGED supplier order can be retried; this one is {order['status']}")
-        now = now_iso()
-        return self.table.update(
-            order["PK"], order["SK"], int(order["version"]),
-            {"updatedAt": now, "updatedBy": actor(principal), "retryRequestedAt": now},
-        )  # fmt: skip
+        return Records(KIND, self.table).request_retry(principal, supplier_order_id)
 
-    def flag_for_operator(self, tenant_id: str, supplier_order_id: str, expected_version: int, reason: str):
-        now = now_iso()
-        return self.table.update(
-            supplier_order_pk(tenant_id, supplier_order_id), keys.RECORD_SK, expected_version,
-            {"status": "FLAGGED", "flags": [{"field": "(system)", "reason": reason}], "updatedAt": now,
-             "updatedBy": "system:correction-drain", "GSI1PK": keys.status_gsi_pk(tenant_id, ENTITY, "FLAGGED"),
-             "GSI1SK": now},
-        )  # fmt: skip
+    def flag_for_operator(
+        self, tenant_id: str, supplier_order_id: str, expected_version: int, reason: str
+    ) -> dict[str, Any]:
+        return Records(KIND, self.table).flag_for_operator(
+            tenant_id, supplier_order_id, expected_version, reason
+        )
 
     def _stock_change(
         self, tenant_id: str, order: dict[str, Any], line: dict[str, Any], reserve: bool
     ) -> dict[str, Any]:
         """The transaction item that takes one line's units from its listing (only if the listing is
         ACTIVE and has them) or gives them back."""
-        key = to_item({"PK": keys.supplier_pk(tenant_id, order["supplierId"]), "SK": product_sk(line["sku"])})
+        key = to_item(
+            {"PK": keys.supplier_pk(tenant_id, order["supplierId"]), "SK": keys.product_sk(line["sku"])}
+        )
         update: dict[str, Any] = {"TableName": self.table.name, "Key": key}
         if reserve:
             update.update({
@@ -409,9 +388,3 @@ class Orders:
                 "ExpressionAttributeValues": to_item({":q": int(line["quantity"])}),
             })  # fmt: skip
         return {"Update": update}
-
-    def _transact(self, items: list[dict[str, Any]]) -> None:
-        try:
-            self.table.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            raise _translate(error) from error

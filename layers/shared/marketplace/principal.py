@@ -36,6 +36,11 @@ class Principal:
             raise Unauthorized("a supplier token has no supplier_id claim")
         return cls(subject=subject, tenant_id=tenant, roles=roles, supplier_id=supplier_id)
 
+    @property
+    def actor(self) -> str:
+        """Who did it, as the records' ``createdBy``/``updatedBy`` and the audit trail say it."""
+        return f"{'+'.join(sorted(self.roles)) or 'user'}:{self.subject}"
+
     def require(self, *roles: str) -> None:
         if not self.roles & set(roles):
             raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(roles))}")

@@ -1,8 +1,9 @@
 """Product listings: registration by a supplier, the listing rules, the fix.
 
-A listing lives beside its supplier: ``TENANT#<t>#SUPPLIER#<s>`` / ``PRODUCT#<sku>``. Its
-``quantity`` is what is available to sell: a reservation lowers it, a release restores it (the
-supplier-order workflow does both, conditionally, so stock never goes below zero).
+A listing is a reviewed record (:mod:`marketplace.reviewed`) that lives beside its supplier
+(:func:`marketplace.keys.product_sk`). Its ``quantity`` is what is available to sell: a reservation
+lowers it, a release restores it (the supplier-order workflow does both, conditionally, so stock
+never goes below zero).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from marketplace import keys, schemas
+from marketplace import keys, schemas, suppliers
+from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
-from marketplace.repository import Page, Table, to_item
-from marketplace.suppliers import Suppliers, actor, now_iso
+from marketplace.repository import Page, Table
+from marketplace.reviewed import Kind, Records, Verdict
 
 ENTITY = "PRODUCT"
 STATUSES = ("PENDING", "ACTIVE", "FLAGGED", "REJECTED")
@@ -32,8 +34,12 @@ def category_rules() -> dict[str, Any]:
     return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("$")}
 
 
-def product_sk(sku: str) -> str:
-    return f"PRODUCT#{sku}"
+product_sk = keys.product_sk
+
+
+def record_key(tenant_id: str, record_id_value: str) -> tuple[str, str]:
+    supplier_id, sku = split_record_id(record_id_value)
+    return keys.supplier_pk(tenant_id, supplier_id), keys.product_sk(sku)
 
 
 def record_id(supplier_id: str, sku: str) -> str:
@@ -147,7 +153,7 @@ def new_record(tenant_id: str, supplier_id: str, body: dict[str, Any], by: str, 
     """A new PENDING listing from a validated body (the API's POST and the bulk import share it);
     its INSERT starts the listing workflow."""
     return {
-        "PK": keys.supplier_pk(tenant_id, supplier_id), "SK": product_sk(body["sku"]), "entity": ENTITY,
+        "PK": keys.supplier_pk(tenant_id, supplier_id), "SK": keys.product_sk(body["sku"]), "entity": ENTITY,
         "tenantId": tenant_id, "supplierId": supplier_id,
         **{k: body[k] for k in ("sku", *EDITABLE_FIELDS) if k in body},
         "status": "PENDING", "version": 1, "createdAt": now, "updatedAt": now,
@@ -155,20 +161,45 @@ def new_record(tenant_id: str, supplier_id: str, body: dict[str, Any], by: str, 
     }  # fmt: skip
 
 
+def rules(table: Table, tenant_id: str, listing: dict[str, Any]) -> Verdict:
+    """The listing verdict, with its one lookup: the supplier's status."""
+    try:
+        supplier_status = suppliers.Suppliers(table).get(tenant_id, listing["supplierId"])["status"]
+    except NotFound:
+        supplier_status = "MISSING"
+    outcome, flags = evaluate(listing, supplier_status)
+    return Verdict(outcome, tuple(flags))
+
+
+KIND = Kind(
+    name=ENTITY, label="listing", approved="ACTIVE", statuses=STATUSES,
+    # Only FLAGGED listings are in the status index (GSI1): the correction queue is its one reader,
+    # and an ACTIVE listing's stock changes with every order, which rewrote a tenant-wide index
+    # key per order (1,000 orders/s per tenant at most, docs/capacity.md).
+    indexed=frozenset({"FLAGGED"}),
+    state_machine_env="PRODUCT_LISTING_STATE_MACHINE_ARN", key=record_key,
+    record_id=lambda record: record_id(record["supplierId"], record["sku"]), view=view,
+    correction_fields=lambda record: {"supplierId": record["supplierId"], "sku": record["sku"]},
+    rules=rules,
+    input_ids=lambda value: dict(zip(("supplierId", "sku"), split_record_id(value), strict=True)),
+)  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------- service
 class Products:
     def __init__(self, table: Table | None = None) -> None:
         self.table = table or Table()
+        self.records = Records(KIND, self.table)
 
     def _visible_supplier(self, principal: Principal, supplier_id: str) -> dict[str, Any]:
         """The supplier, if the caller may see its listings (404 otherwise, never 403)."""
         only_supplier = "supplier" in principal.roles and not principal.roles & {"retailer", "admin"}
         if only_supplier and principal.supplier_id != supplier_id:
             raise NotFound(f"no supplier {supplier_id}")
-        return Suppliers(self.table).get(principal.tenant_id, supplier_id)
+        return suppliers.Suppliers(self.table).get(principal.tenant_id, supplier_id)
 
     def get(self, tenant_id: str, supplier_id: str, sku: str) -> dict[str, Any]:
-        record = self.table.get(keys.supplier_pk(tenant_id, supplier_id), product_sk(sku))
+        record = self.table.get(keys.supplier_pk(tenant_id, supplier_id), keys.product_sk(sku))
         if record is None or record.get("entity") != ENTITY or record.get("tenantId") != tenant_id:
             raise NotFound(f"no listing {sku} for supplier {supplier_id}")
         return record
@@ -181,23 +212,19 @@ class Products:
         self._visible_supplier(principal, supplier_id)
         return self.table.query(
             keys.supplier_pk(principal.tenant_id, supplier_id),
-            sk_prefix="PRODUCT#",
+            sk_prefix=keys.PRODUCT_SK_PREFIX,
             limit=limit,
             next_token=next_token,
         )
 
+    def history_for(
+        self, principal: Principal, supplier_id: str, sku: str, limit: int, next_token: str | None
+    ) -> Page:
+        self._visible_supplier(principal, supplier_id)
+        return self.records.history(principal.tenant_id, record_id(supplier_id, sku), limit, next_token)
+
     def list_by_status(self, tenant_id: str, status: str, limit: int, next_token: str | None) -> Page:
-        """The tenant's listings in ``status``, newest first. Only FLAGGED listings are in the status
-        index (GSI1): the correction queue is its one reader, and an ACTIVE listing's stock changes
-        with every order, which rewrote a tenant-wide index key per order (1,000 orders/s per
-        tenant at most, docs/capacity.md)."""
-        if status != "FLAGGED":
-            raise ValueError("only FLAGGED listings are indexed by status")
-        return self.table.query(
-            keys.status_gsi_pk(tenant_id, ENTITY, status),
-            index="GSI1", pk_name="GSI1PK", sk_name="GSI1SK",
-            limit=limit, next_token=next_token, newest_first=True,
-        )  # fmt: skip
+        return self.records.list_by_status(tenant_id, status, limit, next_token)
 
     def register(self, principal: Principal, supplier_id: str, body: Any) -> dict[str, Any]:
         principal.require("supplier", "retailer", "admin")
@@ -206,7 +233,7 @@ class Products:
             raise InvalidInput([FieldError("(body)", "must be a JSON object")])
         schemas.validate("product", body)
         _check_decimals(body)
-        record = new_record(principal.tenant_id, supplier_id, body, actor(principal), now_iso())
+        record = new_record(principal.tenant_id, supplier_id, body, principal.actor, now_iso())
         try:
             self.table.put_new(record)
         except Conflict:
@@ -224,70 +251,30 @@ class Products:
         unknown = sorted(set(body) - set(EDITABLE_FIELDS))
         if unknown:
             raise InvalidInput([FieldError(f, "cannot be changed") for f in unknown])
-        if current["status"] == "REJECTED":
-            raise Conflict("a rejected listing cannot be changed")
-        version = int(current["version"])
-        if expected_version is not None and expected_version != version:
-            raise Conflict(f"the listing is at version {version}, not {expected_version}")
+        changes, version = self.records.change_fields(current, body, expected_version)
         merged = {**{k: current[k] for k in ("sku", *EDITABLE_FIELDS) if k in current}, **body}
         schemas.validate("product", merged)
         _check_decimals(body)
-        changes = {k: v for k, v in body.items() if current.get(k) != v}
         if not changes:
             return current
         return self.table.update(
             current["PK"], current["SK"], version,
-            {**changes, "updatedAt": now_iso(), "updatedBy": actor(principal)},
+            {**changes, "updatedAt": now_iso(), "updatedBy": principal.actor},
         )  # fmt: skip
 
     def reject(self, principal: Principal, supplier_id: str, sku: str, reason: str) -> dict[str, Any]:
-        principal.require("admin")
-        current = self.get(principal.tenant_id, supplier_id, sku)
-        if current["status"] == "REJECTED":
-            return current
-        if current["status"] == "ACTIVE":
-            raise Conflict("an active listing is not in the correction queue")
-        now = now_iso()
-        return self.table.update(
-            current["PK"], current["SK"], int(current["version"]),
-            {"status": "REJECTED", "statusReason": reason, "updatedAt": now, "updatedBy": actor(principal),
-             "GSI1PK": None, "GSI1SK": None},  # REMOVE: out of the status index (see list_by_status)
-        )  # fmt: skip
+        return self.records.reject(principal, record_id(supplier_id, sku), reason)
 
     def request_retry(self, principal: Principal, supplier_id: str, sku: str) -> dict[str, Any]:
-        principal.require("admin")
-        current = self.get(principal.tenant_id, supplier_id, sku)
-        if current["status"] != "FLAGGED":
-            raise Conflict(f"only a FLAGGED listing can be retried; this one is {current['status']}")
-        now = now_iso()
-        return self.table.update(
-            current["PK"], current["SK"], int(current["version"]),
-            {"updatedAt": now, "updatedBy": actor(principal), "retryRequestedAt": now},
-        )  # fmt: skip
+        return self.records.request_retry(principal, record_id(supplier_id, sku))
 
     def flag_for_operator(
         self, tenant_id: str, supplier_id: str, sku: str, expected_version: int, reason: str
-    ):
-        now = now_iso()
-        return self.table.update(
-            keys.supplier_pk(tenant_id, supplier_id), product_sk(sku), expected_version,
-            {"status": "FLAGGED", "flags": [{"field": "(system)", "reason": reason}], "updatedAt": now,
-             "updatedBy": "system:correction-drain", "GSI1PK": keys.status_gsi_pk(tenant_id, ENTITY, "FLAGGED"),
-             "GSI1SK": now},
-        )  # fmt: skip
+    ) -> dict[str, Any]:
+        return self.records.flag_for_operator(
+            tenant_id, record_id(supplier_id, sku), expected_version, reason
+        )
 
     # ---------------------------------------------------------------- the listing workflow's step
     def validation_step(self, tenant_id: str, supplier_id: str, sku: str) -> dict[str, Any]:
-        listing = self.get(tenant_id, supplier_id, sku)
-        try:
-            supplier_status = Suppliers(self.table).get(tenant_id, supplier_id)["status"]
-        except NotFound:
-            supplier_status = "MISSING"
-        outcome, flags = evaluate(listing, supplier_status)
-        flag_dicts = [f.as_dict() for f in flags]
-        return {
-            "outcome": outcome,
-            "flags": flag_dicts,
-            "flagsAttribute": to_item({"flags": flag_dicts})["flags"],
-            "version": int(listing["version"]),
-        }
+        return self.records.validation_step(tenant_id, record_id(supplier_id, sku))

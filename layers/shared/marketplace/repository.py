@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from marketplace import config
 from marketplace.adapters import aws
-from marketplace.errors import Conflict, FieldError, InvalidInput, TransientError
+from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -64,15 +64,35 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
-def _translate(error: ClientError) -> Exception:
+class TransactionConflict(Conflict):
+    """A transaction cancelled because a condition failed; ``reasons`` holds DynamoDB's
+    CancellationReasons, one per item in order (with the old item where it was asked for)."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        super().__init__("the record changed since it was read")
+        self.reasons = reasons
+
+
+class TransactionCancelled(TransientError):
+    """A transaction cancelled for another reason (a conflict with another transaction, a
+    throttle): worth trying again; ``reasons`` as for :class:`TransactionConflict`."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        super().__init__(f"transaction cancelled: {[r.get('Code') for r in reasons]}")
+        self.reasons = reasons
+
+
+def translate(error: ClientError) -> Exception:
+    """A DynamoDB error as the domain's error: Conflict for a failed condition, TransientError for
+    what a retry may cure, the error itself for anything else (a bug: it surfaces as it is)."""
     code = error.response.get("Error", {}).get("Code", "")
     if code == "ConditionalCheckFailedException":
         return Conflict("the record changed since it was read")
     if code == "TransactionCanceledException":
-        reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-        if "ConditionalCheckFailed" in reasons:
-            return Conflict("the record changed since it was read")
-        return TransientError(f"transaction cancelled: {reasons}")
+        reasons = list(error.response.get("CancellationReasons") or [])
+        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+            return TransactionConflict(reasons)
+        return TransactionCancelled(reasons)
     if code in _TRANSIENT:
         return TransientError(code)
     return error
@@ -99,9 +119,47 @@ class Table:
                 TableName=self.name, Key=to_item({"PK": pk, "SK": sk}), ConsistentRead=True
             )
         except ClientError as error:
-            raise _translate(error) from error
+            raise translate(error) from error
         item = response.get("Item")
         return from_item(item) if item else None
+
+    def get_or_404(self, pk: str, sk: str, what: str, *, entity: str | None = None) -> dict[str, Any]:
+        """The record, or NotFound naming ``what`` (also when it is of another ``entity``)."""
+        record = self.get(pk, sk)
+        if record is None or (entity is not None and record.get("entity") != entity):
+            raise NotFound(f"no {what}")
+        return record
+
+    def batch_get(self, keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The records that exist among ``keys`` (consistent reads, 100 keys a request, unprocessed
+        keys asked again), in no particular order."""
+        wanted = list(dict.fromkeys(keys))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), 100):
+            request = {self.name: {"Keys": [to_item({"PK": pk, "SK": sk}) for pk, sk in wanted[start : start + 100]],
+                                   "ConsistentRead": True}}  # fmt: skip
+            while request:
+                try:
+                    response = self.client.batch_get_item(RequestItems=request)
+                except ClientError as error:
+                    raise translate(error) from error
+                found += [from_item(i) for i in response.get("Responses", {}).get(self.name, [])]
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def delete(self, pk: str, sk: str) -> None:
+        try:
+            self.client.delete_item(TableName=self.name, Key=to_item({"PK": pk, "SK": sk}))
+        except ClientError as error:
+            raise translate(error) from error
+
+    def transact(self, items: list[dict[str, Any]]) -> None:
+        """TransactWriteItems; TransactionConflict when a condition failed (its ``reasons`` say
+        which item), TransactionCancelled (transient) when it was cancelled for another reason."""
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            raise translate(error) from error
 
     def put_new(self, record: Mapping[str, Any]) -> None:
         """Create; Conflict if a record with the same key exists."""
@@ -112,14 +170,14 @@ class Table:
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except ClientError as error:
-            raise _translate(error) from error
+            raise translate(error) from error
 
     def put(self, record: Mapping[str, Any]) -> None:
         """Unconditional write, for append-only records whose key is unique by construction."""
         try:
             self.client.put_item(TableName=self.name, Item=to_item(record))
         except ClientError as error:
-            raise _translate(error) from error
+            raise translate(error) from error
 
     def update(
         self,
@@ -160,7 +218,7 @@ class Table:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            raise _translate(error) from error
+            raise translate(error) from error
         return from_item(response["Attributes"])
 
     def query(
@@ -175,10 +233,12 @@ class Table:
         newest_first: bool = False,
         sk_name: str = "SK",
         where: Mapping[str, Any] | None = None,
+        project: Iterable[str] = (),
     ) -> Page:
         """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
         ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
-        items are read, fewer may be returned, and the page may still have a token)."""
+        items are read, fewer may be returned, and the page may still have a token); ``project``
+        reads only the attributes named (a page token still works: the key is always returned)."""
         names = {"#pk": pk_name}
         values: dict[str, Any] = {":pk": pk_value}
         condition = "#pk = :pk"
@@ -201,6 +261,11 @@ class Table:
                 filters.append(f"#w{i} = :w{i}")
             kwargs["FilterExpression"] = " AND ".join(filters)
         kwargs["ExpressionAttributeValues"] = to_item(values)
+        projected = list(project)
+        if projected:
+            for i, name in enumerate(projected):
+                names[f"#p{i}"] = name
+            kwargs["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(projected)))
         if index:
             kwargs["IndexName"] = index
         if next_token:
@@ -208,7 +273,7 @@ class Table:
         try:
             response = self.client.query(**kwargs)
         except ClientError as error:
-            raise _translate(error) from error
+            raise translate(error) from error
         last = response.get("LastEvaluatedKey")
         return Page(
             items=[from_item(i) for i in response.get("Items", [])],

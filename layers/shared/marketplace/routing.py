@@ -9,56 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from marketplace import keys
+from marketplace import registry
 from marketplace.adapters import aws
 from marketplace.errors import TransientError
-
-
-def _supplier(image: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    version = int(image.get("version", 1))
-    return (
-        os.environ["SUPPLIER_ONBOARDING_STATE_MACHINE_ARN"],
-        keys.execution_name("SUPPLIER", str(image["supplierId"]), version),
-        {"tenantId": image["tenantId"], "supplierId": image["supplierId"], "version": version},
-    )
-
-
-def _product(image: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    version = int(image.get("version", 1))
-    record_id = f"{image['supplierId']}/{image['sku']}"
-    return (
-        os.environ["PRODUCT_LISTING_STATE_MACHINE_ARN"],
-        keys.execution_name("PRODUCT", record_id, version),
-        {
-            "tenantId": image["tenantId"],
-            "supplierId": image["supplierId"],
-            "sku": image["sku"],
-            "version": version,
-        },
-    )
-
-
-def _supplier_order(image: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    version = int(image.get("version", 1))
-    return (
-        os.environ["SUPPLIER_ORDER_STATE_MACHINE_ARN"],
-        keys.execution_name("SUPPLIER_ORDER", str(image["supplierOrderId"]), version),
-        {"tenantId": image["tenantId"], "supplierOrderId": image["supplierOrderId"], "version": version},
-    )
-
-
-# entity of a new record -> (state machine ARN, execution name, input) of the workflow it starts
-WORKFLOWS: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any]]]] = {
-    "SUPPLIER": _supplier,
-    "PRODUCT": _product,
-    "SUPPLIER_ORDER": _supplier_order,
-}
 
 
 @dataclass(frozen=True)
@@ -68,11 +26,19 @@ class Started:
 
 
 def workflow_for(event_name: str, new_image: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]] | None:
-    """(state machine ARN, execution name, input) for a record that starts a workflow, else None."""
+    """(state machine ARN, execution name, input) for a new record of a kind that has a workflow
+    (every kind of :mod:`marketplace.registry`), else None."""
     if event_name != "INSERT" or not new_image:
         return None
-    build = WORKFLOWS.get(new_image.get("entity"))  # type: ignore[arg-type]
-    return build(new_image) if build else None
+    kind = registry.find(new_image.get("entity"))
+    if kind is None:
+        return None
+    record_id, version = kind.record_id(new_image), int(new_image.get("version", 1))
+    return (
+        os.environ[kind.state_machine_env],
+        kind.execution_name(record_id, version),
+        kind.start_input(str(new_image["tenantId"]), record_id, version),
+    )
 
 
 def route(event_name: str, new_image: dict[str, Any] | None) -> Started | None:

@@ -42,21 +42,22 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from marketplace import config, keys
+from marketplace import clock, config, keys
 from marketplace.adapters import aws
+from marketplace.clock import iso
 from marketplace.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, TransientError
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, encode_token
 
 WEBHOOK_ENTITY = "WEBHOOK"
-WEBHOOK_SK = "WEBHOOK"
+WEBHOOK_SK = keys.WEBHOOK_SK
 DELIVERY_ENTITY = "DELIVERY"
 DELIVERY_STATUSES = ("PENDING", "DELIVERED", "FAILED")
 
@@ -93,16 +94,6 @@ _EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 _DELIVERY_ID = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[0-9a-f]{32}")
 
 
-# ------------------------------------------------------------------------------------------- time
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """The table's timestamp format (as ``suppliers.now_iso``): UTC, milliseconds, ``Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 # ------------------------------------------------------------------------------------------- schedule
 def next_delay(attempt: int) -> int | None:
     """Seconds to wait before the attempt that follows ``attempt`` (counted from 1), or None when
@@ -134,8 +125,9 @@ def delivery_created_at(delivery_id: str) -> str | None:
     return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms}Z"
 
 
-def delivery_sk(created_at: str, delivery_id: str) -> str:
-    return f"DELIVERY#{created_at}#{delivery_id}"
+delivery_sk = keys.delivery_sk
+delivery_status_pk = keys.delivery_status_pk
+dedupe_sk = keys.dedupe_sk
 
 
 def delivery_key(tenant_id: str, supplier_id: str, delivery_id: str) -> tuple[str, str] | None:
@@ -143,15 +135,6 @@ def delivery_key(tenant_id: str, supplier_id: str, delivery_id: str) -> tuple[st
     if created_at is None:
         return None
     return keys.supplier_pk(tenant_id, supplier_id), delivery_sk(created_at, delivery_id)
-
-
-def delivery_status_pk(tenant_id: str, supplier_id: str, status: str) -> str:
-    """GSI1 partition: one supplier's deliveries in one status, newest first by GSI1SK."""
-    return f"{keys.supplier_pk(tenant_id, supplier_id)}#DELIVERY#STATUS#{status}"
-
-
-def dedupe_sk(dedupe_key: str) -> str:
-    return f"DELIVERYKEY#{dedupe_key}"
 
 
 # ------------------------------------------------------------------------------------------- validation
@@ -343,7 +326,7 @@ def deliver(
     delivery: Mapping[str, Any],
     webhook: Mapping[str, Any],
     http_post: HttpPost = urllib_post,
-    now: Callable[[], datetime] = utcnow,
+    now: Callable[[], datetime] = clock.now,
     timeout: float = DELIVERY_TIMEOUT_SECONDS,
 ) -> Attempt:
     """POST a delivery's stored body once to the webhook, signed with its secret. Any non-2xx
@@ -450,10 +433,6 @@ class Processed:
 
 
 # ------------------------------------------------------------------------------------------- service
-def _actor(principal: Principal) -> str:
-    return f"{'+'.join(sorted(principal.roles)) or 'user'}:{principal.subject}"
-
-
 def _require_self(principal: Principal, supplier_id: str) -> None:
     """Only a supplier may register its own webhook: another supplier's id is 404 (as any id it
     cannot see), and other roles are refused."""
@@ -487,7 +466,7 @@ class Webhooks:
         queue_url: str | None = None,
         dead_letter_url: str | None = None,
         http_post: HttpPost = urllib_post,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = clock.now,
         timeout: float = DELIVERY_TIMEOUT_SECONDS,
     ) -> None:
         self.table = table or Table()
@@ -532,7 +511,7 @@ class Webhooks:
         the replacement conditional; two registrations at once: one wins, the other is a Conflict."""
         _require_self(principal, supplier_id)
         url, secret = validate_registration(body)
-        tenant_id, now, who = principal.tenant_id, iso(self.now()), _actor(principal)
+        tenant_id, now, who = principal.tenant_id, iso(self.now()), principal.actor
         pk, sk = webhook_key(tenant_id, supplier_id)
         current = self.webhook(tenant_id, supplier_id)
         if current is None:
@@ -732,7 +711,7 @@ class Webhooks:
             raise Conflict(f"only a FAILED delivery can be redriven; this one is {record['status']}")
         if self.webhook(principal.tenant_id, supplier_id) is None:
             raise Conflict(f"supplier {supplier_id} has no webhook: register one, then redrive")
-        return delivery_view(self._restart(record, _actor(principal)))
+        return delivery_view(self._restart(record, principal.actor))
 
     def _restart(self, record: Mapping[str, Any], who: str) -> dict[str, Any]:
         """FAILED -> PENDING in a new redrive round, then queue attempt 1 of that round. The write

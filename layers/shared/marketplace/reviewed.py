@@ -1,0 +1,200 @@
+"""The reviewed-record lifecycle, written once for every kind of record that a workflow reviews.
+
+A reviewed record is created PENDING; its workflow (``statemachines/reviewed_record.asl.json``, one
+definition for every kind) runs the kind's rules and writes the verdict: the kind's approved status,
+REJECTED, or FLAGGED for a human, who fixes the record (a PATCH) while the workflow waits in the
+correction queue; the drain resumes it and the rules run again. An admin may also reject a flagged
+record, or ask for it to be validated again without a change (retry).
+
+A kind is an entry (:class:`Kind`): its schema and rules, its key, its statuses and which of them
+the status index holds, its state machine, and what the correction queue shows of it. Suppliers and
+listings are two entries; the next kinds are added by writing an entry, not a module. The operations
+here are the ones every kind shares; a kind's own module keeps only what is its own (a supplier's
+tax id claim, a listing's stock). Who may call an operation is the API's decision (one policy per
+route); these functions trust their caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from marketplace import keys
+from marketplace.clock import now_iso
+from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
+from marketplace.principal import Principal
+from marketplace.repository import Page, Table, to_item
+
+SYSTEM_FIELD = "(system)"
+REJECTED, FLAGGED, PENDING = "REJECTED", "FLAGGED", "PENDING"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # the kind's approved status | FLAGGED | REJECTED
+    flags: tuple[FieldError, ...] = ()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of reviewed (or correctable) record."""
+
+    name: str  # the record's ``entity`` and the correction message's ``kind``: SUPPLIER, PRODUCT, ...
+    label: str  # how messages name one: "supplier", "listing"
+    approved: str  # APPROVED, ACTIVE
+    statuses: tuple[str, ...]
+    indexed: frozenset[str]  # the statuses the status index (GSI1) holds; FLAGGED always
+    state_machine_env: str  # the environment variable that names its state machine's ARN
+    key: Callable[[str, str], tuple[str, str]]  # (tenant, record id) -> (PK, SK)
+    record_id: Callable[[Mapping[str, Any]], str]  # record -> its id in the correction queue
+    view: Callable[[Mapping[str, Any]], dict[str, Any]]  # the record as the API shows it
+    # The record's own fields in a correction item (supplierId, sku, ...).
+    correction_fields: Callable[[Mapping[str, Any]], dict[str, Any]]
+    # The rules: (table, tenant, record) -> Verdict. None for a kind whose own workflow decides.
+    rules: Callable[[Table, str, dict[str, Any]], Verdict] | None = None
+    approval_event: str | None = None  # the SNS event published once a record is approved
+    # How an admin rejects it from the correction queue, where that is more than a status change.
+    reject_with: Callable[[Table, Principal, str, str], dict[str, Any]] | None = None
+    # What follows the record id in the state machine's input, for a workflow that names its ids.
+    input_ids: Callable[[str], dict[str, str]] = field(default=lambda record_id: {})
+
+    def __post_init__(self) -> None:
+        if FLAGGED not in self.indexed:
+            raise ValueError(f"{self.name}: the correction queue lists FLAGGED records from the status index")
+
+    # ---------------------------------------------------------------- keys
+    def index_changes(self, tenant_id: str, status: str, now: str) -> dict[str, Any]:
+        """The status index attributes for a record entering ``status`` (None removes them)."""
+        if status in self.indexed:
+            return {"GSI1PK": keys.status_gsi_pk(tenant_id, self.name, status), "GSI1SK": now}
+        return {"GSI1PK": None, "GSI1SK": None}
+
+    def start_input(self, tenant_id: str, record_id: str, version: int) -> dict[str, Any]:
+        """The workflow's execution input: the record's keys come with it, so the state machine
+        composes none (its status writes use ``keys.record`` and ``keys.statusIndex``)."""
+        pk, sk = self.key(tenant_id, record_id)
+        return {
+            "kind": self.name, "tenantId": tenant_id, "recordId": record_id, "version": version,
+            **self.input_ids(record_id),
+            "keys": {
+                "record": {"PK": {"S": pk}, "SK": {"S": sk}},
+                "statusIndex": {s: keys.status_gsi_pk(tenant_id, self.name, s) for s in sorted(self.indexed)},
+            },
+            # What follows an approval (the workflow publishes ``event``); None: nothing.
+            "onApproval": {"event": self.approval_event} if self.approval_event else None,
+        }  # fmt: skip
+
+    def execution_name(self, record_id: str, version: int) -> str:
+        return keys.execution_name(self.name, record_id, version)
+
+
+class Records:
+    """The operations every reviewed kind shares, on the single table."""
+
+    def __init__(self, kind: Kind, table: Table | None = None) -> None:
+        self.kind = kind
+        self.table = table or Table()
+
+    # ---------------------------------------------------------------- reads
+    def get(self, tenant_id: str, record_id: str) -> dict[str, Any]:
+        record = self.table.get(*self.kind.key(tenant_id, record_id))
+        if record is None or record.get("entity") != self.kind.name or record.get("tenantId") != tenant_id:
+            raise NotFound(f"no {self.kind.label} {record_id}")
+        return record
+
+    def list_by_status(self, tenant_id: str, status: str, limit: int, next_token: str | None) -> Page:
+        """The tenant's records in ``status``, newest first, from the status index."""
+        if status not in self.kind.indexed:
+            raise InvalidInput(
+                [FieldError("status", f"must be one of {', '.join(sorted(self.kind.indexed))}")]
+            )
+        return self.table.query(
+            keys.status_gsi_pk(tenant_id, self.kind.name, status),
+            index="GSI1", pk_name="GSI1PK", sk_name="GSI1SK",
+            limit=limit, next_token=next_token, newest_first=True,
+        )  # fmt: skip
+
+    def history(self, tenant_id: str, record_id: str, limit: int, next_token: str | None) -> Page:
+        record = self.get(tenant_id, record_id)  # 404 for unknown and other tenants' ids
+        return self.table.query(
+            record["PK"], sk_prefix=keys.audit_prefix(record["SK"]), limit=limit, next_token=next_token
+        )
+
+    # ---------------------------------------------------------------- the workflow's Validate step
+    def validation_step(self, tenant_id: str, record_id: str) -> dict[str, Any]:
+        """What the state machine's Validate step returns: outcome, flags, and the version read.
+
+        ``flagsAttribute`` is the flags as a DynamoDB attribute value, so that the state machine's
+        DynamoDB integration can write it as it is."""
+        if self.kind.rules is None:
+            raise TypeError(f"{self.kind.name} records are not validated by the reviewed-record workflow")
+        record = self.get(tenant_id, record_id)
+        verdict = self.kind.rules(self.table, tenant_id, record)
+        flags = [f.as_dict() for f in verdict.flags]
+        return {
+            "outcome": verdict.outcome,
+            "flags": flags,
+            "flagsAttribute": to_item({"flags": flags})["flags"],
+            "version": int(record["version"]),
+        }
+
+    # ---------------------------------------------------------------- changes
+    def change_fields(
+        self, record: dict[str, Any], body: Mapping[str, Any], expected_version: int | None
+    ) -> tuple[dict[str, Any], int]:
+        """The fields ``body`` really changes on ``record`` (checked: not rejected, at the expected
+        version), with the version they apply to. On a FLAGGED record this is the human fix the
+        drain looks for."""
+        if record["status"] == REJECTED:
+            raise Conflict(f"a rejected {self.kind.label} cannot be changed")
+        version = int(record["version"])
+        if expected_version is not None and expected_version != version:
+            raise Conflict(f"the {self.kind.label} is at version {version}, not {expected_version}")
+        return {k: v for k, v in body.items() if record.get(k) != v}, version
+
+    def request_retry(self, principal: Principal, record_id: str) -> dict[str, Any]:
+        """Validate a flagged record again without changing a field (after a system error was
+        cured): bumps the version, which is what the drain looks for."""
+        current = self.get(principal.tenant_id, record_id)
+        if current["status"] != FLAGGED:
+            raise Conflict(
+                f"only a FLAGGED {self.kind.label} can be retried; this one is {current['status']}"
+            )
+        now = now_iso()
+        return self.table.update(
+            current["PK"], current["SK"], int(current["version"]),
+            {"updatedAt": now, "updatedBy": principal.actor, "retryRequestedAt": now},
+        )  # fmt: skip
+
+    def reject(self, principal: Principal, record_id: str, reason: str) -> dict[str, Any]:
+        """An admin ends a record's review: REJECTED with the reason (the drain then fails the
+        waiting workflow with RecordRejected)."""
+        if self.kind.reject_with is not None:
+            return self.kind.reject_with(self.table, principal, record_id, reason)
+        current = self.get(principal.tenant_id, record_id)
+        if current["status"] == REJECTED:
+            return current
+        if current["status"] == self.kind.approved:
+            raise Conflict(
+                f"an {self.kind.approved.lower()} {self.kind.label} is not in the correction queue"
+            )
+        now = now_iso()
+        return self.table.update(
+            current["PK"], current["SK"], int(current["version"]),
+            {"status": REJECTED, "statusReason": reason, "updatedAt": now, "updatedBy": principal.actor,
+             **self.kind.index_changes(principal.tenant_id, REJECTED, now)},
+        )  # fmt: skip
+
+    def flag_for_operator(
+        self, tenant_id: str, record_id: str, expected_version: int, reason: str
+    ) -> dict[str, Any]:
+        """Flag a record whose workflow stopped on a system error before any verdict, so that it
+        shows in the correction queue (Conflict if the record changed since it was read)."""
+        now = now_iso()
+        pk, sk = self.kind.key(tenant_id, record_id)
+        return self.table.update(
+            pk, sk, expected_version,
+            {"status": FLAGGED, "flags": [{"field": SYSTEM_FIELD, "reason": reason}], "updatedAt": now,
+             "updatedBy": "system:correction-drain", **self.kind.index_changes(tenant_id, FLAGGED, now)},
+        )  # fmt: skip
