@@ -64,7 +64,7 @@ KIND = Kind(
     # Its own workflow validates it; rejecting it from the correction queue cancels it, which
     # releases its stock (Orders.cancel).
     reject_with=lambda table, principal, record_id, reason: Orders(table).cancel(principal, record_id, reason),
-    input_ids=lambda record_id: {"supplierOrderId": record_id},
+    input_ids=lambda record_id: {"supplierOrderId": record_id}, correction_prefix="SUPPLIER_ORDER:",
 )  # fmt: skip
 
 

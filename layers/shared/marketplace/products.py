@@ -180,7 +180,7 @@ KIND = Kind(
     state_machine_env="PRODUCT_LISTING_STATE_MACHINE_ARN", key=record_key,
     record_id=lambda record: record_id(record["supplierId"], record["sku"]), view=view,
     correction_fields=lambda record: {"supplierId": record["supplierId"], "sku": record["sku"]},
-    rules=rules,
+    rules=rules, correction_prefix="PRODUCT:",
     input_ids=lambda value: dict(zip(("supplierId", "sku"), split_record_id(value), strict=True)),
 )  # fmt: skip
 

@@ -7,11 +7,62 @@ carries, and never switch over the kinds themselves.
 
 from __future__ import annotations
 
-from marketplace import orders, products, suppliers
-from marketplace.reviewed import Kind
+from typing import Any
+
+from marketplace import clock, orders, products, suppliers
+from marketplace.errors import FieldError, InvalidInput, NotFound
+from marketplace.principal import Principal
+from marketplace.repository import Table
+from marketplace.reviewed import FLAGGED, Kind, Records
 
 KINDS: dict[str, Kind] = {k.name: k for k in (suppliers.KIND, products.KIND, orders.KIND)}
 
 
 def find(name: object) -> Kind | None:
     return KINDS.get(name) if isinstance(name, str) else None
+
+
+def resolve(correction_id: str) -> tuple[Kind, str]:
+    """(kind, record id) of a correction id (:meth:`Kind.correction_id`); NotFound if none."""
+    for kind in KINDS.values():
+        record_id = kind.parse_correction_id(correction_id)
+        if record_id is not None:
+            return kind, record_id
+    raise NotFound(f"no record {correction_id} in the correction queue")
+
+
+def corrections_page(table: Table, tenant_id: str, limit: int, token: str | None) -> dict[str, Any]:
+    """The tenant's flagged records of every kind, one kind after the other in registry order; the
+    page token names the kind it continues (``<KIND>.<that kind's own token>``)."""
+    names = list(KINDS)
+    start, inner = 0, None
+    if token:
+        name, _, inner_token = token.partition(".")
+        if name not in KINDS:
+            raise InvalidInput([FieldError("nextToken", "is not a token this listing issued")])
+        start, inner = names.index(name), inner_token or None
+    items: list[dict[str, Any]] = []
+    now = clock.now()
+    for name in names[start:]:
+        kind = KINDS[name]
+        page = Records(kind, table).list_by_status(tenant_id, FLAGGED, limit - len(items), inner)
+        items += [kind.correction_item(r, now) for r in page.items]
+        inner = None
+        if page.next_token:
+            return {"items": items, "nextToken": f"{name}.{page.next_token}"}
+        if len(items) >= limit:
+            following = names[names.index(name) + 1 :]
+            return {"items": items, "nextToken": f"{following[0]}." if following else None}
+    return {"items": items, "nextToken": None}
+
+
+def reject(table: Table, principal: Principal, correction_id: str, reason: str) -> dict[str, Any]:
+    """An admin rejects a queued record of any kind; the record as its kind shows it."""
+    kind, record_id = resolve(correction_id)
+    return kind.view(Records(kind, table).reject(principal, record_id, reason))
+
+
+def retry(table: Table, principal: Principal, correction_id: str) -> dict[str, Any]:
+    """An admin asks for a queued record of any kind to be validated again without a change."""
+    kind, record_id = resolve(correction_id)
+    return kind.view(Records(kind, table).request_retry(principal, record_id))

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from marketplace import keys
-from marketplace.clock import now_iso
+from marketplace.clock import now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
@@ -56,6 +57,9 @@ class Kind:
     approval_event: str | None = None  # the SNS event published once a record is approved
     # How an admin rejects it from the correction queue, where that is more than a status change.
     reject_with: Callable[[Table, Principal, str, str], dict[str, Any]] | None = None
+    # How the correction API names one record: "<prefix><id>" ("/" in an id as ":", so that it is
+    # one path segment). The first kind has no prefix: its bare ids stay valid.
+    correction_prefix: str = ""
     # What follows the record id in the state machine's input, for a workflow that names its ids.
     input_ids: Callable[[str], dict[str, str]] = field(default=lambda record_id: {})
 
@@ -83,6 +87,31 @@ class Kind:
             },
             # What follows an approval (the workflow publishes ``event``); None: nothing.
             "onApproval": {"event": self.approval_event} if self.approval_event else None,
+        }  # fmt: skip
+
+    def correction_id(self, record_id: str) -> str:
+        return self.correction_prefix + record_id.replace("/", ":")
+
+    def parse_correction_id(self, value: str) -> str | None:
+        """The record id a correction id names, if it is one of this kind's."""
+        if self.correction_prefix:
+            if not value.startswith(self.correction_prefix):
+                return None
+            value = value[len(self.correction_prefix) :]
+        elif ":" in value:
+            return None
+        return value.replace(":", "/") if value else None
+
+    def correction_item(self, record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """A flagged record as the correction queue lists it."""
+        flagged_at = record.get("updatedAt")
+        age = (now - parse_iso(flagged_at)).total_seconds() if flagged_at else None
+        record_id = self.record_id(record)
+        return {
+            "recordType": self.name, "recordId": record_id, "correctionId": self.correction_id(record_id),
+            **self.correction_fields(record), "version": record["version"], "flags": record.get("flags", []),
+            "flaggedAt": flagged_at, "ageSeconds": int(age) if age is not None else None,
+            "record": self.view(record),
         }  # fmt: skip
 
     def execution_name(self, record_id: str, version: int) -> str:

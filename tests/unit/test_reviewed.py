@@ -1,0 +1,82 @@
+"""The reviewed-record registry: every kind is an entry, found by name, with its keys, its
+workflow's input and its correction id; and the state machines compose no key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from marketplace import keys, registry
+from marketplace.errors import NotFound
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("name", "record_id", "pk", "sk"),
+    [("SUPPLIER", "s-1", keys.supplier_pk("t", "s-1"), keys.RECORD_SK),
+     ("PRODUCT", "s-1/SKU.9", keys.supplier_pk("t", "s-1"), keys.product_sk("SKU.9")),
+     ("SUPPLIER_ORDER", "so-1", keys.supplier_order_pk("t", "so-1"), keys.RECORD_SK)],
+)  # fmt: skip
+def test_each_kind_gives_its_workflow_the_keys_it_writes(name, record_id, pk, sk):
+    kind = registry.KINDS[name]
+    started = kind.start_input("t", record_id, 3)
+    assert started["keys"]["record"] == {"PK": {"S": pk}, "SK": {"S": sk}}
+    assert started["keys"]["statusIndex"]["FLAGGED"] == keys.status_gsi_pk("t", name, "FLAGGED")
+    assert set(started["keys"]["statusIndex"]) == set(kind.indexed)
+    assert (started["kind"], started["tenantId"], started["recordId"], started["version"]) == (
+        name, "t", record_id, 3,
+    )  # fmt: skip
+
+
+def test_a_listing_is_in_the_status_index_only_while_flagged():
+    listing = registry.KINDS["PRODUCT"]
+    assert listing.index_changes("t", "ACTIVE", "now") == {"GSI1PK": None, "GSI1SK": None}
+    assert listing.index_changes("t", "FLAGGED", "now")["GSI1PK"] == keys.status_gsi_pk(
+        "t", "PRODUCT", "FLAGGED"
+    )
+    supplier = registry.KINDS["SUPPLIER"]
+    assert supplier.index_changes("t", "APPROVED", "now")["GSI1PK"] == keys.status_gsi_pk(
+        "t", "SUPPLIER", "APPROVED"
+    )
+
+
+def test_only_suppliers_announce_their_approval():
+    assert registry.KINDS["SUPPLIER"].start_input("t", "s", 1)["onApproval"] == {"event": "supplier.approved"}
+    assert registry.KINDS["PRODUCT"].start_input("t", "s/k", 1)["onApproval"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "record_id", "correction_id"),
+    [("SUPPLIER", "9b2e-1", "9b2e-1"), ("PRODUCT", "s-1/SKU-1", "PRODUCT:s-1:SKU-1"),
+     ("SUPPLIER_ORDER", "so-1", "SUPPLIER_ORDER:so-1")],
+)  # fmt: skip
+def test_a_correction_id_names_one_record_of_one_kind_in_one_path_segment(name, record_id, correction_id):
+    kind = registry.KINDS[name]
+    assert kind.correction_id(record_id) == correction_id and "/" not in correction_id
+    assert registry.resolve(correction_id) == (kind, record_id)
+
+
+@pytest.mark.parametrize("bad", ["PRODUCT:", "SUPPLIER_ORDER:", "OTHER:x", ""])
+def test_an_unknown_correction_id_is_not_found(bad):
+    with pytest.raises(NotFound):
+        registry.resolve(bad)
+
+
+def test_no_state_machine_composes_a_key_and_one_definition_serves_every_reviewed_kind():
+    from marketplace_local.template import load_sam
+
+    for path in (ROOT / "statemachines").glob("*.asl.json"):
+        assert "TENANT#" not in path.read_text(), path.name
+    resources = load_sam(ROOT / "template.yaml")["Resources"]
+    uris = {name: r["Properties"]["DefinitionUri"] for name, r in resources.items()
+            if r["Type"] == "AWS::Serverless::StateMachine"}  # fmt: skip
+    assert uris["SupplierOnboardingStateMachine"] == uris["ProductListingStateMachine"]
+    envs = {kind.state_machine_env for kind in registry.KINDS.values()}
+    assert len(envs) == len(registry.KINDS)
+    definition = json.loads((ROOT / uris["ProductListingStateMachine"]).read_text())
+    messages = [s["Parameters"]["MessageBody"] for s in definition["States"].values()
+                if "MessageBody" in s.get("Parameters", {})]  # fmt: skip
+    assert messages and all(m["kind.$"] == "$.kind" and m["recordId.$"] == "$.recordId" for m in messages)
