@@ -80,3 +80,14 @@ def test_no_state_machine_composes_a_key_and_one_definition_serves_every_reviewe
     messages = [s["Parameters"]["MessageBody"] for s in definition["States"].values()
                 if "MessageBody" in s.get("Parameters", {})]  # fmt: skip
     assert messages and all(m["kind.$"] == "$.kind" and m["recordId.$"] == "$.recordId" for m in messages)
+
+
+def test_the_stream_router_filter_names_every_registered_kind():
+    """The filter is an optimisation that must not drop a kind: it names exactly the registry's."""
+    from marketplace_local.template import load_sam
+
+    mapping = load_sam(ROOT / "template.yaml")["Resources"]["StreamRouterFunction"]["Properties"]["Events"]
+    patterns = [json.loads(f["Pattern"]) for event in mapping.values()
+                for f in event["Properties"].get("FilterCriteria", {}).get("Filters", [])]  # fmt: skip
+    names = {n for p in patterns for n in p["dynamodb"]["NewImage"]["entity"]["S"]}
+    assert names == set(registry.KINDS)
