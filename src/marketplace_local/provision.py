@@ -301,7 +301,7 @@ class Provisioner:
         return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})
 
     def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> Physical:
-        # Not created in moto: moto's own delivery ignores the mapping's settings (DESIGN.md).
+        # Not created in moto: moto's own delivery ignores the mapping's settings (FilterCriteria, BatchSize, retries).
         source = props["EventSourceArn"]
         enabled = props.get("Enabled", True) is not False
         if ":dynamodb:" in source:

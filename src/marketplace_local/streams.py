@@ -1,6 +1,6 @@
 """Delivers the table's DynamoDB stream to its Lambda consumer as Lambda's event source mapping does.
 
-moto's own event source mapping ignores FilterCriteria and BatchSize and never retries (DESIGN.md),
+moto's own event source mapping ignores FilterCriteria and BatchSize and never retries (tried on moto 5.x),
 and no maintained library emulates a stream mapping, so this poller is hand-written. It reads the
 real DynamoDB Streams API of the moto server and honours the mapping's settings from template.yaml:
 

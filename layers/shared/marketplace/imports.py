@@ -2,7 +2,7 @@
 
 The flow (docs/import.md): ``create`` makes an IMPORT record and a pre-signed PUT URL for
 ``uploads/<tenant>/<supplier>/<import>.csv``; ``start`` checks the upload and queues one message
-that carries only the object's key (DESIGN.md: payloads over 256 KiB go to S3); the import
+that carries only the object's key (SQS and Step Functions cap payloads at 256 KiB); the import
 function (:meth:`Imports.process`) streams the object, validates each row against the same
 product schema and categories as ``POST /suppliers/{id}/products``, writes the valid rows as
 PENDING listings in TransactWriteItems of up to 100 items (several in parallel), and each INSERT
