@@ -6,6 +6,12 @@ What the translator cannot do offline is resolve intrinsic functions against liv
 this module also carries a small resolver for the intrinsics our template uses (Ref, Fn::GetAtt,
 Fn::Sub, Fn::Join, Fn::Select, Fn::Split, Fn::If with Conditions). It is hand-written because no
 maintained library resolves intrinsics against resources created somewhere other than AWS.
+
+Files that the template pulls in with CloudFormation's ``AWS::Include`` transform (the OpenAPI
+document, ``api/openapi.yaml``) are read here, relative to the template, before anything else sees
+the template: CloudFormation does the same with the copy that ``sam package`` uploads, and neither
+samtranslator nor cfn-lint reads local includes. Written by hand for that reason; it follows
+CloudFormation's rules for the snippet (YAML or JSON, intrinsics only in their long ``Fn::`` form).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import yaml
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
@@ -71,7 +78,60 @@ class Template:
 
 
 def load_sam(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    return yaml_parse(path.read_text())
+    """The template as written, with every ``AWS::Include`` replaced by the file it names."""
+    return resolve_includes(yaml_parse(path.read_text()), path)
+
+
+class _SnippetLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without samtranslator's ``!Tag`` constructor (which yaml_parse installs on
+    SafeLoader itself): CloudFormation rejects the short form of intrinsics in an included snippet."""
+
+    yaml_multi_constructors: dict[str, Any] = {}
+
+
+def resolve_includes(node: Any, template_path: Path, *, in_snippet: bool = False) -> Any:
+    """``{"Fn::Transform": {"Name": "AWS::Include", "Parameters": {"Location": path}}}`` anywhere in
+    the template, replaced by the file at that path (relative to the template). Anything else named
+    ``Fn::Transform`` (a macro, or an include in a form this does not read) stops the load, and so do
+    a missing file and a snippet with a ``!Tag``."""
+    if isinstance(node, list):
+        return [resolve_includes(item, template_path, in_snippet=in_snippet) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "Fn::Transform" not in node:
+        return {key: resolve_includes(v, template_path, in_snippet=in_snippet) for key, v in node.items()}
+    if in_snippet:
+        raise TemplateError(f"{template_path.name}: an included file that includes another is not read here")
+    transform = node["Fn::Transform"]
+    name = transform.get("Name") if isinstance(transform, dict) else None
+    location = ((transform.get("Parameters") or {}) if isinstance(transform, dict) else {}).get("Location")
+    if len(node) != 1 or name != "AWS::Include" or not isinstance(location, str):
+        raise TemplateError(
+            f"{template_path.name}: the local stack reads only a whole value given as "
+            f"Fn::Transform AWS::Include with a Location, not {node!r:.200}"
+        )
+    if "://" in location:
+        raise TemplateError(
+            f"{template_path.name}: AWS::Include of {location}: only a local file can be read"
+        )
+    included = (template_path.parent / location).resolve()
+    try:
+        text = included.read_text()
+    except OSError as exc:
+        raise TemplateError(
+            f"{template_path.name}: AWS::Include of {location}: cannot read {included} ({exc.strerror})"
+        ) from None
+    try:
+        snippet = yaml.load(text, Loader=_SnippetLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.constructor.ConstructorError as exc:
+        raise TemplateError(
+            f"{location}: {exc.problem} at line {exc.problem_mark.line + 1 if exc.problem_mark else '?'}: "
+            "CloudFormation takes intrinsics in an included file only in their long form "
+            "(Fn::Sub: ..., not !Sub ...)"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{location}: not YAML or JSON: {exc}") from None
+    return resolve_includes(snippet, included, in_snippet=True)
 
 
 def parameter_values(sam: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -245,13 +305,31 @@ _INTRINSICS: dict[str, Callable[[Resolver, Any], Any]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m marketplace_local.template --transform` prints the CloudFormation expansion."""
+    """`python -m marketplace_local.template --transform` prints the CloudFormation expansion;
+    `--resolved` prints the template as written with its includes in place, for cfn-lint, which
+    leaves an ``AWS::Include`` unread (``make validate`` lints it; ``make build`` reads the built
+    template this way to see that its includes still resolve)."""
+    import argparse
     import logging
 
     logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle noise, offline
-    args = sys.argv[1:] if argv is None else argv
-    tpl = load()
-    if "--transform" in args:
+    parser = argparse.ArgumentParser(prog="python -m marketplace_local.template", description=main.__doc__)
+    parser.add_argument("--template", type=Path, default=TEMPLATE_PATH, help="default: template.yaml")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--transform", action="store_true", help="print the SAM transform's output")
+    what.add_argument("--resolved", action="store_true", help="print the template with its includes")
+    args = parser.parse_args(argv)
+    path = args.template.resolve()
+    try:
+        if args.resolved:
+            json.dump(load_sam(path), sys.stdout, indent=1)
+            print()
+            return 0
+        tpl = load(path)
+    except TemplateError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    if args.transform:
         json.dump(tpl.cfn, sys.stdout, indent=2, sort_keys=True)
         print()
     return 0

@@ -1,10 +1,22 @@
-"""Reading template.yaml: the SAM transform, intrinsic functions, creation order."""
+"""Reading template.yaml: its AWS::Include files, the SAM transform, intrinsic functions, creation order."""
 
 from __future__ import annotations
 
-import pytest
+import textwrap
+from pathlib import Path
 
-from marketplace_local.template import Resolver, TemplateError, creation_order, dependencies, load
+import pytest
+import yaml
+
+from marketplace_local.template import (
+    ROOT,
+    Resolver,
+    TemplateError,
+    creation_order,
+    dependencies,
+    load,
+    load_sam,
+)
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +27,78 @@ def template():
 def test_local_paths_come_from_the_template(template):
     assert template.local_path("ApiFunction").name == "api"
     assert template.local_path("SupplierOnboardingStateMachine").name == "reviewed_record.asl.json"
+
+
+def test_the_openapi_document_is_read_from_the_file_the_template_includes(template):
+    body = template.sam["Resources"]["MarketplaceApi"]["Properties"]["DefinitionBody"]
+    assert body == yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())
+    assert "/suppliers" in body["paths"]
+    # and the transform hands it to the RestApi, as CloudFormation does after the include
+    assert template.resources["MarketplaceApi"]["Properties"]["Body"]["paths"].keys() == body["paths"].keys()
+
+
+INCLUDING = """\
+    AWSTemplateFormatVersion: "2010-09-09"
+    Resources:
+      Topic:
+        Type: AWS::SNS::Topic
+        Properties:
+          Tags:
+            Fn::Transform:
+              Name: AWS::Include
+              Parameters:
+                Location: {location}
+    """
+
+
+def write_template(tmp_path: Path, location: str, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent(INCLUDING.format(location=location)))
+    return path
+
+
+def test_an_include_is_read_relative_to_the_template_wherever_it_is_loaded_from(tmp_path, monkeypatch):
+    path = write_template(tmp_path, "parts/tags.yaml", {"parts/tags.yaml": """\
+        - Key: arn
+          Value:
+            Fn::Sub: "${AWS::Region}-x"
+        """})  # fmt: skip
+    monkeypatch.chdir(ROOT)  # not the template's folder
+    tags = load_sam(path)["Resources"]["Topic"]["Properties"]["Tags"]
+    assert tags == [{"Key": "arn", "Value": {"Fn::Sub": "${AWS::Region}-x"}}]
+
+
+def test_an_include_that_cannot_be_read_stops_the_load_with_its_name(tmp_path):
+    path = write_template(tmp_path, "parts/missing.yaml", {})
+    with pytest.raises(
+        TemplateError, match=r"AWS::Include of parts/missing.yaml: cannot read .*missing.yaml"
+    ):
+        load_sam(path)
+    path = write_template(tmp_path, "s3://bucket/tags.yaml", {})
+    with pytest.raises(TemplateError, match="only a local file can be read"):
+        load_sam(path)
+
+
+def test_an_included_file_takes_intrinsics_only_in_their_long_form(tmp_path):
+    """CloudFormation refuses the short form (!Sub) in an AWS::Include snippet; so does the loader."""
+    path = write_template(tmp_path, "tags.yaml", {"tags.yaml": "- Key: a\n  Value: !Sub x-${AWS::Region}\n"})
+    with pytest.raises(TemplateError, match=r"tags.yaml: .*'!Sub'.* line 2: .*long form"):
+        load_sam(path)
+
+
+def test_other_transforms_in_the_template_are_refused(tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_text("Resources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties:\n      Tags:\n"
+                    "        Fn::Transform: {Name: MyMacro, Parameters: {}}\n")  # fmt: skip
+    with pytest.raises(TemplateError, match="only a whole value given as Fn::Transform AWS::Include"):
+        load_sam(path)
+    path = write_template(tmp_path, "a.yaml", {
+        "a.yaml": "Fn::Transform: {Name: AWS::Include, Parameters: {Location: b.yaml}}\n", "b.yaml": "[]\n"})  # fmt: skip
+    with pytest.raises(TemplateError, match="includes another"):
+        load_sam(path)
 
 
 def test_parameter_overrides_replace_defaults_and_unknown_ones_are_refused():
