@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from marketplace.errors import Forbidden, Unauthorized
-
-ROLES = frozenset({"retailer", "supplier", "admin"})
+from marketplace.access import ROLES, require_role
+from marketplace.errors import Unauthorized
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,8 @@ class Principal:
         return f"{'+'.join(sorted(self.roles)) or 'user'}:{self.subject}"
 
     def require(self, *roles: str) -> None:
-        if not self.roles & set(roles):
-            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(roles))}")
+        """403 unless the caller has one of ``roles`` (``marketplace.access.require_role``)."""
+        require_role(self, roles)
 
 
 def parse_groups(value: Any) -> list[str]:

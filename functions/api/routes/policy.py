@@ -1,0 +1,61 @@
+"""Who may call a route: declared beside the route, enforced here, before the route runs.
+
+    @router.post("/suppliers/<supplierId>/products", middlewares=[allow("supplier", "retailer", "admin")])
+    def register_product(supplierId: str) -> Response:
+        principal = caller(router)
+
+:func:`allow` is a Powertools route middleware. It reads the caller from the authorizer's claims
+(401 for claims no token of ours has), refuses a role the route does not allow (403), and on a path
+that names a ``<supplierId>`` refuses a supplier that is not that one (404, as an unknown id: D10);
+the rules are ``marketplace.access``. The route then gets the caller with :func:`caller`. Every route
+declares its policy: ``tests/unit/test_api_routes.py`` fails for a route without one, and checks the
+roles against those the OpenAPI body names for the operation.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, BaseRouter, Response
+from aws_lambda_powertools.event_handler.middlewares import BaseMiddlewareHandler, NextMiddleware
+
+from marketplace import access
+from marketplace.principal import Principal
+
+_PRINCIPAL = "principal"  # the resolver context's key for the caller of this request
+
+
+class Policy(BaseMiddlewareHandler):
+    """A route's policy; ``roles`` empty means a public route (no token: ``/health``)."""
+
+    def __init__(self, roles: frozenset[str]) -> None:
+        super().__init__()
+        self.roles = roles
+
+    def handler(self, app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+        if self.roles:
+            principal = Principal.from_claims(app.current_event.request_context.authorizer.claims)
+            supplier_id = app.request.path_parameters.get("supplierId")
+            access.authorize(principal, self.roles, supplier_id)
+            app.append_context(**{_PRINCIPAL: principal})
+        return next_middleware(app)
+
+    def __repr__(self) -> str:
+        return f"allow({', '.join(sorted(self.roles))})" if self.roles else "public()"
+
+
+def allow(*roles: str) -> Policy:
+    """Callers with one of ``roles`` (``marketplace.access.ROLES``); a supplier only for itself."""
+    access.require_known(roles)
+    return Policy(frozenset(roles))
+
+
+def public() -> Policy:
+    """No token needed, no caller: only for what tells nothing about any tenant."""
+    return Policy(frozenset())
+
+
+def caller(router: BaseRouter) -> Principal:
+    """The caller the route's policy let in."""
+    principal = router.context.get(_PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise RuntimeError("this route declares no allow(...) policy, so it has no caller")
+    return principal

@@ -1,0 +1,68 @@
+"""A supplier's listings: register one (its approval workflow starts), list, read, change, its
+audit trail; an admin rejects or retries a flagged one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from marketplace import audit, products
+from routes import metrics, request
+from routes.policy import allow, caller
+
+router = APIGatewayRouter()
+
+
+@router.post("/suppliers/<supplierId>/products", middlewares=[allow("supplier", "retailer", "admin")])
+def register_product(supplierId: str) -> Response:
+    body = request.object_body(router.current_event)
+    record = products.Products().register(caller(router), supplierId, body)
+    metrics.add_metric(name="ListingsRegistered", unit="Count", value=1)
+    shown = {"sku": record["sku"], "status": record["status"], "version": record["version"]}
+    return request.located(202, shown, f"/suppliers/{supplierId}/products/{record['sku']}")
+
+
+@router.get("/suppliers/<supplierId>/products", middlewares=[allow("supplier", "retailer", "admin")])
+def list_products(supplierId: str) -> dict[str, Any]:
+    limit, token = request.page_args(router.current_event)
+    page = products.Products().list_for(caller(router), supplierId, limit, token)
+    return {"items": [products.view(i) for i in page.items], "nextToken": page.next_token}
+
+
+@router.get("/suppliers/<supplierId>/products/<sku>", middlewares=[allow("supplier", "retailer", "admin")])
+def get_product(supplierId: str, sku: str) -> dict[str, Any]:
+    return products.view(products.Products().get_for(caller(router), supplierId, sku))
+
+
+@router.patch("/suppliers/<supplierId>/products/<sku>", middlewares=[allow("supplier", "retailer", "admin")])
+def update_product(supplierId: str, sku: str) -> dict[str, Any]:
+    event = router.current_event
+    changes, version = request.object_body(event), request.expected_version(event)
+    return products.view(products.Products().update(caller(router), supplierId, sku, changes, version))
+
+
+@router.get(
+    "/suppliers/<supplierId>/products/<sku>/history", middlewares=[allow("supplier", "retailer", "admin")]
+)
+def product_history(supplierId: str, sku: str) -> dict[str, Any]:
+    listings = products.Products()
+    record = listings.get_for(caller(router), supplierId, sku)
+    limit, token = request.page_args(router.current_event)
+    # Read here until Products has a ``history`` like Suppliers (the domain is not this file's).
+    page = listings.table.query(
+        record["PK"], sk_prefix=audit.trail_prefix(record["SK"]), limit=limit, next_token=token
+    )
+    return {"items": [audit.view(i) for i in page.items], "nextToken": page.next_token}
+
+
+@router.post("/suppliers/<supplierId>/products/<sku>/reject", middlewares=[allow("admin")])
+def reject_product(supplierId: str, sku: str) -> dict[str, Any]:
+    why = request.reason(router.current_event)
+    return products.view(products.Products().reject(caller(router), supplierId, sku, why))
+
+
+@router.post("/suppliers/<supplierId>/products/<sku>/retry", middlewares=[allow("admin")])
+def retry_product(supplierId: str, sku: str) -> dict[str, Any]:
+    return products.view(products.Products().request_retry(caller(router), supplierId, sku))

@@ -1,0 +1,56 @@
+"""Suppliers: onboard one (its workflow starts), list, read, change, and its audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from marketplace import audit
+from marketplace.principal import Principal
+from marketplace.suppliers import Suppliers, view
+from routes import metrics, request
+from routes.policy import allow, caller
+
+router = APIGatewayRouter()
+
+
+def _register(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    record = Suppliers().register(principal, body)
+    return {"supplierId": record["supplierId"], "status": record["status"], "version": record["version"]}
+
+
+@router.post("/suppliers", middlewares=[allow("retailer", "admin")])
+def register_supplier() -> Response:
+    event = router.current_event
+    result = request.create(event, caller(router), "POST /suppliers", request.object_body(event), _register)
+    metrics.add_metric(name="SuppliersRegistered", unit="Count", value=1)
+    return request.located(202, result, f"/suppliers/{result['supplierId']}")
+
+
+@router.get("/suppliers", middlewares=[allow("retailer", "admin")])
+def list_suppliers() -> dict[str, Any]:
+    limit, token = request.page_args(router.current_event)
+    status = router.current_event.get_query_string_value("status")
+    page = Suppliers().list(caller(router).tenant_id, status, limit, token)
+    return {"items": [view(i) for i in page.items], "nextToken": page.next_token}
+
+
+@router.get("/suppliers/<supplierId>", middlewares=[allow("retailer", "admin", "supplier")])
+def get_supplier(supplierId: str) -> dict[str, Any]:
+    return view(Suppliers().get(caller(router).tenant_id, supplierId))
+
+
+@router.patch("/suppliers/<supplierId>", middlewares=[allow("retailer", "admin")])
+def update_supplier(supplierId: str) -> dict[str, Any]:
+    event = router.current_event
+    changes, version = request.object_body(event), request.expected_version(event)
+    return view(Suppliers().update(caller(router), supplierId, changes, version))
+
+
+@router.get("/suppliers/<supplierId>/history", middlewares=[allow("retailer", "admin", "supplier")])
+def supplier_history(supplierId: str) -> dict[str, Any]:
+    limit, token = request.page_args(router.current_event)
+    page = Suppliers().history(caller(router).tenant_id, supplierId, limit, token)
+    return {"items": [audit.view(i) for i in page.items], "nextToken": page.next_token}
