@@ -149,6 +149,133 @@ def client_creations(sfn: Any, sqs: Any) -> dict[str, Any]:
     return {"status": described["status"], "sqs_clients_created": created.count("sqs")}
 
 
+def states_all_on_a_data_error(sfn: Any) -> dict[str, Any]:
+    """A Task whose Parameters read a missing path (States.Runtime), with a States.ALL catcher: AWS
+    fails the execution; the catcher is not taken."""
+    arn = _machine(sfn, {
+        "StartAt": "Send",
+        "States": {
+            "Send": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+                     "Parameters": {"QueueUrl": "http://localhost/123456789012/no-such-queue",
+                                    "MessageBody.$": "$.missing"},
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": True},
+            "Caught": {"Type": "Succeed"},
+        },
+    })  # fmt: skip
+    execution = sfn.start_execution(stateMachineArn=arn, name="runtime", input="{}")["executionArn"]
+    described = _wait(sfn, execution, 10)
+    return {
+        "status": described["status"],
+        "error": described.get("error"),
+        "entered": _entered(sfn, execution),
+    }
+
+
+def _entered(sfn: Any, execution: str) -> list[str]:
+    history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+# ------------------------------------------------------------------------ MockConfigFile cases
+_QUEUE = "http://localhost/123456789012/no-such-queue"  # never called: every Task is mocked
+_SEND = {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+         "Parameters": {"QueueUrl": _QUEUE, "MessageBody": "x"}}  # fmt: skip
+
+MOCK_MACHINES: dict[str, dict[str, Any]] = {
+    # one Task entered twice: the second entry must take response "1"
+    "MockReentry": {
+        "StartAt": "Init",
+        "States": {
+            "Init": {"Type": "Pass", "Result": {"round": 0}, "Next": "Send"},
+            "Send": {**_SEND, "ResultSelector": {"id.$": "$.MessageId"}, "ResultPath": "$.last", "Next": "Count"},
+            "Count": {"Type": "Pass", "Parameters": {"round.$": "States.MathAdd($.round, 1)", "last.$": "$.last"},
+                      "Next": "Again"},
+            "Again": {"Type": "Choice", "Choices": [{"Variable": "$.round", "NumericLessThan": 2, "Next": "Send"}],
+                      "Default": "Done"},
+            "Done": {"Type": "Succeed"},
+        },
+    },
+    # a mocked States.Timeout, caught by name
+    "MockStatesError": {
+        "StartAt": "Send",
+        "States": {
+            "Send": {**_SEND, "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "TimedOut"}], "End": True},
+            "TimedOut": {"Type": "Succeed"},
+        },
+    },
+    # a mocked DynamoDB error, caught by name
+    "MockDynamoDBError": {
+        "StartAt": "Write",
+        "States": {
+            "Write": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:updateItem",
+                      "Parameters": {"TableName": "t", "Key": {"PK": {"S": "k"}}, "UpdateExpression": "SET a = :a",
+                                     "ExpressionAttributeValues": {":a": {"S": "b"}}},
+                      "Catch": [{"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "Next": "Lost"}],
+                      "End": True},
+            "Lost": {"Type": "Succeed"},
+        },
+    },
+}  # fmt: skip
+
+MOCK_CONFIG = {
+    "StateMachines": {
+        "MockReentry": {"TestCases": {"TwoRounds": {"Send": "FirstThenSecond"}}},
+        "MockStatesError": {"TestCases": {"TimesOut": {"Send": "TimedOut"}}},
+        "MockDynamoDBError": {"TestCases": {"ConditionFails": {"Write": "ConditionFailed"}}},
+    },
+    "MockedResponses": {
+        "FirstThenSecond": {"0": {"Return": {"MessageId": "first"}}, "1": {"Return": {"MessageId": "second"}}},
+        "TimedOut": {"0": {"Throw": {"Error": "States.Timeout", "Cause": "mocked"}}},
+        "ConditionFailed": {"0": {"Throw": {"Error": "DynamoDB.ConditionalCheckFailedException",
+                                            "Cause": "mocked"}}},
+    },
+}  # fmt: skip
+
+
+def mock_config_case(sfn: Any, machine: str, case: str) -> dict[str, Any]:
+    """Run test case ``case`` of ``MOCK_CONFIG`` on ``machine`` (``<arn>#<case>``), with
+    SFN_MOCK_CONFIG naming a file that holds ``MOCK_CONFIG``."""
+    import os
+    import tempfile
+
+    from botocore.exceptions import ClientError
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "MockConfigFile.json")
+        with open(path, "w") as file:
+            json.dump(MOCK_CONFIG, file)
+        before = os.environ.get("SFN_MOCK_CONFIG")
+        os.environ["SFN_MOCK_CONFIG"] = path
+        try:
+            name = (
+                f"{machine}{uuid.uuid4().hex[:8]}"  # machines are found by name, as in Step Functions Local
+            )
+            arn = sfn.create_state_machine(
+                name=name, definition=json.dumps(MOCK_MACHINES[machine]), roleArn=ROLE
+            )["stateMachineArn"]
+            config = {**MOCK_CONFIG, "StateMachines": {name: MOCK_CONFIG["StateMachines"][machine]}}
+            with open(path, "w") as file:
+                json.dump(config, file)
+            try:
+                execution = sfn.start_execution(stateMachineArn=f"{arn}#{case}", name=case, input="{}")[
+                    "executionArn"
+                ]
+            except ClientError as error:
+                return {"status": None, "start_error": error.response["Error"]["Code"]}
+            described = _wait(sfn, execution, 10)
+        finally:
+            if before is None:
+                os.environ.pop("SFN_MOCK_CONFIG", None)
+            else:
+                os.environ["SFN_MOCK_CONFIG"] = before
+    return {
+        "status": described["status"],
+        "error": described.get("error"),
+        "output": json.loads(described.get("output") or "null"),
+        "entered": _entered(sfn, execution),
+    }
+
+
 def run_without_fixes(name: str) -> dict[str, Any]:
     """Run one scenario on a plain moto (no fixes installed), in this process."""
     import boto3
@@ -157,11 +284,21 @@ def run_without_fixes(name: str) -> dict[str, Any]:
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
+        if name.startswith("mock_config:"):
+            # "mock_config:<machine>:<case>"; "mock_config_loaded:..." enables only the loader, to show
+            # the deviations of moto's own mocking engine, which cannot run without it.
+            return mock_config_case(sfn, *name.split(":")[1:])
+        if name.startswith("mock_config_loaded:"):
+            from marketplace_local import engine
+
+            engine.install_mock_config_loader()
+            return mock_config_case(sfn, *name.split(":")[1:])
         scenario = globals()[name]
         if name == "cancelled_transaction_and_stream":
             ddb = boto3.client("dynamodb", region_name="us-east-1")
             return scenario(ddb, boto3.client("dynamodbstreams", region_name="us-east-1"))
-        sfn_only = ("choice_on_missing_path", "unnamed_execution", "long_wait", "entered_time")
+        sfn_only = ("choice_on_missing_path", "unnamed_execution", "long_wait", "entered_time",
+                    "states_all_on_a_data_error")  # fmt: skip
         args = (sfn,) if name in sfn_only else (sfn, sqs)
         return scenario(*args)
 

@@ -12,7 +12,15 @@ tests/unit/test_engine.py that fails without it:
   (moto builds a new client per task, which costs more than the task itself);
 * ``SendTaskFailure`` keeps its ``cause`` (moto drops it);
 * ``$$.State.EnteredTime`` has AWS's format, ``2026-11-23T10:00:00.123Z``, and follows the clock
-  (moto writes Python's ``isoformat()``, ``...00.123456+00:00``).
+  (moto writes Python's ``isoformat()``, ``...00.123456+00:00``);
+* ``States.ALL`` in a Retry or Catch does not match ``States.Runtime``: a data error fails the
+  execution, as on AWS (moto's wildcard matches it too, so a catcher hides it);
+* MockConfigFile test cases, as Step Functions Local runs them: ``StartExecution`` on
+  ``<stateMachineArn>#<TestCase>`` runs that test case of the file named by the environment variable
+  ``SFN_MOCK_CONFIG`` (moto carries the mocking engine but stubs out its loader), with one response
+  counter per state per execution, retries and re-entries included (moto counts by the retry count
+  of the current entry), mocked ``States.*`` errors thrown as such (moto refuses them), and a mocked
+  error of a DynamoDB task kept (moto renames it ``DynamoDB.AmazonDynamoDBException``).
 
 moto has no extension points for any of these, so they are patches of named functions; the module
 keeps the originals so that :func:`uninstall` restores them. Re-check each after a moto upgrade:
@@ -24,10 +32,14 @@ from __future__ import annotations
 import datetime
 import functools
 import importlib
+import json
+import os
 import threading
 import time as _time
 import types
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -45,6 +57,10 @@ from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison_
 )
 from moto.stepfunctions.parser.asl.component.state.choice.comparison.variable import NoSuchVariable
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.mocking import mock_config
+
+# The environment variable that names the MockConfigFile, as for Step Functions Local.
+MOCK_CONFIG_ENV = "SFN_MOCK_CONFIG"
 
 _RealEvent = threading.Event
 
@@ -262,11 +278,154 @@ def _cached_boto_client_for(original: Any) -> Any:
     return boto_client_for
 
 
+def _strict_states_all(self: Any, env: Any) -> None:
+    """AWS: ``States.ALL`` matches every error but ``States.Runtime``, which fails the execution."""
+    error_name = env.stack[-1]
+    if error_name == _STATES_RUNTIME and self._STATE_ALL_ERROR in self.error_names:
+        env.stack.pop()
+        env.stack.append(error_name in self.error_names)
+        return
+    _original_error_equals(self, env)
+
+
+_STATES_RUNTIME = StatesErrorName(typ=StatesErrorNameType.StatesRuntime)
+_original_error_equals: Any = None
+
+
+# ------------------------------------------------------------------------------ mock config
+class MockConfigError(Exception):
+    """``<arn>#<case>`` names no test case of the MockConfigFile (or none is configured)."""
+
+
+def load_mock_test_case(state_machine_name: str, test_case_name: str) -> mock_config.MockTestCase:
+    """The test case of the MockConfigFile named by ``SFN_MOCK_CONFIG``, built with moto's own
+    classes (moto's loader reads a pydantic model that moto does not ship: it returns None).
+
+    Read at every start, so an edited file counts at the next execution. Each start gets its own
+    MockTestCase, which carries that execution's response counters."""
+    path = os.environ.get(MOCK_CONFIG_ENV)
+    if not path:
+        raise MockConfigError(
+            f"{state_machine_name}#{test_case_name}: set {MOCK_CONFIG_ENV} to the MockConfigFile to run test cases"
+        )
+    config = json.loads(Path(path).read_text())
+    cases = config.get("StateMachines", {}).get(state_machine_name, {}).get("TestCases", {})
+    if test_case_name not in cases:
+        raise MockConfigError(
+            f"{path} has no test case {test_case_name!r} for state machine {state_machine_name!r}"
+        )
+    states = []
+    for state_name, response_name in cases[test_case_name].items():
+        if response_name not in config.get("MockedResponses", {}):
+            raise MockConfigError(f"{path}: {test_case_name} names the missing response {response_name!r}")
+        responses: list[mock_config.MockedResponse] = []
+        for key, response in config["MockedResponses"][response_name].items():
+            start, end = mock_config._parse_mocked_response_range(key)
+            if "Return" in response:
+                responses.append(mock_config.MockedResponseReturn(start, end, response["Return"]))
+            else:
+                throw = response["Throw"]
+                responses.append(mock_config.MockedResponseThrow(start, end, throw["Error"], throw["Cause"]))
+        states.append(mock_config.StateMockedResponses(state_name, response_name, responses))
+    return mock_config.MockTestCase(state_machine_name, test_case_name, states)
+
+
+_starting = threading.local()  # the test case of the execution this thread is starting
+
+
+def _mock_config_start_execution(original: Any) -> Any:
+    @functools.wraps(original)
+    def start_execution(self: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kw: Any):
+        base_arn, separator, case = state_machine_arn.partition("#")
+        if not separator:
+            return original(self, state_machine_arn, name, *args, **kw)
+        from moto.stepfunctions.exceptions import InvalidName
+
+        machine = self.describe_state_machine(base_arn)
+        try:
+            _starting.test_case = load_mock_test_case(machine.name, case)
+        except MockConfigError as error:
+            raise InvalidName(str(error)) from error
+        try:
+            return original(self, base_arn, name, *args, **kw)
+        finally:
+            _starting.test_case = None
+
+    return start_execution
+
+
+def _worker_with_test_case(original: Any) -> Any:
+    @functools.wraps(original)
+    def get_start_execution_worker(self: Any) -> Any:
+        worker = original(self)
+        test_case = getattr(_starting, "test_case", None)
+        if test_case is not None:
+            self.mock_test_case = worker._mock_test_case = test_case
+        return worker
+
+    return get_start_execution_worker
+
+
+_counter_lock = threading.Lock()
+
+
+def _mocked_response_per_invocation(self: Any) -> mock_config.MockedResponse:
+    """Step Functions Local: the n-th invocation of a state in an execution, whether a retry or a
+    new entry, takes response n (moto takes the entry's retry count, so a re-entered state
+    starts again at "0")."""
+    if not self.is_mocked_mode():
+        raise RuntimeError("Cannot retrieve mocked response: execution is not operating in mocked mode")
+    state_name, test_case = self.next_state_name, self.mock_test_case
+    responses = test_case.state_mocked_responses[state_name].mocked_responses
+    with _counter_lock:
+        counters = test_case.__dict__.setdefault("invocations", Counter())
+        invocation = counters[state_name]
+        counters[state_name] += 1
+    if invocation >= len(responses):
+        raise RuntimeError(
+            f"No mocked response for invocation {invocation} of state {state_name!r} "
+            f"({test_case.state_machine_name}#{test_case.test_case_name} defines {len(responses)})"
+        )
+    return responses[invocation]
+
+
+def _mocked_throw_keeping_states_errors(env: Any, mocked_response: Any) -> None:
+    """A mocked ``States.Timeout`` is thrown as that error (moto's CustomErrorName refuses it)."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+
+    error = mocked_response.error
+    try:
+        error_name: Any = StatesErrorName.from_name(error)
+    except ValueError:
+        error_name = CustomErrorName(error)
+    raise FailureEventException(
+        failure_event=FailureEvent(
+            env=env,
+            error_name=error_name,
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(
+                taskFailedEventDetails=TaskFailedEventDetails(error=error, cause=mocked_response.cause)
+            ),
+        )
+    )
+
+
+def _dynamodb_keeps_failure_events(original: Any) -> Any:
+    @functools.wraps(original)
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if isinstance(ex, FailureEventException):
+            return ex.failure_event
+        return original(self, env, ex)
+
+    return from_error
+
+
 def install() -> None:
     """Apply every patch (idempotent)."""
     if _originals:
         return
     from moto.stepfunctions.parser import models as parser_models
+    from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state import state as state_module
     from moto.stepfunctions.parser.asl.component.state.exec import execute_state
@@ -276,6 +435,10 @@ def install() -> None:
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     _patch(comparison_variable.ComparisonVariable, "_eval_body", _strict_comparison_variable)
+    global _original_error_equals
+    _original_error_equals = error_equals_decl.ErrorEqualsDecl._eval_body
+    _patch(error_equals_decl.ErrorEqualsDecl, "_eval_body", _strict_states_all)
+    _install_mock_config_patches()
 
     time_shim = _ModuleShim(_time, sleep=lambda s: _clock.sleep(s), time=lambda: _clock.now())
     threading_shim = _ModuleShim(threading, Event=ClockEvent)
@@ -296,6 +459,32 @@ def install() -> None:
     for module_name in _MODULES_USING_BOTO_CLIENT_FOR:
         module = importlib.import_module(f"moto.stepfunctions.parser.asl.component.state.exec.{module_name}")
         _patch(module, "boto_client_for", cached)
+
+
+def install_mock_config_loader() -> None:
+    """Only the loader: ``<arn>#<case>`` runs a test case with moto's own mocking engine (install()
+    applies it; tests/engine_scenarios.py applies it alone to show the deviations of that engine)."""
+    from moto.stepfunctions.parser import models as parser_models
+    from moto.stepfunctions.parser.backend import execution
+
+    backend_cls = parser_models.StepFunctionsParserBackend
+    _patch(backend_cls, "start_execution", _mock_config_start_execution(backend_cls.start_execution))
+    worker = execution.Execution._get_start_execution_worker
+    _patch(execution.Execution, "_get_start_execution_worker", _worker_with_test_case(worker))
+
+
+def _install_mock_config_patches() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import mock_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_dynamodb as dynamodb_task,
+    )
+    from moto.stepfunctions.parser.asl.eval import environment
+
+    install_mock_config_loader()
+    _patch(environment.Environment, "get_current_mocked_response", _mocked_response_per_invocation)
+    _patch(mock_eval_utils, "_eval_mocked_response_throw", _mocked_throw_keeping_states_errors)
+    task_cls = dynamodb_task.StateTaskServiceDynamoDB
+    _patch(task_cls, "_from_error", _dynamodb_keeps_failure_events(task_cls._from_error))
 
 
 def _install_task_failure_patch(backend_cls: Any) -> None:

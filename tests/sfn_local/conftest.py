@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sfn_local_harness import StepFunctionsLocal, static_model
+from sfn_local_harness import StepFunctionsLocal
+from tests import mock_config_cases as cases
 
 
 @pytest.fixture(scope="session")
 def sfn_local() -> Iterator[StepFunctionsLocal]:
-    local = StepFunctionsLocal.start(static_model().MOCK_CONFIG_PATH)
+    local = StepFunctionsLocal.start(cases.MOCK_CONFIG_PATH)
     try:
         yield local
     finally:
@@ -27,8 +28,7 @@ def state_machine_arns(sfn_local: StepFunctionsLocal) -> dict[str, str]:
     uses (SupplierOnboarding, ProductListing, SupplierOrder): name -> ARN. All are created STANDARD,
     the Express SupplierOrder too, so that their executions can be described and their histories read
     (``StepFunctionsLocal.create_state_machine`` says why)."""
-    model = static_model()
     return {
-        machine: sfn_local.create_state_machine(machine, model.definition_text(machine))
-        for machine in sorted(model.MACHINES)
+        machine: sfn_local.create_state_machine(machine, cases.definition_text(machine))
+        for machine in cases.machines()
     }

@@ -2,8 +2,9 @@
 
 Starts one container with ``statemachines/test/MockConfigFile.json`` mounted read-only and named by
 ``SFN_MOCK_CONFIG``, creates every state machine the file has test cases for, each from its own ASL
-(template.yaml's DefinitionUri) with its DefinitionSubstitutions filled (the same values the static
-walker uses) and each as STANDARD, the Express SupplierOrder too (see ``create_state_machine``), runs
+(template.yaml's DefinitionUri) with its DefinitionSubstitutions filled (``tests/mock_config_cases.py``:
+parameters at their defaults, resources as dummy ARNs) and each as STANDARD, the Express SupplierOrder
+too (see ``create_state_machine``), runs
 a test case by starting an execution of ``<stateMachineArn>#<TestCase>``, polls
 ``DescribeExecution`` until the execution leaves RUNNING or a deadline passes, and reads the whole
 execution history.
@@ -20,27 +21,22 @@ Settings (environment):
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from tests.mock_config_cases import Execution
 
 DOCKER_SKIP_REASON = "no Docker engine: Step Functions Local tests run where Docker exists"
 
-ROOT = Path(__file__).resolve().parents[2]
-STATIC_MODEL_PATH = ROOT / "tests" / "workflow" / "test_mock_config.py"
 IMAGE = os.environ.get("SFN_LOCAL_IMAGE", "amazon/aws-stepfunctions-local:latest")
 STARTUP_SECONDS = float(os.environ.get("SFN_LOCAL_STARTUP_SECONDS", "120"))
 CONTAINER_PORT = 8083  # Step Functions Local listens here
@@ -63,67 +59,11 @@ def docker_available() -> bool:
     return True
 
 
-@functools.cache
-def static_model() -> ModuleType:
-    """tests/workflow/test_mock_config.py: the walker, MACHINES and EXPECTED, each definition with its
-    substitutions.
-
-    Loaded by path under its own module name, so that both suites share one source of truth for what
-    each test case must do without making the test folders packages.
-    """
-    name = "state_machines_static_model"
-    spec = importlib.util.spec_from_file_location(name, STATIC_MODEL_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
 def _docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
     docker = shutil.which("docker")
     if docker is None:
         raise RuntimeError("the docker CLI is not on PATH")
     return subprocess.run([docker, *args], capture_output=True, text=True, timeout=timeout, check=check)
-
-
-@dataclass
-class Execution:
-    """What Step Functions Local did with one test case."""
-
-    case: str  # "<state machine>/<test case>"
-    arn: str
-    status: str
-    events: list[dict[str, Any]] = field(repr=False)
-
-    @property
-    def entered(self) -> list[str]:
-        """Every state entered, in order (a retried Task is entered once)."""
-        return [
-            event["stateEnteredEventDetails"]["name"]
-            for event in self.events
-            if event["type"].endswith("StateEntered")
-        ]
-
-    @property
-    def last_state_entered(self) -> str | None:
-        entered = self.entered
-        return entered[-1] if entered else None
-
-    @property
-    def failure(self) -> dict[str, Any]:
-        """``{"error", "cause"}`` of the ExecutionFailed event, or ``{}``."""
-        for event in reversed(self.events):
-            if event["type"] == "ExecutionFailed":
-                return event.get("executionFailedEventDetails", {})
-        return {}
-
-    def describe(self) -> str:
-        lines = [f"{self.case}: {self.status} after {' -> '.join(self.entered)}"]
-        if self.failure:
-            lines.append(f"  failed: {self.failure.get('error')}: {self.failure.get('cause')}")
-        lines += [f"  {event['id']:>3} {event['type']}" for event in self.events]
-        return "\n".join(lines)
 
 
 class StepFunctionsLocal:

@@ -130,3 +130,62 @@ def test_entered_time_is_python_isoformat_in_plain_moto():
 
     entered = without_fix("entered_time")["entered"]
     assert not re.fullmatch(AWS_TIME, entered) and entered.endswith("+00:00")
+
+
+def test_states_all_does_not_catch_a_data_error(sfn):
+    result = scenarios.states_all_on_a_data_error(sfn)
+    assert result["status"] == "FAILED"
+    assert result["error"] == "States.Runtime"
+    assert "Caught" not in result["entered"]
+
+
+def test_states_all_catches_a_data_error_in_plain_moto():
+    result = without_fix("states_all_on_a_data_error")
+    assert result["status"] == "SUCCEEDED"
+    assert result["entered"] == ["Send", "Caught"]
+
+
+def test_a_mock_config_test_case_runs_its_mocked_responses(sfn):
+    result = scenarios.mock_config_case(sfn, "MockReentry", "TwoRounds")
+    assert result["status"] == "SUCCEEDED"
+    assert result["entered"] == ["Init", "Send", "Count", "Again", "Send", "Count", "Again", "Done"]
+
+
+def test_a_mock_config_test_case_cannot_start_in_plain_moto():
+    result = without_fix("mock_config:MockReentry:TwoRounds")
+    assert result["status"] is None and result["start_error"]
+
+
+def test_a_state_entered_again_takes_the_next_mocked_response(sfn):
+    """Step Functions Local counts a state's invocations per execution, entries and retries alike."""
+    result = scenarios.mock_config_case(sfn, "MockReentry", "TwoRounds")
+    assert result["output"] == {"round": 2, "last": {"id": "second"}}
+
+
+def test_a_state_entered_again_takes_its_first_response_again_in_moto():
+    result = without_fix("mock_config_loaded:MockReentry:TwoRounds")
+    assert result["output"] == {"round": 2, "last": {"id": "first"}}
+
+
+def test_a_mocked_states_error_is_thrown_and_caught_by_name(sfn):
+    result = scenarios.mock_config_case(sfn, "MockStatesError", "TimesOut")
+    assert result["status"] == "SUCCEEDED"
+    assert result["entered"] == ["Send", "TimedOut"]
+
+
+def test_a_mocked_states_error_is_refused_by_moto():
+    result = without_fix("mock_config_loaded:MockStatesError:TimesOut")
+    assert result["status"] == "FAILED"
+    assert result["entered"] == ["Send"]
+
+
+def test_a_mocked_dynamodb_error_keeps_its_name(sfn):
+    result = scenarios.mock_config_case(sfn, "MockDynamoDBError", "ConditionFails")
+    assert result["status"] == "SUCCEEDED"
+    assert result["entered"] == ["Write", "Lost"]
+
+
+def test_a_mocked_dynamodb_error_is_renamed_by_moto():
+    result = without_fix("mock_config_loaded:MockDynamoDBError:ConditionFails")
+    assert result["status"] == "FAILED"
+    assert result["error"] == "DynamoDB.AmazonDynamoDBException"

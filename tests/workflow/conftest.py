@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,3 +131,84 @@ def unique_ein() -> str:
 @pytest.fixture
 def onboarding(stack, tenant) -> Onboarding:
     return Onboarding(stack, tenant)
+
+
+# ------------------------------------------------------------------------ MockConfigFile cases
+class MockConfigRuns:
+    """Runs the MockConfigFile's test cases in the local stack's engine, each once (cached).
+
+    The state machines are the stack's own (created by the provisioner from template.yaml with its
+    DefinitionSubstitutions), created once more under their MockConfigFile names, which is how the
+    engine finds a case: ``SFN_MOCK_CONFIG`` names the file and ``<arn>#<case>`` starts the case, as in
+    Step Functions Local. They keep the template's type (SupplierOrder is EXPRESS)."""
+
+    def __init__(self, stack: Any) -> None:
+        from tests import mock_config_cases as cases
+
+        self.stack, self.sfn = stack, stack.client("stepfunctions")
+        self.arns: dict[str, str] = {}
+        for machine in cases.machines():
+            arn = stack.physical_id(cases.template_state_machines()[machine])
+            described = self.sfn.describe_state_machine(stateMachineArn=arn)
+            self.arns[machine] = self.create(self.sfn, machine, described["definition"])
+        self._runs: dict[tuple[str, str], Any] = {}
+
+    def create(self, sfn: Any, machine: str, definition: str) -> str:
+        described = self.sfn.describe_state_machine(
+            stateMachineArn=self.stack.physical_id(f"{machine}StateMachine")
+        )
+        return sfn.create_state_machine(
+            name=machine, definition=definition, roleArn=described["roleArn"], type=described["type"]
+        )["stateMachineArn"]
+
+    def run(self, machine: str, case: str) -> Any:
+        if (machine, case) not in self._runs:
+            self._runs[machine, case] = self.start(self.sfn, self.arns[machine], machine, case)
+        return self._runs[machine, case]
+
+    def start(self, sfn: Any, machine_arn: str, machine: str, case: str) -> Any:
+        from tests import mock_config_cases as cases
+
+        started = sfn.start_execution(
+            stateMachineArn=f"{machine_arn}#{case}",
+            name=f"{case[:60]}-{uuid.uuid4().hex[:12]}",
+            input=json.dumps(cases.execution_input(machine)),
+        )
+        arn = started["executionArn"]
+        status = wait_until(
+            lambda: (s := sfn.describe_execution(executionArn=arn)["status"]) != "RUNNING" and s,
+            timeout=30, what=f"{machine}/{case} to end",
+        )  # fmt: skip
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return cases.Execution(f"{machine}/{case}", arn, status, sorted(events, key=lambda e: e["id"]))
+
+    def run_changed(self, machine: str, case: str, asl: dict[str, Any]) -> Any:
+        """Run ``case`` on a changed definition of ``machine``: created under the same name in another
+        region (machines are found by name), and deleted again."""
+        import boto3
+
+        sfn = boto3.client(
+            "stepfunctions", region_name="eu-west-1", endpoint_url=self.stack.moto_endpoint,
+            aws_access_key_id="local", aws_secret_access_key="local",
+        )  # fmt: skip
+        arn = self.create(sfn, machine, json.dumps(asl))
+        try:
+            return self.start(sfn, arn, machine, case)
+        finally:
+            sfn.delete_state_machine(stateMachineArn=arn)
+
+
+@pytest.fixture(scope="session")
+def mock_config_runs(stack) -> Iterator[MockConfigRuns]:
+    from marketplace_local.engine import MOCK_CONFIG_ENV
+    from tests.mock_config_cases import MOCK_CONFIG_PATH
+
+    before = os.environ.get(MOCK_CONFIG_ENV)
+    os.environ[MOCK_CONFIG_ENV] = str(MOCK_CONFIG_PATH)
+    try:
+        yield MockConfigRuns(stack)
+    finally:
+        if before is None:
+            os.environ.pop(MOCK_CONFIG_ENV, None)
+        else:
+            os.environ[MOCK_CONFIG_ENV] = before
