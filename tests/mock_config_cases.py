@@ -35,12 +35,11 @@ REGION, ACCOUNT = "us-east-1", "123456789012"
 # name resources get these stand-ins (every Task is mocked, none is called); those that are template
 # parameters get the parameter's default. The local stack fills them with its own resources.
 DUMMY_RESOURCES = {
-    "ValidateSupplierFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ValidateSupplierFunction",
-    "ValidateProductFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ValidateProductFunction",
+    "ValidateFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ValidateFunction",
     "SupplierOrderStepsFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:SupplierOrderStepsFunction",
     "TableName": "MarketplaceTable",
     "CorrectionQueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/CorrectionQueue",
-    "SupplierNotificationsTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:SupplierNotifications",
+    "NotificationsTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:SupplierNotifications",
 }
 
 
@@ -70,7 +69,12 @@ def machines() -> list[str]:
 
 
 def execution_input(machine: str) -> dict[str, Any]:
-    return json.loads(json.dumps(_expected_file()[machine]["input"]))
+    """The input a case starts with: what the stream router gives a new record of the machine's kind
+    (the kind's registry entry builds it, keys and all), for the record the table names."""
+    from marketplace import registry
+
+    named = _expected_file()[machine]["input"]
+    return registry.KINDS[named["kind"]].start_input(named["tenantId"], named["recordId"], 1)
 
 
 def expected(machine: str) -> dict[str, Expected]:
