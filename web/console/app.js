@@ -6,8 +6,12 @@ import { $, announce, clearError, el, flagsList, formatAge, formatTime, guardedB
 
 const session = new Session("marketplace.console.token");
 let api;
-let current = null; // {kind, recordId, supplierId, sku, record}
+let current = null; // {kind, recordId, correctionId, supplierId, sku, record}
 let nextToken = null;
+
+// Every kind is rejected and retried through the correction queue's own routes, by correction id.
+const reject = (c) => `/admin/corrections/${enc(c.correctionId)}/reject`;
+const retry = (c) => `/admin/corrections/${enc(c.correctionId)}/retry`;
 
 // What each kind of queued record can do, and where in the API.
 const KINDS = {
@@ -16,8 +20,6 @@ const KINDS = {
     path: (c) => `/suppliers/${enc(c.recordId)}`,
     editable: true,
     history: (c) => `/suppliers/${enc(c.recordId)}/history`,
-    reject: (c) => `/admin/corrections/${enc(c.recordId)}/reject`,
-    retry: (c) => `/admin/corrections/${enc(c.recordId)}/retry`,
     name: (r) => r.legalName,
   },
   PRODUCT: {
@@ -25,8 +27,6 @@ const KINDS = {
     path: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}`,
     editable: true,
     history: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/history`,
-    reject: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/reject`,
-    retry: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/retry`,
     name: (r) => r.title,
   },
   SUPPLIER_ORDER: {
@@ -34,8 +34,6 @@ const KINDS = {
     path: (c) => `/supplier-orders/${enc(c.recordId)}`,
     editable: false,
     history: null,
-    reject: (c) => `/supplier-orders/${enc(c.recordId)}/cancel`,
-    retry: (c) => `/supplier-orders/${enc(c.recordId)}/retry`,
     name: (r) => r.orderId,
   },
 };
@@ -137,6 +135,7 @@ async function openRecord(item) {
   current = {
     kind: item.recordType,
     recordId: item.recordId,
+    correctionId: item.correctionId,
     supplierId: item.supplierId,
     sku: item.sku,
     record: null,
@@ -364,7 +363,7 @@ async function onReject(event) {
   }
   field.removeAttribute("aria-invalid");
   await guarded($("#reject"), "Rejecting", async () => {
-    current.record = await api.post(KINDS[current.kind].reject(current), { reason });
+    current.record = await api.post(reject(current), { reason });
     field.value = "";
     renderRecord();
     announce(`${KINDS[current.kind].label} is ${current.record.status}.`);
@@ -374,7 +373,7 @@ async function onReject(event) {
 
 async function onRetry() {
   await guarded($("#retry"), "Asking for another validation round", async () => {
-    current.record = await api.post(KINDS[current.kind].retry(current));
+    current.record = await api.post(retry(current));
     renderRecord();
     announce("Marked for another validation round: re-run the drain.");
   });

@@ -50,10 +50,7 @@ def product_history(supplierId: str, sku: str) -> dict[str, Any]:
     listings = products.Products()
     record = listings.get_for(caller(router), supplierId, sku)
     limit, token = request.page_args(router.current_event)
-    # Read here until Products has a ``history`` like Suppliers (the domain is not this file's).
-    page = listings.table.query(
-        record["PK"], sk_prefix=audit.trail_prefix(record["SK"]), limit=limit, next_token=token
-    )
+    page = listings.records.trail(record, limit, token)
     return {"items": [audit.view(i) for i in page.items], "nextToken": page.next_token}
 
 

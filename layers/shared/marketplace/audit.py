@@ -51,11 +51,6 @@ def audit_entry(
     }
 
 
-def trail_prefix(record_sk: str) -> str:
-    """Sort-key prefix of one record's trail: the records of a partition keep separate trails."""
-    return keys.audit_prefix(record_sk)
-
-
 def record(table: Table, entry: dict[str, Any]) -> bool:
     """Write the entry once; False if this stream event was already recorded."""
     try:

@@ -350,8 +350,7 @@ class Imports:
     # ---------------------------------------------------------------- API side
     def _visible(self, principal: Principal, supplier_id: str) -> None:
         """The supplier itself, or the tenant's retailer/admin; anyone else gets 404."""
-        principal.require("supplier", "retailer", "admin")
-        products.Products(self.table)._visible_supplier(principal, supplier_id)
+        products.Products(self.table).visible_supplier(principal, supplier_id)
 
     def get(self, tenant_id: str, supplier_id: str, import_id: str) -> dict[str, Any]:
         record = self.table.get(keys.supplier_pk(tenant_id, supplier_id), keys.import_sk(import_id))

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from marketplace import keys, schemas
+from marketplace import access, keys, schemas
 from marketplace.clock import iso, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
@@ -75,7 +75,6 @@ class Orders:
     # ---------------------------------------------------------------- placing an order
     def place(self, principal: Principal, body: Any) -> dict[str, Any]:
         """Split a customer order per supplier and write it all in one transaction."""
-        principal.require("retailer")
         if not isinstance(body, dict):
             raise InvalidInput([FieldError("(body)", "must be a JSON object")])
         schemas.validate("order", body)
@@ -129,7 +128,6 @@ class Orders:
 
     # ---------------------------------------------------------------- reads
     def get_order(self, principal: Principal, order_id: str) -> dict[str, Any]:
-        principal.require("retailer", "admin")
         order = self.table.get(order_pk(principal.tenant_id, order_id), keys.RECORD_SK)
         if order is None or order.get("tenantId") != principal.tenant_id:
             raise NotFound(f"no order {order_id}")
@@ -139,10 +137,13 @@ class Orders:
     def get(self, tenant_id: str, supplier_order_id: str) -> dict[str, Any]:
         return Records(KIND, self.table).get(tenant_id, supplier_order_id)
 
-    def get_for(self, principal: Principal, supplier_order_id: str) -> dict[str, Any]:
-        """A supplier sees only its own orders; another's is 404 like a missing one."""
+    def get_for(
+        self, principal: Principal, supplier_order_id: str, roles: frozenset[str] = access.ROLES
+    ) -> dict[str, Any]:
+        """A supplier sees only its own orders; another's is 404 like a missing one. ``roles``: the
+        roles the caller acts in (a decision is a supplier's, even for a caller that is also staff)."""
         record = self.get(principal.tenant_id, supplier_order_id)
-        if not principal.roles & {"retailer", "admin"} and record["supplierId"] != principal.supplier_id:
+        if not access.sees_supplier(principal, record["supplierId"], roles):
             raise NotFound(f"no supplier order {supplier_order_id}")
         return record
 
@@ -154,16 +155,12 @@ class Orders:
         limit: int,
         next_token: str | None,
     ) -> Page:
-        if principal.roles & {"retailer", "admin"}:
-            if not supplier_id:
-                raise InvalidInput([FieldError("supplierId", "is required for retailers and admins")])
+        supplier_id = access.supplier_scope(principal, supplier_id)
+        if not supplier_id:
+            raise InvalidInput([FieldError("supplierId", "is required for retailers and admins")])
+        if principal.roles & access.STAFF:
             # An unknown or another tenant's supplier is 404, as everywhere, not an empty page.
             Suppliers(self.table).get(principal.tenant_id, supplier_id)
-        else:
-            principal.require("supplier")
-            if supplier_id and supplier_id != principal.supplier_id:
-                raise NotFound(f"no supplier {supplier_id}")
-            supplier_id = principal.supplier_id
         if status is not None and status not in STATUSES:
             raise InvalidInput([FieldError("status", f"must be one of {', '.join(STATUSES)}")])
         page = self.table.query(
@@ -271,8 +268,7 @@ class Orders:
 
     # ---------------------------------------------------------------- decisions
     def accept(self, principal: Principal, supplier_order_id: str) -> dict[str, Any]:
-        principal.require("supplier")
-        order = self.get_for(principal, supplier_order_id)
+        order = self.get_for(principal, supplier_order_id, roles=frozenset({access.SUPPLIER}))
         if order["status"] == "ACCEPTED":
             return order
         if order["status"] != "AWAITING_ACCEPTANCE":
@@ -285,8 +281,7 @@ class Orders:
         )  # fmt: skip
 
     def reject(self, principal: Principal, supplier_order_id: str, reason: str) -> dict[str, Any]:
-        principal.require("supplier")
-        order = self.get_for(principal, supplier_order_id)
+        order = self.get_for(principal, supplier_order_id, roles=frozenset({access.SUPPLIER}))
         if order["status"] == "REJECTED":
             return order
         if order["status"] != "AWAITING_ACCEPTANCE":
@@ -295,7 +290,6 @@ class Orders:
 
     def cancel(self, principal: Principal, supplier_order_id: str, reason: str) -> dict[str, Any]:
         """An admin ends a flagged (or still awaiting) supplier order; held stock is released."""
-        principal.require("admin")
         order = self.get(principal.tenant_id, supplier_order_id)
         if order["status"] in ("CANCELLED", "REJECTED", "EXPIRED"):
             return order
@@ -356,7 +350,6 @@ class Orders:
     def request_retry(self, principal: Principal, supplier_order_id: str) -> dict[str, Any]:
         """After the cause of a flag is fixed (a listing's price, the supplier's approval), an admin
         asks for the order to be validated again: the drain restarts its intake."""
-        principal.require("admin")
         return Records(KIND, self.table).request_retry(principal, supplier_order_id)
 
     def flag_for_operator(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from marketplace import keys, schemas, suppliers
+from marketplace import access, keys, schemas, suppliers
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
@@ -191,11 +191,9 @@ class Products:
         self.table = table or Table()
         self.records = Records(KIND, self.table)
 
-    def _visible_supplier(self, principal: Principal, supplier_id: str) -> dict[str, Any]:
+    def visible_supplier(self, principal: Principal, supplier_id: str) -> dict[str, Any]:
         """The supplier, if the caller may see its listings (404 otherwise, never 403)."""
-        only_supplier = "supplier" in principal.roles and not principal.roles & {"retailer", "admin"}
-        if only_supplier and principal.supplier_id != supplier_id:
-            raise NotFound(f"no supplier {supplier_id}")
+        access.require_supplier(principal, supplier_id)
         return suppliers.Suppliers(self.table).get(principal.tenant_id, supplier_id)
 
     def get(self, tenant_id: str, supplier_id: str, sku: str) -> dict[str, Any]:
@@ -205,11 +203,11 @@ class Products:
         return record
 
     def get_for(self, principal: Principal, supplier_id: str, sku: str) -> dict[str, Any]:
-        self._visible_supplier(principal, supplier_id)
+        self.visible_supplier(principal, supplier_id)
         return self.get(principal.tenant_id, supplier_id, sku)
 
     def list_for(self, principal: Principal, supplier_id: str, limit: int, next_token: str | None) -> Page:
-        self._visible_supplier(principal, supplier_id)
+        self.visible_supplier(principal, supplier_id)
         return self.table.query(
             keys.supplier_pk(principal.tenant_id, supplier_id),
             sk_prefix=keys.PRODUCT_SK_PREFIX,
@@ -217,18 +215,11 @@ class Products:
             next_token=next_token,
         )
 
-    def history_for(
-        self, principal: Principal, supplier_id: str, sku: str, limit: int, next_token: str | None
-    ) -> Page:
-        self._visible_supplier(principal, supplier_id)
-        return self.records.history(principal.tenant_id, record_id(supplier_id, sku), limit, next_token)
-
     def list_by_status(self, tenant_id: str, status: str, limit: int, next_token: str | None) -> Page:
         return self.records.list_by_status(tenant_id, status, limit, next_token)
 
     def register(self, principal: Principal, supplier_id: str, body: Any) -> dict[str, Any]:
-        principal.require("supplier", "retailer", "admin")
-        self._visible_supplier(principal, supplier_id)
+        self.visible_supplier(principal, supplier_id)
         if not isinstance(body, dict):
             raise InvalidInput([FieldError("(body)", "must be a JSON object")])
         schemas.validate("product", body)
@@ -244,7 +235,6 @@ class Products:
         self, principal: Principal, supplier_id: str, sku: str, body: Any, expected_version: int | None
     ) -> dict[str, Any]:
         """A change of fields; on a FLAGGED listing this is the fix the drain looks for."""
-        principal.require("supplier", "retailer", "admin")
         current = self.get_for(principal, supplier_id, sku)
         if not isinstance(body, dict) or not body:
             raise InvalidInput([FieldError("(body)", "must be an object with at least one field to change")])

@@ -145,7 +145,10 @@ class Records:
         )  # fmt: skip
 
     def history(self, tenant_id: str, record_id: str, limit: int, next_token: str | None) -> Page:
-        record = self.get(tenant_id, record_id)  # 404 for unknown and other tenants' ids
+        return self.trail(self.get(tenant_id, record_id), limit, next_token)  # 404 for unknown ids
+
+    def trail(self, record: Mapping[str, Any], limit: int, next_token: str | None) -> Page:
+        """One page of a record's audit trail, oldest first."""
         return self.table.query(
             record["PK"], sk_prefix=keys.audit_prefix(record["SK"]), limit=limit, next_token=next_token
         )

@@ -49,10 +49,10 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from marketplace import clock, config, keys
+from marketplace import access, clock, config, keys
 from marketplace.adapters import aws
 from marketplace.clock import iso
-from marketplace.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, TransientError
+from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, encode_token
 
@@ -433,27 +433,6 @@ class Processed:
 
 
 # ------------------------------------------------------------------------------------------- service
-def _require_self(principal: Principal, supplier_id: str) -> None:
-    """Only a supplier may register its own webhook: another supplier's id is 404 (as any id it
-    cannot see), and other roles are refused."""
-    if "supplier" in principal.roles:
-        if principal.supplier_id != supplier_id:
-            raise NotFound(f"no supplier {supplier_id}")
-        return
-    raise Forbidden("only the supplier itself can register its webhook")
-
-
-def _require_visible(principal: Principal, supplier_id: str) -> None:
-    """Retailers and admins see their tenant's suppliers; a supplier sees only itself (404 else)."""
-    if principal.roles & {"retailer", "admin"}:
-        return
-    if "supplier" in principal.roles:
-        if principal.supplier_id != supplier_id:
-            raise NotFound(f"no supplier {supplier_id}")
-        return
-    raise Forbidden("this action needs one of the roles: admin, retailer, supplier")
-
-
 class Webhooks:
     """Registration, enqueueing, delivery and redrive. Every dependency can be injected (tests);
     by default the table and SQS come from the adapters and the queue URLs from the environment,
@@ -498,7 +477,7 @@ class Webhooks:
         return record
 
     def get_webhook(self, principal: Principal, supplier_id: str) -> dict[str, Any]:
-        _require_visible(principal, supplier_id)
+        access.authorize(principal, access.ROLES, supplier_id)
         record = self.webhook(principal.tenant_id, supplier_id)
         if record is None:
             raise NotFound(f"supplier {supplier_id} has no webhook")
@@ -509,7 +488,8 @@ class Webhooks:
     ) -> dict[str, Any]:
         """Create or replace the supplier's webhook (a PUT). ``expected_version`` (If-Match) makes
         the replacement conditional; two registrations at once: one wins, the other is a Conflict."""
-        _require_self(principal, supplier_id)
+        # Only the supplier itself registers its webhook, even a caller that is also staff.
+        access.authorize(principal, {access.SUPPLIER}, supplier_id)
         url, secret = validate_registration(body)
         tenant_id, now, who = principal.tenant_id, iso(self.now()), principal.actor
         pk, sk = webhook_key(tenant_id, supplier_id)
@@ -640,7 +620,7 @@ class Webhooks:
         return record
 
     def get_delivery(self, principal: Principal, supplier_id: str, delivery_id: str) -> dict[str, Any]:
-        _require_visible(principal, supplier_id)
+        access.authorize(principal, access.ROLES, supplier_id)
         record = self._load(principal.tenant_id, supplier_id, delivery_id)
         if record is None:
             raise NotFound(f"no delivery {delivery_id}")
@@ -656,7 +636,7 @@ class Webhooks:
     ) -> Page:
         """A page of the supplier's deliveries (views), newest first, optionally in one status.
         Page tokens are bound to the listing (supplier and status) that issued them."""
-        _require_visible(principal, supplier_id)
+        access.authorize(principal, access.ROLES, supplier_id)
         tenant_id = principal.tenant_id
         pk = keys.supplier_pk(tenant_id, supplier_id)
         if status is not None and status not in DELIVERY_STATUSES:
@@ -703,7 +683,7 @@ class Webhooks:
         """Start a FAILED delivery again: PENDING, attempts from 1, same delivery id (the receiver
         dedupes on it). A PENDING or DELIVERED delivery is a Conflict: redriving one that is still
         being tried would run two retry chains, and a delivered one has nothing left to do."""
-        _require_visible(principal, supplier_id)
+        access.authorize(principal, access.ROLES, supplier_id)
         record = self._load(principal.tenant_id, supplier_id, delivery_id)
         if record is None:
             raise NotFound(f"no delivery {delivery_id}")
