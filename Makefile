@@ -109,7 +109,7 @@ build: $(STAMP) $(SAM_STAMP)
 .PHONY: deploy-web
 deploy-web: $(STAMP)
 	@test -n "$(STACK)" || { echo "usage: make deploy-web STACK=<the stack name given to sam deploy>"; exit 1; }
-	$(BIN)/python -m marketplace_local.deploy_web --stack-name $(STACK)
+	$(BIN)/python -m tools.deploy_web --stack-name $(STACK)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -124,10 +124,10 @@ faults: $(STAMP)
 # docs/api.md, the state machine diagrams in docs/architecture.md and the tables in docs/deploy.md are
 # generated from template.yaml and statemachines/ (tests/unit/test_docs.py runs the check too).
 docs: $(STAMP)
-	$(BIN)/python -m marketplace_local.docgen
+	$(BIN)/python -m tools.docgen
 
 docs-check: $(STAMP)
-	$(BIN)/python -m marketplace_local.docgen --check
+	$(BIN)/python -m tools.docgen --check
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local .pytest_cache .ruff_cache *.egg-info

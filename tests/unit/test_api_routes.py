@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from marketplace.access import ROLES
-from marketplace_local.docgen import _roles as summary_roles
+from tools.docgen import _roles as summary_roles
 from marketplace_local.template import load_sam
 
 # Operations whose OpenAPI summary names no role yet (docs/api.md shows no "who" for them). Their

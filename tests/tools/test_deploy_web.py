@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from marketplace_local import deploy_web
+from tools import deploy_web
 from marketplace_local.static import WEB_ROOT
 
 

@@ -95,7 +95,7 @@ def publish(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m marketplace_local.deploy_web", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.deploy_web", description=__doc__)
     parser.add_argument(
         "--stack-name", help="the deployed stack: its outputs name the bucket and distribution"
     )

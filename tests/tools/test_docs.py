@@ -7,7 +7,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from marketplace_local import docgen
+from tools import docgen
 from marketplace_local.template import load_sam
 
 
