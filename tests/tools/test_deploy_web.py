@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from tools import deploy_web
 from marketplace_local.static import WEB_ROOT
+from tools import deploy_web
 
 
 def distribution(stack) -> str:

@@ -7,8 +7,8 @@ import re
 import textwrap
 from pathlib import Path
 
-from tools import docgen
 from marketplace_local.template import load_sam
+from tools import docgen
 
 
 def test_checked_in_docs_are_current() -> None:

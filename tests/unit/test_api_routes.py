@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import requests
+from tools.docgen import _roles as summary_roles
 
 from marketplace.access import ROLES
-from tools.docgen import _roles as summary_roles
 from marketplace_local.template import load_sam
 
 # Operations whose OpenAPI summary names no role yet (docs/api.md shows no "who" for them). Their
