@@ -166,14 +166,18 @@ def asl_path(machine: str) -> Path:
 
 
 def substitutions(machine: str) -> dict[str, str]:
-    """The machine's DefinitionSubstitutions from template.yaml, with values outside the stack."""
+    """The machine's DefinitionSubstitutions from template.yaml, with values outside the stack: a
+    literal (a kind's ApprovedStatus, its WorkflowActor) as it is written, a template parameter's
+    default, a stand-in for a resource."""
     from marketplace_local.template import parameter_values
 
     parameters = parameter_values(_sam())
     declared = template_resource(machine)["Properties"].get("DefinitionSubstitutions", {})
     values = {}
     for key, value in declared.items():
-        if isinstance(value, dict) and list(value) == ["Ref"] and value["Ref"] in parameters:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            values[key] = str(value)
+        elif isinstance(value, dict) and list(value) == ["Ref"] and value["Ref"] in parameters:
             values[key] = str(parameters[value["Ref"]])
         else:
             values[key] = DUMMY_RESOURCES.get(key, f"dummy-{key}")

@@ -3,18 +3,22 @@ and what its mocked responses and the runs of its cases say about the domain.
 
 Where each case goes (states entered, end) is ``statemachines/test/expected.json``, checked in the
 local stack's engine by ``test_state_machine_cases.py`` and in Step Functions Local by
-``tests/sfn_local`` (``tests/mock_config_cases.py`` reads both files). Here, without running a
-case: the file's shape; that it names the template's state machines; per state machine, that every
+``tests/sfn_local`` (``tests/mock_config_cases.py`` reads both files). Here, without running a case:
+the file's shape; that it names the template's state machines; that the reviewed kinds' machines
+share one definition and differ only in their kind's substitutions; per state machine, that every
 named state is a Task state of its ASL, every response exists (and, over the file, is used) and is
 well formed, Lambda returns have Lambda's shape, Validate returns have the shape of the validation
-step and the outcomes its ``Decide`` knows, a listing's verdicts are ``marketplace.products.evaluate``'s,
-a supplier order's Validate and Reserve returns are ``marketplace.orders.Orders``' (run over an
-in-memory table, ``order_steps``), the cases together enter every state, and an EXPRESS machine uses
-nothing only STANDARD runs. From the runs in the local engine (``mock_config_runs``, their
-histories): what each Task sent: Validate is asked about the execution's record, status writes are
-conditional on the version the validation read, Reserve is asked for that version, every
-correction-queue message parses as the drain's ``Correction`` of the right kind and record. Changed
-ASLs (``MUTATIONS``) run in the same engine must leave their case's row of the table.
+step and the outcomes its ``Decide`` knows, a listing's verdicts are
+``marketplace.products.evaluate``'s, a supplier order's Validate and Reserve returns are
+``marketplace.orders.Orders``' (run over an in-memory table, ``order_steps``), the cases together
+enter every state their kind can reach (and the machines of a shared definition every state of it),
+and an EXPRESS machine uses nothing only STANDARD runs. From the runs in the local engine
+(``mock_config_runs``, their histories): what each Task sent: Validate is asked about the
+execution's record, status writes are conditional on the version the validation read and go to the
+record's keys and its kind's status index entry (the execution input's ``keys``, built by the kind's
+registry entry), Reserve is asked for that version, every correction-queue message parses as the
+drain's ``Correction`` of the right kind and record. Changed ASLs (``MUTATIONS``) run in the same
+engine must leave their case's row of the table.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from tests.mock_config_cases import (
     machines,
     problems,
     response_for,
+    substitutions,
+    template_resource,
     template_state_machines,
     template_type,
 )
@@ -52,7 +58,7 @@ class Machine:
     """What the checks know of a state machine beyond its ASL, the template and the table."""
 
     outcomes: frozenset[str]  # what its validation step returns
-    correction_kind: str  # "kind" of its correction-queue messages
+    correction_kind: str  # "kind" of its correction-queue messages: its kind in marketplace.registry
     record_id: str  # "recordId" of its correction-queue messages, for execution_input
     # MockedResponses whose name starts so carry this machine's payloads: no other machine uses them
     response_prefixes: tuple[str, ...]
@@ -63,6 +69,8 @@ class Machine:
     # the outcome Decide flags a record for (MarkFlagged), and the outcomes whose validation carries flags
     flag_outcome: str = "FLAGGED"
     outcomes_with_flags: frozenset[str] = frozenset({"FLAGGED", "REJECTED"})
+    # the fields of the execution input that name the record to the Validate Lambda (its identity)
+    validate_identity: tuple[str, ...] = ("kind", "tenantId", "recordId")
     # what the Validate request carries besides the record's identity: a key -> its type or its value
     validate_request_extras: dict[str, Any] = field(default_factory=lambda: {"round": int})
     # the status writes of a verdict: conditional on the version the validation read, and bumping it
@@ -127,13 +135,18 @@ ORDER_VERDICTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ReserveFailedFlagged": ("APPROVED", {}),
     "ReserveUnknownOutcome": ("APPROVED", {}),
 }
+# The verdict writes of the reviewed-record definition, which both reviewed machines run: each status
+# into the status index or out of it (which of the two a kind takes is its registry entry's).
+REVIEWED_VERDICT_WRITES = frozenset(
+    {"MarkApproved", "MarkApprovedOutOfIndex", "MarkFlagged", "MarkRejected", "MarkRejectedOutOfIndex"}
+)
 MACHINES: dict[str, Machine] = {
     "SupplierOnboarding": Machine(
         outcomes=frozenset({"APPROVED", "FLAGGED", "REJECTED"}),
         correction_kind="SUPPLIER",
         record_id="s-1",
         response_prefixes=("Validate", "FlagWritten"),
-        verdict_writes=frozenset({"MarkApproved", "MarkFlagged", "MarkRejected"}),
+        verdict_writes=REVIEWED_VERDICT_WRITES,
         reason_cases={
             "FlaggedBadTaxIdFormat": "invalid format for",
             "FlaggedDuplicateTaxId": "duplicate tax id",
@@ -145,7 +158,7 @@ MACHINES: dict[str, Machine] = {
         correction_kind="PRODUCT",
         record_id="s-1/TV-55-OLED",
         response_prefixes=("Listing",),
-        verdict_writes=frozenset({"MarkActive", "MarkFlagged", "MarkRejected"}),
+        verdict_writes=REVIEWED_VERDICT_WRITES,
         reason_cases={
             "FlaggedPriceOutOfBounds": "must be between",
             "FlaggedMissingRequiredAttribute": "is required for",
@@ -162,6 +175,7 @@ MACHINES: dict[str, Machine] = {
         reason_cases={"InvalidFlaggedForHuman": "is not the listed"},
         flag_outcome="INVALID",
         outcomes_with_flags=frozenset({"INVALID"}),
+        validate_identity=("tenantId", "supplierOrderId"),
         validate_request_extras={"step": "validate"},
         verdict_writes=frozenset({"MarkFlagged", "MarkRejectedOutOfStock"}),
         flag_queue_states=frozenset({"QueueForHuman"}),
@@ -171,7 +185,15 @@ MACHINES: dict[str, Machine] = {
 # State machines of template.yaml that have no test cases in the MockConfigFile yet, and why. Each
 # one is a gap: the test below fails for a state machine that is in neither MACHINES nor here.
 WITHOUT_TEST_CASES: dict[str, str] = {}
-# Where each test case of each state machine must end.
+# The ASL files of statemachines/ and the machines that run each: the reviewed kinds share one
+# definition (docs/architecture.md), each filled with its own DefinitionSubstitutions.
+DEFINITIONS: dict[str, tuple[str, ...]] = {
+    "reviewed_record.asl.json": ("ProductListing", "SupplierOnboarding"),
+    "supplier_order.asl.json": ("SupplierOrder",),
+}
+# What the machines of one definition may substitute differently: their kind's own settings. The
+# rest (table, queue, topic, waits, rounds) is the same resource or parameter for each.
+KIND_SUBSTITUTIONS = frozenset({"ValidateFunctionArn", "ApprovedStatus", "WorkflowActor"})
 
 
 def task_states(asl: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -218,12 +240,59 @@ def test_the_file_the_template_and_machines_name_the_same_state_machines():
 
 
 @by_machine
-def test_each_state_machine_runs_its_own_asl_file(machine):
+def test_each_state_machine_runs_the_asl_file_of_its_definition(machine):
+    """Its DefinitionUri is an ASL file of statemachines/, and the machines that share a file are
+    exactly the ones DEFINITIONS names (the reviewed kinds; the supplier order has its own)."""
     path = asl_path(machine)
     assert path.is_file() and path.parent == ROOT / "statemachines", path
     assert load_raw_asl(machine)["StartAt"] in load_asl(machine)["States"]
-    others = {asl_path(other) for other in MACHINES if other != machine}
-    assert path not in others, f"{machine} shares its ASL file with another state machine"
+    sharing = tuple(sorted(other for other in MACHINES if asl_path(other) == path))
+    assert DEFINITIONS.get(path.name) == sharing, (path.name, sharing)
+
+
+def _declared_substitutions(machine: str) -> dict[str, Any]:
+    return template_resource(machine)["Properties"].get("DefinitionSubstitutions", {})
+
+
+def function_variables() -> dict[str, dict[str, Any]]:
+    """logical id -> the environment variables template.yaml gives that function."""
+    from tests.mock_config_cases import _sam
+
+    return {
+        logical_id: resource["Properties"].get("Environment", {}).get("Variables", {})
+        for logical_id, resource in _sam()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+@pytest.mark.parametrize("definition", sorted(f for f, runs in DEFINITIONS.items() if len(runs) > 1))
+def test_machines_of_one_definition_differ_only_in_their_kinds_substitutions(definition):
+    """The machines that share an ASL file substitute the same placeholders, differ in exactly their
+    kind's settings (KIND_SUBSTITUTIONS: its Validate function, approved status, actor), and each is
+    its kind's: the ApprovedStatus of its registry entry, and the machine the stream router and the
+    correction drain start for that kind (the environment variable the entry names)."""
+    from marketplace import registry
+
+    sharing = DEFINITIONS[definition]
+    declared = {machine: _declared_substitutions(machine) for machine in sharing}
+    assert len({tuple(sorted(subs)) for subs in declared.values()}) == 1, declared
+    first, *others = sharing
+    differing = {
+        key for key, value in declared[first].items() if any(declared[o][key] != value for o in others)
+    }
+    assert differing == KIND_SUBSTITUTIONS, sorted(differing)
+    for machine in sharing:
+        kind = registry.KINDS[MACHINES[machine].correction_kind]
+        assert substitutions(machine)["ApprovedStatus"] == kind.approved, machine
+        assert execution_input(machine)["kind"] == kind.name, machine
+        started_by = {
+            logical_id: variables[kind.state_machine_env]
+            for logical_id, variables in function_variables().items()
+            if kind.state_machine_env in variables
+        }  # fmt: skip
+        assert started_by and all(
+            value == {"Ref": template_state_machines()[machine]} for value in started_by.values()
+        ), (machine, kind.state_machine_env, started_by)
 
 
 def test_the_file_has_the_step_functions_local_shape():
@@ -445,7 +514,8 @@ def test_listing_verdicts_are_what_the_listing_rules_say():
 
 class _RecordsTable:
     """The few ``marketplace.repository.Table`` calls the supplier-order steps make, over records
-    stored as DynamoDB returns them; ``transact`` stands in for ``client.transact_write_items``."""
+    stored as DynamoDB returns them; the ``transact`` argument stands in for
+    ``client.transact_write_items``, under the real ``Table.transact`` (which reads its errors)."""
 
     name = "MarketplaceTable"
 
@@ -457,6 +527,11 @@ class _RecordsTable:
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.records.get((pk, sk)))
+
+    def transact(self, items: list[dict[str, Any]]) -> None:
+        from marketplace.repository import Table
+
+        Table.transact(self, items)  # type: ignore[arg-type]
 
 
 def order_steps(supplier_status: str, changes: dict[str, Any], transact: Any = None) -> Any:
@@ -641,10 +716,14 @@ def test_expected_names_every_test_case(machine):
 
 @by_machine
 def test_validate_is_asked_about_the_record_of_the_execution(machine, mock_config_runs):
-    """The Validate Lambda gets the record's identity (for a listing, its sku too) in every round,
-    and what else the machine sends it (the round; the supplier order's step)."""
+    """The Validate Lambda gets the record's identity from the execution input in every round (a
+    reviewed record's kind, tenant and record id, a listing's being ``supplierId/sku``; a supplier
+    order's tenant and id), nothing of its keys, and what else the machine sends it (the round; the
+    supplier order's step)."""
     config, spec = load_mock_config(), MACHINES[machine]
-    identity = {k: v for k, v in execution_input(machine).items() if k != "version"}
+    started = execution_input(machine)
+    identity = {k: started[k] for k in spec.validate_identity}
+    assert started["recordId"] == spec.record_id and spec.record_id in identity.values(), identity
     checked = 0
     for case in case_mocks(machine, config):
         for call in mock_config_runs.run(machine, case).calls:
@@ -721,12 +800,90 @@ def test_status_writes_are_conditional_on_the_version_the_validation_read(machin
     assert len(entering) >= 3 and checked >= len(entering), (checked, entering)
 
 
+def _status_write(parameters: dict[str, Any]) -> tuple[str, bool]:
+    """(the status an updateItem writes, whether it puts the record in the status index): it SETs
+    GSI1PK and GSI1SK, or REMOVEs both; a write that does neither, or both, is an AssertionError."""
+    sets, _, removes = parameters["UpdateExpression"].partition(" REMOVE ")
+    into = "GSI1PK = :gsi1pk" in sets and "GSI1SK = :now" in sets
+    out_of = {"GSI1PK", "GSI1SK"} <= {name.strip() for name in removes.split(",")}
+    assert into != out_of, parameters["UpdateExpression"]
+    return parameters["ExpressionAttributeValues"][":status"]["S"], into
+
+
+def _updates(asl: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: state for name, state in task_states(asl).items()
+        if state["Resource"].endswith(":dynamodb:updateItem")
+    }  # fmt: skip
+
+
+def out_of_reach(machine: str) -> set[str]:
+    """The states of the machine's definition its kind never enters: the status writes whose way
+    with the status index is not its kind's (a shared definition holds both ways), and the notices
+    of a kind that has no approval event (its input's ``onApproval`` is null)."""
+    from marketplace import registry
+
+    kind, asl = registry.KINDS[MACHINES[machine].correction_kind], load_asl(machine)
+    unreached = set()
+    for name, state in _updates(asl).items():
+        status, into = _status_write(state["Parameters"])
+        if into is not (status in kind.indexed):
+            unreached.add(name)
+    if kind.approval_event is None:
+        unreached |= {
+            n for n, state in task_states(asl).items() if state["Resource"].endswith(":sns:publish")
+        }
+    return unreached
+
+
 @by_machine
-def test_the_cases_together_enter_every_state(machine):
-    """The table's paths (which the runs must follow) together enter every state of the ASL."""
+def test_status_writes_go_to_the_record_and_its_kinds_status_index_entry(machine, mock_config_runs):
+    """The machines compose no key: every status write goes to the key the kind's registry entry
+    gives the record Validate was asked about, and puts the record in the status index under the
+    status (``marketplace.keys.status_gsi_pk``) exactly when the kind keeps that status there, else
+    takes it out (as ``Kind.index_changes`` does)."""
+    from marketplace import keys, registry
+
+    kind, started = registry.KINDS[MACHINES[machine].correction_kind], execution_input(machine)
+    tenant = started["tenantId"]
+    pk, sk = kind.key(tenant, started["recordId"])
+    updates = _updates(load_asl(machine))
+    written: set[tuple[str, bool]] = set()
+    for case in case_mocks(machine):
+        for call in mock_config_runs.run(machine, case).calls:
+            if call.state not in updates:
+                continue
+            assert call.request["Key"] == {"PK": {"S": pk}, "SK": {"S": sk}}, (case, call.state)
+            status, into = _status_write(call.request)
+            assert into is (status in kind.indexed), (case, call.state, status, sorted(kind.indexed))
+            if into:
+                gsi1pk = call.request["ExpressionAttributeValues"][":gsi1pk"]
+                assert gsi1pk == {"S": keys.status_gsi_pk(tenant, kind.name, status)}, (case, call.state)
+            written.add((status, into))
+    reached = {
+        _status_write(state["Parameters"])
+        for name, state in updates.items()
+        if name not in out_of_reach(machine)
+    }
+    assert written == reached, (sorted(written), sorted(reached))
+
+
+@by_machine
+def test_the_cases_together_enter_every_state_their_kind_reaches(machine):
+    """The table's paths (which the runs must follow) together enter every state of the ASL but the
+    ones the machine's kind never reaches, and none of those."""
     asl = load_asl(machine)
     entered = {state for wanted in expected(machine).values() for state in wanted.path}
-    assert sorted(set(asl["States"]) - entered) == []
+    assert sorted(set(asl["States"]) - entered) == sorted(out_of_reach(machine))
+
+
+@pytest.mark.parametrize("definition", sorted(DEFINITIONS))
+def test_the_machines_of_a_definition_together_enter_every_state_of_it(definition):
+    """What one kind never reaches, another kind of the same definition does: no state of a shared
+    definition is left without a case."""
+    machines_of = DEFINITIONS[definition]
+    entered = {state for m in machines_of for wanted in expected(m).values() for state in wanted.path}
+    assert sorted(set(load_raw_asl(machines_of[0])["States"]) - entered) == []
 
 
 @by_machine
@@ -751,6 +908,19 @@ def _mutated(runs: Any, machine: str, change) -> dict[str, Any]:
     asl = json.loads(runs.sfn.describe_state_machine(stateMachineArn=runs.arns[machine])["definition"])
     change(asl["States"])
     return asl
+
+
+def _decide_expects(status: str, instead: str) -> Any:
+    """A change of Decide: every rule that looks for ``status`` looks for ``instead``."""
+
+    def change(states: dict[str, Any]) -> None:
+        branches = [branch for rule in states["Decide"]["Choices"] for branch in rule["And"]]
+        found = [branch for branch in branches if branch.get("StringEquals") == status]
+        assert found, f"Decide has no rule for {status}"
+        for branch in found:
+            branch["StringEquals"] = instead
+
+    return change
 
 
 # mutation -> (state machine, change to its States, a case whose path the change breaks)
@@ -796,18 +966,28 @@ MUTATIONS = {
     ),
     "listing: Decide still expects the supplier's APPROVED": (
         "ProductListing",
-        lambda s: s["Decide"]["Choices"][0]["And"][1].update({"StringEquals": "APPROVED"}),
+        _decide_expects("ACTIVE", "APPROVED"),
         "Active",
     ),
-    "listing: the next round forgets the sku": (
+    "listing: the next round forgets the record's keys": (
         "ProductListing",
-        lambda s: s["NextRound"]["Parameters"].pop("sku.$"),
+        lambda s: s["NextRound"]["Parameters"].pop("keys.$"),
         "FlaggedPriceOutOfBounds",
     ),
-    "listing: the reload after a conflict forgets the sku": (
+    "listing: the reload after a conflict forgets the record id": (
         "ProductListing",
-        lambda s: s["ReloadAfterConflict"]["Parameters"].pop("sku.$"),
+        lambda s: s["ReloadAfterConflict"]["Parameters"].pop("recordId.$"),
         "ConditionalWriteLost",
+    ),
+    "listing: the approval is written into the status index that does not keep it": (
+        "ProductListing",
+        lambda s: s["Decide"]["Choices"][0]["And"].pop(2),
+        "Active",
+    ),
+    "the next round forgets the approval event": (
+        "SupplierOnboarding",
+        lambda s: s["NextRound"]["Parameters"].pop("onApproval.$"),
+        "FlaggedFixedApproved",
     ),
     "listing: a system error is not flagged": (
         "ProductListing",
