@@ -867,7 +867,7 @@ def hot_keys(samples: list[dict[str, Any]], names: dict[str, str]) -> list[dict[
     found = []
     # The expiry index is sharded by hour and ten ways by order id, across all tenants: which shard
     # an order lands on is chance, so its keys count as one pattern spread over the shards.
-    from marketplace.orders import EXPIRY_SHARDS
+    from marketplace.keys import EXPIRY_SHARDS
 
     expiry = sum(units for key, units in total.items() if key.partition("|")[2].startswith("EXPIRY#"))
     expiry_table = next(

@@ -6,14 +6,14 @@ run expires exactly what was due at its scheduled time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import config
-from marketplace.orders import Orders, parse_iso
+from marketplace import clock, config
+from marketplace.clock import parse_iso
+from marketplace.orders import Orders
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
@@ -24,7 +24,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    now = parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else datetime.now(UTC)
+    now = parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
     expired = Orders().expire_due(now)
     logger.info("expiry sweep", extra={"as_of": now.isoformat(), "expired": len(expired)})
     metrics.add_metric(name="SupplierOrdersExpired", unit="Count", value=len(expired))

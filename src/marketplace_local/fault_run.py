@@ -49,9 +49,9 @@ from typing import Any
 import requests
 
 from marketplace import keys
-from marketplace.orders import HOLDS_STOCK, parse_iso, supplier_order_pk, supplier_orders_gsi
+from marketplace.clock import parse_iso
+from marketplace.orders import HOLDS_STOCK
 from marketplace.repository import Table, from_item, to_item
-from marketplace.suppliers import by_tenant_pk
 from marketplace_local import engine
 from marketplace_local.faults import KINDS, FaultConfig, FaultInjector, WebhookReceiver
 from marketplace_local.samples import SHIP_TO
@@ -232,7 +232,7 @@ class FaultRun:
                                  supplier_id=supplier_id, idempotency_key=f"listing-{supplier_id}")  # fmt: skip
             assert made.status_code in (201, 202), made.text
             self.shops.append(Shop(supplier_id, "LAMP-1", stock, secret))
-        self._wait(lambda: all((self.table.get(keys.supplier_pk(self.tenant, s.supplier_id), f"PRODUCT#{s.sku}") or {})
+        self._wait(lambda: all((self.table.get(keys.supplier_pk(self.tenant, s.supplier_id), keys.product_sk(s.sku)) or {})
                                .get("status") == "ACTIVE" for s in self.shops), "listings active")  # fmt: skip
 
     def _onboard(self, n: int, kind: str) -> str:
@@ -407,21 +407,21 @@ class FaultRun:
         observed = Observed()
         if by_index:
             suppliers = self._query_all(
-                by_tenant_pk(self.tenant), index="GSI2", pk_name="GSI2PK", sk_name="GSI2SK"
+                keys.entity_pk(self.tenant, "SUPPLIER"), index="GSI2", pk_name="GSI2PK", sk_name="GSI2SK"
             )
             orders = [item for shop in self.shops
-                      for item in self._query_all(supplier_orders_gsi(self.tenant, shop.supplier_id), index="GSI2",
+                      for item in self._query_all(keys.supplier_orders_gsi(self.tenant, shop.supplier_id), index="GSI2",
                                                   pk_name="GSI2PK", sk_name="GSI2SK")]  # fmt: skip
         else:
             suppliers = self._get_many([keys.supplier_pk(self.tenant, s) for s in self.supplier_kinds])
-            orders = self._get_many([supplier_order_pk(self.tenant, o) for o in self.order_kinds])
+            orders = self._get_many([keys.supplier_order_pk(self.tenant, o) for o in self.order_kinds])
         for item in suppliers:
             observed.suppliers[item["supplierId"]] = item
         for item in orders:
             observed.orders[item["supplierOrderId"]] = item
         for shop in self.shops:
             pk = keys.supplier_pk(self.tenant, shop.supplier_id)
-            observed.listings[shop.supplier_id] = self.table.get(pk, f"PRODUCT#{shop.sku}") or {}
+            observed.listings[shop.supplier_id] = self.table.get(pk, keys.product_sk(shop.sku)) or {}
             if deliveries:
                 observed.deliveries += self._query_all(pk, sk_prefix="DELIVERY#")
         return observed
@@ -613,10 +613,7 @@ class FaultRun:
                 data = json.loads(detail.get("input") or "{}")
                 if data.get("tenantId") != self.tenant:
                     continue
-                record = data.get("supplierOrderId") or data.get("supplierId")
-                if data.get("sku"):
-                    record = f"{record}/{data['sku']}"
-                per_version[(machine, str(record), int(data.get("version", 0)))] += 1
+                per_version[(machine, str(data.get("recordId")), int(data.get("version", 0)))] += 1
                 if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
                     failed_executions.append(f"{machine} {execution['name']} {execution['status']}")
         duplicated_executions = sum(n - 1 for n in per_version.values() if n > 1)
@@ -629,8 +626,8 @@ class FaultRun:
                 record_id = parts[2] if parts[1] == "order" else parts[1]
                 runs = sum(n for (_, rid, _), n in per_version.items() if rid == record_id)
                 pk = (keys.supplier_pk(self.tenant, record_id) if parts[0] == "supplier" and parts[1] != "order"
-                      else f"TENANT#{self.tenant}#SORDER#{record_id}")  # fmt: skip
-                audit = len(self._query_all(pk, sk_prefix="AUDIT#"))
+                      else keys.supplier_order_pk(self.tenant, record_id))  # fmt: skip
+                audit = len(self._query_all(pk, sk_prefix=keys.AUDIT_SK_PREFIX))
                 lost[index] = f"{line}: {runs} execution(s), {audit} audit entries"
 
         # Webhooks: one delivery per event; every delivery delivered (received and signed) or dead-lettered.

@@ -637,7 +637,7 @@ def test_a_delivery_is_in_the_status_index_only_while_failed(hooks, sqs, queues,
     record = hooks._load(tenant, supplier_id, failing)
     assert record is not None and record["status"] == "FAILED"
     assert _index_keys(hooks, tenant, supplier_id, failing) == (
-        webhooks.delivery_status_pk(tenant, supplier_id, "FAILED"),
+        keys.delivery_status_pk(tenant, supplier_id, "FAILED"),
         f"{record['createdAt']}#{failing}",
     )
     hooks.redrive(supplier(tenant, supplier_id), supplier_id, failing)
@@ -654,7 +654,7 @@ def test_a_claimed_key_without_its_delivery_is_completed_under_the_claimed_id(
     pk = keys.supplier_pk(tenant, supplier_id)
     created_at = "2026-11-23T08:00:00.000Z"
     claimed_id = webhooks.new_delivery_id(created_at)
-    table.put({"PK": pk, "SK": webhooks.dedupe_sk("o-40:v1:created"), "entity": "DELIVERY_KEY", "tenantId": tenant,
+    table.put({"PK": pk, "SK": keys.dedupe_sk("o-40:v1:created"), "entity": "DELIVERY_KEY", "tenantId": tenant,
                "deliveryId": claimed_id, "createdAt": created_at, "expiresAt": 2_000_000_000})  # fmt: skip
 
     assert (

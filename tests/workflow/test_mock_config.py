@@ -538,8 +538,8 @@ def order_steps(supplier_status: str, changes: dict[str, Any], transact: Any = N
     """``marketplace.orders.Orders`` over the supplier order of the SupplierOrder cases (ORDER with
     ``changes``), its supplier in ``supplier_status`` and LISTING active."""
     from marketplace import keys
-    from marketplace.orders import Orders, supplier_order_pk
-    from marketplace.products import product_sk
+    from marketplace.keys import product_sk, supplier_order_pk
+    from marketplace.orders import Orders
 
     spec = execution_input("SupplierOrder")
     tenant, order_id, supplier = spec["tenantId"], spec["supplierOrderId"], ORDER["supplierId"]
@@ -642,7 +642,7 @@ def test_order_reserve_returns_have_the_shape_of_the_reserve_step(mock_config_ru
     """Reserve's mocked returns are what marketplace.orders.Orders.reserve returns, outcome by
     outcome; their versions follow the version the reservation was asked for; the Reserved Choice
     knows every outcome the step returns."""
-    from marketplace.orders import parse_iso
+    from marketplace.clock import parse_iso
 
     asl, config = load_asl("SupplierOrder"), load_mock_config()
     shapes = reserve_shapes()

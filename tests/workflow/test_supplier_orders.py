@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from marketplace.orders import Orders, parse_iso
+from marketplace.clock import parse_iso
+from marketplace.orders import Orders
 from marketplace.principal import Principal
 from marketplace.repository import Table
 from tests.conftest import wait_until

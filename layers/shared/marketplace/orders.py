@@ -31,15 +31,9 @@ from marketplace.suppliers import Suppliers
 ENTITY = "SUPPLIER_ORDER"
 STATUSES = ("PENDING", "AWAITING_ACCEPTANCE", "ACCEPTED", "REJECTED", "EXPIRED", "FLAGGED", "CANCELLED")
 HOLDS_STOCK = ("AWAITING_ACCEPTANCE", "ACCEPTED")
-EXPIRY_SHARDS = 10
+keys.EXPIRY_SHARDS = 10
 
 
-order_pk = keys.order_pk
-supplier_order_pk = keys.supplier_order_pk
-supplier_orders_gsi = keys.supplier_orders_gsi
-expiry_partition = keys.expiry_partition
-EXPIRY_SHARDS = keys.EXPIRY_SHARDS
-__all__ = ["iso", "parse_iso"]
 
 
 _INTERNAL = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "entity", "tenantId"}
@@ -95,7 +89,7 @@ class Orders:
         for supplier_id, lines in by_supplier.items():
             supplier_order_id = str(uuid.uuid4())
             supplier_orders.append({
-                "PK": supplier_order_pk(tenant_id, supplier_order_id), "SK": keys.RECORD_SK, "entity": ENTITY,
+                "PK": keys.supplier_order_pk(tenant_id, supplier_order_id), "SK": keys.RECORD_SK, "entity": ENTITY,
                 "tenantId": tenant_id, "supplierOrderId": supplier_order_id, "orderId": order_id,
                 "customerOrderId": body["customerOrderId"], "supplierId": supplier_id, "lines": lines,
                 "status": "PENDING", "version": 1, "createdAt": now, "updatedAt": now,
@@ -103,10 +97,10 @@ class Orders:
                 # No GSI1 (status index) entry: a supplier order is in it only while FLAGGED
                 # (the admin queue, its one reader). Every order writing a tenant-wide status key
                 # capped a tenant at ~500 orders/s and cost 5 WRU per order (docs/capacity.md).
-                "GSI2PK": supplier_orders_gsi(tenant_id, supplier_id), "GSI2SK": keys.created_sk(now, supplier_order_id),
+                "GSI2PK": keys.supplier_orders_gsi(tenant_id, supplier_id), "GSI2SK": keys.created_sk(now, supplier_order_id),
             })  # fmt: skip
         order = {
-            "PK": order_pk(tenant_id, order_id), "SK": keys.RECORD_SK, "entity": "ORDER", "tenantId": tenant_id,
+            "PK": keys.order_pk(tenant_id, order_id), "SK": keys.RECORD_SK, "entity": "ORDER", "tenantId": tenant_id,
             "orderId": order_id, "customerOrderId": body["customerOrderId"], "shipTo": body["shipTo"],
             "supplierOrderIds": [s["supplierOrderId"] for s in supplier_orders], "createdAt": now,
             "createdBy": principal.actor,
@@ -128,7 +122,7 @@ class Orders:
 
     # ---------------------------------------------------------------- reads
     def get_order(self, principal: Principal, order_id: str) -> dict[str, Any]:
-        order = self.table.get(order_pk(principal.tenant_id, order_id), keys.RECORD_SK)
+        order = self.table.get(keys.order_pk(principal.tenant_id, order_id), keys.RECORD_SK)
         if order is None or order.get("tenantId") != principal.tenant_id:
             raise NotFound(f"no order {order_id}")
         parts = [self.get(principal.tenant_id, i) for i in order.get("supplierOrderIds", [])]
@@ -164,7 +158,7 @@ class Orders:
         if status is not None and status not in STATUSES:
             raise InvalidInput([FieldError("status", f"must be one of {', '.join(STATUSES)}")])
         page = self.table.query(
-            supplier_orders_gsi(principal.tenant_id, str(supplier_id)), index="GSI2", pk_name="GSI2PK",
+            keys.supplier_orders_gsi(principal.tenant_id, str(supplier_id)), index="GSI2", pk_name="GSI2PK",
             sk_name="GSI2SK", limit=limit, next_token=next_token, newest_first=True,
         )  # fmt: skip
         if status is not None:
@@ -250,7 +244,7 @@ class Orders:
             "ExpressionAttributeValues": to_item({
                 ":awaiting": "AWAITING_ACCEPTANCE", ":next": version + 1, ":expected": version, ":true": True,
                 ":deadline": iso(deadline), ":now": stamp, ":by": "workflow:supplier-order",
-                ":gsi3": expiry_partition(deadline, supplier_order_id),
+                ":gsi3": keys.expiry_partition(deadline, supplier_order_id),
                 ":gsi3sk": f"{iso(deadline)}#{tenant_id}#{supplier_order_id}",
             }),
         }})  # fmt: skip
@@ -327,7 +321,7 @@ class Orders:
         expired = []
         for hours_back in range(lookback_hours, -1, -1):
             hour = now - timedelta(hours=hours_back)
-            for shard in range(EXPIRY_SHARDS):
+            for shard in range(keys.EXPIRY_SHARDS):
                 partition = keys.expiry_hour_partition(hour, shard)
                 token = None
                 while True:

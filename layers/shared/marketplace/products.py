@@ -34,9 +34,6 @@ def category_rules() -> dict[str, Any]:
     return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("$")}
 
 
-product_sk = keys.product_sk
-
-
 def record_key(tenant_id: str, record_id_value: str) -> tuple[str, str]:
     supplier_id, sku = split_record_id(record_id_value)
     return keys.supplier_pk(tenant_id, supplier_id), keys.product_sk(sku)

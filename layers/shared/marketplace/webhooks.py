@@ -125,16 +125,11 @@ def delivery_created_at(delivery_id: str) -> str | None:
     return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms}Z"
 
 
-delivery_sk = keys.delivery_sk
-delivery_status_pk = keys.delivery_status_pk
-dedupe_sk = keys.dedupe_sk
-
-
 def delivery_key(tenant_id: str, supplier_id: str, delivery_id: str) -> tuple[str, str] | None:
     created_at = delivery_created_at(delivery_id)
     if created_at is None:
         return None
-    return keys.supplier_pk(tenant_id, supplier_id), delivery_sk(created_at, delivery_id)
+    return keys.supplier_pk(tenant_id, supplier_id), keys.delivery_sk(created_at, delivery_id)
 
 
 # ------------------------------------------------------------------------------------------- validation
@@ -563,7 +558,7 @@ class Webhooks:
             raise InvalidInput([FieldError("payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes as JSON")])
         # No GSI1 keys: a delivery is in the status index only while FAILED (see _write).
         record = {
-            "PK": pk, "SK": delivery_sk(created_at, delivery_id), "entity": DELIVERY_ENTITY,
+            "PK": pk, "SK": keys.delivery_sk(created_at, delivery_id), "entity": DELIVERY_ENTITY,
             "tenantId": tenant_id, "supplierId": supplier_id, "deliveryId": delivery_id, "event": event,
             "payload": body, "status": "PENDING", "attempts": 0, "redrives": 0, "version": 1,
             "createdAt": created_at, "updatedAt": created_at, "nextAttemptAt": created_at,
@@ -585,14 +580,14 @@ class Webhooks:
         claimed it first. A small conditional put (1 WRU) before the delivery, not a transaction
         with it (which bills both items twice): a call that stops between the two leaves a claim
         without a delivery, which the next call with the key completes under the claimed id."""
-        guard = {"PK": pk, "SK": dedupe_sk(dedupe_key), "entity": "DELIVERY_KEY", "tenantId": tenant_id,
+        guard = {"PK": pk, "SK": keys.dedupe_sk(dedupe_key), "entity": "DELIVERY_KEY", "tenantId": tenant_id,
                  "deliveryId": delivery_id, "createdAt": created_at, "expiresAt": expires}  # fmt: skip
         try:
             self.table.put_new(guard)
             return delivery_id, created_at
         except Conflict:
             pass
-        first = self.table.get(pk, dedupe_sk(dedupe_key))
+        first = self.table.get(pk, keys.dedupe_sk(dedupe_key))
         if first is None:  # expired between the write and the read
             raise TransientError("the dedupe key changed meanwhile; retry")
         first_id = str(first["deliveryId"])
@@ -643,7 +638,7 @@ class Webhooks:
             raise InvalidInput([FieldError("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")])
         if status == "FAILED":
             page = self.table.query(
-                delivery_status_pk(tenant_id, supplier_id, status),
+                keys.delivery_status_pk(tenant_id, supplier_id, status),
                 index="GSI1", pk_name="GSI1PK", sk_name="GSI1SK",
                 limit=limit, next_token=next_token, newest_first=True,
             )  # fmt: skip
@@ -767,7 +762,7 @@ class Webhooks:
         thirds of an order's write units (docs/capacity.md)."""
         changes = {**changes, "updatedAt": iso(self.now()), "updatedBy": who}
         if changes.get("status") == "FAILED":
-            changes["GSI1PK"] = delivery_status_pk(record["tenantId"], record["supplierId"], "FAILED")
+            changes["GSI1PK"] = keys.delivery_status_pk(record["tenantId"], record["supplierId"], "FAILED")
             changes["GSI1SK"] = f"{record['createdAt']}#{record['deliveryId']}"
         elif "status" in changes and "GSI1PK" in record:
             changes["GSI1PK"] = changes["GSI1SK"] = None  # REMOVE: out of the index
