@@ -122,7 +122,7 @@ faults: $(STAMP)
 		--throttle 0.05 --duplicates 0.05 --crash 0.05 --webhook-down 5 20
 
 # docs/api.md, the state machine diagrams in docs/architecture.md and the tables in docs/deploy.md are
-# generated from template.yaml and statemachines/ (tests/unit/test_docs.py runs the check too).
+# generated from template.yaml and statemachines/ (tests/tools/test_docs.py runs the check too).
 docs: $(STAMP)
 	$(BIN)/python -m tools.docgen
 

@@ -59,7 +59,7 @@ def advance_until(
 
 @pytest.fixture(scope="session")
 def clock():
-    from marketplace_local import engine
+    from marketplace_local.moto_patches import engine
 
     manual = engine.ManualClock()
     previous = engine.use_clock(manual)

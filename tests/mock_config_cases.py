@@ -4,7 +4,7 @@
 ``statemachines/test/expected.json`` holds, per state machine, the input every case starts with and,
 per case, its end: the execution's ``status``, its ``error`` when it fails, and its ``path``, every
 state entered in order (the last one is where it ends). Two engines run every case and are held to
-that table: the local stack's engine (moto with ``marketplace_local.engine``'s patches,
+that table: the local stack's engine (moto with ``marketplace_local.moto_patches.engine``'s patches,
 ``tests/workflow/test_state_machine_cases.py``) and, where Docker runs, AWS Step Functions Local
 (``tests/sfn_local``). A renamed state or a new case is an edit of these two files only.
 

@@ -52,8 +52,8 @@ from marketplace import keys
 from marketplace.clock import parse_iso
 from marketplace.orders import HOLDS_STOCK
 from marketplace.repository import Table, from_item, to_item
-from marketplace_local import engine
 from marketplace_local.faults import KINDS, FaultConfig, FaultInjector, WebhookReceiver
+from marketplace_local.moto_patches import engine
 from marketplace_local.samples import SHIP_TO
 from marketplace_local.stack import LocalStack, StackConfig, free_port
 

@@ -1,7 +1,7 @@
 """The whole marketplace on one machine: what `make run` starts and the end-to-end tests drive.
 
 1. moto as an in-process server on 127.0.0.1, with its Step Functions engine switched on and
-   made AWS-faithful (:mod:`marketplace_local.engine`);
+   made AWS-faithful (:mod:`marketplace_local.moto_patches.engine`);
 2. every resource of template.yaml created in it (:mod:`marketplace_local.provision`);
 3. every Lambda's real handler run in-process (:mod:`marketplace_local.lambdas`);
 4. a poller per DynamoDB stream mapping (:mod:`marketplace_local.streams`);
@@ -27,11 +27,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from marketplace_local import asl_cache, dynamodb_fixes, engine, fast_serialize, transport
+from marketplace_local import transport
 from marketplace_local.api import LocalApi
 from marketplace_local.auth import TokenIssuer, resolve_state_dir
 from marketplace_local.faults import FaultConfig, FaultInjector
 from marketplace_local.lambdas import LambdaRuntime
+from marketplace_local.moto_patches import asl_cache, dynamodb_fixes, engine, fast_serialize
 from marketplace_local.provision import Provisioned, Provisioner
 from marketplace_local.streams import Poller, QueuePoller, StreamFeed, StreamPoller
 from marketplace_local.template import TEMPLATE_PATH, Template
@@ -72,10 +73,10 @@ class StackConfig:
     # Performance (bench/throughput.py measures each against False): this process's boto3 calls to
     # the moto server are served in-process instead of over HTTP (marketplace_local.transport).
     in_process_aws: bool = True
-    # ... and each state machine definition is parsed once, not per execution (marketplace_local.asl_cache).
+    # ... and each state machine definition is parsed once, not per execution (marketplace_local.moto_patches.asl_cache).
     cache_asl_programs: bool = True
     # ... and moto serialises plain-dict responses without its per-member alias search
-    # (marketplace_local.fast_serialize; the same bytes).
+    # (marketplace_local.moto_patches.fast_serialize; the same bytes).
     fast_serializer: bool = True
 
     @classmethod

@@ -284,7 +284,7 @@ def test_a_file_that_is_not_a_catalog_fails_the_import_with_the_reason(harness):
 
 # ------------------------------------------------------------------ the local stack's transactions
 def test_a_cancelled_transaction_restores_what_it_changed_without_copying_the_whole_table(stack):
-    """marketplace_local.dynamodb_fixes snapshots only what a transaction can change in place (the
+    """marketplace_local.moto_patches.dynamodb_fixes snapshots only what a transaction can change in place (the
     import's TransactWriteItems stalled the stack when moto deep-copied the table for each)."""
     ddb, table = stack.client("dynamodb"), stack.physical_id("MarketplaceTable")
     pk = f"TEST#{uuid.uuid4().hex}"

@@ -200,7 +200,7 @@ class MockConfigRuns:
 
 @pytest.fixture(scope="session")
 def mock_config_runs(stack) -> Iterator[MockConfigRuns]:
-    from marketplace_local.engine import MOCK_CONFIG_ENV
+    from marketplace_local.moto_patches.engine import MOCK_CONFIG_ENV
     from tests.mock_config_cases import MOCK_CONFIG_PATH
 
     before = os.environ.get(MOCK_CONFIG_ENV)

@@ -1,5 +1,5 @@
 """Supplier onboarding, every branch, run by the local engine (moto's Step Functions with the
-fixes of marketplace_local.engine) with the real handlers, started by the real stream router."""
+fixes of marketplace_local.moto_patches.engine) with the real handlers, started by the real stream router."""
 
 from __future__ import annotations
 

@@ -161,7 +161,7 @@ def execution_name(entity: str, record_id: str, version: int) -> str:
 
 # ------------------------------------------------------------------------------- the layout, for the docs
 # (item, PK, SK, notes): built by calling the functions above with placeholders, so the table
-# cannot drift from the code (tests/unit/test_docs.py fails while docs/architecture.md is stale).
+# cannot drift from the code (tests/tools/test_docs.py fails while docs/architecture.md is stale).
 _T, _S = "<t>", "<id>"
 LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("supplier", supplier_pk(_T, _S), RECORD_SK,

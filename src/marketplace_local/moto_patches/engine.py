@@ -1,7 +1,7 @@
 """Makes moto's Step Functions engine behave as AWS does where it does not (each deviation found by trying moto; listed in docs/decisions.md, D5).
 
 Each patch here fixes one deviation found by trying moto 5.2.x, and each has a test in
-tests/unit/test_engine.py that fails without it:
+tests/emulator/test_engine.py that fails without it:
 
 * strict Choice: a Choice rule on a missing path fails the execution with ``States.Runtime``
   (moto silently takes the Default);

@@ -12,7 +12,7 @@ idempotency key), puts the copies back in place of the live tables. Found by a s
 The fix: one lock around moto's item operations and the Streams API's reads, so a transaction's
 copy-and-restore cannot interleave with another write, nor a stream reader see its cancelled writes; and on a cancelled transaction the live stream shard is kept
 (truncated to what it held before the transaction) in the restored table, so iterators stay valid.
-Both are checked by tests/unit/test_dynamodb_fixes.py, including the deviation on plain moto.
+Both are checked by tests/emulator/test_dynamodb_fixes.py, including the deviation on plain moto.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ order, and then looks them up in the dict. Anything else (objects, dict subclass
 response transformers, other pickers) goes through moto's own code unchanged.
 
 moto has no switch for this and no maintained library does it, hence this patch. It is installed
-by the local stack (``StackConfig.fast_serializer``); ``tests/unit/test_fast_serialize.py`` checks
+by the local stack (``StackConfig.fast_serializer``); ``tests/emulator/test_fast_serialize.py`` checks
 that responses are byte-for-byte what moto's own path produces, and bench/throughput.py measures it.
 """
 

@@ -1,4 +1,4 @@
-"""The fixes of marketplace_local.engine, each shown twice: AWS behaviour with the fix (in the local
+"""The fixes of marketplace_local.moto_patches.engine, each shown twice: AWS behaviour with the fix (in the local
 stack), and the deviation it cures on plain moto (a subprocess with no fix installed). When a moto
 upgrade cures a deviation, its `_without_fix` test fails and the fix can go."""
 
@@ -11,15 +11,15 @@ import sys
 
 import pytest
 
-from tests import engine_scenarios as scenarios
 from tests.conftest import ROOT
+from tests.emulator import engine_scenarios as scenarios
 
 
 def without_fix(name: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "MOTO_"))}
     env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})
     done = subprocess.run(
-        [sys.executable, "-m", "tests.engine_scenarios", name],
+        [sys.executable, "-m", "tests.emulator.engine_scenarios", name],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""marketplace_local.fast_serialize: moto's responses are the same bytes with the fast path as
+"""marketplace_local.moto_patches.fast_serialize: moto's responses are the same bytes with the fast path as
 without it, for the calls the local stack makes most (DynamoDB items of every attribute type,
 queries, transactions' errors, stream records, Step Functions, SQS, Lambda)."""
 
@@ -14,7 +14,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from marketplace_local import fast_serialize, transport
+from marketplace_local import transport
+from marketplace_local.moto_patches import fast_serialize
 
 
 def _raw_client(stack, service: str):

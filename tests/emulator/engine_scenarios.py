@@ -1,7 +1,7 @@
 """Scenarios that show each deviation of moto's Step Functions engine from AWS.
 
 Each scenario runs against whatever moto it is given: the local stack's server, with the fixes of
-marketplace_local.engine installed, or — in a subprocess, see ``run_without_fixes`` — a plain
+marketplace_local.moto_patches.engine installed, or — in a subprocess, see ``run_without_fixes`` — a plain
 moto with none of them, which is how the tests prove that every fix is still needed.
 """
 
@@ -289,7 +289,7 @@ def run_without_fixes(name: str) -> dict[str, Any]:
             # the deviations of moto's own mocking engine, which cannot run without it.
             return mock_config_case(sfn, *name.split(":")[1:])
         if name.startswith("mock_config_loaded:"):
-            from marketplace_local import engine
+            from marketplace_local.moto_patches import engine
 
             engine.install_mock_config_loader()
             return mock_config_case(sfn, *name.split(":")[1:])

@@ -1,4 +1,4 @@
-"""moto's DynamoDB under concurrency (marketplace_local.dynamodb_fixes): a cancelled transaction
+"""moto's DynamoDB under concurrency (marketplace_local.moto_patches.dynamodb_fixes): a cancelled transaction
 neither loses other threads' writes nor cuts the stream off from its readers."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import contextlib
 import threading
 import uuid
 
-from tests import engine_scenarios as scenarios
-from tests.unit.test_engine import without_fix
+from tests.emulator import engine_scenarios as scenarios
+from tests.emulator.test_engine import without_fix
 
 
 def test_a_stream_iterator_still_sees_writes_after_a_cancelled_transaction(stack):
@@ -56,7 +56,7 @@ def test_queries_answer_the_same_as_moto_scanning_the_whole_table(stack):
     keys to go on, as moto's scan of every item."""
     from moto.dynamodb.models.table import Table
 
-    from marketplace_local import dynamodb_fixes
+    from marketplace_local.moto_patches import dynamodb_fixes
 
     ddb, table = stack.client("dynamodb"), stack.physical_id("MarketplaceTable")
     prefix = f"TEST#{uuid.uuid4().hex}"

@@ -1,4 +1,4 @@
-"""One parsed program per state machine definition (marketplace_local.asl_cache), shared by concurrent
+"""One parsed program per state machine definition (marketplace_local.moto_patches.asl_cache), shared by concurrent
 executions that each keep their own retry counts."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-from marketplace_local import asl_cache
+from marketplace_local.moto_patches import asl_cache
 
 ROLE = "arn:aws:iam::123456789012:role/asl-cache"
 

@@ -13,7 +13,7 @@ So the program is cached by definition text and shared. One piece of the tree is
 ``EvalComponent.heap_key``, the uid under which a component keeps per-execution values (retry
 attempt counts) in the execution's heap. Two executions reaching a component for the first time
 at once could each create a different uid and one lose its retry count, so the uid is created
-under a lock. tests/unit/test_asl_cache.py runs concurrent executions with retries through one
+under a lock. tests/emulator/test_asl_cache.py runs concurrent executions with retries through one
 cached program. ``StackConfig.cache_asl_programs = False`` (or :func:`uninstall`) parses per
 execution again.
 
