@@ -344,9 +344,12 @@ class FaultRun:
                 self.cancelled.add(order_id)
 
         def drained() -> bool:
-            self.api.call("POST", "/admin/corrections/drain", "admin")
+            # As the API asks: called again while it answers more (the queue held more than one
+            # call's time), so the last call has read the whole queue.
+            answer = self.api.call("POST", "/admin/corrections/drain", "admin")
+            more = answer.status_code != 200 or bool(answer.json().get("more"))
             states = self._observe(deliveries=False).suppliers
-            return all(states[s]["status"] in SUPPLIER_FINAL for s in self.fixed)
+            return not more and all(states[s]["status"] in SUPPLIER_FINAL for s in self.fixed)
 
         try:
             self._wait(drained, "fixed suppliers drained and decided", interval=1.0, within=120)
