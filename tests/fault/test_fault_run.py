@@ -5,9 +5,12 @@ and every kind of fault was really injected (so the test cannot pass with inject
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from marketplace_local.fault_run import FaultRun, RunSettings, failed, table
+from marketplace.corrections import WAITING_HIDDEN_SECONDS
+from marketplace_local.fault_run import FaultRun, RunSettings, failed, queued_messages, table
 from marketplace_local.faults import KINDS, FaultConfig
 
 pytestmark = pytest.mark.fault
@@ -40,3 +43,42 @@ def test_a_small_fault_run_loses_nothing_duplicates_nothing_and_oversells_nothin
     missing = [kind for kind in KINDS if result["faultsInjected"].get(kind, 0) == 0]
     assert not missing, f"faults never injected: {missing}"
     assert result["webhooks"].get("met a failure", 0) > 0, "no webhook delivery met the receiver down"
+
+
+def test_the_verdict_reads_every_message_a_queue_holds_visible_in_flight_or_delayed(stack):
+    # A drain that runs out of time keeps the unfixed messages it read hidden for a while: their
+    # records still wait in the queue. A look by receive sees only the visible messages, and counted
+    # those records as lost in the full run.
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName=f"verdict-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    try:
+        for body in ("hidden by a drain", "visible", "handled"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=60)
+        received = {m["Body"]: m["ReceiptHandle"] for m in sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]}  # fmt: skip
+        assert set(received) == {"hidden by a drain", "visible", "handled"}
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=received["handled"])
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=received["visible"], VisibilityTimeout=0)
+        sqs.change_message_visibility(
+            QueueUrl=url,
+            ReceiptHandle=received["hidden by a drain"],
+            VisibilityTimeout=WAITING_HIDDEN_SECONDS,
+        )
+
+        held = queued_messages(stack, url)
+
+        assert sorted((m["Body"], m["State"]) for m in held) == [
+            ("delayed", "delayed"), ("hidden by a drain", "in flight"), ("visible", "visible")
+        ]  # fmt: skip
+        # The same as SQS's own counts, state by state (exact on moto) ...
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attributes["ApproximateNumberOfMessages"] == "1"
+        assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
+        assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+        # ... and nothing was received to read them: the visible one is still the only one a receive gets.
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                    AttributeNames=["ApproximateReceiveCount"])["Messages"]  # fmt: skip
+        assert [(m["Body"], m["Attributes"]["ApproximateReceiveCount"]) for m in again] == [("visible", "2")]
+    finally:
+        sqs.delete_queue(QueueUrl=url)
