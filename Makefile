@@ -115,10 +115,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 # 20 % transient Lambda errors, 5 % throttles, 5 % duplicate deliveries, 5 % stream batches crashed
-# mid-batch, a webhook receiver down for 20 s (marketplace_local.fault_run). Fails on anything lost,
+# mid-batch, a webhook receiver down for 20 s (tests.fault.harness). Fails on anything lost,
 # duplicated or oversold.
 faults: $(STAMP)
-	$(BIN)/python -m marketplace_local.fault_run --onboardings 1000 --orders 1000 --transient 0.2 \
+	$(BIN)/python -m tests.fault.harness --onboardings 1000 --orders 1000 --transient 0.2 \
 		--throttle 0.05 --duplicates 0.05 --crash 0.05 --webhook-down 5 20
 
 # docs/api.md, the state machine diagrams in docs/architecture.md and the tables in docs/deploy.md are

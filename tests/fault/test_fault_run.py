@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from marketplace.corrections import WAITING_HIDDEN_SECONDS
-from marketplace_local.fault_run import FaultRun, RunSettings, failed, queued_messages, table
 from marketplace_local.faults import KINDS, FaultConfig
+from tests.fault.harness import FaultRun, RunSettings, failed, queued_messages, table
 
 pytestmark = pytest.mark.fault
 

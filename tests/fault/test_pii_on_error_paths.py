@@ -14,9 +14,9 @@ import requests
 from botocore.exceptions import ClientError
 
 from marketplace.adapters import aws
-from marketplace_local.fault_run import Api
 from marketplace_local.faults import FaultConfig, FaultInjector
 from tests.conftest import wait_until
+from tests.fault.harness import Api
 
 pytestmark = pytest.mark.fault
 

@@ -2,7 +2,7 @@
 switched on, waits until everything has settled, and checks that nothing was lost, duplicated or
 oversold (``make faults``; a small run is a test in tests/fault)::
 
-    python -m marketplace_local.fault_run --onboardings 1000 --orders 1000 --transient 0.2 --duplicates 0.05
+    python -m tests.fault.harness --onboardings 1000 --orders 1000 --transient 0.2 --duplicates 0.05
 
 The work goes through the stack's HTTP API with tokens from the stack's own issuer, as users would
 drive it: retailers onboard suppliers (valid ones, ones that get flagged, ones on the blocked list),
@@ -779,7 +779,7 @@ def table(result: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m marketplace_local.fault_run", description=__doc__.split("\n\n")[0]
+        prog="python -m tests.fault.harness", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--onboardings", type=int, default=1000)
     parser.add_argument("--orders", type=int, default=1000)
