@@ -31,6 +31,7 @@ from routes import (
 )
 
 from marketplace.errors import InvalidInput, MarketplaceError
+from marketplace.observability import observed
 
 app = APIGatewayRestResolver()
 for resource in (
@@ -81,9 +82,7 @@ def _not_found(exc: NotFoundError) -> Response:
     return _error(404, "not_found", "no such route")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics, correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request.idempotency_config.register_lambda_context(context)
     return app.resolve(event, context)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import audit, config
+from marketplace.observability import observed
 from marketplace.repository import Table
 
 logger = Logger()
@@ -40,9 +41,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     metrics.add_metric(name="AuditEntries" if written else "AuditDuplicates", unit="Count", value=1)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

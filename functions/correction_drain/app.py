@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from marketplace import config, registry
 from marketplace.adapters import aws
 from marketplace.corrections import Correction, Drain
+from marketplace.observability import observed
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
@@ -80,9 +81,7 @@ def _time_budget(event: dict[str, Any], context: LambdaContext) -> Callable[[], 
     return seconds_left
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
     report = _drain().run(resume=_resume, seconds_left=_time_budget(event, context))

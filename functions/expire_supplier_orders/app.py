@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import clock, config
 from marketplace.clock import parse_iso
+from marketplace.observability import observed
 from marketplace.orders import Orders
 
 logger = Logger()
@@ -20,9 +21,7 @@ tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
     expired = Orders().expire_due(now)

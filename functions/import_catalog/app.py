@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
 from marketplace.imports import Imports
+from marketplace.observability import observed
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
@@ -39,9 +40,7 @@ def record_handler(record: SQSRecord) -> None:
     metrics.add_metric(name="ImportChunks", unit="Count", value=outcome.chunks)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _context["current"] = context
     return process_partial_response(

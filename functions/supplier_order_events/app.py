@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from marketplace import config
 from marketplace.adapters import aws
 from marketplace.errors import TransientError
+from marketplace.observability import observed
 from marketplace.order_events import event_for, publish_all
 from marketplace.webhooks import Webhooks
 
@@ -47,9 +48,7 @@ def _sequence(record: DynamoDBRecord) -> str:
     return str(record.dynamodb.sequence_number if record.dynamodb else record.event_id)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     events = {_sequence(r): e for r in DynamoDBStreamEvent(event).records if (e := _event(r)) is not None}
     refused = publish_all(aws.client("sns"), os.environ["SUPPLIER_NOTIFICATIONS_TOPIC_ARN"], events)

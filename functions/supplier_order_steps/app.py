@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
+from marketplace.observability import observed
 from marketplace.orders import Orders
 
 logger = Logger()
@@ -25,9 +26,7 @@ class UnknownStep(Exception):
     pass
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step, tenant_id, supplier_order_id = event.get("step"), event["tenantId"], event["supplierOrderId"]
     logger.append_keys(tenant_id=tenant_id, supplier_order_id=supplier_order_id, step=step)

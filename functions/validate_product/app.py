@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
+from marketplace.observability import observed
 from marketplace.products import Products, split_record_id
 
 logger = Logger()
@@ -20,9 +21,7 @@ tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     supplier_id, sku = split_record_id(event["recordId"])
     logger.append_keys(tenant_id=event.get("tenantId"), supplier_id=supplier_id, sku=sku)

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
+from marketplace.observability import observed
 from marketplace.webhooks import Webhooks
 
 logger = Logger()
@@ -47,9 +48,7 @@ def record_handler(record: SQSRecord) -> None:
     metrics.add_metric(name=_METRICS.get(result.outcome, "WebhookOther"), unit="Count", value=1)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

@@ -68,12 +68,8 @@ class Provisioner:
         account_id: str,
         stack_name: str,
     ) -> None:
-        self.template = template
-        self.client = clients
-        self.runtime = runtime
-        self.region = region
-        self.account_id = account_id
-        self.stack_name = stack_name
+        self.template, self.client, self.runtime = template, clients, runtime
+        self.region, self.account_id, self.stack_name = region, account_id, stack_name
         self.result = Provisioned()
         refs: dict[str, Any] = {
             "AWS::Region": region,

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -40,6 +38,7 @@ from marketplace_local.auth import AUDIENCE, ISSUER
 from marketplace_local.samples import SHIP_TO, SUPPLIER
 from marketplace_local.template import load_sam
 from tests.conftest import wait_until
+from tests.receivers import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -149,25 +148,6 @@ def listing(sku: str, **overrides: Any) -> dict[str, Any]:
 
 def tax_id() -> str:
     return f"DE{uuid.uuid4().int % 10**9:09d}"
-
-
-class Receiver:
-    """The supplier's webhook endpoint on loopback: accepts every delivery."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/marketplace"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from marketplace_local.samples import SHIP_TO, listing
 from tests.browser.test_console import bearer, register, tab_to
 from tests.conftest import wait_until
-from tests.e2e.test_local_stack import Receiver
+from tests.receivers import Receiver
 
 pytestmark = pytest.mark.browser
 

@@ -3,8 +3,6 @@ the local API the tests then fuzz, and a second tenant whose ids must never be r
 
 from __future__ import annotations
 
-import http.server
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ import requests
 
 from marketplace_local.samples import SHIP_TO, SUPPLIER, listing
 from tests.conftest import wait_until
+from tests.receivers import Receiver
 
 LISTING = listing(quantity=1000)
 
@@ -149,24 +148,6 @@ def seed(stack: Any, webhook: str | None = None) -> World:
 
         world.delivery_ids = wait_until(deliveries, timeout=30, what="the seeded orders' webhook deliveries")
     return world
-
-
-class Receiver:
-    """A supplier's webhook endpoint on loopback that accepts every delivery."""
-
-    def __init__(self) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/marketplace"
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,7 @@ import csv
 import json
 import os
 import random
-import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,9 +26,8 @@ from typing import Any
 import pytest
 import requests
 
-from marketplace_local.stack import free_port
 from tests.conftest import ROOT, wait_until
-from tests.e2e.test_local_stack import BIN, RunningStack
+from tests.e2e.test_local_stack import BIN, RunningStack, marketplace_running
 
 pytestmark = pytest.mark.e2e
 
@@ -243,33 +240,8 @@ def list_before(stack: RunningStack, supplier: Supplier, sku: str) -> None:
 def running(tmp_path_factory) -> Iterator[RunningStack]:
     """`marketplace run` of this module's own: after 5,000 imports its engine is still busy with
     their workflows, so it is given longer to stop than the shared e2e stack."""
-    state_dir = tmp_path_factory.mktemp("import-stack")
-    port, moto_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "MOTO_PORT": str(moto_port),
-        "MARKETPLACE_STATE_DIR": str(state_dir),
-    }
-    env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen([str(BIN / "marketplace"), "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    deadline, line = time.monotonic() + 120, ""
-    while time.monotonic() < deadline and process.poll() is None:
-        line = process.stdout.readline()
-        if line.startswith("Marketplace API ready at "):
-            break
-    assert line.strip() == f"Marketplace API ready at http://127.0.0.1:{port}", line
-    state = json.loads((state_dir / "stack.json").read_text())
-    stack = RunningStack(state["apiUrl"], state_dir, process, state["resources"], state["awsEndpointUrl"])
-    threading.Thread(target=lambda: stack.logs.extend(process.stdout), daemon=True).start()
-    yield stack
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    with marketplace_running(tmp_path_factory.mktemp("import-stack"), stop_seconds=60) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

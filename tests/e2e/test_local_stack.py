@@ -3,6 +3,7 @@ over HTTP with tokens from `marketplace token`, as a person following the README
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,6 +25,7 @@ import requests
 
 from marketplace_local.stack import free_port
 from tests.conftest import ROOT, wait_until
+from tests.receivers import Receiver
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -53,9 +55,10 @@ class RunningStack:
                             aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory) -> Iterator[RunningStack]:
-    state_dir = tmp_path_factory.mktemp("run-state")
+@contextlib.contextmanager
+def marketplace_running(state_dir: Path, stop_seconds: float = 20) -> Iterator[RunningStack]:
+    """`marketplace run` in its own process on free ports, as a user starts it; Ctrl-C at the end
+    (killed if it has not stopped after ``stop_seconds``)."""
     port, moto_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -86,7 +89,17 @@ def running(tmp_path_factory) -> Iterator[RunningStack]:
     yield stack
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=stop_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory) -> Iterator[RunningStack]:
+    with marketplace_running(tmp_path_factory.mktemp("run-state")) as stack:
+        yield stack
 
 
 SUPPLIER = {
@@ -358,37 +371,6 @@ def test_listings_page_and_filter_by_status(running):
         f"{running.url}/suppliers", params={"nextToken": first["nextToken"]}, headers=other, timeout=10
     )
     assert stolen.status_code == 400
-
-
-class Receiver:
-    """A supplier's webhook endpoint on loopback: records every request with its raw body."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.requests: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append({"headers": dict(self.headers.items()), "body": raw})
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/marketplace"
-
-    def events(self) -> list[str]:
-        return [json.loads(r["body"])["event"] for r in self.requests]
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 def approved_supplier_with_listing(running, tenant: str, quantity: int = 5) -> tuple[str, str]:

@@ -77,12 +77,8 @@ def sam_function(extra: str = "", log_group: bool = True, retention: bool = True
     return text + more
 
 
-# ------------------------------------------------------------------------------------ E9001
-def test_e9001_a_function_needs_a_log_group_with_retention():
-    assert "E9001" in ids(sam_function(log_group=False))
-    assert "E9001" in ids(sam_function(retention=False))
-    assert "E9001" not in ids(sam_function())
-    plain = """\
+# A plain CloudFormation function (no SAM), indented as the tests' templates are.
+PLAIN_FUNCTION = """\
     AWSTemplateFormatVersion: "2010-09-09"
     Resources:
       Fn:
@@ -93,6 +89,14 @@ def test_e9001_a_function_needs_a_log_group_with_retention():
           Role: arn:aws:iam::123456789012:role/r
           Code: {ZipFile: "def handler(e, c): pass"}
     """
+
+
+# ------------------------------------------------------------------------------------ E9001
+def test_e9001_a_function_needs_a_log_group_with_retention():
+    assert "E9001" in ids(sam_function(log_group=False))
+    assert "E9001" in ids(sam_function(retention=False))
+    assert "E9001" not in ids(sam_function())
+    plain = PLAIN_FUNCTION
     assert "E9001" in ids(plain)
     joined = (
         plain.rstrip(" ")
@@ -158,16 +162,7 @@ def test_e9002_a_stream_mapping_needs_an_on_failure_destination_and_a_queue_mapp
 
 
 def test_e9002_plain_cloudformation_async_invokers_are_found():
-    template = """\
-    AWSTemplateFormatVersion: "2010-09-09"
-    Resources:
-      Fn:
-        Type: AWS::Lambda::Function
-        Properties:
-          Runtime: python3.12
-          Handler: app.handler
-          Role: arn:aws:iam::123456789012:role/r
-          Code: {ZipFile: "def handler(e, c): pass"}
+    template = PLAIN_FUNCTION.rstrip(" ") + """\
       Uploads:
         Type: AWS::Lambda::Permission
         Properties:

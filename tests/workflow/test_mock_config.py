@@ -51,6 +51,7 @@ from tests.mock_config_cases import (
     template_state_machines,
     template_type,
 )
+from tests.workflow.test_product_listing import LISTING  # makes ACTIVE, as a supplier lists it
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,6 @@ class Machine:
     flag_queue_states: frozenset[str] = frozenset({"WaitForFix", "QueueForRestart"})
     callback_states: frozenset[str] = frozenset({"WaitForFix"})
 
-
-# A listing that marketplace.products.evaluate makes ACTIVE, as a supplier lists it.
-LISTING = {
-    "sku": "TV-55-OLED", "title": "55 inch OLED TV", "category": "electronics",
-    "price": {"amount": 1299.99, "currency": "EUR"}, "quantity": 10,
-    "images": ["https://cdn.example.com/tv/front.jpg", "https://cdn.example.com/tv/side.png"],
-    "attributes": {"brand": "Acme", "model": "O55"},
-}  # fmt: skip
 
 # Product cases whose first validation is a verdict of the listing rules: (the supplier's status,
 # what differs from LISTING). Their first Validate return must be what evaluate() says of it.

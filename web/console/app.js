@@ -1,8 +1,8 @@
 // The admin console: the correction queue, a record with its fix form, the drain, rejection and
 // the audit trail. Plain ES module, no build step.
 import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
-import { Session, checkToken } from "../shared/session.js";
-import { $, announce, clearError, el, flagsList, formatAge, formatTime, guardedBy, showError, showView } from "../shared/ui.js";
+import { Session, checkToken, signInWith } from "../shared/session.js";
+import { $, announce, clearError, el, flagsList, formatAge, formatTime, guardedBy, requiredText, showError, showView } from "../shared/ui.js";
 
 const session = new Session("marketplace.console.token");
 let api;
@@ -63,18 +63,7 @@ function signOut(message) {
 async function onSignIn(event) {
   event.preventDefault();
   clearError();
-  const input = $("#token");
-  const token = input.value.trim();
-  const { problem } = token ? checkToken(token, "admin") : { problem: "Paste a token first." };
-  if (problem) {
-    input.setAttribute("aria-invalid", "true");
-    showError(new ApiError(0, "invalid_token", "Cannot sign in", [{ field: "token", reason: problem }]));
-    input.focus();
-    return;
-  }
-  session.token = token;
-  input.value = "";
-  input.removeAttribute("aria-invalid");
+  if (!signInWith(session, $("#token"), "admin")) return;
   const ok = await openQueue();
   if (ok) {
     signedIn();
@@ -354,13 +343,8 @@ async function followRecord() {
 async function onReject(event) {
   event.preventDefault();
   const field = $("#reject-reason");
-  const reason = field.value.trim();
-  if (!reason) {
-    field.setAttribute("aria-invalid", "true");
-    showError(new ApiError(0, "invalid_input", "Cannot reject", [{ field: "reason", reason: "is required" }]));
-    field.focus();
-    return;
-  }
+  const reason = requiredText(field, "Cannot reject");
+  if (!reason) return;
   field.removeAttribute("aria-invalid");
   await guarded($("#reject"), "Rejecting", async () => {
     current.record = await api.post(reject(current), { reason });

@@ -1,8 +1,8 @@
 // The supplier portal: registration status and flags, listings, orders awaiting acceptance
 // (accept or reject with a reason) and webhook deliveries. Plain ES module, no build step.
 import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
-import { Session, checkToken } from "../shared/session.js";
-import { $, announce, clearError, el, flagsList, formatTime, guardedBy, showError, showView } from "../shared/ui.js";
+import { Session, checkToken, signInWith } from "../shared/session.js";
+import { $, announce, clearError, el, flagsList, formatTime, guardedBy, requiredText, showView } from "../shared/ui.js";
 
 const session = new Session("marketplace.portal.token");
 let api;
@@ -24,19 +24,8 @@ const guarded = guardedBy(signOut);
 async function onSignIn(event) {
   event.preventDefault();
   clearError();
-  const input = $("#token");
-  const token = input.value.trim();
-  let { claims, problem } = token ? checkToken(token, "supplier") : { problem: "Paste a token first." };
-  if (!problem && !claims["custom:supplier_id"]) problem = "This token names no supplier.";
-  if (problem) {
-    input.setAttribute("aria-invalid", "true");
-    showError(new ApiError(0, "invalid_token", "Cannot sign in", [{ field: "token", reason: problem }]));
-    input.focus();
-    return;
-  }
-  session.token = token;
-  input.value = "";
-  input.removeAttribute("aria-invalid");
+  const named = (claims) => (claims["custom:supplier_id"] ? null : "This token names no supplier.");
+  if (!signInWith(session, $("#token"), "supplier", named)) return;
   if (await openHome()) announce("Signed in.");
 }
 
@@ -133,14 +122,8 @@ function orderRow(order) {
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const field = form.querySelector("textarea");
-    const reason = field.value.trim();
-    if (!reason) {
-      field.setAttribute("aria-invalid", "true");
-      showError(new ApiError(0, "invalid_input", "Cannot reject", [{ field: "reason", reason: "is required" }]));
-      field.focus();
-      return;
-    }
+    const reason = requiredText(form.querySelector("textarea"), "Cannot reject");
+    if (!reason) return;
     decide(form.querySelector("button[type=submit]"), order, "reject", reason);
   });
   const lines = el(

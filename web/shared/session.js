@@ -1,6 +1,8 @@
 // Sign-in with a pasted token: kept in sessionStorage (gone when the tab closes), never written
 // into the page. The claims are read only to greet the user and find the supplier id; the API
 // verifies the token on every call.
+import { ApiError } from "./api.js";
+import { showError } from "./ui.js";
 
 export function decodeClaims(token) {
   const parts = token.split(".");
@@ -53,4 +55,23 @@ export class Session {
   get claims() {
     return this.token ? decodeClaims(this.token) : null;
   }
+}
+
+// Takes the token pasted in `input` for the page's `group`: keeps it in `session` and clears the
+// field, or marks the field and shows why not (`extra(claims)` may name one more problem).
+// Returns whether the token was kept.
+export function signInWith(session, input, group, extra = () => null) {
+  const token = input.value.trim();
+  const { claims, problem: first } = token ? checkToken(token, group) : { problem: "Paste a token first." };
+  const problem = first || extra(claims);
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    showError(new ApiError(0, "invalid_token", "Cannot sign in", [{ field: "token", reason: problem }]));
+    input.focus();
+    return false;
+  }
+  session.token = token;
+  input.value = "";
+  input.removeAttribute("aria-invalid");
+  return true;
 }

@@ -113,3 +113,13 @@ export function guardedBy(signOut) {
       }
     });
 }
+
+// The trimmed text of a required field, or null after marking the field and saying why.
+export function requiredText(field, context, name = "reason") {
+  const value = field.value.trim();
+  if (value) return value;
+  field.setAttribute("aria-invalid", "true");
+  showError(new ApiError(0, "invalid_input", context, [{ field: name, reason: "is required" }]));
+  field.focus();
+  return null;
+}

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import orders
 from marketplace.principal import Principal
-from routes import metrics, request
+from routes import request
 from routes.policy import allow, caller
 
 router = APIGatewayRouter()
@@ -29,10 +29,7 @@ def _place(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/orders", middlewares=[allow("retailer")])
 def place_order() -> Response:
-    event = router.current_event
-    result = request.create(event, caller(router), "POST /orders", request.object_body(event), _place)
-    metrics.add_metric(name="OrdersPlaced", unit="Count", value=1)
-    return request.located(202, result, f"/orders/{result['orderId']}")
+    return request.accepted_once(router, "POST /orders", _place, "OrdersPlaced", "/orders/{orderId}")
 
 
 @router.get("/orders/<orderId>", middlewares=[allow("retailer", "admin")])

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -23,6 +24,8 @@ from marketplace import schemas
 from marketplace.adapters import aws
 from marketplace.errors import FieldError, InvalidInput
 from marketplace.principal import Principal
+from routes import metrics
+from routes.policy import caller
 
 MAX_PAGE = 100
 
@@ -126,6 +129,16 @@ def create(
         return make(principal, payload)
     request = {"tenantId": principal.tenant_id, "route": route, "idempotencyKey": key, "body": payload}
     return _create_once(request=request, principal=principal, make=make)
+
+
+def accepted_once(router: BaseRouter, route: str, make: Creator, metric: str, location: str) -> Response:
+    """A POST that starts a workflow: the body made once per Idempotency-Key (:func:`create`),
+    counted in ``metric``, answered 202 with the new record's location (``location`` formatted
+    with the answer: ``"/orders/{orderId}"``)."""
+    event = router.current_event
+    result = create(event, caller(router), route, object_body(event), make)
+    metrics.add_metric(name=metric, unit="Count", value=1)
+    return located(202, result, location.format(**result))
 
 
 def located(status: int, body: dict[str, Any], location: str) -> Response:

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from marketplace import audit
 from marketplace.principal import Principal
 from marketplace.suppliers import Suppliers, view
-from routes import metrics, request
+from routes import request
 from routes.policy import allow, caller
 
 router = APIGatewayRouter()
@@ -23,10 +23,9 @@ def _register(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/suppliers", middlewares=[allow("retailer", "admin")])
 def register_supplier() -> Response:
-    event = router.current_event
-    result = request.create(event, caller(router), "POST /suppliers", request.object_body(event), _register)
-    metrics.add_metric(name="SuppliersRegistered", unit="Count", value=1)
-    return request.located(202, result, f"/suppliers/{result['supplierId']}")
+    return request.accepted_once(
+        router, "POST /suppliers", _register, "SuppliersRegistered", "/suppliers/{supplierId}"
+    )
 
 
 @router.get("/suppliers", middlewares=[allow("retailer", "admin")])

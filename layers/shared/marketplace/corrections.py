@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from marketplace import registry
 from marketplace.errors import Conflict, NotFound
+from marketplace.messages import PoisonMessage, json_object
 from marketplace.repository import Table
 from marketplace.reviewed import Kind, Records
 from marketplace.routing import start
@@ -41,10 +42,6 @@ from marketplace.routing import start
 log = logging.getLogger(__name__)
 
 _DEAD_TOKEN_ERRORS = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
-
-
-class PoisonMessage(Exception):
-    """A correction message that no drain can ever act on."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +56,7 @@ class Correction:
 
     @classmethod
     def parse(cls, body: str) -> Correction:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise PoisonMessage(f"not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise PoisonMessage("not a JSON object")
+        data = json_object(body)
         kind = data.get("kind")
         if registry.find(kind) is None:
             raise PoisonMessage(f"unknown kind {kind!r}")

@@ -16,54 +16,47 @@ class FieldError:
 
 
 class MarketplaceError(Exception):
+    """An error the API answers with ``status`` and ``code``; a subclass names both in its header:
+    ``class NotFound(MarketplaceError, status=404, code="not_found")``."""
+
     status = 500
     code = "internal_error"
 
+    def __init_subclass__(cls, status: int | None = None, code: str | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
-class InvalidInput(MarketplaceError):
+
+class InvalidInput(MarketplaceError, status=400, code="invalid_input"):
     """The request or record is malformed; ``fields`` says which field and why."""
-
-    status = 400
-    code = "invalid_input"
 
     def __init__(self, fields: list[FieldError], message: str = "the request is invalid") -> None:
         super().__init__(message)
         self.fields = fields
 
 
-class PayloadTooLarge(InvalidInput):
+class PayloadTooLarge(InvalidInput, status=413, code="payload_too_large"):
     """The body is larger than any valid request (a record must fit DynamoDB's 400 KB)."""
 
-    status = 413
-    code = "payload_too_large"
+
+class Unauthorized(MarketplaceError, status=401, code="unauthorized"):
+    """No token of ours, or claims no token of ours has."""
 
 
-class Unauthorized(MarketplaceError):
-    status = 401
-    code = "unauthorized"
+class Forbidden(MarketplaceError, status=403, code="forbidden"):
+    """The caller's role may not do this, whatever the id."""
 
 
-class Forbidden(MarketplaceError):
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(MarketplaceError):
+class NotFound(MarketplaceError, status=404, code="not_found"):
     """Unknown id, or another tenant's id: the two are indistinguishable on purpose."""
 
-    status = 404
-    code = "not_found"
 
-
-class Conflict(MarketplaceError):
+class Conflict(MarketplaceError, status=409, code="conflict"):
     """A conditional write lost: the record changed since it was read."""
 
-    status = 409
-    code = "conflict"
 
-
-class TransientError(MarketplaceError):
+class TransientError(MarketplaceError, status=503, code="unavailable"):
     """A dependency throttled or timed out; retrying may cure it (ASL Retry matches this name)."""
-
-    status = 503
-    code = "unavailable"

@@ -353,10 +353,10 @@ class Imports:
         products.Products(self.table).visible_supplier(principal, supplier_id)
 
     def get(self, tenant_id: str, supplier_id: str, import_id: str) -> dict[str, Any]:
-        record = self.table.get(keys.supplier_pk(tenant_id, supplier_id), keys.import_sk(import_id))
-        if record is None or record.get("entity") != ENTITY or record.get("tenantId") != tenant_id:
-            raise NotFound(f"no import {import_id} for supplier {supplier_id}")
-        return record
+        return self.table.get_or_404(
+            keys.supplier_pk(tenant_id, supplier_id), keys.import_sk(import_id),
+            f"import {import_id} for supplier {supplier_id}", entity=ENTITY, tenant_id=tenant_id,
+        )  # fmt: skip
 
     def create(self, principal: Principal, supplier_id: str, body: Any) -> dict[str, Any]:
         self._visible(principal, supplier_id)

@@ -25,10 +25,12 @@ def tenant_prefix(tenant_id: str) -> str:
 
 # ------------------------------------------------------------------------------- suppliers, listings
 def supplier_pk(tenant_id: str, supplier_id: str) -> str:
+    """A supplier's partition: its record, listings, webhook, deliveries and imports."""
     return f"TENANT#{tenant_id}#SUPPLIER#{supplier_id}"
 
 
 def product_sk(sku: str) -> str:
+    """A listing, beside its supplier's record."""
     return f"{PRODUCT_SK_PREFIX}{sku}"
 
 
@@ -48,6 +50,7 @@ def status_gsi_pk(tenant_id: str, entity: str, status: str) -> str:
 
 
 def tax_claim_pk(tenant_id: str, country: str, normalized_tax_id: str) -> str:
+    """Who claims a tax id in the tenant (the duplicate rule reads it)."""
     return f"TENANT#{tenant_id}#TAXID#{country}#{normalized_tax_id}"
 
 
@@ -57,6 +60,7 @@ def tax_claim_sk(supplier_id: str) -> str:
 
 # ------------------------------------------------------------------------------- blocked list
 def blocklist_pk(tenant_id: str) -> str:
+    """The tenant's blocked list, one item per entry."""
     return f"TENANT#{tenant_id}#BLOCKLIST"
 
 
@@ -65,6 +69,7 @@ def blocked_tax_id_sk(country: str, normalized_tax_id: str) -> str:
 
 
 def blocked_domain_sk(domain: str) -> str:
+    """A blocked domain, matched against a supplier's website and mail domain."""
     return f"DOMAIN#{domain}"
 
 
@@ -79,11 +84,13 @@ def audit_prefix(record_sk: str) -> str:
 
 
 def audit_sk(record_sk: str, when: str, event_id: str) -> str:
+    """One audit entry: the trail sorts by time; the stream event id makes a replay the same entry."""
     return f"{audit_prefix(record_sk)}{when}#{event_id}"
 
 
 # ------------------------------------------------------------------------------- orders
 def order_pk(tenant_id: str, order_id: str) -> str:
+    """A customer order, with the ids of its supplier orders."""
     return f"TENANT#{tenant_id}#ORDER#{order_id}"
 
 
@@ -93,6 +100,7 @@ def customer_order_pk(tenant_id: str, customer_order_id: str) -> str:
 
 
 def supplier_order_pk(tenant_id: str, supplier_order_id: str) -> str:
+    """One supplier's part of a customer order."""
     return f"TENANT#{tenant_id}#SORDER#{supplier_order_id}"
 
 
@@ -102,6 +110,7 @@ def supplier_orders_gsi(tenant_id: str, supplier_id: str) -> str:
 
 
 def expiry_hour_partition(hour: datetime, shard: int) -> str:
+    """GSI3: one shard of the orders awaiting a decision due in one hour."""
     return _expiry_key(hour.strftime("%Y-%m-%dT%H"), str(shard))
 
 
@@ -117,6 +126,7 @@ def expiry_partition(deadline: datetime, supplier_order_id: str) -> str:
 
 # ------------------------------------------------------------------------------- webhooks
 def delivery_sk(created_at: str, delivery_id: str) -> str:
+    """A webhook delivery, beside its supplier; newest last."""
     return f"DELIVERY#{created_at}#{delivery_id}"
 
 
@@ -131,6 +141,7 @@ def dedupe_sk(dedupe_key: str) -> str:
 
 # ------------------------------------------------------------------------------- bulk imports
 def import_sk(import_id: str) -> str:
+    """A bulk import's progress record, beside its supplier."""
     return f"IMPORT#{import_id}"
 
 

@@ -25,7 +25,7 @@ from marketplace.clock import iso, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, TransactionConflict, to_item
-from marketplace.reviewed import Kind, Records
+from marketplace.reviewed import Kind, Records, record_view
 from marketplace.suppliers import Suppliers
 
 ENTITY = "SUPPLIER_ORDER"
@@ -34,16 +34,8 @@ HOLDS_STOCK = ("AWAITING_ACCEPTANCE", "ACCEPTED")
 keys.EXPIRY_SHARDS = 10
 
 
-
-
-_INTERNAL = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "entity", "tenantId"}
-
-
 def view(record: dict[str, Any]) -> dict[str, Any]:
-    shown = {k: v for k, v in record.items() if k not in _INTERNAL}
-    if record.get("status") != "FLAGGED":
-        shown.pop("flags", None)
-    return shown
+    return record_view(record, flags_while=("FLAGGED",))
 
 
 def _record_key(tenant_id: str, supplier_order_id: str) -> tuple[str, str]:
@@ -233,21 +225,15 @@ class Orders:
         items: list[dict[str, Any]] = []
         items.extend(self._stock_change(tenant_id, order, line, reserve=True) for line in order["lines"])
         stamp = iso(now)
-        items.append({"Update": {
-            "TableName": self.table.name,
-            "Key": to_item({"PK": order["PK"], "SK": order["SK"]}),
-            "UpdateExpression": "SET #status = :awaiting, #version = :next, reserved = :true, deadline = :deadline, "
-                                "updatedAt = :now, updatedBy = :by, "
-                                "GSI3PK = :gsi3, GSI3SK = :gsi3sk REMOVE flags, GSI1PK, GSI1SK",
-            "ConditionExpression": "#version = :expected",
-            "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
-            "ExpressionAttributeValues": to_item({
-                ":awaiting": "AWAITING_ACCEPTANCE", ":next": version + 1, ":expected": version, ":true": True,
-                ":deadline": iso(deadline), ":now": stamp, ":by": "workflow:supplier-order",
-                ":gsi3": keys.expiry_partition(deadline, supplier_order_id),
-                ":gsi3sk": f"{iso(deadline)}#{tenant_id}#{supplier_order_id}",
-            }),
-        }})  # fmt: skip
+        items.append(self._versioned_update(
+            order,
+            "SET #status = :awaiting, #version = :next, reserved = :true, deadline = :deadline, "
+            "updatedAt = :now, updatedBy = :by, GSI3PK = :gsi3, GSI3SK = :gsi3sk REMOVE flags, GSI1PK, GSI1SK",
+            {":awaiting": "AWAITING_ACCEPTANCE", ":next": version + 1, ":true": True, ":deadline": iso(deadline),
+             ":now": stamp, ":by": "workflow:supplier-order",
+             ":gsi3": keys.expiry_partition(deadline, supplier_order_id),
+             ":gsi3sk": f"{iso(deadline)}#{tenant_id}#{supplier_order_id}"},
+        ))  # fmt: skip
         try:
             self.table.transact(items)
         except TransactionConflict as conflict:
@@ -300,19 +286,12 @@ class Orders:
         items: list[dict[str, Any]] = []
         if order.get("reserved"):
             items.extend(self._stock_change(tenant_id, order, line, reserve=False) for line in order["lines"])
-        items.append({"Update": {
-            "TableName": self.table.name,
-            "Key": to_item({"PK": order["PK"], "SK": order["SK"]}),
-            "UpdateExpression": "SET #status = :status, #version = #version + :one, reserved = :false, "
-                                "statusReason = :reason, updatedAt = :now, updatedBy = :by "
-                                "REMOVE GSI3PK, GSI3SK, GSI1PK, GSI1SK",
-            "ConditionExpression": "#version = :expected",
-            "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
-            "ExpressionAttributeValues": to_item({
-                ":status": status, ":one": 1, ":false": False, ":reason": reason, ":now": now, ":by": by,
-                ":expected": int(order["version"]),
-            }),
-        }})  # fmt: skip
+        items.append(self._versioned_update(
+            order,
+            "SET #status = :status, #version = #version + :one, reserved = :false, statusReason = :reason, "
+            "updatedAt = :now, updatedBy = :by REMOVE GSI3PK, GSI3SK, GSI1PK, GSI1SK",
+            {":status": status, ":one": 1, ":false": False, ":reason": reason, ":now": now, ":by": by},
+        ))  # fmt: skip
         self.table.transact(items)
         return self.get(tenant_id, order["supplierOrderId"])
 
@@ -352,6 +331,17 @@ class Orders:
         return Records(KIND, self.table).flag_for_operator(
             tenant_id, supplier_order_id, expected_version, reason
         )
+
+    def _versioned_update(
+        self, order: dict[str, Any], expression: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The transaction item that updates ``order`` only while it is still at the version read."""
+        return {"Update": {
+            "TableName": self.table.name, "Key": to_item({"PK": order["PK"], "SK": order["SK"]}),
+            "UpdateExpression": expression, "ConditionExpression": "#version = :expected",
+            "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
+            "ExpressionAttributeValues": to_item({**values, ":expected": int(order["version"])}),
+        }}  # fmt: skip
 
     def _stock_change(
         self, tenant_id: str, order: dict[str, Any], line: dict[str, Any], reserve: bool

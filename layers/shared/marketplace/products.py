@@ -20,7 +20,7 @@ from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table
-from marketplace.reviewed import Kind, Records, Verdict
+from marketplace.reviewed import Kind, Records, Verdict, record_view
 
 ENTITY = "PRODUCT"
 STATUSES = ("PENDING", "ACTIVE", "FLAGGED", "REJECTED")
@@ -136,14 +136,8 @@ def _decimals(amount: float) -> int:
 
 
 # ------------------------------------------------------------------------------------------- views
-_INTERNAL = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "entity", "tenantId"}
-
-
 def view(record: dict[str, Any]) -> dict[str, Any]:
-    shown = {k: v for k, v in record.items() if k not in _INTERNAL}
-    if record.get("status") not in ("FLAGGED", "REJECTED"):
-        shown.pop("flags", None)
-    return shown
+    return record_view(record)
 
 
 def new_record(tenant_id: str, supplier_id: str, body: dict[str, Any], by: str, now: str) -> dict[str, Any]:
@@ -194,10 +188,7 @@ class Products:
         return suppliers.Suppliers(self.table).get(principal.tenant_id, supplier_id)
 
     def get(self, tenant_id: str, supplier_id: str, sku: str) -> dict[str, Any]:
-        record = self.table.get(keys.supplier_pk(tenant_id, supplier_id), keys.product_sk(sku))
-        if record is None or record.get("entity") != ENTITY or record.get("tenantId") != tenant_id:
-            raise NotFound(f"no listing {sku} for supplier {supplier_id}")
-        return record
+        return self.records.get(tenant_id, record_id(supplier_id, sku))
 
     def get_for(self, principal: Principal, supplier_id: str, sku: str) -> dict[str, Any]:
         self.visible_supplier(principal, supplier_id)

@@ -123,10 +123,16 @@ class Table:
         item = response.get("Item")
         return from_item(item) if item else None
 
-    def get_or_404(self, pk: str, sk: str, what: str, *, entity: str | None = None) -> dict[str, Any]:
-        """The record, or NotFound naming ``what`` (also when it is of another ``entity``)."""
+    def get_or_404(
+        self, pk: str, sk: str, what: str, *, entity: str | None = None, tenant_id: str | None = None
+    ) -> dict[str, Any]:
+        """The record, or NotFound naming ``what``: also when it is of another ``entity``, or of
+        another tenant than ``tenant_id`` (the key starts with the tenant; this checks it again, so
+        that no id a caller writes into a key can reach another tenant's record)."""
         record = self.get(pk, sk)
         if record is None or (entity is not None and record.get("entity") != entity):
+            raise NotFound(f"no {what}")
+        if tenant_id is not None and record.get("tenantId") != tenant_id:
             raise NotFound(f"no {what}")
         return record
 

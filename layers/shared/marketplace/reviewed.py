@@ -23,12 +23,28 @@ from typing import Any
 
 from marketplace import keys
 from marketplace.clock import now_iso, parse_iso
-from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
+from marketplace.errors import Conflict, FieldError, InvalidInput
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
 
 SYSTEM_FIELD = "(system)"
 REJECTED, FLAGGED, PENDING = "REJECTED", "FLAGGED", "PENDING"
+
+
+# What a record carries for the table's sake (keys, index keys, its type and tenant), never shown.
+INTERNAL = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "entity", "tenantId",
+                      "expiresAt"})  # fmt: skip
+
+
+def record_view(
+    record: Mapping[str, Any], flags_while: tuple[str, ...] = (FLAGGED, REJECTED)
+) -> dict[str, Any]:
+    """A record as the API shows it: no internal attributes, and its flags only while they are why
+    it is in its status."""
+    shown = {k: v for k, v in record.items() if k not in INTERNAL}
+    if record.get("status") not in flags_while:
+        shown.pop("flags", None)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -127,10 +143,10 @@ class Records:
 
     # ---------------------------------------------------------------- reads
     def get(self, tenant_id: str, record_id: str) -> dict[str, Any]:
-        record = self.table.get(*self.kind.key(tenant_id, record_id))
-        if record is None or record.get("entity") != self.kind.name or record.get("tenantId") != tenant_id:
-            raise NotFound(f"no {self.kind.label} {record_id}")
-        return record
+        pk, sk = self.kind.key(tenant_id, record_id)
+        return self.table.get_or_404(
+            pk, sk, f"{self.kind.label} {record_id}", entity=self.kind.name, tenant_id=tenant_id
+        )
 
     def list_by_status(self, tenant_id: str, status: str, limit: int, next_token: str | None) -> Page:
         """The tenant's records in ``status``, newest first, from the status index."""

@@ -21,7 +21,7 @@ from marketplace.clock import now_iso
 from marketplace.errors import FieldError, InvalidInput
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
-from marketplace.reviewed import FLAGGED, PENDING, REJECTED, SYSTEM_FIELD, Kind, Records, Verdict
+from marketplace.reviewed import FLAGGED, PENDING, REJECTED, SYSTEM_FIELD, Kind, Records, Verdict, record_view
 
 ENTITY = "SUPPLIER"
 STATUSES = ("PENDING", "APPROVED", "FLAGGED", "REJECTED")
@@ -137,15 +137,9 @@ def _claim(tenant_id: str, supplier_id: str, country: str, tax_id: str) -> dict[
 
 
 # ------------------------------------------------------------------------------------------- views
-_INTERNAL = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "entity", "tenantId", "expiresAt"}
-
-
 def view(record: dict[str, Any]) -> dict[str, Any]:
     """A supplier record as the API shows it."""
-    shown = {k: v for k, v in record.items() if k not in _INTERNAL}
-    if record.get("status") != "FLAGGED" and record.get("status") != "REJECTED":
-        shown.pop("flags", None)
-    return shown
+    return record_view(record)
 
 
 KIND = Kind(

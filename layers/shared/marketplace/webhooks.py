@@ -53,6 +53,7 @@ from marketplace import access, clock, config, keys
 from marketplace.adapters import aws
 from marketplace.clock import iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
+from marketplace.messages import PoisonMessage, json_object
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, encode_token
 
@@ -362,10 +363,6 @@ def envelope(
 
 
 # ------------------------------------------------------------------------------------------- messages
-class PoisonMessage(Exception):
-    """A delivery-queue message that no delivery function can ever act on."""
-
-
 @dataclass(frozen=True)
 class DeliveryMessage:
     """What the delivery queue carries: ids and the attempt number, never the body."""
@@ -383,12 +380,7 @@ class DeliveryMessage:
 
     @classmethod
     def parse(cls, body: str) -> DeliveryMessage:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise PoisonMessage(f"not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise PoisonMessage("not a JSON object")
+        data = json_object(body)
         ids = [data.get(k) for k in ("tenantId", "supplierId", "deliveryId")]
         if not all(isinstance(i, str) and i for i in ids):
             raise PoisonMessage("tenantId, supplierId and deliveryId must be non-empty strings")
@@ -444,12 +436,9 @@ class Webhooks:
         timeout: float = DELIVERY_TIMEOUT_SECONDS,
     ) -> None:
         self.table = table or Table()
-        self._sqs = sqs
-        self._queue_url = queue_url
-        self._dead_letter_url = dead_letter_url
-        self.http_post = http_post
-        self.now = now
-        self.timeout = timeout
+        # The queues are looked up only when a delivery needs them (the API's reads never do).
+        self._sqs, self._queue_url, self._dead_letter_url = sqs, queue_url, dead_letter_url
+        self.http_post, self.now, self.timeout = http_post, now, timeout
 
     @property
     def sqs(self) -> Any:
