@@ -940,9 +940,7 @@ def write(root: Path = ROOT) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.docgen", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m tools.docgen", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 if a generated doc is stale"
     )

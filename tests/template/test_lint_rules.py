@@ -162,7 +162,9 @@ def test_e9002_a_stream_mapping_needs_an_on_failure_destination_and_a_queue_mapp
 
 
 def test_e9002_plain_cloudformation_async_invokers_are_found():
-    template = PLAIN_FUNCTION.rstrip(" ") + """\
+    template = (
+        PLAIN_FUNCTION.rstrip(" ")
+        + """\
       Uploads:
         Type: AWS::Lambda::Permission
         Properties:
@@ -172,6 +174,7 @@ def test_e9002_plain_cloudformation_async_invokers_are_found():
       Dlq:
         Type: AWS::SQS::Queue
     """
+    )
     assert any("s3.amazonaws.com" in f for f in house_findings(template))
     invoke_config = """\
       FnFailures:
