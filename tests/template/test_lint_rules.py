@@ -77,7 +77,8 @@ def sam_function(extra: str = "", log_group: bool = True, retention: bool = True
     return text + more
 
 
-# A plain CloudFormation function (no SAM), indented as the tests' templates are.
+# A plain CloudFormation function (no SAM), indented as the tests' templates are; plain_with adds
+# resources after it.
 PLAIN_FUNCTION = """\
     AWSTemplateFormatVersion: "2010-09-09"
     Resources:
@@ -91,6 +92,10 @@ PLAIN_FUNCTION = """\
     """
 
 
+def plain_with(resources: str) -> str:
+    return PLAIN_FUNCTION.rstrip(" ") + resources
+
+
 # ------------------------------------------------------------------------------------ E9001
 def test_e9001_a_function_needs_a_log_group_with_retention():
     assert "E9001" in ids(sam_function(log_group=False))
@@ -98,16 +103,13 @@ def test_e9001_a_function_needs_a_log_group_with_retention():
     assert "E9001" not in ids(sam_function())
     plain = PLAIN_FUNCTION
     assert "E9001" in ids(plain)
-    joined = (
-        plain.rstrip(" ")
-        + """\
+    joined = plain_with("""\
       FnLogs:
         Type: AWS::Logs::LogGroup
         Properties:
           LogGroupName: !Join ["", ["/aws/lambda/", !Ref Fn]]
           RetentionInDays: 7
-    """
-    )
+    """)
     assert "E9001" not in ids(joined)
 
 
@@ -162,9 +164,7 @@ def test_e9002_a_stream_mapping_needs_an_on_failure_destination_and_a_queue_mapp
 
 
 def test_e9002_plain_cloudformation_async_invokers_are_found():
-    template = (
-        PLAIN_FUNCTION.rstrip(" ")
-        + """\
+    template = plain_with("""\
       Uploads:
         Type: AWS::Lambda::Permission
         Properties:
@@ -173,8 +173,7 @@ def test_e9002_plain_cloudformation_async_invokers_are_found():
           Principal: s3.amazonaws.com
       Dlq:
         Type: AWS::SQS::Queue
-    """
-    )
+    """)
     assert any("s3.amazonaws.com" in f for f in house_findings(template))
     invoke_config = """\
       FnFailures:
