@@ -526,6 +526,11 @@ class _RecordsTable:
 
         Table.transact(self, items)  # type: ignore[arg-type]
 
+    def get_or_404(self, pk: str, sk: str, what: str, **wanted: Any) -> dict[str, Any]:
+        from marketplace.repository import Table
+
+        return Table.get_or_404(self, pk, sk, what, **wanted)  # type: ignore[arg-type]
+
 
 def order_steps(supplier_status: str, changes: dict[str, Any], transact: Any = None) -> Any:
     """``marketplace.orders.Orders`` over the supplier order of the SupplierOrder cases (ORDER with
