@@ -153,8 +153,9 @@ class Queues:
 
 # ------------------------------------------------------------------------------------ fixtures
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(stack) -> Iterator[Receiver]:
     running = Receiver().start()
+    stack.allow_webhook_port(running.server.server_address[1])  # a receiver started on purpose
     yield running
     running.stop()
 
@@ -262,7 +263,9 @@ def test_a_failed_attempt_is_retried_later_with_the_same_delivery_id(
     failure, reason, hooks, sqs, queues, receiver, stack, tenant
 ):
     if failure == "refused":
-        supplier_id = registered(hooks, tenant, f"http://127.0.0.1:{free_port()}/nobody-listens")
+        nobody = free_port()
+        stack.allow_webhook_port(nobody)  # a test receiver's port where nothing listens
+        supplier_id = registered(hooks, tenant, f"http://127.0.0.1:{nobody}/nobody-listens")
     else:
         supplier_id = registered(hooks, tenant, receiver.url)
         receiver.script(failure)
@@ -475,7 +478,8 @@ def test_registration_errors_name_the_field(body, fields, hooks, tenant):
     ["https://hooks.example.com/orders?x=1", "http://127.0.0.1:8080/h", "http://localhost/h",
      "http://[::1]:9000/h", "https://203.0.113.9.nip.io/h", "HTTPS://Example.COM/h"],
 )  # fmt: skip
-def test_https_and_loopback_http_urls_are_accepted(url):
+def test_https_and_loopback_http_urls_are_accepted(url, monkeypatch):
+    monkeypatch.setenv("WEBHOOKS_LOOPBACK_PORTS", "80,8080,9000")  # loopback on the ports a test allows
     assert webhooks.validate_registration({"url": url, "secret": SECRET}) == (url, SECRET)
 
 
