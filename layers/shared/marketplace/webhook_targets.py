@@ -142,10 +142,12 @@ def _check_punycode(label: str) -> None:
     try:
         decoded = codecs.decode(label[4:].encode("ascii"), "punycode")
     except (UnicodeError, ValueError):
-        raise TargetRefused("has a punycode label (xn--) that does not decode") from None
+        raise TargetRefused("must use punycode (xn--) labels that decode") from None
     folded = unicodedata.normalize("NFKC", decoded)
     if decoded.isascii() or folded.isascii() or "." in folded or not decoded.isprintable():
-        raise TargetRefused("has a punycode label (xn--) that is no valid internationalised name")
+        raise TargetRefused(
+            "must use punycode (xn--) only for letters beyond ASCII, never for digits or dots"
+        )
 
 
 def parse_target(url: str) -> Target:
