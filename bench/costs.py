@@ -593,6 +593,7 @@ class Driver:
 
         self._receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
         threading.Thread(target=self._receiver.serve_forever, daemon=True).start()
+        self.stack.allow_webhook_port(self._receiver.server_address[1])
         url = f"http://127.0.0.1:{self._receiver.server_address[1]}/hooks"
         status, body = self.call("PUT", f"/suppliers/{supplier_id}/webhook", "supplier",
                                  {"url": url, "secret": f"bench-secret-{uuid.uuid4().hex}"}, supplier_id)  # fmt: skip

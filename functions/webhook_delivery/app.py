@@ -31,6 +31,7 @@ _METRICS = {
     "delivered": "WebhooksDelivered",
     "retrying": "WebhookAttemptsFailed",
     "failed": "WebhooksFailed",
+    "refused": "WebhooksRefused",  # the URL does not lead to a public address: not sent, dead-lettered
     "duplicate": "WebhookDuplicatesSkipped",
     "missing": "WebhookDeliveriesMissing",
     "poison": "WebhookMessagesPoisoned",
@@ -41,7 +42,7 @@ _METRICS = {
 def record_handler(record: SQSRecord) -> None:
     result = Webhooks().process(record.body)
     fields = {"messageId": record.message_id, **result.log_fields()}
-    if result.outcome in ("failed", "poison", "missing"):
+    if result.outcome in ("failed", "refused", "poison", "missing"):
         logger.warning("webhook delivery", extra=fields)
     else:
         logger.info("webhook delivery", extra=fields)

@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from marketplace.webhook_targets import LOOPBACK_PORTS_VARIABLE
 from marketplace_local import transport
 from marketplace_local.api import LocalApi
 from marketplace_local.auth import TokenIssuer, resolve_state_dir
@@ -78,15 +79,20 @@ class StackConfig:
     # ... and moto serialises plain-dict responses without its per-member alias search
     # (marketplace_local.moto_patches.fast_serialize; the same bytes).
     fast_serializer: bool = True
+    # Loopback ports that suppliers' webhooks may point at: the test receivers started on purpose
+    # (see LocalStack.allow_webhook_port). No other loopback port is reachable by a delivery.
+    webhook_ports: tuple[int, ...] = ()
 
     @classmethod
     def from_env(cls) -> StackConfig:
+        ports = os.environ.get("MARKETPLACE_WEBHOOK_PORTS", "")
         return cls(
             host=os.environ.get("HOST", "127.0.0.1"),
             api_port=int(os.environ.get("PORT", "3000")),
             moto_port=int(os.environ.get("MOTO_PORT", "5000")),
             region=os.environ.get("AWS_REGION", "us-east-1"),
             faults=FaultConfig.from_env(),
+            webhook_ports=tuple(int(p) for p in ports.split(",") if p.strip()),
         )
 
 
@@ -130,12 +136,13 @@ class LocalStack:
             "MOTO_PORT": str(cfg.moto_port),
             # X-Ray has no daemon here; the template still turns tracing on for AWS.
             "POWERTOOLS_TRACE_DISABLED": "true",
-            # Suppliers' webhook receivers run on this machine too (never set on AWS).
-            "WEBHOOKS_ALLOW_LOOPBACK": "true",
         }
         # Process-wide: moto's engine and our handlers' boto3 clients read these from os.environ.
         os.environ.update(base_env)
         self.runtime = LambdaRuntime(base_env)
+        self._webhook_ports: set[int] = set()
+        for port in cfg.webhook_ports:
+            self.allow_webhook_port(port)
         self._start_moto()
         if cfg.in_process_aws:
             transport.install(self.moto_endpoint)
@@ -228,6 +235,19 @@ class LocalStack:
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
             response.read()
+
+    def allow_webhook_port(self, port: int) -> None:
+        """Let suppliers' webhooks reach a receiver on this loopback port (a test's, started on
+        purpose): ``WEBHOOKS_LOOPBACK_PORTS`` for every function and this process, which
+        ``marketplace.webhook_targets`` reads on each check. Never the stack's own API or moto port."""
+        if not 0 < port < 65536 or port in (self.config.api_port, self.config.moto_port):
+            raise ValueError(f"port {port} cannot receive webhooks: it is not a test receiver's port")
+        if self.runtime is None:
+            raise RuntimeError("the stack is not started")
+        self._webhook_ports.add(port)
+        value = ",".join(str(p) for p in sorted(self._webhook_ports))
+        self.runtime.base_environment[LOOPBACK_PORTS_VARIABLE] = value
+        os.environ[LOOPBACK_PORTS_VARIABLE] = value
 
     def stop(self) -> None:
         self._stop.set()

@@ -172,7 +172,7 @@ class World:
         self.http = requests.Session()
         self.own = Tenant(f"t-own-{uuid.uuid4().hex[:8]}")
         self.other = Tenant(f"t-other-{uuid.uuid4().hex[:8]}")
-        self.receiver = Receiver()
+        self.receiver = Receiver(stack)
         self.table = Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb"))
         self.subjects: dict[str, str] = {}
         self.timings: dict[str, float] = {}  # seconds spent, reported by the matrix test

@@ -44,7 +44,7 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
     assert created.status_code == 202, created.text
     wait_until(lambda: requests.get(f"{stack.api_url}/suppliers/{supplier_id}/products/LAMP-1", headers=supplier,
                                     timeout=10).json()["status"] == "ACTIVE", timeout=30, what="active listing")  # fmt: skip
-    receiver = Receiver()
+    receiver = Receiver(stack)
     try:
         hook = requests.put(f"{stack.api_url}/suppliers/{supplier_id}/webhook", headers=supplier, timeout=10,
                             json={"url": receiver.url, "secret": f"secret-{uuid.uuid4().hex}"})  # fmt: skip

@@ -154,7 +154,7 @@ def seed(stack: Any, webhook: str | None = None) -> World:
 def world(stack) -> Iterator[World]:
     """Seeded once per test process; test_bad_input.py (first in file order) leaves it unchanged,
     test_openapi_contract.py then fuzzes it."""
-    receiver = Receiver()
+    receiver = Receiver(stack)
     yield seed(stack, webhook=receiver.url)
     receiver.server.shutdown()
 

@@ -39,6 +39,11 @@ class RunningStack:
     resources: dict[str, Any]
     aws_endpoint: str
     logs: list[str] = field(default_factory=list)
+    webhook_ports: list[int] = field(default_factory=list)  # not yet taken by a receiver
+
+    def receiver(self) -> Receiver:
+        """A webhook receiver on one of the loopback ports this stack was started to allow."""
+        return Receiver(port=self.webhook_ports.pop())
 
     def token(self, tenant: str, role: str, supplier_id: str | None = None) -> dict[str, str]:
         args = [str(BIN / "marketplace"), "token", "--tenant", tenant, "--role", role]
@@ -56,15 +61,20 @@ class RunningStack:
 
 
 @contextlib.contextmanager
-def marketplace_running(state_dir: Path, stop_seconds: float = 20) -> Iterator[RunningStack]:
+def marketplace_running(
+    state_dir: Path, stop_seconds: float = 20, webhook_receivers: int = 4
+) -> Iterator[RunningStack]:
     """`marketplace run` in its own process on free ports, as a user starts it; Ctrl-C at the end
-    (killed if it has not stopped after ``stop_seconds``)."""
+    (killed if it has not stopped after ``stop_seconds``). Webhooks may reach loopback only on
+    ``webhook_receivers`` ports chosen here, for the receivers the tests start (``stack.receiver()``)."""
     port, moto_port = free_port(), free_port()
+    webhook_ports = [free_port() for _ in range(webhook_receivers)]
     env = {
         **os.environ,
         "PORT": str(port),
         "MOTO_PORT": str(moto_port),
         "MARKETPLACE_STATE_DIR": str(state_dir),
+        "MARKETPLACE_WEBHOOK_PORTS": ",".join(map(str, webhook_ports)),
     }
     for leaked in ("AWS_ENDPOINT_URL",):
         env.pop(leaked, None)
@@ -81,7 +91,8 @@ def marketplace_running(state_dir: Path, stop_seconds: float = 20) -> Iterator[R
         process.stderr.read()[-3000:] if process.poll() is not None else "",
     )
     state = json.loads((state_dir / "stack.json").read_text())
-    stack = RunningStack(state["apiUrl"], state_dir, process, state["resources"], state["awsEndpointUrl"])
+    stack = RunningStack(state["apiUrl"], state_dir, process, state["resources"], state["awsEndpointUrl"],
+                         webhook_ports=webhook_ports)  # fmt: skip
     # Drain the stack's output for the whole run: a full pipe would block its logging, and the
     # logs are what the PII test reads.
     for stream in (process.stdout, process.stderr):
@@ -398,7 +409,7 @@ def test_an_order_over_two_suppliers_one_accepts_one_rejects_and_stock_is_releas
         approved_supplier_with_listing(running, tenant),
         approved_supplier_with_listing(running, tenant),
     )
-    receivers = {s1: Receiver(), s2: Receiver()}
+    receivers = {s1: running.receiver(), s2: running.receiver()}
     secrets = {s: f"{s[:8]}-secret-{uuid.uuid4().hex}" for s in (s1, s2)}
     for supplier_id, receiver in receivers.items():
         registered = requests.put(
@@ -552,7 +563,7 @@ def test_no_contact_detail_tax_id_address_or_webhook_secret_reaches_the_logs_on_
                                 timeout=10).json()["supplierId"]  # fmt: skip
     status_of(running, retailer, supplier_id, "APPROVED")
     supplier = running.token(tenant, "supplier", supplier_id=supplier_id)
-    receiver, secret = Receiver(), f"whsec-{unique}-{uuid.uuid4().hex}"
+    receiver, secret = running.receiver(), f"whsec-{unique}-{uuid.uuid4().hex}"
     hook = requests.put(f"{running.url}/suppliers/{supplier_id}/webhook", json={"url": receiver.url, "secret": secret},
                         headers=supplier, timeout=10)  # fmt: skip
     assert hook.status_code == 200, hook.text

@@ -186,6 +186,7 @@ class FaultRun:
         assert self.injector is not None
         # The receiver listens before the suppliers register it; its down window counts from the main phase.
         self.receiver = WebhookReceiver(self.faults.webhook_down, injector=self.injector).start(window=False)
+        self.stack.allow_webhook_port(self.receiver.port)
         try:
             self.api = Api(self.stack, self.tenant)
             self.table = Table(self.stack.physical_id("MarketplaceTable"), self.stack.client("dynamodb"))

@@ -97,14 +97,17 @@ def test_records_that_are_not_audited_give_no_entry():
 def test_loopback_webhooks_are_accepted_only_where_the_local_stack_allows_them(monkeypatch):
     from marketplace.webhooks import url_errors
 
-    monkeypatch.delenv("WEBHOOKS_ALLOW_LOOPBACK", raising=False)
+    monkeypatch.delenv("WEBHOOKS_LOOPBACK_PORTS", raising=False)
     assert (
         url_errors("http://127.0.0.1:9001/2018-06-01/runtime/invocation/next")[0].reason
         == "must not point at this machine"
     )
     assert url_errors("https://hooks.example.com/marketplace") == []
-    monkeypatch.setenv("WEBHOOKS_ALLOW_LOOPBACK", "true")
+    monkeypatch.setenv("WEBHOOKS_LOOPBACK_PORTS", "8080")  # the local stack allows a test receiver's port
     assert url_errors("http://127.0.0.1:8080/hook") == []
+    assert url_errors("http://127.0.0.1:9001/2018-06-01/runtime/invocation/next")[0].reason == (
+        "must not point at this machine"
+    )  # and no other
 
 
 def _supplier_order(status: str, version: int) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import json
 import logging
@@ -153,8 +154,9 @@ class Queues:
 
 # ------------------------------------------------------------------------------------ fixtures
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(stack) -> Iterator[Receiver]:
     running = Receiver().start()
+    stack.allow_webhook_port(running.server.server_address[1])  # a receiver started on purpose
     yield running
     running.stop()
 
@@ -262,7 +264,9 @@ def test_a_failed_attempt_is_retried_later_with_the_same_delivery_id(
     failure, reason, hooks, sqs, queues, receiver, stack, tenant
 ):
     if failure == "refused":
-        supplier_id = registered(hooks, tenant, f"http://127.0.0.1:{free_port()}/nobody-listens")
+        nobody = free_port()
+        stack.allow_webhook_port(nobody)  # a test receiver's port where nothing listens
+        supplier_id = registered(hooks, tenant, f"http://127.0.0.1:{nobody}/nobody-listens")
     else:
         supplier_id = registered(hooks, tenant, receiver.url)
         receiver.script(failure)
@@ -341,6 +345,51 @@ def test_after_the_last_attempt_the_delivery_is_failed_dead_lettered_and_can_be_
     assert {r.headers["x-marketplace-delivery"] for r in receiver.requests} == {delivery_id}
     with pytest.raises(Conflict):
         hooks.redrive(retailer(tenant), supplier_id, delivery_id)
+
+
+def test_a_delivery_to_a_name_rebound_inside_the_network_is_refused_failed_and_says_nothing_more(
+    table, sqs, queues, receiver, stack, tenant
+):
+    """Two names resolve to a public address when registered and to 127.0.0.1 when delivered to
+    (DNS rebinding): one on a port where something listens, one on a closed port. Neither is
+    contacted, neither is retried, and their records read the same: nothing tells the supplier
+    what was behind the URL."""
+    listening = Receiver().start()  # inside the network, on a port no test allowed
+    answers = {"hooks-a.rebind.example": iter([["93.184.215.14"], ["127.0.0.1"]]),
+               "hooks-b.rebind.example": iter([["93.184.215.14"], ["127.0.0.1"]])}  # fmt: skip
+    hooks = Webhooks(table=table, sqs=sqs, queue_url=queues.url, dead_letter_url=queues.dlq, timeout=CLIENT_TIMEOUT,
+                     resolver=lambda host, port: [ipaddress.ip_address(a) for a in next(answers[host])])  # fmt: skip
+    try:
+        urls = [f"https://hooks-a.rebind.example:{listening.server.server_address[1]}/hooks",
+                f"https://hooks-b.rebind.example:{free_port()}/hooks"]  # fmt: skip
+        suppliers = [registered(hooks, tenant, url) for url in urls]  # public when registered: accepted
+        ids = [hooks.enqueue(tenant, s, EVENT, {"orderId": "o-r"}) for s in suppliers]
+        firsts = list(sqs.sends_to(queues.url))
+
+        results = [hooks.process(m["MessageBody"]) for m in firsts]
+
+        assert [r.outcome for r in results] == ["refused", "refused"]
+        assert listening.requests == []
+        assert sqs.sends_to(queues.url) == firsts  # no retry queued
+        records = [delivery(hooks, tenant, s, i) for s, i in zip(suppliers, ids, strict=True)]
+        seen = [{k: v for k, v in r.items() if k not in ("deliveryId", "createdAt", "updatedAt", "version")}
+                for r in records]  # fmt: skip
+        assert seen[0] == seen[1]  # an open port and a closed one read the same
+        assert seen[0]["status"] == "FAILED" and seen[0]["attempts"] == 1 and "lastStatusCode" not in seen[0]
+        assert seen[0]["lastError"] == webhooks.REFUSED_REASON  # no address, no port, no "connection refused"
+        dead = stack.client("sqs").receive_message(
+            QueueUrl=queues.dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )["Messages"]
+        assert sorted(json.loads(d["Body"])["deliveryId"] for d in dead) == sorted(ids)
+        assert {d["MessageAttributes"]["reason"]["StringValue"] for d in dead} == {webhooks.REFUSED_REASON}
+
+        # The supplier points its webhook somewhere reachable and redrives: delivered.
+        hooks.register(supplier(tenant, suppliers[0]), suppliers[0], {"url": receiver.url, "secret": SECRET})
+        hooks.redrive(supplier(tenant, suppliers[0]), suppliers[0], ids[0])
+        assert hooks.process(latest_message(sqs, queues.url)).outcome == "delivered"
+        assert [r.headers["x-marketplace-delivery"] for r in receiver.requests] == [ids[0]]
+    finally:
+        listening.stop()
 
 
 def test_a_repeated_message_for_a_delivered_delivery_posts_nothing(hooks, sqs, queues, receiver, tenant):
@@ -475,7 +524,8 @@ def test_registration_errors_name_the_field(body, fields, hooks, tenant):
     ["https://hooks.example.com/orders?x=1", "http://127.0.0.1:8080/h", "http://localhost/h",
      "http://[::1]:9000/h", "https://203.0.113.9.nip.io/h", "HTTPS://Example.COM/h"],
 )  # fmt: skip
-def test_https_and_loopback_http_urls_are_accepted(url):
+def test_https_and_loopback_http_urls_are_accepted(url, monkeypatch):
+    monkeypatch.setenv("WEBHOOKS_LOOPBACK_PORTS", "80,8080,9000")  # loopback on the ports a test allows
     assert webhooks.validate_registration({"url": url, "secret": SECRET}) == (url, SECRET)
 
 

@@ -32,30 +32,28 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import http.client
 import ipaddress
 import json
-import os
 import re
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
 from marketplace import access, clock, config, keys
+from marketplace import webhook_targets as targets
 from marketplace.adapters import aws
 from marketplace.clock import iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
 from marketplace.messages import PoisonMessage, json_object
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, encode_token
+from marketplace.webhook_targets import HttpPost, Resolver, pinned_post, resolve
+from marketplace.webhook_targets import HttpResult as HttpResult  # for callers that script a POST
 
 WEBHOOK_ENTITY = "WEBHOOK"
 WEBHOOK_SK = keys.WEBHOOK_SK
@@ -85,11 +83,12 @@ SECRET_MAX_LENGTH = 256
 MAX_PAYLOAD_BYTES = 256 * 1024
 # Deliveries expire (table TTL) this long after they were created or last redriven.
 DELIVERY_RETENTION = timedelta(days=30)
-# http is accepted for these hosts only, so that local stacks and tests can receive webhooks.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SYSTEM_ACTOR = "system:webhook-delivery"
 USER_AGENT = "marketplace-webhooks/1"
 MAX_REASON_LENGTH = 500
+# A delivery's lastError when its URL is refused at delivery time: the same words whatever was
+# behind the URL (an internal address, a closed or open port), so that it reveals nothing.
+REFUSED_REASON = "refused: the webhook URL does not lead to a public internet address"
 
 _EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 _DELIVERY_ID = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[0-9a-f]{32}")
@@ -146,12 +145,15 @@ def validate_registration(body: Any) -> tuple[str, str]:
 
 
 def url_errors(url: Any) -> list[FieldError]:
-    """Why ``url`` cannot receive webhooks, if it cannot.
+    """Why ``url`` cannot receive webhooks, if it cannot (its form alone; :meth:`Webhooks.register`
+    also resolves a name, and every delivery checks again: :mod:`marketplace.webhook_targets`).
 
     https only: the body carries order data and its signature. http is accepted for loopback hosts
-    only, for local stacks and tests. IP literals outside the public internet (private, link-local,
-    reserved) are refused so that a supplier cannot aim our function at a network it should not
-    reach; credentials in the URL are refused because they would be stored and shown as plain text.
+    on the ports the local stack allows for its test receivers. Addresses outside the public
+    internet, in every form the resolver reads as one (``2852039166``, ``0xA9FEA9FE``, ``127.1``,
+    ``[::ffff:127.0.0.1]``, ...), are refused so that a supplier cannot aim our function at a
+    network it should not reach; credentials in the URL are refused because they would be stored
+    and shown as plain text.
     """
 
     def bad(reason: str) -> list[FieldError]:
@@ -166,30 +168,29 @@ def url_errors(url: Any) -> list[FieldError]:
     if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
         return bad("must be ASCII without spaces (percent-encode the path, use punycode for the host)")
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError:
-        return bad("is not a valid URL")
-    scheme, host = parts.scheme.lower(), (parts.hostname or "")
-    if scheme not in ("https", "http"):
-        return bad("must be an https URL")
-    if not host:
-        return bad("must name a host")
-    if parts.username is not None or parts.password is not None:
-        return bad("must not contain credentials")
-    # Loopback receivers exist only on a developer's machine; on Lambda 127.0.0.1 is the runtime
-    # API, so the deployed template never sets this (the local stack does).
-    loopback = host in LOOPBACK_HOSTS and os.environ.get("WEBHOOKS_ALLOW_LOOPBACK") == "true"
-    if host in LOOPBACK_HOSTS and not loopback:
-        return bad("must not point at this machine")
-    if scheme == "http" and not loopback:
-        return bad("must use https (http is accepted only for 127.0.0.1, localhost and [::1])")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return []
-    if not loopback and not address.is_global:
-        return bad("must not point at a private, link-local or reserved address")
+        target = targets.parse_target(url)
+    except targets.TargetRefused as refused:
+        return bad(str(refused))
+    if target.address is not None:
+        return address_errors(target, [target.address])
+    if target.is_loopback_name:
+        # Whatever localhost resolves to, it is this machine.
+        return address_errors(target, [ipaddress.ip_address("127.0.0.1")])
+    if target.scheme == "http":
+        return bad("must use https (http is accepted only for a local stack's test receivers)")
+    return []
+
+
+def address_errors(target: targets.Target, addresses: list[targets.IPAddress]) -> list[FieldError]:
+    """Why a URL whose host is (or resolves to) ``addresses`` cannot receive webhooks."""
+    if not all(targets.allowed(a, target.port) for a in addresses):
+        if any(targets.is_loopback(a) or a.is_unspecified for a in addresses):
+            return [FieldError("url", "must not point at this machine")]
+        return [FieldError("url", "must not point at a private, loopback, link-local or reserved address")]
+    if target.scheme == "http" and not all(targets.is_loopback(a) for a in addresses):
+        return [
+            FieldError("url", "must use https (http is accepted only for a local stack's test receivers)")
+        ]
     return []
 
 
@@ -246,51 +247,6 @@ def delivery_view(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _DELIVERY_VIEW_FIELDS if k in record}
 
 
-# ------------------------------------------------------------------------------------------- HTTP
-@dataclass(frozen=True)
-class HttpResult:
-    """What one POST came to: the response's status code, or why there was no response."""
-
-    status_code: int | None = None
-    error: str | None = None
-
-
-# (url, body, headers, timeout in seconds) -> result; never raises for a network failure.
-HttpPost = Callable[[str, bytes, Mapping[str, str], float], HttpResult]
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects are not followed: the signed body goes to the registered URL or nowhere (urllib
-    would also turn a redirected POST into a GET without a body). A 3xx is a failed attempt."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResult:
-    """POST with the standard library (no dependency in the layer). The response body is not read:
-    only the status matters, and a receiver cannot keep us busy by sending a large one."""
-    # The scheme is https (or http to loopback), checked when the webhook was registered.
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            return HttpResult(status_code=response.status)
-    except urllib.error.HTTPError as error:
-        error.close()
-        return HttpResult(status_code=error.code)
-    except TimeoutError:
-        return HttpResult(error=f"timed out after {timeout:g} s")
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, TimeoutError):
-            return HttpResult(error=f"timed out after {timeout:g} s")
-        return HttpResult(error=f"connection failed: {error.reason}")
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        return HttpResult(error=f"connection failed: {type(error).__name__}: {error}")
-
-
 # ------------------------------------------------------------------------------------------- delivery
 def sign(body: bytes, secret: str) -> str:
     """``sha256=<hex HMAC-SHA256 of the raw body bytes>``, keyed with the secret's UTF-8 bytes.
@@ -310,27 +266,44 @@ def delivery_headers(delivery: Mapping[str, Any], body: bytes, secret: str) -> d
 
 @dataclass(frozen=True)
 class Attempt:
-    """The outcome of one POST: ``ok`` for a 2xx; else ``reason`` says why it failed."""
+    """The outcome of one POST: ``ok`` for a 2xx; else ``reason`` says why it failed. ``refused``:
+    nothing was sent, because the URL does not lead to a public address (not retried)."""
 
     ok: bool
     status_code: int | None
     reason: str | None
     at: datetime
+    refused: bool = False
 
 
 def deliver(
     delivery: Mapping[str, Any],
     webhook: Mapping[str, Any],
-    http_post: HttpPost = urllib_post,
+    http_post: HttpPost = pinned_post,
     now: Callable[[], datetime] = clock.now,
     timeout: float = DELIVERY_TIMEOUT_SECONDS,
+    resolver: Resolver = resolve,
 ) -> Attempt:
     """POST a delivery's stored body once to the webhook, signed with its secret. Any non-2xx
-    status, timeout or connection error is a failure with a reason; nothing is retried here."""
+    status, timeout or connection error is a failure with a reason; nothing is retried here.
+
+    The URL is checked again first (it was registered under older rules, or its name resolves
+    elsewhere now): the host is resolved here, once, every address it resolves to must be public
+    (:func:`marketplace.webhook_targets.refusal`), and ``http_post`` connects to one of those
+    addresses, never looking the name up again. A refused attempt says so and nothing more: not
+    the address, nor whether anything listens there."""
+    try:
+        target = targets.parse_target(str(webhook["url"]))
+        addresses = targets.addresses_of(target, resolver)
+    except targets.TargetRefused:
+        return Attempt(False, None, REFUSED_REASON, now(), refused=True)
+    except (OSError, UnicodeError):
+        return Attempt(False, None, "the host name could not be resolved", now())
+    if targets.refusal(target, addresses) is not None:
+        return Attempt(False, None, REFUSED_REASON, now(), refused=True)
     body = str(delivery["payload"]).encode("utf-8")
-    result = http_post(
-        str(webhook["url"]), body, delivery_headers(delivery, body, str(webhook["secret"])), timeout
-    )
+    headers = delivery_headers(delivery, body, str(webhook["secret"]))
+    result = http_post(target, addresses, body, headers, timeout)
     at = now()
     code = result.status_code
     if code is not None and 200 <= code < 300:
@@ -398,7 +371,8 @@ class DeliveryMessage:
 class Processed:
     """What the delivery function did with one message, for its log line and metrics.
 
-    ``outcome``: delivered | retrying (``delay`` says when) | failed (dead-lettered) | duplicate
+    ``outcome``: delivered | retrying (``delay`` says when) | failed (dead-lettered) | refused (the
+    URL does not lead to a public address: nothing sent, FAILED and dead-lettered at once) | duplicate
     (already delivered, or a stale copy: nothing done) | missing (the delivery no longer exists)
     | poison (unreadable message, dead-lettered).
     """
@@ -431,14 +405,15 @@ class Webhooks:
         sqs: Any = None,
         queue_url: str | None = None,
         dead_letter_url: str | None = None,
-        http_post: HttpPost = urllib_post,
+        http_post: HttpPost = pinned_post,
         now: Callable[[], datetime] = clock.now,
         timeout: float = DELIVERY_TIMEOUT_SECONDS,
+        resolver: Resolver = resolve,
     ) -> None:
         self.table = table or Table()
         # The queues are looked up only when a delivery needs them (the API's reads never do).
         self._sqs, self._queue_url, self._dead_letter_url = sqs, queue_url, dead_letter_url
-        self.http_post, self.now, self.timeout = http_post, now, timeout
+        self.http_post, self.now, self.timeout, self.resolver = http_post, now, timeout, resolver
 
     @property
     def sqs(self) -> Any:
@@ -475,6 +450,7 @@ class Webhooks:
         # Only the supplier itself registers its webhook, even a caller that is also staff.
         access.authorize(principal, {access.SUPPLIER}, supplier_id)
         url, secret = validate_registration(body)
+        self._check_resolved(url)
         tenant_id, now, who = principal.tenant_id, iso(self.now()), principal.actor
         pk, sk = webhook_key(tenant_id, supplier_id)
         current = self.webhook(tenant_id, supplier_id)
@@ -497,6 +473,21 @@ class Webhooks:
             pk, sk, version, {"url": url, "secret": secret, "updatedAt": now, "updatedBy": who}
         )
         return webhook_view(updated)
+
+    def _check_resolved(self, url: str) -> None:
+        """A name that resolves to an internal address now is refused at once (a 400 naming the
+        field). A name that does not resolve yet is accepted: the supplier may be setting up its
+        DNS, and every delivery resolves and checks again, which is what keeps us out."""
+        target = targets.parse_target(url)  # validate_registration accepted it
+        if target.address is not None or target.is_loopback_name:
+            return
+        try:
+            addresses = targets.addresses_of(target, self.resolver)
+        except (OSError, UnicodeError):
+            return
+        errors = address_errors(target, addresses)
+        if errors:
+            raise InvalidInput(errors)
 
     # ---------------------------------------------------------------- enqueue
     def enqueue(
@@ -716,7 +707,7 @@ class Webhooks:
         if webhook is None:
             attempt = Attempt(False, None, "the supplier has no webhook registered", self.now())
         else:
-            attempt = deliver(delivery, webhook, self.http_post, self.now, self.timeout)
+            attempt = deliver(delivery, webhook, self.http_post, self.now, self.timeout, self.resolver)
         done = replace(seen, status_code=attempt.status_code, reason=attempt.reason)
         try:
             if attempt.ok:
@@ -725,14 +716,16 @@ class Webhooks:
                 return replace(done, outcome="delivered")
             failure = {"attempts": message.attempt, "lastError": attempt.reason,
                        "lastStatusCode": attempt.status_code}  # fmt: skip
-            delay = next_delay(message.attempt)
+            # A refused URL is not retried: it stays refused until the supplier registers another
+            # URL (or fixes its DNS) and redrives, and retries would only probe again.
+            delay = None if attempt.refused else next_delay(message.attempt)
             if delay is None:
                 # Dead-letter first: if the write below fails, SQS redelivers this message and both
                 # happen again, rather than a FAILED delivery with no dead letter.
                 self._dead_letter(message.body(), attempt.reason or "failed", delivery_id=message.delivery_id,
                                   status_code=attempt.status_code)  # fmt: skip
                 self._write(delivery, status="FAILED", nextAttemptAt=None, **failure)
-                return replace(done, outcome="failed")
+                return replace(done, outcome="refused" if attempt.refused else "failed")
             # Queue first, for the same reason; a copy queued twice is dropped as a duplicate.
             self.sqs.send_message(
                 QueueUrl=self.queue_url,
