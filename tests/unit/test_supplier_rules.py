@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from marketplace import blocklist, keys
+from marketplace.errors import InvalidInput
+from marketplace.principal import Principal
 from marketplace.repository import Page
 from marketplace.suppliers import Verdict, domains_match, evaluate, rules, schema_check, tax_id_flag
 
@@ -144,3 +146,12 @@ def test_a_schema_valid_website_that_urllib_cannot_read_is_flagged_not_a_crash()
 def test_a_host_too_long_for_a_key_is_looked_up_without_failing():
     website = "https://" + "a" * 1500 + ".evil.example/"
     assert rules(BLOCKED, "t1", supplier(website=website)).outcome == "REJECTED"
+
+
+@pytest.mark.parametrize(("kind", "value"), [("domain", "."), ("domain", "\uff0e\u3002"), ("legalName", "---")])
+def test_an_entry_with_nothing_left_once_normalised_is_refused(kind, value):
+    """It would match nothing (or, as an empty key, every supplier whose field normalises to nothing)."""
+    admin = Principal(subject="a", tenant_id="t1", roles=frozenset({"admin"}))
+    with pytest.raises(InvalidInput) as info:
+        blocklist.add(admin, {"kind": kind, "value": value, "reason": "fraud"})
+    assert [f.field for f in info.value.fields] == ["value"]

@@ -99,7 +99,7 @@ def add(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(errors)
     sort_key = entry_sort_key(kind, value, country)
     if sort_key.endswith("#") or len(sort_key.encode()) > MAX_KEY_BYTES:
-        # Nothing left once normalised ("www.", "---"), or longer than a key: it could match nothing.
+        # Nothing left once normalised (".", "---"), or longer than a key: it could match nothing.
         raise InvalidInput([FieldError("value", f"is no {kind}: empty or too long once normalised")])
     entry = {
         "PK": keys.blocklist_pk(principal.tenant_id), "SK": sort_key, "entity": "BLOCKLIST",
