@@ -148,7 +148,9 @@ def test_a_host_too_long_for_a_key_is_looked_up_without_failing():
     assert rules(BLOCKED, "t1", supplier(website=website)).outcome == "REJECTED"
 
 
-@pytest.mark.parametrize(("kind", "value"), [("domain", "."), ("domain", "\uff0e\u3002"), ("legalName", "---")])
+@pytest.mark.parametrize(
+    ("kind", "value"), [("domain", "."), ("domain", "\uff0e\u3002"), ("legalName", "---")]
+)
 def test_an_entry_with_nothing_left_once_normalised_is_refused(kind, value):
     """It would match nothing (or, as an empty key, every supplier whose field normalises to nothing)."""
     admin = Principal(subject="a", tenant_id="t1", roles=frozenset({"admin"}))
