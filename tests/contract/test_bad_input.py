@@ -8,6 +8,7 @@ must answer 404 exactly like unknown ones.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from marketplace import keys
 from tests.conftest import wait_until
 from tests.contract.conftest import LISTING, SHIP_TO, SUPPLIER, World
 
@@ -391,3 +393,91 @@ def _check(world: World, case: Case) -> str | None:
         if not all(f.get("reason") for f in fields):
             return f"{case}: a field without a reason: {text}"
     return None
+
+
+# ------------------------------------------------------------------------------------- list routes
+LIST_ROUTES = {
+    "/suppliers": "retailer",
+    "/suppliers/{s}/history": "retailer",
+    "/suppliers/{s}/products": "supplier",
+    "/suppliers/{s}/products/{sku}/history": "supplier",
+    "/supplier-orders": "supplier",
+    "/suppliers/{s}/deliveries": "supplier",
+    "/admin/blocklist": "admin",
+    "/admin/corrections": "admin",
+}
+# str.isdigit() takes each of these, int() refuses them or reads more digits than it may.
+BAD_LIMITS = ["\u00b2", "\u0661\u0660", "\uff15", "1" * 5000]
+# The seeded tenant has two or more items in these listings, so a page of one has a real token.
+PAGED = set(LIST_ROUTES) - {"/admin/blocklist", "/admin/corrections"}
+
+
+def _list_url(world: World, path: str) -> str:
+    return world.url + path.format(s=world.supplier_id, sku=world.sku)
+
+
+def _token(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _malformed_tokens(token: str) -> list[tuple[str, str]]:
+    """A real page token's key with the right partition but a key DynamoDB refuses."""
+    prefix, dot, inner = token.rpartition(".") if "." in token else ("", "", token)
+    key = json.loads(base64.urlsafe_b64decode(inner + "=" * (-len(inner) % 4)))
+    sort = next(name for name in key if name.endswith("SK"))
+    broken = {
+        "a number where the key is a string": {**key, sort: {"N": "1"}},
+        "the sort key missing": {k: v for k, v in key.items() if k != sort},
+        "an extra attribute": {**key, "extra": {"S": "x"}},
+        "an empty sort key": {**key, sort: {"S": ""}},
+        "a sort key over 1024 bytes": {**key, sort: {"S": "x" * 1100}},
+    }
+    if len(key) > 2:
+        table_keys = {k: v for k, v in key.items() if k in ("PK", "SK")}
+        broken["the index keys missing"] = table_keys if table_keys else {}
+    return [(what, prefix + dot + _token(value)) for what, value in broken.items()]
+
+
+@pytest.mark.parametrize("path", sorted(LIST_ROUTES))
+def test_a_list_route_answers_400_for_a_crafted_limit_or_page_token(bad_world: World, path: str) -> None:
+    world, role = bad_world, LIST_ROUTES[path]
+    headers = world.headers(role)
+    problems = []
+    cases = [("limit", {"limit": value}) for value in BAD_LIMITS]
+    first = requests.get(_list_url(world, path), params={"limit": 1}, headers=headers, timeout=60)
+    assert first.status_code == 200, first.text
+    token = first.json().get("nextToken")
+    while token and token.endswith("."):  # the corrections listing's "next kind" token carries no key
+        page = requests.get(
+            _list_url(world, path), params={"limit": 1, "nextToken": token}, headers=headers, timeout=60
+        )
+        token = page.json().get("nextToken")
+    assert bool(token) == (path in PAGED), f"{path}: a page of one has token {token!r}"
+    if path == "/admin/corrections":  # one flagged record of each kind: a token as the listing makes one
+        status_pk = {"S": keys.status_gsi_pk(world.tenant, "SUPPLIER", "FLAGGED")}
+        key = {"PK": {"S": "x"}, "SK": {"S": "RECORD"}, "GSI1PK": status_pk, "GSI1SK": {"S": "2026"}}
+        token = "SUPPLIER." + _token(key)
+    if token:
+        cases += [("nextToken", {"nextToken": bad}) for _, bad in _malformed_tokens(token)]
+    for field, params in cases:
+        response = requests.get(_list_url(world, path), params=params, headers=headers, timeout=60)
+        try:
+            names = [f.get("field") for f in (response.json().get("error", {}).get("fields") or [])]
+        except ValueError:
+            names = []
+        if response.status_code != 400 or field not in names:
+            problems.append(f"{params!r:.80}: {response.status_code} {response.text[:200]}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1" * 5000])  # a header is Latin-1: no other digits
+def test_if_match_with_a_unicode_digit_or_too_many_digits_is_a_400(bad_world: World, value: str) -> None:
+    world = bad_world
+    for route in (ROUTES["update-supplier"], ROUTES["update-product"]):
+        headers = {**world.headers(route.role), "Content-Type": "application/json", "If-Match": value}
+        response = requests.request(
+            route.method, route.url(world), json=route.body, headers=headers, timeout=60
+        )
+        assert response.status_code == 400, response.text
+        assert [f["field"] for f in response.json()["error"]["fields"]] == ["If-Match"]
+    assert (world.items(), world.items(world.other_tenant)) == world.baseline, "the table changed"

@@ -127,3 +127,30 @@ def test_a_supplier_order_event_is_each_status_change_after_its_creation():
     assert event_for(awaiting, _supplier_order("AWAITING_ACCEPTANCE", 3)) is None  # same status
     assert event_for(awaiting, {"entity": "PRODUCT", "status": "ACTIVE"}) is None
     assert event_for(awaiting, None) is None  # a deletion
+
+
+def test_a_page_token_of_the_right_partition_with_a_key_dynamodb_refuses_is_a_400():
+    """Each of these decodes to the caller's partition, but DynamoDB would refuse it as an
+    ExclusiveStartKey (a service error, a 5xx): each is a 400 naming the token's field instead."""
+    pk = {"S": "TENANT#a#X"}
+    index = {"PK": pk, "SK": {"S": "RECORD"}, "GSI1PK": pk, "GSI1SK": {"S": "2026"}}
+    assert decode_token(encode_token(index), "GSI1PK", "TENANT#a#X", "GSI1SK") == index
+    for bad in (
+        {"PK": pk, "SK": {"N": "1"}},  # a number where the key is a string
+        {"PK": pk, "SK": "1"},  # no type at all
+        {"PK": pk},  # no sort key
+        {"PK": pk, "SK": {"S": "1"}, "extra": {"S": "x"}},  # an attribute that is no key
+        {"PK": pk, "SK": {"S": ""}},  # an empty key
+        {"PK": pk, "SK": {"S": "x" * 1025}},  # longer than a sort key may be
+        {"PK": pk, "SK": {"S": "\ud800"}},  # a lone surrogate
+        {"PK": pk, "SK": {"S": "1", "N": "1"}},  # two types
+    ):
+        with pytest.raises(InvalidInput) as info:
+            decode_token(encode_token(bad), "PK", "TENANT#a#X")
+        assert info.value.fields[0].field == "nextToken", bad
+    with pytest.raises(InvalidInput):  # the index's own keys missing
+        decode_token(encode_token({"PK": pk, "SK": {"S": "RECORD"}}), "GSI1PK", "TENANT#a#X", "GSI1SK")
+    with pytest.raises(InvalidInput) as info:  # outside the queried sort key prefix, named as asked
+        decode_token(encode_token({"PK": pk, "SK": {"S": "AUDIT#1"}}), "PK", "TENANT#a#X", sk_prefix="PRODUCT#",
+                     field="listingsToken")  # fmt: skip
+    assert info.value.fields[0].field == "listingsToken"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from marketplace import imports, schemas
+from marketplace import imports, products, schemas
 from marketplace.imports import CatalogError, Columns, Imports, ImportStore, decoded_lines, read_rows
 from marketplace.principal import Principal
 from marketplace.products import Products
@@ -69,6 +69,9 @@ def test_unicode_text_is_valid_but_a_unicode_sku_is_not():
         ({"price": ""}, "price.amount", "is required"),
         ({"currency": "euro"}, "price.currency", "does not match"),
         ({"quantity": "1.5"}, "quantity", "must be a whole number"),
+        ({"quantity": "\u00b2"}, "quantity", "must be a whole number"),  # a Unicode digit int() refuses
+        ({"quantity": "+-5"}, "quantity", "must be a whole number"),
+        ({"quantity": "9" * 5000}, "quantity", "must be a whole number"),  # more digits than int() reads
         ({"category": "spaceships"}, "category", "unknown category 'spaceships'"),
         ({"title": "x" * 201}, "title", "is 201 characters long; at most 200 are allowed"),
         ({"sku": "S" * 65}, "sku", "does not match"),
@@ -315,3 +318,11 @@ def test_a_cancelled_transaction_restores_what_it_changed_without_copying_the_wh
     ])  # fmt: skip
     got = ddb.get_item(TableName=table, Key={"PK": {"S": pk}, "SK": {"S": "A"}})["Item"]
     assert got["n"] == {"N": "2"}
+
+
+def test_a_listing_image_url_urllib_cannot_read_is_flagged_not_a_crash():
+    """A schema-valid image URL that urlsplit refuses ("Invalid IPv6 URL") is a flag on that image."""
+    listing = imports.row_to_listing(COLUMNS, row(images="https://bracket]shop.de/a.jpg"))[0]
+    status, flags = products.evaluate(listing, "APPROVED")
+    assert status == "FLAGGED"
+    assert ("images.0", "must be an https URL") in fields(flags)

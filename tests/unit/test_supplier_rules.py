@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.suppliers import Verdict, domains_match, evaluate, tax_id_flag
+from marketplace import blocklist, keys
+from marketplace.errors import InvalidInput
+from marketplace.principal import Principal
+from marketplace.repository import Page
+from marketplace.suppliers import Verdict, domains_match, evaluate, rules, schema_check, tax_id_flag
 
 
 def supplier(**overrides):
@@ -75,3 +79,81 @@ def test_a_record_that_breaks_the_schema_is_flagged_with_each_field():
     assert verdict.outcome == "FLAGGED"
     fields = {f.field for f in verdict.flags}
     assert {"phone", "address.city", "address.postalCode", "address.country"} <= fields
+
+
+# ------------------------------------------------------------------------------- the blocked list
+class BlockedList:
+    """A tenant's blocked list as the table holds it: entries keyed as ``blocklist.add`` keys them
+    (``entry_sort_key``), read by ``batch_get``; no other supplier claims the tax id."""
+
+    def __init__(self, *entries: tuple[str, str]):
+        self.stored = {(keys.blocklist_pk("t1"), blocklist.entry_sort_key(k, v, None)) for k, v in entries}
+
+    def batch_get(self, wanted):
+        return [{"PK": pk, "SK": sk, "reason": "fraud"} for pk, sk in wanted if (pk, sk) in self.stored]
+
+    def query(self, *args, **kwargs):
+        return Page(items=[], next_token=None)
+
+
+CYRILLIC_E, CYRILLIC_A = "\u0435", "\u0410"
+BLOCKED = BlockedList(("domain", "evil.example"), ("legalName", "Fraud Holdings Ltd"))
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"website": "https://shop.evil.example/"}, "website"),  # a subdomain
+        ({"contactEmail": "ops@mail.shop.evil.example"}, "contactEmail"),  # a subdomain
+        ({"website": f"https://{CYRILLIC_E}vil.example"}, "website"),  # a Cyrillic homoglyph
+        ({"website": "https://xn--vil-qdd.example/"}, "website"),  # that homoglyph in punycode
+        ({"website": "https://\uff45\uff56\uff49\uff4c\uff0e\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45/"}, "website"),
+        ({"contactEmail": "ops@EVIL.example."}, "contactEmail"),  # case and a trailing dot
+        ({"legalName": f"Fr{CYRILLIC_A.lower()}ud H\u043eldings LTD"}, "legalName"),  # Cyrillic homoglyphs
+        ({"legalName": "\uff26raud  Holdings, Ltd."}, "legalName"),  # fullwidth, punctuation
+    ],
+)  # fmt: skip
+def test_each_spelling_of_a_blocked_domain_or_name_is_rejected(over, field):
+    verdict = rules(BLOCKED, "t1", supplier(**over))
+    assert verdict.outcome == "REJECTED", verdict
+    assert field in {f.field for f in verdict.flags}
+
+
+def test_a_blocked_entry_in_punycode_blocks_the_unicode_spelling_and_back():
+    for entry, website in [("xn--vil-qdd.example", f"https://{CYRILLIC_E}vil.example/"),
+                           (f"{CYRILLIC_E}vil.example", "https://xn--vil-qdd.example/"),
+                           ("b\u00fccher.example", "https://www.xn--bcher-kva.example/")]:  # fmt: skip
+        verdict = rules(BlockedList(("domain", entry)), "t1", supplier(website=website))
+        assert verdict.outcome == "REJECTED", (entry, website)
+
+
+def test_a_parent_of_the_blocked_domain_and_a_lookalike_that_differs_pass():
+    for website in ("https://example/", "https://devil.example/", "https://evil.example.org/"):
+        verdict = rules(BLOCKED, "t1", supplier(website=website, contactEmail=f"ops@{website[8:-1]}"))
+        assert verdict.outcome != "REJECTED", website
+
+
+def test_a_schema_valid_website_that_urllib_cannot_read_is_flagged_not_a_crash():
+    for website in ("https://bracket]shop.de/", "https://[shop.de/", "https://exa\u2100mple.com/"):
+        assert schema_check(supplier(website=website)) == []  # the schema admits it
+        verdict = rules(BLOCKED, "t1", supplier(website=website))
+        assert verdict.outcome == "FLAGGED"
+        assert ("website", "is not a URL with a valid host name") in {
+            (f.field, f.reason) for f in verdict.flags
+        }
+
+
+def test_a_host_too_long_for_a_key_is_looked_up_without_failing():
+    website = "https://" + "a" * 1500 + ".evil.example/"
+    assert rules(BLOCKED, "t1", supplier(website=website)).outcome == "REJECTED"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"), [("domain", "."), ("domain", "\uff0e\u3002"), ("legalName", "---")]
+)
+def test_an_entry_with_nothing_left_once_normalised_is_refused(kind, value):
+    """It would match nothing (or, as an empty key, every supplier whose field normalises to nothing)."""
+    admin = Principal(subject="a", tenant_id="t1", roles=frozenset({"admin"}))
+    with pytest.raises(InvalidInput) as info:
+        blocklist.add(admin, {"kind": kind, "value": value, "reason": "fraud"})
+    assert [f.field for f in info.value.fields] == ["value"]

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from marketplace import blocklist, keys
 from marketplace.errors import TransientError
 from marketplace.repository import Table
 from tests.conftest import advance_until, wait_until
@@ -186,6 +187,44 @@ def test_a_drain_short_of_time_stops_says_more_and_the_next_call_resumes_the_res
         onboarding.wait_status(supplier_id, "APPROVED")
         assert onboarding.queued(supplier_id) == []
     assert onboarding.drain()["_all"]["more"] is False
+
+
+def test_each_spelling_of_a_blocked_domain_or_name_is_rejected(onboarding, stack):
+    """Blocked-list entries as the API stores them (normalised, marketplace.blocklist), and a
+    supplier per bypass found from outside: a subdomain, a Cyrillic homoglyph domain, the same in
+    punycode, a fullwidth domain and a homoglyph legal name. Each ends REJECTED naming its field."""
+    domain = f"evil-{uuid.uuid4().hex[:8]}.example"
+    table = Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb"))
+    for kind, value in (("domain", domain), ("legalName", "Fraud Holdings Ltd")):
+        table.put({"PK": keys.blocklist_pk(onboarding.tenant), "SK": blocklist.entry_sort_key(kind, value, None),
+                   "entity": "BLOCKLIST", "kind": kind, "value": value, "reason": "chargeback fraud"})  # fmt: skip
+    homoglyph = "\u0435" + domain[1:]  # a Cyrillic e
+    bypasses = {
+        "website": [f"https://shop.{domain}/", f"https://{homoglyph}/",
+                    f"https://{homoglyph.encode('idna').decode()}/",
+                    "https://" + "".join(chr(ord(c) + 0xFEE0) for c in domain) + "/"],  # fullwidth
+        "legalName": ["Fr\u0430ud H\u043eldings Ltd"],
+    }  # fmt: skip
+    started = {
+        onboarding.register(**{field: value}): (field, value)
+        for field, values in bypasses.items()
+        for value in values
+    }
+    for supplier_id, (field, value) in started.items():
+        record = onboarding.wait_status(supplier_id, "REJECTED", "APPROVED", "FLAGGED")
+        assert record["status"] == "REJECTED", (value, record.get("flags"))
+        assert {"field": field, "reason": "on the tenant's blocked list: chargeback fraud"} in record["flags"]
+
+
+def test_a_schema_valid_website_urllib_cannot_read_is_flagged_for_a_fix(onboarding):
+    """``https://bracket]shop.de/`` passes the schema but not urllib: a flag with a reason, in the
+    correction queue, and fixed like any other flag (before, the Lambda crashed: a system error)."""
+    supplier_id = onboarding.register(website="https://bracket]shop.de/", contactEmail="ops@shop.de")
+    record = onboarding.wait_status(supplier_id, "FLAGGED")
+    assert record["flags"] == [{"field": "website", "reason": "is not a URL with a valid host name"}]
+    onboarding.fix(supplier_id, website="https://shop.de/")
+    onboarding.drain()
+    onboarding.wait_status(supplier_id, "APPROVED")
 
 
 def test_a_blocked_supplier_is_rejected(onboarding, stack):

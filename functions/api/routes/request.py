@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,11 @@ from routes import metrics
 from routes.policy import caller
 
 MAX_PAGE = 100
+# ASCII digits only, and few of them: str.isdigit() also accepts "²" and other Unicode digits that
+# int() refuses, and int() refuses more than 4300 digits; a version is at most 18 digits (a DynamoDB
+# number far below its 38-digit limit).
+_LIMIT = re.compile(r"[0-9]{1,6}")
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 # The shared client: one DynamoDB model loaded per cold start, not one for us and one for Powertools.
 idempotency_store = DynamoDBPersistenceLayer(
@@ -65,7 +71,7 @@ def optional_body(event: BaseProxyEvent) -> Any:
 
 def page_args(event: BaseProxyEvent) -> tuple[int, str | None]:
     raw_limit = event.get_query_string_value("limit", "50") or "50"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+    if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_PAGE:
         raise InvalidInput([FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}")])
     return int(raw_limit), event.get_query_string_value("nextToken") or None
 
@@ -76,7 +82,7 @@ def expected_version(event: BaseProxyEvent) -> int | None:
     if raw is None:
         return None
     raw = raw.strip().strip('"')
-    if not raw.isdigit():
+    if not _VERSION.fullmatch(raw):
         raise InvalidInput([FieldError("If-Match", "must be the record's version number")])
     return int(raw)
 

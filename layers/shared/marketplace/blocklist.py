@@ -17,7 +17,7 @@ from marketplace.repository import Page, Table
 KINDS = ("taxId", "domain", "legalName")
 
 
-def _sort_key(kind: str, value: str, country: str | None) -> str:
+def entry_sort_key(kind: str, value: str, country: str | None) -> str:
     if kind == "taxId":
         return keys.blocked_tax_id_sk(str(country), normalize.tax_id(value))
     if kind == "domain":
@@ -25,26 +25,43 @@ def _sort_key(kind: str, value: str, country: str | None) -> str:
     return keys.blocked_name_sk(normalize.name(value))
 
 
-def candidate_keys(record: dict[str, Any]) -> dict[str, str]:
-    """The blocked-list sort keys a supplier record could match, by the field they come from."""
-    found = {}
+# DynamoDB's limit on a sort key: a longer key cannot be an entry, and asking for it would fail.
+MAX_KEY_BYTES = 1024
+
+
+def candidate_keys(record: dict[str, Any]) -> dict[str, list[str]]:
+    """The blocked-list sort keys a supplier record could match, by the field they come from: each
+    field in its normal form (``marketplace.normalize``), and a domain with every parent domain, so
+    that an entry blocks its subdomains. Keys too long to be an entry are not asked for."""
+    found: dict[str, list[str]] = {}
     if record.get("taxId") and record.get("country"):
-        found["taxId"] = keys.blocked_tax_id_sk(record["country"], normalize.tax_id(record["taxId"]))
+        found["taxId"] = [keys.blocked_tax_id_sk(record["country"], normalize.tax_id(record["taxId"]))]
     if record.get("contactEmail"):
-        found["contactEmail"] = keys.blocked_domain_sk(normalize.email_domain(record["contactEmail"]))
+        found["contactEmail"] = _domain_keys(normalize.email_domain(record["contactEmail"]))
     if record.get("website"):
-        found["website"] = keys.blocked_domain_sk(normalize.website_domain(record["website"]))
-    if record.get("legalName"):
-        found["legalName"] = keys.blocked_name_sk(normalize.name(record["legalName"]))
-    return found
+        found["website"] = _domain_keys(normalize.website_domain(record["website"]))
+    if record.get("legalName") and normalize.name(record["legalName"]):
+        found["legalName"] = [keys.blocked_name_sk(normalize.name(record["legalName"]))]
+    return {field: [k for k in sks if len(k.encode()) <= MAX_KEY_BYTES] for field, sks in found.items()}
+
+
+def _domain_keys(normal: str) -> list[str]:
+    return [keys.blocked_domain_sk(d) for d in normalize.domain_and_parents(normal)]
 
 
 def matches(table: Table, tenant_id: str, record: dict[str, Any]) -> dict[str, str]:
-    """field -> reason, for the record's fields that are on the tenant's blocked list."""
+    """field -> reason, for the record's fields that are on the tenant's blocked list (a domain by
+    its most specific entry)."""
     candidates = candidate_keys(record)
-    entries = table.batch_get((keys.blocklist_pk(tenant_id), sk) for sk in candidates.values())
+    wanted = [sk for sks in candidates.values() for sk in sks]
+    entries = table.batch_get((keys.blocklist_pk(tenant_id), sk) for sk in wanted)
     reasons = {e["SK"]: e.get("reason") or "blocked" for e in entries}
-    return {field: reasons[sk] for field, sk in candidates.items() if sk in reasons}
+    found = {}
+    for field, sks in candidates.items():
+        hit = next((sk for sk in sks if sk in reasons), None)
+        if hit is not None:
+            found[field] = reasons[hit]
+    return found
 
 
 def entry_id(sort_key: str) -> str:
@@ -80,7 +97,10 @@ def add(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
     errors.extend(FieldError(f, "is not allowed") for f in extra)
     if errors:
         raise InvalidInput(errors)
-    sort_key = _sort_key(kind, value, country)
+    sort_key = entry_sort_key(kind, value, country)
+    if sort_key.endswith("#") or len(sort_key.encode()) > MAX_KEY_BYTES:
+        # Nothing left once normalised (".", "---"), or longer than a key: it could match nothing.
+        raise InvalidInput([FieldError("value", f"is no {kind}: empty or too long once normalised")])
     entry = {
         "PK": keys.blocklist_pk(principal.tenant_id), "SK": sort_key, "entity": "BLOCKLIST",
         "tenantId": principal.tenant_id, "kind": kind, "value": value.strip(), "reason": reason.strip(),

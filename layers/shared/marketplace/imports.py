@@ -27,6 +27,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,6 +59,7 @@ REPORT_HEADER = ("row", "sku", "field", "reason")
 UPLOAD_URL_SECONDS = 900
 REPORT_URL_SECONDS = 3600
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
 CHUNK_ROWS = 500  # rows per committed chunk: the progress granularity and the redo unit
 TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 WRITERS = 4  # transactions in flight at once
@@ -158,7 +160,9 @@ def row_to_listing(columns: Columns, cells: list[str]) -> tuple[dict[str, Any], 
         body["price"] = price
     raw_quantity = values["quantity"].strip()
     if raw_quantity:
-        if raw_quantity.lstrip("+-").isdigit():
+        # ASCII digits, at most 18 (str.isdigit() also takes "²", which int() refuses, and int()
+        # refuses over 4300 digits): anything else is a row error, never a crash of the import.
+        if WHOLE_NUMBER.fullmatch(raw_quantity):
             body["quantity"] = int(raw_quantity)
         else:
             errors.append(FieldError("quantity", f"must be a whole number, not {raw_quantity[:40]!r}"))
@@ -430,7 +434,7 @@ class Imports:
         # local emulator evaluates filter expressions slowly.
         page = self.table.query(
             pk, sk_prefix=keys.PRODUCT_SK_PREFIX, limit=STATUS_PAGE, next_token=token,
-            project=("status", "importId"),
+            project=("status", "importId"), page_field="listingsToken",
         )  # fmt: skip
         for item in page.items:
             if item.get("importId") == import_id:

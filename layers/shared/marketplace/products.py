@@ -53,8 +53,12 @@ def split_record_id(value: str) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------------------- rules
 def image_problem(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname  # urlsplit or .hostname raise ValueError on "https://a]b/" and the like
+    except ValueError:
+        host = None
+    if host is None or parts.scheme != "https" or not host:
         return "must be an https URL"
     if not parts.path.lower().endswith(IMAGE_EXTENSIONS):
         return f"must point to an image file ({', '.join(IMAGE_EXTENSIONS)})"

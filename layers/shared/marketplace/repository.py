@@ -240,11 +240,13 @@ class Table:
         sk_name: str = "SK",
         where: Mapping[str, Any] | None = None,
         project: Iterable[str] = (),
+        page_field: str = "nextToken",
     ) -> Page:
         """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
         ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
         items are read, fewer may be returned, and the page may still have a token); ``project``
-        reads only the attributes named (a page token still works: the key is always returned)."""
+        reads only the attributes named (a page token still works: the key is always returned);
+        ``page_field`` is the request field a bad ``next_token`` came in, which the 400 names."""
         names = {"#pk": pk_name}
         values: dict[str, Any] = {":pk": pk_value}
         condition = "#pk = :pk"
@@ -275,7 +277,9 @@ class Table:
         if index:
             kwargs["IndexName"] = index
         if next_token:
-            kwargs["ExclusiveStartKey"] = decode_token(next_token, pk_name, pk_value)
+            kwargs["ExclusiveStartKey"] = decode_token(
+                next_token, pk_name, pk_value, sk_name, sk_prefix, page_field
+            )
         try:
             response = self.client.query(**kwargs)
         except ClientError as error:
@@ -291,13 +295,45 @@ def encode_token(key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_token(token: str, pk_name: str, pk_value: str) -> dict[str, Any]:
-    """A page token back to its key; refuses a token from another partition (another tenant)."""
-    bad = InvalidInput([FieldError("nextToken", "is not a token this listing issued")])
+# DynamoDB's limits on a key attribute (a partition key's value up to 2048 bytes, a sort key's up
+# to 1024): a start key beyond them is refused by the service, so a token carrying one is refused here.
+_KEY_BYTES = {"hash": 2048, "range": 1024}
+TABLE_KEY = ("PK", "SK")
+
+
+def decode_token(
+    token: str,
+    pk_name: str,
+    pk_value: str,
+    sk_name: str = "SK",
+    sk_prefix: str | None = None,
+    field: str = "nextToken",
+) -> dict[str, Any]:
+    """A page token back to its key, validated as fully as DynamoDB will check it as an
+    ExclusiveStartKey: exactly the table's key attributes plus the queried index's, each a non-empty
+    string within the key size limits, in this partition (a token from another tenant is refused)
+    and, for a query on a sort key prefix, within that prefix. Anything else is a 400 naming
+    ``field`` (the request's name for the token) instead of a service error."""
+    bad = InvalidInput([FieldError(field, "is not a token this listing issued")])
     try:
         key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, binascii.Error):
         raise bad from None
-    if not isinstance(key, dict) or key.get(pk_name) != {"S": pk_value}:
+    kinds = {TABLE_KEY[0]: "hash", TABLE_KEY[1]: "range", pk_name: "hash", sk_name: "range"}
+    if not isinstance(key, dict) or set(key) != set(kinds):
+        raise bad
+    values = {}
+    for name, kind in kinds.items():
+        typed = key[name]
+        if not isinstance(typed, dict) or set(typed) != {"S"} or not isinstance(typed["S"], str):
+            raise bad
+        try:
+            size = len(typed["S"].encode())
+        except UnicodeEncodeError:  # a lone surrogate: not a string DynamoDB can store
+            raise bad from None
+        if not 1 <= size <= _KEY_BYTES[kind]:
+            raise bad
+        values[name] = typed["S"]
+    if values[pk_name] != pk_value or (sk_prefix is not None and not values[sk_name].startswith(sk_prefix)):
         raise bad
     return key

@@ -98,7 +98,11 @@ def evaluate(
         flags.append(
             FieldError("taxId", f"duplicate tax id: also used by supplier {', '.join(sorted(duplicate_of))}")
         )
-    if not domains_match(record["contactEmail"], record["website"]):
+    if not website_domain(record["website"]):
+        # The schema's pattern admits URLs that urllib cannot read ("https://bracket]shop.de/"): a
+        # flag with a reason that a fix clears, never a crash that no retry can fix.
+        flags.append(FieldError("website", "is not a URL with a valid host name"))
+    elif not domains_match(record["contactEmail"], record["website"]):
         flags.append(
             FieldError(
                 "contactEmail",
