@@ -222,8 +222,9 @@ def test_a_schema_valid_website_urllib_cannot_read_is_flagged_for_a_fix(onboardi
     supplier_id = onboarding.register(website="https://bracket]shop.de/", contactEmail="ops@shop.de")
     record = onboarding.wait_status(supplier_id, "FLAGGED")
     assert record["flags"] == [{"field": "website", "reason": "is not a URL with a valid host name"}]
+    onboarding.wait_entered(onboarding.execution_arn(supplier_id), "WaitForFix")  # queued for the fix
     onboarding.fix(supplier_id, website="https://shop.de/")
-    onboarding.drain()
+    assert onboarding.drain().get("resumed") == 1
     onboarding.wait_status(supplier_id, "APPROVED")
 
 
