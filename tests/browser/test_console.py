@@ -170,6 +170,8 @@ def test_a_flagged_supplier_is_fixed_through_the_console_and_ends_approved(stack
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
     assert screen.errors == []
+    # The page's config.json is served (locally: the API at the page's origin), as on AWS.
+    assert [u for u in screen.not_found if u.endswith("/config.json")] == []
     assert all(p.stat().st_size > 1000 for p in screen.saved) and len(screen.saved) == 7
 
 

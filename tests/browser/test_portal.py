@@ -118,6 +118,8 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
     api = requests.get(f"{stack.api_url}/supplier-orders", headers=supplier, timeout=10).json()["items"]
     assert sorted(o["status"] for o in api) == ["ACCEPTED", "REJECTED"]
     assert screen.errors == []
+    # The page's config.json is served (locally: the API at the page's origin), as on AWS.
+    assert [u for u in screen.not_found if u.endswith("/config.json")] == []
 
 
 def test_a_flagged_supplier_sees_its_flags(stack, tenant, screen):
