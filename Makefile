@@ -21,6 +21,7 @@ help:
 	@echo "make run       start the local marketplace (API on 127.0.0.1:3000, PORT overrides)"
 	@echo "make test      install what is needed and run every test"
 	@echo "make browser-test  the admin console and supplier portal in headless Chromium"
+	@echo "make deploy-web STACK=<name>  upload web/ to a deployed stack, write config.json, invalidate"
 	@echo "make lint      ruff"
 	@echo "make validate  cfn-lint, SAM transform, sam validate --lint, checkov"
 	@echo "make build     sam build (functions and the shared layer) into .aws-sam/"

@@ -5,6 +5,10 @@ Hand-written rather than ``http.server.SimpleHTTPRequestHandler``: that handler 
 directory tree with directory listings and guesses types from the host's mime table; here only the
 named sites and known file types are served, a path can never leave its site's folder, and the
 pages get the same security headers on every host.
+
+Each page reads ``config.json`` beside it for the API's base URL; the deployment writes
+``{"apiBaseUrl": "/api"}`` (tools/deploy_web.py), and the local stack answers the same file with its
+own API's base, the page's origin, so a page finds its config here as on AWS.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from marketplace_local.template import ROOT
 
 WEB_ROOT = ROOT / "web"
 SITES = ("console", "portal", "shared")
+# The pages that read config.json, and what it says locally: the API is at the page's origin.
+CONFIG_SITES = ("console", "portal")
+LOCAL_CONFIG = b'{"apiBaseUrl": "/"}\n'
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -50,6 +57,8 @@ def serve(path: str, web_root: Path = WEB_ROOT) -> StaticResponse:
     site, _, rest = path.lstrip("/").partition("/")
     if path == f"/{site}":  # relative links need the trailing slash
         return StaticResponse(301, {"Location": f"/{site}/", **HEADERS}, b"")
+    if site in CONFIG_SITES and rest == "config.json":
+        return StaticResponse(200, {"Content-Type": CONTENT_TYPES[".json"], **HEADERS}, LOCAL_CONFIG)
     segments = unquote(rest).split("/")
     if any(s in ("..", ".") or "\\" in s or "\x00" in s or s.startswith(".") for s in segments):
         return _not_found()

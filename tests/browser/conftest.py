@@ -54,7 +54,9 @@ class Screen:
         self.page = page
         self.errors: list[str] = []
         self.saved: list[Path] = []
+        self.not_found: list[str] = []  # URLs that answered 404 (an API call's may be expected)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("response", lambda r: r.status == 404 and self.not_found.append(r.url))
 
     def unlabelled(self) -> list[str]:
         """Visible form controls and buttons without an accessible name."""

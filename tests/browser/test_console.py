@@ -5,6 +5,7 @@ keyboard alone; API errors shown with their field and reason."""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -157,6 +158,9 @@ def test_a_flagged_supplier_is_fixed_through_the_console_and_ends_approved(stack
     expect(page.locator("#record-summary")).to_contain_text("no such company in the trade register")
     expect(page.locator("#reject-form")).to_be_hidden()
     expect(page.locator("#closed-note")).to_have_text("This record is REJECTED: there is nothing to correct.")
+    # Nothing to drain or retry on a closed record: the buttons are gone, not just disabled.
+    expect(page.get_by_role("button", name="Re-run drain")).to_be_hidden()
+    expect(page.get_by_role("button", name="Validate again (retry)")).to_be_hidden()
     rows = audit_rows(page, 3)
     assert (rows[-1][1].split(":")[0], rows[-1][4]) == ("admin", "REJECTED")
     screen.shot("console-6-record-rejected")
@@ -170,6 +174,8 @@ def test_a_flagged_supplier_is_fixed_through_the_console_and_ends_approved(stack
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
     assert screen.errors == []
+    # The page's config.json is served (locally: the API at the page's origin), as on AWS.
+    assert [u for u in screen.not_found if u.endswith("/config.json")] == []
     assert all(p.stat().st_size > 1000 for p in screen.saved) and len(screen.saved) == 7
 
 
@@ -186,4 +192,90 @@ def test_the_console_refuses_a_token_that_is_not_an_admins(stack, tenant, screen
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("The API refused the token")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert screen.errors == []
+
+
+def imported_flagged_listing(stack: Any, tenant: str, supplier_id: str) -> None:
+    """One listing through the import API (so it carries its importId), priced over its category's
+    bound, so the listing workflow flags it."""
+    supplier = bearer(stack, tenant, "supplier", supplier_id)
+    base = f"{stack.api_url}/suppliers/{supplier_id}/imports"
+    created = requests.post(base, json={"fileName": "lamps.csv"}, headers=supplier, timeout=10).json()
+    csv = (
+        "sku,title,category,price,currency,quantity,images,attributes.material\n"
+        "LAMP-9,Floor lamp,home,25000,EUR,4,https://cdn.example.com/a.webp|https://cdn.example.com/b.webp,steel\n"
+    )
+    put = requests.put(
+        created["uploadUrl"], data=csv.encode(), headers={"Content-Type": "text/csv"}, timeout=10
+    )
+    assert put.status_code == 200, put.text
+    started = requests.post(f"{base}/{created['importId']}/start", headers=supplier, timeout=10)
+    assert started.status_code == 202, started.text
+    wait_until(
+        lambda: requests.get(f"{stack.api_url}/suppliers/{supplier_id}/products/LAMP-9", headers=supplier,
+                             timeout=10).json().get("status") == "FLAGGED",
+        timeout=60, what="flagged imported listing",
+    )  # fmt: skip
+
+
+def test_a_flagged_listing_names_its_supplier_and_is_fixed_with_its_images_one_per_line(
+    stack, tenant, screen
+):
+    page = screen.page
+    supplier_id = register(stack, tenant, "APPROVED", legalName="Lampen Werk GmbH",
+                           taxId=f"DE{uuid.uuid4().int % 10**9:09d}")  # fmt: skip
+    imported_flagged_listing(stack, tenant, supplier_id)
+    page.goto(f"{stack.api_url}/console/")
+    page.get_by_label("Admin token").fill(stack.issuer.mint(tenant, "admin"))
+    page.get_by_role("button", name="Sign in").click()
+
+    # The queue and the record name the listing's supplier, not only its id.
+    row = page.locator("#queue-table tbody tr", has_text="Floor lamp")
+    expect(row).to_contain_text(f"Listing of Lampen Werk GmbH ({supplier_id})")
+    row.get_by_role("button", name=re.compile("Open Floor lamp")).click()
+    expect(page.locator("#record-supplier")).to_have_text(f"Lampen Werk GmbH ({supplier_id})")
+    # The import's id is the workflow's business, not a field to fix; images are one URL per line.
+    expect(page.locator('[data-path="importId"]')).to_have_count(0)
+    images = page.get_by_label("images (one per line)")
+    expect(images).to_have_value("https://cdn.example.com/a.webp\nhttps://cdn.example.com/b.webp")
+    page.get_by_label("price.amount", exact=True).fill("249")
+    images.fill(
+        "https://cdn.example.com/a.webp\nhttps://cdn.example.com/b.webp\nhttps://cdn.example.com/c.webp\n"
+    )
+    page.get_by_role("button", name="Save the fix").click()
+
+    # "Saved, re-run the drain" is said by the drain button, where the admin is, and focus is on it.
+    note = page.locator("#fix-note")
+    expect(note).to_have_text(re.compile(r"Saved: version \d+\. Re-run the drain"))
+    expect(note).to_be_in_viewport()
+    expect(page.locator("#record-drain")).to_be_focused()
+    screen.shot("console-8-listing-saved")
+    page.keyboard.press("Enter")
+    expect(page.locator("#record-status")).to_have_text("ACTIVE", timeout=30_000)
+    expect(note).to_be_hidden()
+    expect(page.get_by_role("button", name="Re-run drain")).to_be_hidden()
+    expect(page.get_by_role("button", name="Validate again (retry)")).to_be_hidden()
+    admin = bearer(stack, tenant, "admin")
+    record = requests.get(
+        f"{stack.api_url}/suppliers/{supplier_id}/products/LAMP-9", headers=admin, timeout=10
+    ).json()
+    assert record["images"] == [f"https://cdn.example.com/{n}.webp" for n in "abc"]
+    assert record["price"]["amount"] == 249 and record["importId"]
+
+    # "Refresh record" refreshes the audit trail too: a change made elsewhere appears in it.
+    entries = page.locator("#audit-table tbody tr")
+    expect(entries.first).to_be_visible()
+    before = entries.count()
+    supplier = bearer(stack, tenant, "supplier", supplier_id)
+    changed = requests.patch(f"{stack.api_url}/suppliers/{supplier_id}/products/LAMP-9", json={"quantity": 9},
+                             headers={**supplier, "If-Match": str(record["version"])}, timeout=10)  # fmt: skip
+    assert changed.status_code == 200, changed.text
+
+    def refreshed() -> bool:
+        page.get_by_role("button", name="Refresh record").click()
+        expect(page.get_by_role("button", name="Refresh record")).to_be_enabled()
+        return entries.count() > before
+
+    wait_until(refreshed, timeout=30, interval=0.3, what="a new audit entry after Refresh record")
+    screen.shot("console-9-listing-refreshed")
     assert screen.errors == []

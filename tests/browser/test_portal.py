@@ -65,7 +65,8 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
         page.keyboard.insert_text(stack.issuer.mint(tenant, "supplier", supplier_id=supplier_id))
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Your marketplace account")).to_be_focused()
-        expect(page.locator("#whoami")).to_have_text(f"Signed in as supplier {supplier_id}")
+        # The header names the supplier (its id is in the registration summary and in brackets).
+        expect(page.locator("#whoami")).to_have_text(f"Signed in as Globex GmbH (supplier {supplier_id})")
         assert "eyJ" not in page.content()  # the token is in sessionStorage, not in the page
         expect(page.locator("#registration-status")).to_have_text("APPROVED")
         expect(page.locator("#registration-flags")).to_have_text("No flags.")
@@ -82,6 +83,12 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
         page.keyboard.press("Enter")
         expect(page.get_by_role("status")).to_have_text(f"Order {kept} is ACCEPTED.")
         expect(orders).to_have_count(1)
+        # The accepted order shows where to ship it: its own customer order's address.
+        to_ship = page.locator("#accepted-table tbody tr")
+        expect(to_ship).to_have_count(1)
+        expect(to_ship.locator("td")).to_have_text(
+            [re.compile(kept), "2 \u00d7 LAMP-1", "Ada, 1 Analytical St, N1 9GU London, GB"]
+        )
         toggle = page.get_by_role("button", name=f"Reject order {refused}…")
         toggle.click()
         expect(toggle).to_have_attribute("aria-expanded", "true")
@@ -118,6 +125,8 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
     api = requests.get(f"{stack.api_url}/supplier-orders", headers=supplier, timeout=10).json()["items"]
     assert sorted(o["status"] for o in api) == ["ACCEPTED", "REJECTED"]
     assert screen.errors == []
+    # The page's config.json is served (locally: the API at the page's origin), as on AWS.
+    assert [u for u in screen.not_found if u.endswith("/config.json")] == []
 
 
 def test_a_flagged_supplier_sees_its_flags(stack, tenant, screen):
@@ -139,4 +148,45 @@ def test_a_flagged_supplier_sees_its_flags(stack, tenant, screen):
     page.get_by_label("Supplier token").fill(stack.issuer.mint(tenant, "admin"))
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("This token is not for the supplier role.")
+    assert screen.errors == []
+
+
+def test_a_supplier_is_told_how_to_fix_a_flagged_listing_and_to_register_a_webhook(stack, tenant, screen):
+    page = screen.page
+    supplier_id = register(stack, tenant, "APPROVED", legalName="Hinweis GmbH",
+                           taxId=f"DE{uuid.uuid4().int % 10**9:09d}")  # fmt: skip
+    supplier = bearer(stack, tenant, "supplier", supplier_id)
+    for body, status in (
+        (listing(sku="SOFA-1", title="Gilded sofa", price={"amount": 25000, "currency": "EUR"}), "FLAGGED"),
+        (listing(sku="KNIFE-1", title="Hunting knife", category="weapons", quantity=7), "REJECTED"),
+    ):
+        url = f"{stack.api_url}/suppliers/{supplier_id}/products"
+        assert requests.post(url, json=body, headers=supplier, timeout=10).status_code == 202
+        wait_until(lambda u=f"{url}/{body['sku']}", s=status: requests.get(u, headers=supplier, timeout=10).json()
+                   .get("status") == s, timeout=30, what=f"{body['sku']} {status}")  # fmt: skip
+
+    page.goto(f"{stack.api_url}/portal/")
+    page.get_by_label("Supplier token").fill(stack.issuer.mint(tenant, "supplier", supplier_id=supplier_id))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#whoami")).to_have_text(f"Signed in as Hinweis GmbH (supplier {supplier_id})")
+    flagged = page.locator("#listings-table tbody tr", has_text="SOFA-1")
+    expect(flagged.locator(".listing-hint")).to_have_text(
+        f"To fix it, change the flagged fields: PATCH /suppliers/{supplier_id}/products/SOFA-1 with your token. "
+        "The marketplace validates it again at its next correction drain."
+    )
+    rejected = page.locator("#listings-table tbody tr", has_text="KNIFE-1")
+    expect(rejected.locator("td").nth(3)).to_have_text("none (rejected)")
+    expect(rejected.locator(".listing-hint")).to_have_count(0)
+    expect(page.locator("#webhook")).to_have_text("You have no webhook registered.")
+    expect(page.locator("#webhook-hint")).to_contain_text(f"PUT /suppliers/{supplier_id}/webhook")
+    expect(page.locator("#accepted-none")).to_be_visible()
+    screen.shot("portal-6-hints")
+
+    # Once a webhook is registered the hint goes.
+    hook = requests.put(f"{stack.api_url}/suppliers/{supplier_id}/webhook", headers=supplier, timeout=10,
+                        json={"url": "https://hooks.example.com/m", "secret": f"secret-{uuid.uuid4().hex}"})  # fmt: skip
+    assert hook.status_code == 200, hook.text
+    page.get_by_role("button", name="Refresh everything").click()
+    expect(page.locator("#webhook")).to_have_text("Your webhook: https://hooks.example.com/m")
+    expect(page.locator("#webhook-hint")).to_be_hidden()
     assert screen.errors == []

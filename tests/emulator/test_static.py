@@ -5,6 +5,7 @@ secrets and no inline script (their Content-Security-Policy allows scripts from 
 from __future__ import annotations
 
 import http.client
+import json
 import re
 from pathlib import Path
 
@@ -85,6 +86,15 @@ def test_the_local_api_serves_the_pages_without_a_token(stack):
     assert body == (WEB / "console" / "index.html").read_bytes()
     assert get("/portal/app.js")[:2] == (200, "text/javascript; charset=utf-8")
     assert get("/shared/api.js")[:2] == (200, "text/javascript; charset=utf-8")
+    # Each page's config.json, as the deployment writes one: locally the API is the page's origin.
+    for site in ("console", "portal"):
+        status, content_type, body = get(f"/{site}/config.json")
+        assert (status, content_type, json.loads(body)) == (
+            200,
+            "application/json; charset=utf-8",
+            {"apiBaseUrl": "/"},
+        )
+    assert get("/shared/config.json")[0] == 404
     assert get("/console/../../template.yaml")[0] == 404
     assert get("/portal/%2e%2e/%2e%2e/template.yaml")[0] == 404
     # The API is untouched: its routes still want a token.

@@ -68,6 +68,15 @@ def test_every_flag_reason_is_reported_together():
                        ("contactEmail", "the email domain other.org differs from the website's domain acme.com")}  # fmt: skip
 
 
+def test_a_duplicate_tax_id_flag_names_no_other_supplier():
+    """The applicant reads its flags: it learns the tax id is taken, not which supplier holds it."""
+    verdict = evaluate(supplier(), ["7d0c3c8e-other-supplier"], {})
+    assert [(f.field, f.reason) for f in verdict.flags] == [
+        ("taxId", "duplicate tax id: this tax id is already registered")
+    ]
+    assert "7d0c3c8e" not in repr(verdict)
+
+
 def test_the_blocked_list_rejects_before_any_other_rule():
     verdict = evaluate(supplier(taxId="bad"), [], {"taxId": "fraud case 42"})
     assert verdict.outcome == "REJECTED"

@@ -8,6 +8,23 @@ const session = new Session("marketplace.console.token");
 let api;
 let current = null; // {kind, recordId, correctionId, supplierId, sku, record}
 let nextToken = null;
+const supplierNames = new Map(); // supplierId -> legal name, for listings and orders
+
+// A listing or order names its supplier by id; the admin reads its name (the id when unknown).
+async function nameSuppliers(ids) {
+  const missing = [...new Set(ids)].filter((id) => id && !supplierNames.has(id));
+  await Promise.all(
+    missing.map(async (id) => {
+      try {
+        supplierNames.set(id, (await api.get(`/suppliers/${enc(id)}`)).legalName || id);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) throw error;
+        supplierNames.set(id, id);
+      }
+    }),
+  );
+}
+const supplierLabel = (id) => (supplierNames.get(id) && supplierNames.get(id) !== id ? `${supplierNames.get(id)} (${id})` : id);
 
 // Every kind is rejected and retried through the correction queue's own routes, by correction id.
 const reject = (c) => `/admin/corrections/${enc(c.correctionId)}/reject`;
@@ -39,7 +56,7 @@ const KINDS = {
 };
 
 // Fields the workflow and the API manage: shown in the summary, never in the fix form.
-const MANAGED = new Set(["status", "version", "flags", "supplierId", "sku", "tenantId", "statusReason", "orderId", "supplierOrderId"]);
+const MANAGED = new Set(["status", "version", "flags", "supplierId", "sku", "tenantId", "statusReason", "orderId", "supplierOrderId", "importId"]);
 const isManaged = (key) => MANAGED.has(key) || /(At|By)$/.test(key);
 
 // ------------------------------------------------------------------------------------ sign-in
@@ -78,6 +95,7 @@ const guarded = guardedBy(signOut);
 async function openQueue() {
   const loaded = await guarded($("#refresh-queue"), "Loading the correction queue", async () => {
     const page = await api.get("/admin/corrections", { limit: 50 });
+    await nameSuppliers(page.items.filter((i) => i.recordType !== "SUPPLIER").map((i) => i.supplierId));
     renderQueue(page, false);
     return true;
   });
@@ -90,7 +108,9 @@ async function openQueue() {
 
 async function moreQueue() {
   await guarded($("#more"), "Loading more of the queue", async () => {
-    renderQueue(await api.get("/admin/corrections", { limit: 50, nextToken }), true);
+    const page = await api.get("/admin/corrections", { limit: 50, nextToken });
+    await nameSuppliers(page.items.filter((i) => i.recordType !== "SUPPLIER").map((i) => i.supplierId));
+    renderQueue(page, true);
   });
 }
 
@@ -106,7 +126,7 @@ function renderQueue(page, append) {
         "tr",
         { dataset: { recordId: item.recordId } },
         el("td", {}, el("button", { type: "button", class: "link", onclick: () => openRecord(item) }, `Open ${label}`)),
-        el("td", {}, kind.label),
+        el("td", {}, item.recordType === "SUPPLIER" ? kind.label : `${kind.label} of ${supplierLabel(item.supplierId)}`),
         el("td", {}, flagsList(item.flags)),
         el("td", {}, formatAge(item.ageSeconds)),
       ),
@@ -129,6 +149,7 @@ async function openRecord(item) {
     sku: item.sku,
     record: null,
   };
+  $("#fix-note").hidden = true;
   const loaded = await guarded(null, "Opening the record", async () => {
     await loadRecord();
     return true;
@@ -141,6 +162,7 @@ async function openRecord(item) {
 
 async function loadRecord() {
   current.record = await api.get(KINDS[current.kind].path(current));
+  if (current.kind !== "SUPPLIER") await nameSuppliers([current.supplierId]);
   renderRecord();
 }
 
@@ -154,7 +176,7 @@ function renderRecord() {
     ["Version", String(record.version)],
     ["Kind", kind.label],
   ];
-  if (current.kind !== "SUPPLIER") rows.push(["Supplier", current.supplierId]);
+  if (current.kind !== "SUPPLIER") rows.push(["Supplier", el("span", { id: "record-supplier" }, supplierLabel(current.supplierId))]);
   if (record.statusReason) rows.push(["Reason", record.statusReason]);
   if (record.updatedAt) rows.push(["Last change", formatTime(record.updatedAt)]);
   $("#record-summary").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
@@ -167,6 +189,7 @@ function renderRecord() {
   $("#reject-form").hidden = !open;
   $("#closed-note").hidden = open;
   $("#closed-note").textContent = open ? "" : `This record is ${record.status}: there is nothing to correct.`;
+  if (!open) $("#fix-note").hidden = true;
   if (kind.editable && open) renderFixForm(record);
   $("#reject").textContent = current.kind === "SUPPLIER_ORDER" ? "Cancel the order" : "Reject the record";
 }
@@ -204,8 +227,10 @@ function renderFixForm(record) {
   const fields = ordered.map((path, index) => {
     const value = all.get(path);
     const id = `fix-${index}`;
-    const type = Array.isArray(value) ? "json" : typeof value === "number" ? "number" : typeof value === "boolean" ? "boolean" : "string";
-    const shown = type === "json" ? JSON.stringify(value) : value === undefined || value === null ? "" : String(value);
+    // A list of texts (a listing's image URLs) is one per line; another list is edited as JSON.
+    const isLines = Array.isArray(value) && value.every((v) => typeof v === "string");
+    const type = isLines ? "lines" : Array.isArray(value) ? "json" : typeof value === "number" ? "number" : typeof value === "boolean" ? "boolean" : "string";
+    const shown = type === "lines" ? value.join("\n") : type === "json" ? JSON.stringify(value) : value === undefined || value === null ? "" : String(value);
     const reason = reasons.get(path);
     const attributes = {
       id,
@@ -216,11 +241,13 @@ function renderFixForm(record) {
       spellcheck: "false",
       autocomplete: "off",
     };
-    const input = type === "json" ? el("textarea", { ...attributes, rows: 2 }, shown) : el("input", { ...attributes, type: "text", value: shown });
+    const multiline = type === "json" || type === "lines";
+    const rows = type === "lines" ? Math.max(2, value.length + 1) : 2;
+    const input = multiline ? el("textarea", { ...attributes, rows }, shown) : el("input", { ...attributes, type: "text", value: shown });
     return el(
       "div",
       { class: "field" },
-      el("label", { for: id }, path),
+      el("label", { for: id }, type === "lines" ? `${path} (one per line)` : path),
       input,
       reason ? el("p", { id: `${id}-reason`, class: "field-reason" }, `Flagged: ${reason.join("; ")}`) : null,
     );
@@ -267,6 +294,7 @@ async function onFix(event) {
     let value = input.value;
     if (type === "number" && value.trim() !== "" && !Number.isNaN(Number(value))) value = Number(value);
     if (type === "boolean" && (value === "true" || value === "false")) value = value === "true";
+    if (type === "lines") value = value.split("\n").map((line) => line.trim()).filter(Boolean);
     if (type === "json") {
       try {
         value = JSON.parse(value);
@@ -299,7 +327,12 @@ async function onFix(event) {
       throw error;
     }
     renderRecord();
-    announce(`Saved: version ${current.record.version}. Re-run the drain to resume its workflow.`);
+    const saved = `Saved: version ${current.record.version}. Re-run the drain to resume its workflow.`;
+    announce(saved);
+    // Said where the admin is too (the form's end, not the page's top), by the button that does it.
+    $("#fix-note").textContent = saved;
+    $("#fix-note").hidden = false;
+    $("#record-drain").focus();
     await loadAudit();
   });
 }
@@ -336,6 +369,7 @@ async function followRecord() {
     if (current.record.status !== before) break;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+  $("#fix-note").hidden = true;
   announce(`${KINDS[current.kind].label} is ${current.record.status}.`);
   await loadAudit();
 }
@@ -408,7 +442,11 @@ async function start() {
   $("#drain").addEventListener("click", (e) => drain(e.currentTarget));
   $("#record-drain").addEventListener("click", (e) => drain(e.currentTarget));
   $("#back").addEventListener("click", openQueue);
-  $("#refresh-record").addEventListener("click", () => guarded($("#refresh-record"), "Refreshing", loadRecord));
+  // The record and its audit trail, which a change of the record extends.
+  $("#refresh-record").addEventListener("click", () => guarded($("#refresh-record"), "Refreshing", async () => {
+    await loadRecord();
+    await loadAudit();
+  }));
   $("#refresh-audit").addEventListener("click", loadAudit);
   $("#fix-form").addEventListener("submit", onFix);
   $("#reject-form").addEventListener("submit", onReject);

@@ -32,12 +32,12 @@ async function onSignIn(event) {
 // ------------------------------------------------------------------------------------ home
 async function openHome() {
   const loaded = await guarded($("#refresh"), "Loading your account", async () => {
-    await loadRegistration();
-    await Promise.all([loadListings(), loadOrders(), loadDeliveries()]);
-    return true;
+    const registration = await loadRegistration();
+    await Promise.all([loadListings(), loadOrders(), loadAccepted(), loadDeliveries()]);
+    return registration;
   });
   if (!loaded) return false;
-  $("#whoami").textContent = `Signed in as supplier ${supplierId()}`;
+  $("#whoami").textContent = loaded.legalName ? `Signed in as ${loaded.legalName} (supplier ${supplierId()})` : `Signed in as supplier ${supplierId()}`;
   $("#whoami").hidden = false;
   $("#sign-out").hidden = false;
   showView("home-view");
@@ -56,6 +56,7 @@ async function loadRegistration() {
   if (record.updatedAt) rows.push(["Last change", formatTime(record.updatedAt)]);
   $("#registration").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
   $("#registration-flags").replaceChildren(flagsList(record.flags));
+  return record;
 }
 
 async function all(path, query) {
@@ -79,14 +80,48 @@ async function loadListings() {
         el("td", {}, p.sku),
         el("td", {}, p.title || ""),
         el("td", {}, el("span", { class: `status-badge status-${p.status}` }, p.status)),
-        el("td", {}, p.quantity ?? ""),
+        // A rejected listing sells nothing, whatever quantity it was given.
+        el("td", {}, p.status === "REJECTED" ? "none (rejected)" : (p.quantity ?? "")),
         el("td", {}, p.price ? `${p.price.amount} ${p.price.currency}` : ""),
-        el("td", {}, p.flags && p.flags.length ? flagsList(p.flags) : ""),
+        el("td", {}, p.flags && p.flags.length ? flagsList(p.flags) : "", p.status === "FLAGGED" ? fixHint(p) : ""),
       ),
     ),
   );
   $("#listings-none").hidden = items.length > 0;
   $("#listings-table").hidden = items.length === 0;
+}
+
+// What a supplier does about a flagged listing: change the flagged fields; the marketplace then
+// validates it again (its admins run the correction drain).
+function fixHint(listing) {
+  return el(
+    "p",
+    { class: "hint listing-hint" },
+    `To fix it, change the flagged fields: PATCH /suppliers/${supplierId()}/products/${listing.sku} with your token. ` +
+      "The marketplace validates it again at its next correction drain.",
+  );
+}
+
+const shipToText = (to) => [to.name, to.line1, to.line2, `${to.postalCode} ${to.city}`, to.region, to.country].filter(Boolean).join(", ");
+
+// Orders accepted and to ship: each with the address, which the supplier order shows once accepted.
+const MAX_ACCEPTED_SHOWN = 20;
+async function loadAccepted() {
+  const page = await api.get("/supplier-orders", { status: "ACCEPTED", limit: MAX_ACCEPTED_SHOWN });
+  const orders = await Promise.all(page.items.map((o) => api.get(`/supplier-orders/${enc(o.supplierOrderId)}`)));
+  $("#accepted-table tbody").replaceChildren(
+    ...orders.map((o) =>
+      el(
+        "tr",
+        { dataset: { supplierOrderId: o.supplierOrderId } },
+        el("td", {}, o.customerOrderId || "", el("br"), el("small", {}, o.supplierOrderId)),
+        el("td", {}, el("ul", {}, (o.lines || []).map((line) => el("li", {}, `${line.quantity} × ${line.sku}`)))),
+        el("td", {}, o.shipTo ? shipToText(o.shipTo) : ""),
+      ),
+    ),
+  );
+  $("#accepted-none").hidden = orders.length > 0;
+  $("#accepted-table").hidden = orders.length === 0;
 }
 
 async function loadOrders() {
@@ -147,7 +182,7 @@ async function decide(button, order, action, reason) {
     const path = `/supplier-orders/${enc(order.supplierOrderId)}/${action}`;
     const result = action === "accept" ? await api.post(path) : await api.post(path, { reason });
     announce(`Order ${label} is ${result.status}.`);
-    await Promise.all([loadOrders(), loadListings(), loadDeliveries()]);
+    await Promise.all([loadOrders(), loadAccepted(), loadListings(), loadDeliveries()]);
     // The decided order's row is gone, and its button with it: give focus a place to land, unless the
     // user has already moved it somewhere (say, into another order's rejection reason) meanwhile.
     if (!document.activeElement || document.activeElement === document.body) $("#orders-heading").focus();
@@ -162,6 +197,11 @@ async function loadDeliveries() {
     if (!(error instanceof ApiError && error.status === 404)) throw error;
   }
   $("#webhook").textContent = webhook ? `Your webhook: ${webhook.url}` : "You have no webhook registered.";
+  $("#webhook-hint").hidden = Boolean(webhook);
+  $("#webhook-hint").textContent = webhook
+    ? ""
+    : `Without one you see new orders only here. Register it with PUT /suppliers/${supplierId()}/webhook and ` +
+      'the body {"url": "https://…", "secret": "…"}: every order event is then POSTed to it, signed with the secret.';
   const items = await all(`/suppliers/${enc(supplierId())}/deliveries`);
   $("#deliveries-table tbody").replaceChildren(
     ...items.map((d) =>

@@ -22,7 +22,7 @@ export async function loadApiBase() {
       if (config && typeof config.apiBaseUrl === "string") configured = config.apiBaseUrl;
     }
   } catch {
-    // No config.json (the local stack serves none): the page's own origin is the API.
+    // No config.json, or not JSON: the page's own origin is the API (the local stack's config says so too).
   }
   const base = new URL(configured || "/", window.location.href);
   return base.href.replace(/\/+$/, "");

@@ -1,5 +1,6 @@
 """Supplier orders: the supplier reads, accepts or rejects its own (another's is 404, by the record
-it names: ``marketplace.orders``); an admin cancels or retries a flagged one."""
+it names: ``marketplace.orders``), and reads where to ship one it has accepted; an admin cancels or
+retries a flagged one."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ def list_supplier_orders() -> dict[str, Any]:
 
 @router.get("/supplier-orders/<supplierOrderId>", middlewares=[allow("supplier", "retailer", "admin")])
 def get_supplier_order(supplierOrderId: str) -> dict[str, Any]:
-    return orders.view(orders.Orders().get_for(caller(router), supplierOrderId))
+    principal, store = caller(router), orders.Orders()
+    return orders.view(store.with_ship_to(principal, store.get_for(principal, supplierOrderId)))
 
 
 @router.post("/supplier-orders/<supplierOrderId>/accept", middlewares=[allow("supplier")])
 def accept_supplier_order(supplierOrderId: str) -> dict[str, Any]:
-    return orders.view(orders.Orders().accept(caller(router), supplierOrderId))
+    principal, store = caller(router), orders.Orders()
+    return orders.view(store.with_ship_to(principal, store.accept(principal, supplierOrderId)))
 
 
 @router.post("/supplier-orders/<supplierOrderId>/reject", middlewares=[allow("supplier")])

@@ -133,6 +133,18 @@ class Orders:
             raise NotFound(f"no supplier order {supplier_order_id}")
         return record
 
+    def with_ship_to(self, principal: Principal, record: dict[str, Any]) -> dict[str, Any]:
+        """The supplier order with its customer order's ``shipTo`` once it is ACCEPTED: the
+        supplier needs the address to ship, not to decide, so a supplier that has not accepted (or
+        has rejected) never sees it. ``record`` is one ``get_for`` has already shown the caller
+        (its own order for a supplier): the address is that order's only."""
+        if record.get("status") != "ACCEPTED":
+            return record
+        order = self.table.get(keys.order_pk(principal.tenant_id, str(record["orderId"])), keys.RECORD_SK)
+        if order is None or order.get("tenantId") != principal.tenant_id or "shipTo" not in order:
+            return record
+        return {**record, "shipTo": order["shipTo"]}
+
     def list_for_supplier(
         self,
         principal: Principal,

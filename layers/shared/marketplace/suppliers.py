@@ -25,6 +25,7 @@ from marketplace.reviewed import FLAGGED, PENDING, REJECTED, SYSTEM_FIELD, Kind,
 
 ENTITY = "SUPPLIER"
 STATUSES = ("PENDING", "APPROVED", "FLAGGED", "REJECTED")
+DUPLICATE_TAX_ID = "duplicate tax id: this tax id is already registered"
 EDITABLE_FIELDS = ("legalName", "taxId", "country", "contactEmail", "website", "phone", "address")
 __all__ = ["FLAGGED", "PENDING", "REJECTED", "SYSTEM_FIELD", "Verdict"]
 
@@ -95,9 +96,9 @@ def evaluate(
     if tax_flag:
         flags.append(tax_flag)
     if duplicate_of:
-        flags.append(
-            FieldError("taxId", f"duplicate tax id: also used by supplier {', '.join(sorted(duplicate_of))}")
-        )
+        # Says no more than that: the flag is shown to the applicant (the supplier portal), and
+        # another supplier's id is not theirs to know. The admin finds the other one by the tax id.
+        flags.append(FieldError("taxId", DUPLICATE_TAX_ID))
     if not website_domain(record["website"]):
         # The schema's pattern admits URLs that urllib cannot read ("https://bracket]shop.de/"): a
         # flag with a reason that a fix clears, never a crash that no retry can fix.
