@@ -133,26 +133,34 @@ ORDER_VERDICTS: dict[str, tuple[str, dict[str, Any]]] = {
 REVIEWED_VERDICT_WRITES = frozenset(
     {"MarkApproved", "MarkApprovedOutOfIndex", "MarkFlagged", "MarkRejected", "MarkRejectedOutOfIndex"}
 )
+
+
+def reviewed_machine(kind: str, response_prefixes: tuple[str, ...], reason_cases: dict[str, str]) -> Machine:
+    """A machine of the reviewed-record definition: its outcomes, correction kind and record come from
+    the kind's registry entry and the table's input, not written again here."""
+    from marketplace import registry
+
+    return Machine(
+        outcomes=frozenset({registry.KINDS[kind].approved, "FLAGGED", "REJECTED"}), correction_kind=kind,
+        record_id=next(i["recordId"] for i in map(execution_input, machines()) if i["kind"] == kind),
+        response_prefixes=response_prefixes, verdict_writes=REVIEWED_VERDICT_WRITES, reason_cases=reason_cases,
+    )  # fmt: skip
+
+
 MACHINES: dict[str, Machine] = {
-    "SupplierOnboarding": Machine(
-        outcomes=frozenset({"APPROVED", "FLAGGED", "REJECTED"}),
-        correction_kind="SUPPLIER",
-        record_id="s-1",
-        response_prefixes=("Validate", "FlagWritten"),
-        verdict_writes=REVIEWED_VERDICT_WRITES,
-        reason_cases={
+    "SupplierOnboarding": reviewed_machine(
+        "SUPPLIER",
+        ("Validate", "FlagWritten"),
+        {
             "FlaggedBadTaxIdFormat": "invalid format for",
             "FlaggedDuplicateTaxId": "duplicate tax id",
             "FlaggedDomainMismatch": "differs from the website",
         },
     ),
-    "ProductListing": Machine(
-        outcomes=frozenset({"ACTIVE", "FLAGGED", "REJECTED"}),
-        correction_kind="PRODUCT",
-        record_id="s-1/TV-55-OLED",
-        response_prefixes=("Listing",),
-        verdict_writes=REVIEWED_VERDICT_WRITES,
-        reason_cases={
+    "ProductListing": reviewed_machine(
+        "PRODUCT",
+        ("Listing",),
+        {
             "FlaggedPriceOutOfBounds": "must be between",
             "FlaggedMissingRequiredAttribute": "is required for",
             "FlaggedImageCount": "images",
@@ -921,6 +929,12 @@ def _decide_expects(status: str, instead: str) -> Any:
     return change
 
 
+def one_round_more(states: dict[str, Any]) -> None:
+    """RoundsLeft lets one more round through (``<=`` where the definition says ``<``)."""
+    rule = states["RoundsLeft"]["Choices"][0]
+    rule["NumericLessThanEqualsPath"] = rule.pop("NumericLessThanPath")
+
+
 # mutation -> (state machine, change to its States, a case whose path the change breaks)
 MUTATIONS = {
     "no retry of Validate": (
@@ -930,9 +944,7 @@ MUTATIONS = {
     ),
     "one round more": (
         "SupplierOnboarding",
-        lambda s: s["RoundsLeft"]["Choices"][0].update(
-            {"NumericLessThanEqualsPath": s["RoundsLeft"]["Choices"][0].pop("NumericLessThanPath")}
-        ),
+        one_round_more,
         "FlaggedFixedBadlyFlaggedAgain",
     ),
     "approval goes to MarkRejected": (
@@ -1014,9 +1026,7 @@ MUTATIONS = {
     ),
     "listing: one round more": (
         "ProductListing",
-        lambda s: s["RoundsLeft"]["Choices"][0].update(
-            {"NumericLessThanEqualsPath": s["RoundsLeft"]["Choices"][0].pop("NumericLessThanPath")}
-        ),
+        one_round_more,
         "FlaggedFixedBadly",
     ),
 }
