@@ -175,12 +175,12 @@ def validation_speed(runs: int, records_per_run: int = 2000) -> dict[str, Any]:
     """Per-record time of the Validate step's rules, warm (schema compiled, modules loaded), in this
     process: median/min/max over ``runs`` runs of ``records_per_run`` records each."""
     sys.path.insert(0, str(LAYER))
-    from marketplace import suppliers
+    from marketplace import blocklist, suppliers
 
     def validate(record: dict[str, Any]) -> Any:
-        # The step's own sequence (Suppliers.validation_step), with the lookups' results given.
+        # The step's own sequence (suppliers.rules), with the lookups' results given.
         schema_errors = suppliers.schema_check(record)
-        suppliers.blocklist_keys(record)
+        blocklist.candidate_keys(record)
         return suppliers.evaluate(record, duplicate_of=[], blocked={}, schema_errors=schema_errors)
 
     records = supplier_records(records_per_run)

@@ -148,7 +148,10 @@ def test_doc_walk(doc: str, stack: RunningStack, tmp_path: Path) -> None:
     api_port = stack.url.rsplit(":", 1)[1]
     # The only substitutions: the ports (the docs use the defaults; the receiver's is one the stack was
     # started to allow, as `MARKETPLACE_WEBHOOK_PORTS=8765 make run` does) ...
-    substitutions = {"127.0.0.1:3000": f"127.0.0.1:{api_port}", "HOOK_PORT=8765": f"HOOK_PORT={stack.webhook_ports.pop()}"}
+    substitutions = {
+        "127.0.0.1:3000": f"127.0.0.1:{api_port}",
+        "HOOK_PORT=8765": f"HOOK_PORT={stack.webhook_ports.pop()}",
+    }
     blocks = blocks_of((ROOT / "docs" / doc).read_text())
     assert blocks, f"{doc} has no ```sh block"
     # ... and the user's environment: the stack's state directory (`marketplace token` and

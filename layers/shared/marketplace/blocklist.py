@@ -40,8 +40,9 @@ def candidate_keys(record: dict[str, Any]) -> dict[str, list[str]]:
         found["contactEmail"] = _domain_keys(normalize.email_domain(record["contactEmail"]))
     if record.get("website"):
         found["website"] = _domain_keys(normalize.website_domain(record["website"]))
-    if record.get("legalName") and normalize.name(record["legalName"]):
-        found["legalName"] = [keys.blocked_name_sk(normalize.name(record["legalName"]))]
+    name = normalize.name(record["legalName"]) if record.get("legalName") else ""
+    if name:
+        found["legalName"] = [keys.blocked_name_sk(name)]
     return {field: [k for k in sks if len(k.encode()) <= MAX_KEY_BYTES] for field, sks in found.items()}
 
 

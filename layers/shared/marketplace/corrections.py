@@ -36,7 +36,7 @@ from marketplace import registry
 from marketplace.errors import Conflict, NotFound
 from marketplace.messages import PoisonMessage, json_object
 from marketplace.repository import Table
-from marketplace.reviewed import Kind, Records
+from marketplace.reviewed import Records
 from marketplace.routing import start
 
 log = logging.getLogger(__name__)
@@ -128,16 +128,9 @@ class Drain:
         self.state_machine_arns = state_machine_arns  # kind -> the ARN of its workflow
         self.table = table or Table()
 
-    def _records(self, correction: Correction) -> tuple[Kind, Records]:
-        kind = registry.KINDS[correction.kind]
-        return kind, Records(kind, self.table)
-
-    def _record(self, correction: Correction) -> dict[str, Any]:
-        return self._records(correction)[1].get(correction.tenant_id, correction.record_id)
-
-    def _flag(self, correction: Correction, version: int, reason: str) -> dict[str, Any]:
-        records = self._records(correction)[1]
-        return records.flag_for_operator(correction.tenant_id, correction.record_id, version, reason)
+    def _records(self, correction: Correction) -> Records:
+        """The message's kind of record (Correction.parse has checked the kind is registered)."""
+        return Records(registry.KINDS[correction.kind], self.table)
 
     def run(
         self,
@@ -204,7 +197,7 @@ class Drain:
             self._to_dead_letter(message, str(exc))
             return "poisoned", None
         try:
-            record = self._record(correction)
+            record = self._records(correction).get(correction.tenant_id, correction.record_id)
         except NotFound:
             return "closed", correction.tenant_id
         status, version = record.get("status"), int(record.get("version", 0))
@@ -234,7 +227,7 @@ class Drain:
                 log.info(
                     "task token expired; restarting the record", extra={"recordId": correction.record_id}
                 )
-        kind = registry.KINDS[correction.kind]
+        kind = self._records(correction).kind
         start(
             self.state_machine_arns[correction.kind],
             kind.execution_name(correction.record_id, version),
@@ -249,7 +242,9 @@ class Drain:
             "an operator must look at it, then retry or reject the record"
         )
         try:
-            flagged = self._flag(correction, int(record["version"]), reason)
+            flagged = self._records(correction).flag_for_operator(
+                correction.tenant_id, correction.record_id, int(record["version"]), reason
+            )
         except Conflict:
             return "waiting"  # the record moved meanwhile: the next drain looks again
         body = {

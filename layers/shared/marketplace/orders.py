@@ -337,13 +337,6 @@ class Orders:
         asks for the order to be validated again: the drain restarts its intake."""
         return Records(KIND, self.table).request_retry(principal, supplier_order_id)
 
-    def flag_for_operator(
-        self, tenant_id: str, supplier_order_id: str, expected_version: int, reason: str
-    ) -> dict[str, Any]:
-        return Records(KIND, self.table).flag_for_operator(
-            tenant_id, supplier_order_id, expected_version, reason
-        )
-
     def _versioned_update(
         self, order: dict[str, Any], expression: str, values: dict[str, Any]
     ) -> dict[str, Any]:

@@ -176,7 +176,6 @@ KIND = Kind(
     record_id=lambda record: record_id(record["supplierId"], record["sku"]), view=view,
     correction_fields=lambda record: {"supplierId": record["supplierId"], "sku": record["sku"]},
     rules=rules, correction_prefix="PRODUCT:",
-    input_ids=lambda value: dict(zip(("supplierId", "sku"), split_record_id(value), strict=True)),
 )  # fmt: skip
 
 
@@ -249,13 +248,6 @@ class Products:
 
     def request_retry(self, principal: Principal, supplier_id: str, sku: str) -> dict[str, Any]:
         return self.records.request_retry(principal, record_id(supplier_id, sku))
-
-    def flag_for_operator(
-        self, tenant_id: str, supplier_id: str, sku: str, expected_version: int, reason: str
-    ) -> dict[str, Any]:
-        return self.records.flag_for_operator(
-            tenant_id, record_id(supplier_id, sku), expected_version, reason
-        )
 
     # ---------------------------------------------------------------- the listing workflow's step
     def validation_step(self, tenant_id: str, supplier_id: str, sku: str) -> dict[str, Any]:

@@ -76,7 +76,8 @@ class Kind:
     # How the correction API names one record: "<prefix><id>" ("/" in an id as ":", so that it is
     # one path segment). The first kind has no prefix: its bare ids stay valid.
     correction_prefix: str = ""
-    # What follows the record id in the state machine's input, for a workflow that names its ids.
+    # What follows the record id in the state machine's input, for a workflow that reads its record
+    # by its own names (the supplier-order intake reads ``supplierOrderId``).
     input_ids: Callable[[str], dict[str, str]] = field(default=lambda record_id: {})
 
     def __post_init__(self) -> None:

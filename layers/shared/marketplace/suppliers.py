@@ -21,13 +21,12 @@ from marketplace.clock import now_iso
 from marketplace.errors import FieldError, InvalidInput
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
-from marketplace.reviewed import FLAGGED, PENDING, REJECTED, SYSTEM_FIELD, Kind, Records, Verdict, record_view
+from marketplace.reviewed import PENDING, Kind, Records, Verdict, record_view
 
 ENTITY = "SUPPLIER"
 STATUSES = ("PENDING", "APPROVED", "FLAGGED", "REJECTED")
 DUPLICATE_TAX_ID = "duplicate tax id: this tax id is already registered"
 EDITABLE_FIELDS = ("legalName", "taxId", "country", "contactEmail", "website", "phone", "address")
-__all__ = ["FLAGGED", "PENDING", "REJECTED", "SYSTEM_FIELD", "Verdict"]
 
 # Tax id formats by country; a country without a rule goes to manual review.
 TAX_ID_RULES: dict[str, tuple[re.Pattern[str], str]] = {
@@ -37,10 +36,6 @@ TAX_ID_RULES: dict[str, tuple[re.Pattern[str], str]] = {
     "FR": (re.compile(r"FR[0-9A-HJ-NP-Z]{2}\d{9}"), "a FR VAT number is FR, 2 characters, then 9 digits"),
 }
 
-normalize_tax_id = normalize.tax_id
-email_domain = normalize.email_domain
-website_domain = normalize.website_domain
-
 
 # ------------------------------------------------------------------------------------------- rules
 def tax_id_flag(country: str, tax_id: str) -> FieldError | None:
@@ -48,14 +43,14 @@ def tax_id_flag(country: str, tax_id: str) -> FieldError | None:
     if rule is None:
         return FieldError("taxId", f"no automatic check for country {country}: manual review")
     pattern, description = rule
-    if not pattern.fullmatch(normalize_tax_id(tax_id)):
+    if not pattern.fullmatch(normalize.tax_id(tax_id)):
         return FieldError("taxId", f"invalid format for {country}: {description}")
     return None
 
 
 def domains_match(email: str, website: str) -> bool:
     """The contact's mail domain is the website's domain or a parent/child of it."""
-    mail, site = email_domain(email), website_domain(website)
+    mail, site = normalize.email_domain(email), normalize.website_domain(website)
     if not mail or not site:
         return False
     return mail == site or mail.endswith("." + site) or site.endswith("." + mail)
@@ -99,7 +94,7 @@ def evaluate(
         # Says no more than that: the flag is shown to the applicant (the supplier portal), and
         # another supplier's id is not theirs to know. The admin finds the other one by the tax id.
         flags.append(FieldError("taxId", DUPLICATE_TAX_ID))
-    if not website_domain(record["website"]):
+    if not normalize.website_domain(record["website"]):
         # The schema's pattern admits URLs that urllib cannot read ("https://bracket]shop.de/"): a
         # flag with a reason that a fix clears, never a crash that no retry can fix.
         flags.append(FieldError("website", "is not a URL with a valid host name"))
@@ -107,8 +102,8 @@ def evaluate(
         flags.append(
             FieldError(
                 "contactEmail",
-                f"the email domain {email_domain(record['contactEmail'])} differs from the website's "
-                f"domain {website_domain(record['website'])}",
+                f"the email domain {normalize.email_domain(record['contactEmail'])} differs from the website's "
+                f"domain {normalize.website_domain(record['website'])}",
             )
         )
     return Verdict("FLAGGED", tuple(flags)) if flags else Verdict("APPROVED")
@@ -133,7 +128,7 @@ def record_key(tenant_id: str, supplier_id: str) -> tuple[str, str]:
 
 
 def tax_claim_pk(tenant_id: str, country: str, tax_id: str) -> str:
-    return keys.tax_claim_pk(tenant_id, country, normalize_tax_id(tax_id))
+    return keys.tax_claim_pk(tenant_id, country, normalize.tax_id(tax_id))
 
 
 def _claim(tenant_id: str, supplier_id: str, country: str, tax_id: str) -> dict[str, Any]:
@@ -250,11 +245,6 @@ class Suppliers:
 
     def request_retry(self, principal: Principal, supplier_id: str) -> dict[str, Any]:
         return self.records.request_retry(principal, supplier_id)
-
-    def flag_for_operator(
-        self, tenant_id: str, supplier_id: str, expected_version: int, reason: str
-    ) -> dict[str, Any]:
-        return self.records.flag_for_operator(tenant_id, supplier_id, expected_version, reason)
 
     def reject(self, principal: Principal, supplier_id: str, reason: str) -> dict[str, Any]:
         return self.records.reject(principal, supplier_id, reason)
