@@ -39,7 +39,8 @@ log = logging.getLogger("marketplace_local.api")
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
 # API Gateway's limit on the request line and the header values together (REST APIs, not adjustable).
 MAX_HEADER_BYTES = 10240
-_MAX_DRAIN_BYTES = 1024 * 1024  # what is read and dropped after a refusal, at most
+# What is read and dropped after a refusal, at most, and for how long.
+_MAX_DRAIN_BYTES, _DRAIN_SECONDS = 1024 * 1024, 1.0
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 # API Gateway's defaults (status, message) for the gateway responses a template does not override.
@@ -200,11 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
         could lose the answer before reading it."""
         super().finish()
         if getattr(self, "_refused", False):
+            deadline, drained = time.monotonic() + _DRAIN_SECONDS, 0
             try:
                 self.connection.shutdown(socket.SHUT_WR)
-                self.connection.settimeout(1.0)
-                drained = 0
-                while drained < _MAX_DRAIN_BYTES:
+                while drained < _MAX_DRAIN_BYTES and (left := deadline - time.monotonic()) > 0:
+                    self.connection.settimeout(left)
                     chunk = self.connection.recv(65536)
                     if not chunk:
                         break

@@ -396,6 +396,9 @@ def test_a_redrive_whose_send_fails_keeps_the_dead_letter(hooks, sqs, queues, re
     with pytest.raises(TransientError):  # the caller may retry: the delivery is PENDING, nothing lost
         hooks.redrive(supplier(tenant, supplier_id), supplier_id, delivery_id)
     assert dead_letters(stack, queues) == [delivery_id]  # send first, delete after: nothing lost
+    assert delivery(hooks, tenant, supplier_id, delivery_id)["status"] == "FAILED"
+    hooks.redrive(supplier(tenant, supplier_id), supplier_id, delivery_id)  # the caller tries again
+    assert dead_letters(stack, queues) == []
 
 
 def test_a_delivery_to_a_name_rebound_inside_the_network_is_refused_failed_and_says_nothing_more(
