@@ -574,7 +574,11 @@ def api_markdown(logical_id: str, body: dict[str, Any], roles: list[str]) -> lis
             template = ((response.get("responseTemplates") or {}).get("application/json")) or ""
             code = re.search(r'"code":\s*"([^"]+)"', template)
             rows.append(
-                [f"`{response_type}`", response.get("statusCode", ""), f"`{code.group(1)}`" if code else ""]
+                [
+                    f"`{response_type}`",
+                    response.get("statusCode", "its own"),
+                    f"`{code.group(1)}`" if code else "",
+                ]
             )
         lines += _table(["gateway response", "status", "code"], rows)
         lines.append("")

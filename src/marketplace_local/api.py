@@ -4,7 +4,15 @@ For each request it finds the route in the body's ``paths``, applies the route's
 Cognito authorizer, emulated by :class:`~marketplace_local.auth.TokenIssuer`), builds the same
 ``aws_proxy`` event API Gateway builds (REST payload 1.0, claims under
 ``requestContext.authorizer.claims``), invokes the integration's Lambda in-process and writes its
-response. Gateway errors use the body's ``x-amazon-apigateway-gateway-responses`` where it has one.
+response. Gateway errors use the body's ``x-amazon-apigateway-gateway-responses`` where it has one,
+else its ``DEFAULT_4XX``/``DEFAULT_5XX``, as API Gateway does.
+
+Python's ``http.server`` parses the requests; :class:`_Handler` overrides its hooks
+(``parse_request``, ``send_error``) so that a request API Gateway refuses is refused here in the
+same way, as a JSON gateway response, never an HTML page or a dropped connection: a method API
+Gateway does not route (``TRACE``), a header section over API Gateway's 10,240 bytes, a
+``Content-Length`` that is not a number, a bare CR inside a header line (``email``'s parser, which
+``http.server`` uses, would split the line in two there; a strict HTTP parser refuses it).
 """
 
 from __future__ import annotations
@@ -13,13 +21,14 @@ import base64
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from marketplace_local import static
 from marketplace_local.auth import AuthError, TokenIssuer
@@ -28,14 +37,18 @@ from marketplace_local.lambdas import LambdaRuntime
 log = logging.getLogger("marketplace_local.api")
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
+# API Gateway's limit on the request line and the header values together (REST APIs, not adjustable).
+MAX_HEADER_BYTES = 10240
+# What is read and dropped after a refusal, at most, and for how long.
+_MAX_DRAIN_BYTES, _DRAIN_SECONDS = 1024 * 1024, 1.0
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
-# API Gateway's defaults for the gateway responses a template does not override.
+# API Gateway's defaults (status, message) for the gateway responses a template does not override.
 _DEFAULT_GATEWAY_RESPONSES = {
-    "UNAUTHORIZED": (401, {"message": "Unauthorized"}),
-    "MISSING_AUTHENTICATION_TOKEN": (403, {"message": "Missing Authentication Token"}),
-    "REQUEST_TOO_LARGE": (413, {"message": "Request Too Long"}),
-    "INTEGRATION_FAILURE": (502, {"message": "Internal server error"}),
+    "UNAUTHORIZED": (401, "Unauthorized"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "REQUEST_TOO_LARGE": (413, "Request Too Long"),
+    "INTEGRATION_FAILURE": (502, "Internal server error"),
 }
 
 
@@ -100,6 +113,110 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class _RecordingReader:
+    """Hands ``http.client.parse_headers`` the request's lines and keeps them as they came, so that
+    :meth:`_Handler.parse_request` can check what the parser it wraps does not."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+        self.lines: list[bytes] = []
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self.wrapped.readline(size)
+        self.lines.append(line)
+        return line
+
+
+def _line_body(line: bytes) -> bytes:
+    """A raw line without its terminator (CRLF, or LF as http.server also accepts)."""
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """http.server's request handler with API Gateway's answers to what it refuses. ``api`` is set
+    by :class:`LocalApi` on a subclass."""
+
+    api: LocalApi
+    protocol_version = "HTTP/1.1"
+    # The status line and headers go out before the body, in separate writes: with Nagle's
+    # algorithm on, a keep-alive client's delayed ACK holds each response ~40 ms.
+    disable_nagle_algorithm = True
+
+    def _handle(self) -> None:
+        self.api.handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def parse_request(self) -> bool:
+        """http.server's parse, then what API Gateway also refuses: a bare CR in a header line,
+        a header section over :data:`MAX_HEADER_BYTES`, a ``Content-Length`` that is not one number.
+        The body stays unread, so the connection is closed after the answer."""
+        reader = _RecordingReader(self.rfile)
+        self.rfile = reader
+        try:
+            if not super().parse_request():
+                return False
+        finally:
+            self.rfile = reader.wrapped
+        request_line = _line_body(self.raw_requestline)
+        header_lines = [_line_body(line) for line in reader.lines]
+        error = None
+        if any(b"\r" in line for line in [request_line, *header_lines]):
+            error = 400, "a header line holds a CR that does not end it"
+        elif len(request_line) + sum(len(line.partition(b":")[2].strip()) for line in header_lines) > (
+            MAX_HEADER_BYTES
+        ):
+            error = 431, f"the request line and headers are over {MAX_HEADER_BYTES} bytes"
+        else:
+            lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+            if len(lengths) > 1 or not all(value.isascii() and value.isdigit() for value in lengths):
+                error = 400, "Content-Length must be one non-negative number"
+        if error is None:
+            return True
+        self.send_error(*error)
+        return False
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Every refusal of http.server (400, 414, 431, 505, and 501 for a method no handler has)
+        and of :meth:`parse_request`, as API Gateway answers: a method it does not route is an
+        unknown route (MISSING_AUTHENTICATION_TOKEN), anything else a DEFAULT_4XX/5XX response.
+        The connection is closed after it: what is left of the request is not read."""
+        self.close_connection = True
+        if self.request_version == self.default_request_version:
+            self.request_version = self.protocol_version  # answer with headers, even to a bad request line
+        if code == 501:
+            self.api.gateway_error(self, "MISSING_AUTHENTICATION_TOKEN")
+        else:
+            kind = "DEFAULT_5XX" if code >= 500 else "DEFAULT_4XX"
+            self.api.gateway_error(
+                self, kind, status=code, message=message or self.responses.get(code, ("",))[0]
+            )
+        self._refused = True
+
+    def finish(self) -> None:
+        """After a refusal, read (and drop) what the client still sends for a moment before closing,
+        as servers do: closing a socket with unread data resets the connection, and the client
+        could lose the answer before reading it."""
+        super().finish()
+        if getattr(self, "_refused", False):
+            deadline, drained = time.monotonic() + _DRAIN_SECONDS, 0
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                while drained < _MAX_DRAIN_BYTES and (left := deadline - time.monotonic()) > 0:
+                    self.connection.settimeout(left)
+                    chunk = self.connection.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+            except OSError:
+                pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
 class LocalApi:
     def __init__(
         self,
@@ -116,22 +233,7 @@ class LocalApi:
         self.issuer = issuer
         self.stage = stage
         self.gateway_responses = body.get("x-amazon-apigateway-gateway-responses", {})
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # The status line and headers go out before the body, in separate writes: with Nagle's
-            # algorithm on, a keep-alive client's delayed ACK holds each response ~40 ms.
-            disable_nagle_algorithm = True
-
-            def _handle(self) -> None:
-                api.handle(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("%s " + format, self.address_string(), *args)
-
+        Handler = type("Handler", (_Handler,), {"api": self})
         self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -152,10 +254,10 @@ class LocalApi:
     # ------------------------------------------------------------------ request handling
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         split = urlsplit(request.path)
-        length = int(request.headers.get("Content-Length") or 0)
+        length = int(request.headers.get("Content-Length") or 0)  # one number: parse_request checked it
         if length > MAX_PAYLOAD_BYTES:
             request.close_connection = True
-            self._gateway_error(request, "REQUEST_TOO_LARGE")
+            self.gateway_error(request, "REQUEST_TOO_LARGE")
             return
         raw_body = request.rfile.read(length) if length else b""
         if split.path == "/openapi.json" and request.command == "GET":
@@ -168,21 +270,21 @@ class LocalApi:
             return
         route, params = self._match(request.command, split.path)
         if route is None:
-            self._gateway_error(request, "MISSING_AUTHENTICATION_TOKEN")
+            self.gateway_error(request, "MISSING_AUTHENTICATION_TOKEN")
             return
         claims = None
         if route.secured:
             try:
                 claims = self.issuer.verify(request.headers.get("Authorization"))
             except AuthError:
-                self._gateway_error(request, "UNAUTHORIZED")
+                self.gateway_error(request, "UNAUTHORIZED")
                 return
         event = self._event(request, route, params, split.query, raw_body, claims)
         result = self.runtime.invoke(route.function_name, event)
         if result.errored:
             log.error("integration %s failed on %s %s: %s", route.function_name, request.command,
                       route.template, result.payload[:2000])  # fmt: skip
-            self._gateway_error(request, "INTEGRATION_FAILURE")
+            self.gateway_error(request, "INTEGRATION_FAILURE")
             return
         self._write_proxy_response(request, result.json())
 
@@ -193,7 +295,9 @@ class LocalApi:
             match = route.pattern.match(path)
             if match:
                 names = re.findall(r"\{([^}+]+)\+?\}", route.template)
-                return route, {name: match.group(_group(name)) for name in names}
+                # Matched on the path as sent (``%2F`` separates no segments), then decoded, as
+                # API Gateway hands the parameters over (``a%2Fb`` -> ``a/b``).
+                return route, {name: unquote(match.group(_group(name))) for name in names}
         return None, {}
 
     def _event(
@@ -252,7 +356,7 @@ class LocalApi:
     def _write_proxy_response(self, request: BaseHTTPRequestHandler, response: Any) -> None:
         if not isinstance(response, dict) or "statusCode" not in response:
             log.error("malformed Lambda proxy response: %r", response)
-            self._gateway_error(request, "INTEGRATION_FAILURE")
+            self.gateway_error(request, "INTEGRATION_FAILURE")
             return
         headers: dict[str, str] = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
         for key, values in (response.get("multiValueHeaders") or {}).items():
@@ -261,15 +365,30 @@ class LocalApi:
         data = base64.b64decode(body) if response.get("isBase64Encoded") else str(body).encode("utf-8")
         self._write(request, int(response["statusCode"]), headers, data)
 
-    def _gateway_error(self, request: BaseHTTPRequestHandler, response_type: str) -> None:
-        status, default_body = _DEFAULT_GATEWAY_RESPONSES[response_type]
+    def gateway_error(
+        self,
+        request: BaseHTTPRequestHandler,
+        response_type: str,
+        status: int | None = None,
+        message: str = "",
+    ) -> None:
+        """API Gateway's answer of type ``response_type``: the body's gateway response of that type,
+        else its DEFAULT_4XX or DEFAULT_5XX (with the type's own status), else API Gateway's default
+        ``{"message": ...}``. ``$context.error.message`` and ``messageString`` are filled in."""
+        default_status, default_message = _DEFAULT_GATEWAY_RESPONSES.get(response_type, (status, message))
+        status, message = status or default_status, message or default_message
         configured = self.gateway_responses.get(response_type)
         if configured:
             status = int(configured.get("statusCode", status))
-            template = configured.get("responseTemplates", {}).get("application/json")
-            body = template.encode() if template else json.dumps(default_body).encode()
         else:
-            body = json.dumps(default_body).encode()
+            configured = self.gateway_responses.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX") or {}
+        template = configured.get("responseTemplates", {}).get("application/json")
+        if template:
+            quoted = json.dumps(message)
+            body = template.replace("$context.error.messageString", quoted)
+            body = body.replace("$context.error.message", quoted[1:-1]).encode()
+        else:
+            body = json.dumps({"message": message}).encode()
         self._write(
             request, status, {"Content-Type": "application/json", "x-amzn-ErrorType": response_type}, body
         )

@@ -347,6 +347,60 @@ def test_after_the_last_attempt_the_delivery_is_failed_dead_lettered_and_can_be_
         hooks.redrive(retailer(tenant), supplier_id, delivery_id)
 
 
+def dead_letters(stack, queues) -> list[str]:
+    """Every message the dead-letter queue holds (received, then released): a delivery's by its id,
+    any other by its body."""
+    sqs = stack.client("sqs")
+    held: list[dict[str, Any]] = []
+    while True:
+        received = sqs.receive_message(QueueUrl=queues.dlq, MaxNumberOfMessages=10, VisibilityTimeout=30)
+        if not received.get("Messages"):
+            break
+        held += received["Messages"]
+    for message in held:
+        sqs.change_message_visibility(
+            QueueUrl=queues.dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    return sorted(
+        m["Body"] if not m["Body"].startswith("{") else json.loads(m["Body"])["deliveryId"] for m in held
+    )
+
+
+def failed_for_good(hooks, sqs, queues, tenant, supplier_id, receiver) -> str:
+    receiver.script(*[503] * MAX_ATTEMPTS)
+    delivery_id = hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": f"o-{uuid.uuid4().hex[:6]}"})
+    for _ in range(MAX_ATTEMPTS):
+        hooks.process(latest_message(sqs, queues.url))
+    return delivery_id
+
+
+def test_a_redriven_delivery_leaves_the_dead_letter_queue_and_the_others_stay(
+    hooks, sqs, queues, receiver, stack, tenant
+):
+    supplier_id = registered(hooks, tenant, receiver.url)
+    redriven, kept = (failed_for_good(hooks, sqs, queues, tenant, supplier_id, receiver) for _ in range(2))
+    stack.client("sqs").send_message(QueueUrl=queues.dlq, MessageBody="not a delivery")  # poison stays too
+    assert dead_letters(stack, queues) == sorted([redriven, kept, "not a delivery"])
+
+    hooks.redrive(supplier(tenant, supplier_id), supplier_id, redriven)
+
+    # Moved: queued again, gone from the DLQ; the others are still there, visible.
+    assert json.loads(latest_message(sqs, queues.url))["deliveryId"] == redriven
+    assert dead_letters(stack, queues) == sorted([kept, "not a delivery"])
+
+
+def test_a_redrive_whose_send_fails_keeps_the_dead_letter(hooks, sqs, queues, receiver, stack, tenant):
+    supplier_id = registered(hooks, tenant, receiver.url)
+    delivery_id = failed_for_good(hooks, sqs, queues, tenant, supplier_id, receiver)
+    sqs.fail_next = 1
+    with pytest.raises(TransientError):  # the caller may retry: the delivery is PENDING, nothing lost
+        hooks.redrive(supplier(tenant, supplier_id), supplier_id, delivery_id)
+    assert dead_letters(stack, queues) == [delivery_id]  # send first, delete after: nothing lost
+    assert delivery(hooks, tenant, supplier_id, delivery_id)["status"] == "FAILED"
+    hooks.redrive(supplier(tenant, supplier_id), supplier_id, delivery_id)  # the caller tries again
+    assert dead_letters(stack, queues) == []
+
+
 def test_a_delivery_to_a_name_rebound_inside_the_network_is_refused_failed_and_says_nothing_more(
     table, sqs, queues, receiver, stack, tenant
 ):

@@ -49,7 +49,7 @@ from marketplace import webhook_targets as targets
 from marketplace.adapters import aws
 from marketplace.clock import iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
-from marketplace.messages import PoisonMessage, json_object
+from marketplace.messages import PoisonMessage, json_object, remove_dead_letters
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, encode_token
 from marketplace.webhook_targets import HttpPost, Resolver, pinned_post, resolve
@@ -393,6 +393,17 @@ class Processed:
         return {k: v for k, v in fields.items() if v is not None}
 
 
+def _dead_letter_of(dead: Mapping[str, Any], delivery: Mapping[str, Any]) -> bool:
+    """Whether a dead-letter queue message is one of ``delivery``'s (any round)."""
+    try:
+        message = DeliveryMessage.parse(dead.get("Body", ""))
+    except PoisonMessage:
+        return False
+    return (message.tenant_id, message.supplier_id, message.delivery_id) == (
+        delivery["tenantId"], delivery["supplierId"], delivery["deliveryId"],
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------- service
 class Webhooks:
     """Registration, enqueueing, delivery and redrive. Every dependency can be injected (tests);
@@ -666,7 +677,13 @@ class Webhooks:
             raise Conflict(f"only a FAILED delivery can be redriven; this one is {record['status']}")
         if self.webhook(principal.tenant_id, supplier_id) is None:
             raise Conflict(f"supplier {supplier_id} has no webhook: register one, then redrive")
-        return delivery_view(self._restart(record, principal.actor))
+        restarted = self._restart(record, principal.actor)
+        # Moved, not copied: the new round is queued (above, first), then its dead letter goes, so
+        # that the DLQ and its alarm hold only what still needs an operator. Should that fail, the
+        # delivery is redriven all the same and its dead letter stays (never the other way round).
+        with contextlib.suppress(ClientError):
+            remove_dead_letters(self.sqs, self.dead_letter_url, lambda dead: _dead_letter_of(dead, record))
+        return delivery_view(restarted)
 
     def _restart(self, record: Mapping[str, Any], who: str) -> dict[str, Any]:
         """FAILED -> PENDING in a new redrive round, then queue attempt 1 of that round. The write
