@@ -131,8 +131,10 @@ def verifies(request: Received, secret: str) -> bool:
         Webhook(standard_secret(secret)).verify(request.body, request.headers)
     except WebhookVerificationError:
         return False
+    if "x-marketplace-signature" not in request.headers:
+        return clock.now().date() > webhooks.LEGACY_SIGNATURE_UNTIL  # gone after its last day only
     expected = "sha256=" + hmac.new(secret.encode("utf-8"), request.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, request.headers.get("x-marketplace-signature", ""))
+    return hmac.compare_digest(expected, request.headers["x-marketplace-signature"])
 
 
 # ------------------------------------------------------------------------------------ SQS recording
@@ -258,7 +260,8 @@ def test_a_delivery_is_signed_over_the_raw_body_and_names_event_and_delivery(
     (request,) = receiver.requests
     assert verifies(request, SECRET)
     assert not verifies(request, SECRET + "x")
-    assert request.headers["x-marketplace-signature"] == sign(request.body, SECRET)
+    if clock.now().date() <= webhooks.LEGACY_SIGNATURE_UNTIL:  # the deprecated one, while it is sent
+        assert request.headers["x-marketplace-signature"] == sign(request.body, SECRET)
     assert request.headers["x-marketplace-event"] == EVENT
     assert request.headers["x-marketplace-delivery"] == request.headers["webhook-id"] == delivery_id
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60  # this attempt's time
@@ -303,6 +306,15 @@ def test_a_plain_secret_verifies_in_its_standard_form_and_an_old_request_is_refu
     replayed["webhook-timestamp"] = request.headers["webhook-timestamp"]  # a fresh time, the old signature
     with pytest.raises(WebhookVerificationError):
         Webhook(standard_secret(plain)).verify(request.body, replayed)
+
+
+def test_the_deprecated_signature_is_sent_up_to_its_last_day_and_not_after():
+    delivery = {"deliveryId": "20270630T235959000Z-" + "0" * 32, "event": EVENT}
+    last_day = dt.datetime(2027, 6, 30, 23, 59, 59, tzinfo=dt.UTC)
+    sent = webhooks.delivery_headers(delivery, b"{}", SECRET, last_day)
+    assert sent["X-Marketplace-Signature"] == sign(b"{}", SECRET)
+    after = webhooks.delivery_headers(delivery, b"{}", SECRET, last_day + dt.timedelta(seconds=1))
+    assert "X-Marketplace-Signature" not in after and after["webhook-signature"].startswith("v1,")
 
 
 def test_a_secret_in_standard_form_must_hold_base64():

@@ -46,7 +46,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -98,10 +98,11 @@ SYSTEM_ACTOR = "system:webhook-delivery"
 USER_AGENT = "marketplace-webhooks/1"
 # Standard Webhooks (D30): deliveries carry webhook-id, webhook-timestamp and webhook-signature.
 STANDARD_SECRET_PREFIX = "whsec_"  # noqa: S105 - the form of a secret, not one
-# The signature of before D30, kept for one deprecation period: sent on every delivery until this
-# date, and no longer from the first release after it (docs/orders.md tells suppliers so).
+# The signature of before D30, kept for one deprecation period: sent on every delivery up to and
+# including this day (UTC), on none after it (docs/orders.md tells suppliers so); the first release
+# after it removes the code.
 LEGACY_SIGNATURE_HEADER = "X-Marketplace-Signature"
-LEGACY_SIGNATURE_UNTIL = "2027-06-30"
+LEGACY_SIGNATURE_UNTIL = date(2027, 6, 30)
 MAX_REASON_LENGTH = 500
 # A delivery's lastError when its URL is refused at delivery time: the same words whatever was
 # behind the URL (an internal address, a closed or open port), so that it reveals nothing.
@@ -313,7 +314,7 @@ def delivery_headers(
     redrive (receivers dedupe on it); ``webhook-timestamp`` is this attempt's time, so a receiver
     refuses a replay of an old request (the libraries allow five minutes)."""
     delivery_id, timestamp = str(delivery["deliveryId"]), int(sent_at.timestamp())
-    return {
+    headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "webhook-id": delivery_id,
@@ -321,8 +322,10 @@ def delivery_headers(
         "webhook-signature": standard_signature(delivery_id, timestamp, body, secret),
         "X-Marketplace-Event": str(delivery["event"]),
         "X-Marketplace-Delivery": delivery_id,
-        LEGACY_SIGNATURE_HEADER: sign(body, secret),
     }
+    if sent_at.astimezone(UTC).date() <= LEGACY_SIGNATURE_UNTIL:
+        headers[LEGACY_SIGNATURE_HEADER] = sign(body, secret)
+    return headers
 
 
 @dataclass(frozen=True)
