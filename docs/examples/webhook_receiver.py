@@ -2,33 +2,52 @@
 
     python3 docs/examples/webhook_receiver.py PORT SECRET
 
-Listens on http://127.0.0.1:PORT/ and answers every POST with 204. For each delivery it prints one
-line of JSON: the event and delivery id from the headers, whether the signature is the HMAC-SHA256
-of the raw body with SECRET, and the body. Standard library only, so it runs with any python3.
+Listens on http://127.0.0.1:PORT/ and verifies each delivery as Standard Webhooks specifies, with
+that specification's own library (``pip install standardwebhooks``; the repository's virtual
+environment has it): the signature over the ``webhook-id``, the ``webhook-timestamp`` and the raw
+body, and a timestamp at most five minutes old (an older request is a replay). It answers 204 to a
+delivery that verifies and 401 to one that does not, and prints one line of JSON per delivery: the
+event, the delivery id, whether it verified, and the body.
+
+SECRET is the one registered with the webhook. The library takes it in the form
+``whsec_<base64 of the key>``: a secret registered in that form as it is, any other secret as the
+base64 of its UTF-8 bytes.
 """
 
-import hashlib
-import hmac
+import base64
 import http.server
 import json
 import sys
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+def standard_form(secret: str) -> str:
+    """The registered secret as Standard Webhooks libraries take it (``whsec_<base64 key>``)."""
+    if secret.startswith("whsec_"):
+        return secret
+    return "whsec_" + base64.b64encode(secret.encode("utf-8")).decode("ascii")
+
 
 def main() -> None:
-    port, secret = int(sys.argv[1]), sys.argv[2]
+    port, webhook = int(sys.argv[1]), Webhook(standard_form(sys.argv[2]))
+    seen: set[str] = set()  # webhook-id is the same on every retry of a delivery: act on it once
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-            verified = hmac.compare_digest(expected, self.headers.get("X-Marketplace-Signature", ""))
-            line = {
-                "event": self.headers.get("X-Marketplace-Event"),
-                "delivery": self.headers.get("X-Marketplace-Delivery"),
-                "verified": verified,
-                "body": json.loads(raw) if verified else None,
-            }
-            print(json.dumps(line, separators=(",", ":")), flush=True)
+            try:
+                body = webhook.verify(raw, dict(self.headers.items()))
+                verified = True
+            except WebhookVerificationError:
+                body, verified = None, False
+            delivery = self.headers.get("webhook-id")
+            if not verified or delivery not in seen:
+                line = {"event": self.headers.get("X-Marketplace-Event"), "delivery": delivery,
+                        "verified": verified, "body": body}  # fmt: skip
+                print(json.dumps(line, separators=(",", ":")), flush=True)
+            if verified:
+                seen.add(delivery)
             self.send_response(204 if verified else 401)
             self.end_headers()
 

@@ -33,7 +33,6 @@ Each injected fault is counted in :attr:`FaultInjector.injected` (by kind) and
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import http.server
 import json
@@ -47,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from marketplace import webhooks
 from marketplace_local.lambdas import FunctionSpec, InvocationResult
 
 ENV_VARIABLE = "MARKETPLACE_FAULTS"
@@ -387,9 +387,17 @@ class WebhookReceiver:
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         supplier_id = str(data.get("supplierId", ""))
         secret = self.secrets.get(supplier_id)
-        signed = bool(secret) and hmac.compare_digest(
-            lowered.get("x-marketplace-signature", ""),
-            "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest() if secret else "",
+        # Signed: the Standard Webhooks signature (D30) matches, and so does the deprecated one while
+        # it is sent. (The unit and end-to-end receivers verify with the standardwebhooks package.)
+        timestamp = lowered.get("webhook-timestamp", "")
+        standard = webhooks.standard_signature(
+            lowered.get("webhook-id", ""), int(timestamp) if timestamp.isdigit() else 0, raw, secret or ""
+        )
+        legacy = lowered.get("x-marketplace-signature")
+        signed = (
+            bool(secret)
+            and hmac.compare_digest(lowered.get("webhook-signature", ""), standard)
+            and (legacy is None or hmac.compare_digest(legacy, webhooks.sign(raw, secret or "")))
         )
         with self._lock:
             self.requests.append({

@@ -46,7 +46,7 @@ OK = "ok"
 ROLES = ("retailer", "admin", "supplier", "other_supplier")
 CALLERS = ("anonymous", *(f"{scope}:{role}" for scope in ("own", "other") for role in ROLES))
 ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
-SECRET = "whsec_access-matrix-0123456789"
+SECRET = "access-matrix-secret-0123456789"
 
 
 def own(retailer: Any, admin: Any, supplier: Any, other_supplier: Any) -> dict[str, Any]:
@@ -530,6 +530,10 @@ BAD_TOKENS: dict[str, Callable[[World], str]] = {
     ),
     "unknown group": lambda w: jwt.encode(
         _claims(w, **{"cognito:groups": ["superuser"]}), w.stack.issuer.private_key, algorithm="RS256"
+    ),
+    # One group whose name holds a comma: the REST authorizer's claim reads "x,admin", two groups.
+    "a group named 'x,admin'": lambda w: jwt.encode(
+        _claims(w, **{"cognito:groups": ["x,admin"]}), w.stack.issuer.private_key, algorithm="RS256"
     ),
     "no group": lambda w: jwt.encode(_claims(w, **{"cognito:groups": None}), w.stack.issuer.private_key, algorithm="RS256"),
     "garbage": lambda w: "not.a.jwt",

@@ -44,10 +44,11 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
     assert created.status_code == 202, created.text
     wait_until(lambda: requests.get(f"{stack.api_url}/suppliers/{supplier_id}/products/LAMP-1", headers=supplier,
                                     timeout=10).json()["status"] == "ACTIVE", timeout=30, what="active listing")  # fmt: skip
-    receiver = Receiver(stack)
+    secret = f"secret-{uuid.uuid4().hex}"
+    receiver = Receiver(stack, secret=secret)  # verifies every delivery as the supplier would
     try:
         hook = requests.put(f"{stack.api_url}/suppliers/{supplier_id}/webhook", headers=supplier, timeout=10,
-                            json={"url": receiver.url, "secret": f"secret-{uuid.uuid4().hex}"})  # fmt: skip
+                            json={"url": receiver.url, "secret": secret})  # fmt: skip
         assert hook.status_code == 200, hook.text
         kept, refused = place_order(stack, tenant, supplier_id, 2), place_order(stack, tenant, supplier_id, 1)
 

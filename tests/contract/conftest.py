@@ -17,6 +17,7 @@ from tests.conftest import wait_until
 from tests.receivers import Receiver
 
 LISTING = listing(quantity=1000)
+WEBHOOK_SECRET = "contract-test-secret-0123"
 
 
 @dataclass
@@ -109,7 +110,7 @@ def seed(stack: Any, webhook: str | None = None) -> World:
     if webhook:  # a receiver that takes every delivery at once: no retries keep changing the table
         hook = world.call(
             "PUT", f"/suppliers/{world.supplier_id}/webhook", "supplier",
-            json={"url": webhook, "secret": "contract-test-secret-0123"},
+            json={"url": webhook, "secret": WEBHOOK_SECRET},
         )  # fmt: skip
         assert hook.status_code == 200, hook.text
 
@@ -154,9 +155,9 @@ def seed(stack: Any, webhook: str | None = None) -> World:
 def world(stack) -> Iterator[World]:
     """Seeded once per test process; test_bad_input.py (first in file order) leaves it unchanged,
     test_openapi_contract.py then fuzzes it."""
-    receiver = Receiver(stack)
+    receiver = Receiver(stack, secret=WEBHOOK_SECRET)  # verifies every delivery as the supplier would
     yield seed(stack, webhook=receiver.url)
-    receiver.server.shutdown()
+    receiver.close()
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:

@@ -687,3 +687,13 @@ def test_every_state_machine_has_a_failed_executions_alarm(tpl):
 def test_every_alarm_notifies_someone(tpl):
     alarms = {k: v for k, v in tpl.sam["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms and all(a["Properties"].get("AlarmActions") for a in alarms.values())
+
+
+def test_the_webhook_delivery_pool_holds_a_whole_batch():
+    """The delivery function runs a batch's records at once in a pool of DELIVERY_CONCURRENCY
+    threads: a batch larger than the pool would make some deliveries wait for others' receivers."""
+    from marketplace.webhooks import DELIVERY_CONCURRENCY
+
+    events = load_sam()["Resources"]["WebhookDeliveryFunction"]["Properties"]["Events"]
+    sizes = [e["Properties"]["BatchSize"] for e in events.values() if e["Type"] == "SQS"]
+    assert sizes and all(size <= DELIVERY_CONCURRENCY for size in sizes), sizes

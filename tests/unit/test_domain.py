@@ -3,6 +3,7 @@ events."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -37,6 +38,27 @@ def test_a_supplier_principal_needs_its_supplier_id():
     p = Principal.from_claims({"sub": "u", "custom:tenant_id": "t", "cognito:groups": "supplier",
                                "custom:supplier_id": "s1"})  # fmt: skip
     assert p.supplier_id == "s1" and p.roles == {"supplier"}
+
+
+def _token(**claims: object) -> str:
+    """A token as the gateway's authorizer has verified it (its signature is not read here)."""
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"Bearer eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJl"
+
+
+def test_a_group_whose_name_holds_a_comma_grants_no_role():
+    """The REST authorizer joins the token's list with commas: ["x,admin"] reaches the function as
+    "x,admin", as ["x", "admin"] would. The token is read instead; "[x,admin]" is one group too."""
+    flattened = {"sub": "u", "custom:tenant_id": "t", "cognito:groups": "x,admin"}
+    with pytest.raises(Unauthorized):
+        Principal.from_claims(flattened, _token(sub="u", **{"cognito:groups": ["x,admin"]}))
+    both = Principal.from_claims(flattened, _token(sub="u", **{"cognito:groups": ["x", "admin"]}))
+    assert both.roles == {"admin"}
+    assert parse_groups("[x,admin retailer]") == ["x,admin", "retailer"]  # an HTTP API's form
+    with pytest.raises(Unauthorized):  # not the token those claims came from
+        Principal.from_claims(flattened, _token(sub="someone-else", **{"cognito:groups": ["admin"]}))
+    with pytest.raises(Unauthorized):
+        Principal.from_claims(flattened, "Bearer not-a-jwt")
 
 
 def test_unknown_groups_grant_nothing():

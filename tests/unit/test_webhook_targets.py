@@ -35,8 +35,9 @@ from marketplace.webhook_targets import parse_target
 from marketplace.webhooks import REFUSED_REASON, Webhooks
 from tests.e2e.test_local_stack import SUPPLIER
 from tests.receivers import Receiver
+from tests.unit.test_webhooks import a_supplier
 
-SECRET = "whsec_0123456789abcdefXYZ"
+SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZlhZWg=="  # Standard Webhooks form: the key "0123456789abcdefXYZ"
 PUBLIC = ipaddress.ip_address("93.184.215.14")
 METADATA = ipaddress.ip_address("169.254.169.254")
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
@@ -204,10 +205,11 @@ def test_a_name_rebound_to_an_internal_address_after_registration_is_refused_at_
     resolver = resolving([PUBLIC], [PUBLIC, METADATA])  # public when registered, internal at delivery
     hooks = Webhooks(table=table, http_post=never_posts, resolver=resolver)
     url = "https://hooks.rebinding.example/orders"
-    hooks.register(supplier(tenant, "s-1"), "s-1", {"url": url, "secret": SECRET})  # accepted: public now
+    supplier_id = a_supplier(table, tenant)
+    hooks.register(supplier(tenant, supplier_id), supplier_id, {"url": url, "secret": SECRET})  # public now
 
     attempt = webhooks.deliver(
-        delivery_for("s-1"), hooks.webhook(tenant, "s-1"), never_posts, resolver=resolver
+        delivery_for(supplier_id), hooks.webhook(tenant, supplier_id), never_posts, resolver=resolver
     )
 
     assert (attempt.ok, attempt.refused, attempt.reason) == (False, True, REFUSED_REASON)
@@ -217,7 +219,7 @@ def test_a_name_rebound_to_an_internal_address_after_registration_is_refused_at_
 def test_the_connection_goes_to_the_address_that_was_checked(stack):
     """The name exists in no DNS: the POST reaches the receiver only through the one lookup the
     delivery checked, and the request still names the URL's host."""
-    receiver = Receiver(stack)
+    receiver = Receiver(stack, secret=SECRET)
     try:
         resolver = resolving([LOOPBACK])
         url = f"http://hooks.pinned.example:{receiver.port}/hooks"

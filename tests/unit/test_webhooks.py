@@ -10,6 +10,8 @@ delay has passed) and processes it.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import hmac
 import ipaddress
@@ -27,17 +29,22 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from standardwebhooks import Webhook, WebhookVerificationError
 
-from marketplace import keys, webhooks
+from marketplace import clock, keys, webhooks
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound, TransientError
 from marketplace.principal import Principal
 from marketplace.repository import Table
+from marketplace.suppliers import Suppliers
 from marketplace.webhooks import MAX_ATTEMPTS, RETRY_SCHEDULE, Webhooks, next_delay, sign
 from marketplace_local.lambdas import FunctionSpec, LambdaRuntime
 from marketplace_local.stack import free_port
+from tests.e2e.test_local_stack import SUPPLIER
+from tests.receivers import Receiver as SharedReceiver
+from tests.receivers import standard_secret
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "whsec_0123456789abcdefXYZ"
+SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZlhZWg=="  # Standard Webhooks form: the key "0123456789abcdefXYZ"
 EVENT = "supplier_order.awaiting_acceptance"
 CLIENT_TIMEOUT = 0.3  # seconds; the receiver's "hang" answers only after HANG_SECONDS
 HANG_SECONDS = 2.0
@@ -116,9 +123,18 @@ class Receiver:
 
 
 def verifies(request: Received, secret: str) -> bool:
-    """What a receiver does: HMAC the raw body bytes, compare in constant time."""
+    """What a supplier does: verify the delivery with a Standard Webhooks library (signature over
+    id, timestamp and raw body; a timestamp within five minutes), given the secret in that form.
+    And, while it is still sent (D30), the deprecated signature: HMAC of the raw body, compared in
+    constant time."""
+    try:
+        Webhook(standard_secret(secret)).verify(request.body, request.headers)
+    except WebhookVerificationError:
+        return False
+    if "x-marketplace-signature" not in request.headers:
+        return clock.now().date() > webhooks.LEGACY_SIGNATURE_UNTIL  # gone after its last day only
     expected = "sha256=" + hmac.new(secret.encode("utf-8"), request.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, request.headers.get("x-marketplace-signature", ""))
+    return hmac.compare_digest(expected, request.headers["x-marketplace-signature"])
 
 
 # ------------------------------------------------------------------------------------ SQS recording
@@ -200,8 +216,14 @@ def retailer(tenant: str) -> Principal:
     return Principal("retailer-user", tenant, frozenset({"retailer"}))
 
 
+def a_supplier(table: Table, tenant: str) -> str:
+    """A supplier registered in ``tenant`` (a webhook needs one: an unknown supplier is a 404)."""
+    body = {**SUPPLIER, "taxId": f"DE{uuid.uuid4().int % 10**9:09d}"}
+    return Suppliers(table).register(retailer(tenant), body)["supplierId"]
+
+
 def registered(hooks: Webhooks, tenant: str, url: str, secret: str = SECRET) -> str:
-    supplier_id = f"s-{uuid.uuid4().hex[:8]}"
+    supplier_id = a_supplier(hooks.table, tenant)
     hooks.register(supplier(tenant, supplier_id), supplier_id, {"url": url, "secret": secret})
     return supplier_id
 
@@ -238,9 +260,13 @@ def test_a_delivery_is_signed_over_the_raw_body_and_names_event_and_delivery(
     (request,) = receiver.requests
     assert verifies(request, SECRET)
     assert not verifies(request, SECRET + "x")
-    assert request.headers["x-marketplace-signature"] == sign(request.body, SECRET)
+    if clock.now().date() <= webhooks.LEGACY_SIGNATURE_UNTIL:  # the deprecated one, while it is sent
+        assert request.headers["x-marketplace-signature"] == sign(request.body, SECRET)
     assert request.headers["x-marketplace-event"] == EVENT
-    assert request.headers["x-marketplace-delivery"] == delivery_id
+    assert request.headers["x-marketplace-delivery"] == request.headers["webhook-id"] == delivery_id
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60  # this attempt's time
+    # The secret registered in Standard Webhooks form is the key a library reads from it as is.
+    assert Webhook(SECRET).verify(request.body, request.headers) == document_of(request)
     assert request.headers["content-type"] == "application/json"
     document = json.loads(request.body)
     assert document["id"] == delivery_id and document["event"] == EVENT and document["data"] == payload
@@ -248,6 +274,57 @@ def test_a_delivery_is_signed_over_the_raw_body_and_names_event_and_delivery(
     assert record is not None and record["payload"].encode("utf-8") == request.body  # exactly what was stored
     assert record["status"] == "DELIVERED" and record["attempts"] == 1 and record["lastStatusCode"] == 200
     assert record["deliveredAt"] >= record["createdAt"]
+
+
+def document_of(request: Received) -> Any:
+    return json.loads(request.body)
+
+
+def test_a_plain_secret_verifies_in_its_standard_form_and_an_old_request_is_refused_as_a_replay(
+    hooks, sqs, queues, receiver, tenant
+):
+    """A secret registered before D30 (any printable string) is the HMAC key as its UTF-8 bytes:
+    in Standard Webhooks form ``whsec_<base64 of those bytes>``. A library refuses a request
+    whose timestamp is more than five minutes old, as a replay of a captured request would be."""
+    plain = "a-long-random-secret-1"
+    assert webhooks.signing_key(plain) == plain.encode() == base64.b64decode(standard_secret(plain)[6:])
+    assert webhooks.signing_key(SECRET) == b"0123456789abcdefXYZ"  # registered in whsec_ form
+    supplier_id = registered(hooks, tenant, receiver.url, secret=plain)
+    hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-ts"})
+    assert hooks.process(latest_message(sqs, queues.url)).outcome == "delivered"
+    (request,) = receiver.requests
+    assert verifies(request, plain) and not verifies(request, plain + "x")
+    assert Webhook(plain.encode()).verify(request.body, request.headers)["event"] == EVENT  # the raw key
+
+    # The same request as captured six minutes ago (signed then): refused, and so is its old
+    # signature under a fresh timestamp.
+    sent_before = clock.now() - dt.timedelta(minutes=6)
+    replayed = {**request.headers, **webhooks.delivery_headers(
+        {"deliveryId": request.headers["webhook-id"], "event": EVENT}, request.body, plain, sent_before)}  # fmt: skip
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(standard_secret(plain)).verify(request.body, replayed)
+    replayed["webhook-timestamp"] = request.headers["webhook-timestamp"]  # a fresh time, the old signature
+    with pytest.raises(WebhookVerificationError):
+        Webhook(standard_secret(plain)).verify(request.body, replayed)
+
+
+def test_the_deprecated_signature_is_sent_up_to_its_last_day_and_not_after():
+    delivery = {"deliveryId": "20270630T235959000Z-" + "0" * 32, "event": EVENT}
+    last_day = dt.datetime(2027, 6, 30, 23, 59, 59, tzinfo=dt.UTC)
+    sent = webhooks.delivery_headers(delivery, b"{}", SECRET, last_day)
+    assert sent["X-Marketplace-Signature"] == sign(b"{}", SECRET)
+    after = webhooks.delivery_headers(delivery, b"{}", SECRET, last_day + dt.timedelta(seconds=1))
+    assert "X-Marketplace-Signature" not in after and after["webhook-signature"].startswith("v1,")
+
+
+def test_a_secret_in_standard_form_must_hold_base64():
+    with pytest.raises(InvalidInput) as raised:
+        webhooks.validate_registration(
+            {"url": "https://hooks.example.com/", "secret": "whsec_not-base64!!!!!"}
+        )
+    assert [(f.field, f.reason.split(",")[0]) for f in raised.value.fields] == [
+        ("secret", "starts with whsec_")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -293,6 +370,9 @@ def test_a_failed_attempt_is_retried_later_with_the_same_delivery_id(
     assert hooks.process(retry["MessageBody"]).outcome == "delivered"
     assert delivery(hooks, tenant, supplier_id, delivery_id)["status"] == "DELIVERED"
     assert {r.headers["x-marketplace-delivery"] for r in receiver.requests} == {delivery_id}
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {
+        delivery_id
+    }  # the receiver's idempotency key
     assert all(verifies(r, SECRET) for r in receiver.requests)
     assert not [r for r in receiver.requests if r.path.endswith("/elsewhere")]
 
@@ -584,7 +664,7 @@ def test_https_and_loopback_http_urls_are_accepted(url, monkeypatch):
 
 
 def test_views_never_contain_the_secret(hooks, receiver, tenant):
-    supplier_id = f"s-{uuid.uuid4().hex[:8]}"
+    supplier_id = a_supplier(hooks.table, tenant)
     me = supplier(tenant, supplier_id)
     views = [hooks.register(me, supplier_id, {"url": receiver.url, "secret": SECRET})]
     views.append(hooks.get_webhook(me, supplier_id))
@@ -601,6 +681,19 @@ def test_views_never_contain_the_secret(hooks, receiver, tenant):
     hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-8"})
     (listed,) = hooks.list_deliveries(me, supplier_id).items
     assert "payload" not in listed and other[:12] not in json.dumps(listed)
+
+
+def test_a_supplier_token_naming_no_registered_supplier_registers_no_webhook(hooks, receiver, table, tenant):
+    """A supplier token whose supplier_id names no supplier of the tenant (never registered, or
+    another tenant's): 404, as for any unknown supplier, and no orphan webhook record."""
+    elsewhere = a_supplier(table, f"other-{tenant}")
+    for supplier_id in (f"s-{uuid.uuid4().hex[:8]}", elsewhere):
+        with pytest.raises(NotFound, match=supplier_id):
+            hooks.register(
+                supplier(tenant, supplier_id), supplier_id, {"url": receiver.url, "secret": SECRET}
+            )
+        assert table.get(*webhooks.webhook_key(tenant, supplier_id)) is None
+        assert hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-0"}) is None  # nothing to deliver to
 
 
 def test_a_supplier_cannot_reach_another_suppliers_webhook_or_deliveries(hooks, receiver, tenant):
@@ -703,6 +796,46 @@ def test_the_function_delivers_a_batch_once_and_never_logs_the_secret_or_body(
     assert any(getattr(r, "statusCode", None) == 500 for r in mine)
     everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert SECRET not in everything and marker not in everything
+
+
+def test_a_slow_receiver_does_not_hold_back_another_suppliers_delivery_in_the_same_batch(
+    hooks, queues, stack, tenant
+):
+    """One batch: first a supplier whose receiver answers after SLOW seconds (within the timeout,
+    so delivered), then another's that answers at once. The second is delivered without waiting
+    for the first (before the fix it arrived SLOW seconds late: the records ran one by one)."""
+    slow_seconds = 2.0
+    slow, fast = (
+        SharedReceiver(stack, secret=SECRET, delay=slow_seconds),
+        SharedReceiver(stack, secret=SECRET),
+    )
+    try:
+        ids = {}
+        for receiver in (slow, fast):
+            supplier_id = registered(hooks, tenant, receiver.url)
+            ids[receiver.url] = hooks.enqueue(tenant, supplier_id, EVENT, {"orderId": "o-slow"})
+        messages = received(stack.client("sqs"), queues.url, 2)
+        messages.sort(
+            key=lambda m: json.loads(m["Body"])["deliveryId"] != ids[slow.url]
+        )  # the slow one first
+        runtime = runtime_for(stack, queues)
+
+        started = time.monotonic()
+        assert runtime.invoke_or_raise("webhook-delivery", sqs_event(messages, queues.arn)) == {
+            "batchItemFailures": []
+        }
+        took = time.monotonic() - started
+
+        (fast_request,), (slow_request,) = fast.requests, slow.requests
+        assert took >= slow_seconds  # the batch ends with its slowest delivery ...
+        assert fast_request["at"] - started < slow_seconds / 2  # ... but the fast one did not wait for it
+        assert slow_request["at"] - started < slow_seconds / 2  # the slow one was sent first, at once
+        for receiver in (slow, fast):
+            supplier_id = json.loads(receiver.requests[0]["body"])["supplierId"]
+            assert delivery(hooks, tenant, supplier_id, ids[receiver.url])["status"] == "DELIVERED"
+    finally:
+        slow.close()
+        fast.close()
 
 
 def test_the_function_reports_only_the_records_it_could_not_process(hooks, queues, receiver, stack, tenant):

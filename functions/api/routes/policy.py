@@ -32,7 +32,10 @@ class Policy(BaseMiddlewareHandler):
 
     def handler(self, app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
         if self.roles:
-            principal = Principal.from_claims(app.current_event.request_context.authorizer.claims)
+            event = app.current_event
+            principal = Principal.from_claims(
+                event.request_context.authorizer.claims, event.headers.get("Authorization")
+            )
             supplier_id = app.request.path_parameters.get("supplierId")
             access.authorize(principal, self.roles, supplier_id)
             app.append_context(**{_PRINCIPAL: principal})

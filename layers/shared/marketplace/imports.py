@@ -88,6 +88,19 @@ class RowError:
         return [str(self.row), self.sku, self.field, self.reason]
 
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it as text: OWASP's CSV injection rule, a single quote
+    before a cell that starts with ``= + - @``, tab or carriage return (the writer quotes every
+    cell and doubles its quotes). A cell already escaped starts with the quote, so a report part
+    read back and written into the whole report is not escaped twice. No maintained library does
+    this one rule; the csv module quotes, it does not neutralise formulas."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 class CatalogError(Exception):
     """The file as a whole cannot be imported (the import ends FAILED with this reason)."""
 
@@ -278,11 +291,13 @@ class ImportStore:
         return body.iter_lines(chunk_size=64 * 1024, keepends=True)
 
     def put_csv(self, key: str, rows: list[list[str]], header: bool = False) -> None:
+        """Every report cell quoted, and a cell a spreadsheet would read as a formula escaped
+        (:func:`spreadsheet_safe`): the report echoes the supplier's own cells (a SKU)."""
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
         if header:
             writer.writerow(REPORT_HEADER)
-        writer.writerows(rows)
+        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
         self.s3.put_object(
             Bucket=self.bucket, Key=key, Body=buffer.getvalue().encode(), ContentType="text/csv"
         )

@@ -12,6 +12,11 @@ Records live beside the supplier in the single table (``TENANT#<t>#SUPPLIER#<s>`
   The delivery id starts with the creation time, so the key can be rebuilt from the id alone.
 * ``DELIVERYKEY#<key>``: optional guard that makes :meth:`Webhooks.enqueue` idempotent per caller key.
 
+Signatures (D30): every attempt is signed as Standard Webhooks specifies (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature``), so that a supplier verifies it with any of that
+specification's libraries and refuses a replayed request; the older ``X-Marketplace-Signature``
+(no timestamp) is sent beside it until :data:`LEGACY_SIGNATURE_UNTIL`.
+
 Delivery. The delivery queue carries ids only (``{tenantId, supplierId, deliveryId, attempt,
 redrive}``), so no message nears SQS's 256 KiB limit and the body is signed from the record. The
 delivery function POSTs once per message; a failed attempt is retried by sending the message again
@@ -20,8 +25,9 @@ with ``DelaySeconds`` from :data:`RETRY_SCHEDULE`, so nothing sleeps in a Lambda
 delivery DLQ (for alarms and operators); :meth:`Webhooks.redrive` starts it again.
 
 At-least-once, never exactly-once: a receiver may process a request whose response we never see
-(a timeout), and SQS may deliver a message twice. ``X-Marketplace-Delivery`` — the same on every
-attempt and redrive of a delivery, and also the body's ``id`` — is what a receiver dedupes on. On
+(a timeout), and SQS may deliver a message twice. ``webhook-id`` (also sent as
+``X-Marketplace-Delivery``) — the same on every attempt and redrive of a delivery, and also the
+body's ``id`` — is what a receiver dedupes on. On
 our side a message is acted on only if its delivery is PENDING, in the same redrive round, and has
 not yet recorded that attempt; every write is conditional on the version read, so of two copies of
 one message processed at once only one records its outcome.
@@ -29,6 +35,8 @@ one message processed at once only one records its outcome.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -38,13 +46,13 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from marketplace import access, clock, config, keys
+from marketplace import access, clock, config, keys, suppliers
 from marketplace import webhook_targets as targets
 from marketplace.adapters import aws
 from marketplace.clock import iso
@@ -65,6 +73,9 @@ DLQ_URL_VARIABLE = "WEBHOOK_DLQ_URL"
 
 # One POST waits this long to connect and again to read the response, then counts as failed.
 DELIVERY_TIMEOUT_SECONDS = 5.0
+# Deliveries of one batch that the delivery function runs at once (threads): at least the
+# WebhookDeliveryFunction's SQS BatchSize, so that no delivery waits for another's receiver.
+DELIVERY_CONCURRENCY = 10
 # SQS refuses a DelaySeconds above 900: the schedule can never wait longer between attempts.
 SQS_MAX_DELAY_SECONDS = 900
 # Seconds to wait before attempt 2, 3, ...: exponential (x2) from 30 s. Six attempts span ~15.5 min.
@@ -85,6 +96,13 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 DELIVERY_RETENTION = timedelta(days=30)
 SYSTEM_ACTOR = "system:webhook-delivery"
 USER_AGENT = "marketplace-webhooks/1"
+# Standard Webhooks (D30): deliveries carry webhook-id, webhook-timestamp and webhook-signature.
+STANDARD_SECRET_PREFIX = "whsec_"  # noqa: S105 - the form of a secret, not one
+# The signature of before D30, kept for one deprecation period: sent on every delivery up to and
+# including this day (UTC), on none after it (docs/orders.md tells suppliers so); the first release
+# after it removes the code.
+LEGACY_SIGNATURE_HEADER = "X-Marketplace-Signature"
+LEGACY_SIGNATURE_UNTIL = date(2027, 6, 30)
 MAX_REASON_LENGTH = 500
 # A delivery's lastError when its URL is refused at delivery time: the same words whatever was
 # behind the URL (an internal address, a closed or open port), so that it reveals nothing.
@@ -205,6 +223,12 @@ def secret_errors(secret: Any) -> list[FieldError]:
         return [FieldError("secret", f"must be {SECRET_MIN_LENGTH} to {SECRET_MAX_LENGTH} characters")]
     if not all("!" <= c <= "~" for c in secret):
         return [FieldError("secret", "must be printable ASCII characters without spaces")]
+    if secret.startswith(STANDARD_SECRET_PREFIX) and _standard_key(secret) is None:
+        return [
+            FieldError(
+                "secret", "starts with whsec_, so the rest must be the key in base64 (Standard Webhooks)"
+            )
+        ]
     return []
 
 
@@ -249,19 +273,59 @@ def delivery_view(record: Mapping[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------- delivery
 def sign(body: bytes, secret: str) -> str:
-    """``sha256=<hex HMAC-SHA256 of the raw body bytes>``, keyed with the secret's UTF-8 bytes.
-    Receivers recompute it over the bytes they received, before parsing them."""
+    """``sha256=<hex HMAC-SHA256 of the raw body bytes>``, keyed with the secret's UTF-8 bytes: the
+    deprecated ``X-Marketplace-Signature`` (D30), sent until :data:`LEGACY_SIGNATURE_UNTIL`."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def delivery_headers(delivery: Mapping[str, Any], body: bytes, secret: str) -> dict[str, str]:
-    return {
+def _standard_key(secret: str) -> bytes | None:
+    """The key a ``whsec_<base64>`` secret encodes; None for any other secret."""
+    if not secret.startswith(STANDARD_SECRET_PREFIX):
+        return None
+    encoded = secret.removeprefix(STANDARD_SECRET_PREFIX)
+    try:  # padding may be left out, as the libraries allow
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True) or None
+    except (binascii.Error, ValueError):
+        return None
+
+
+def signing_key(secret: str) -> bytes:
+    """The Standard Webhooks HMAC key of a registered secret. A secret registered in the
+    specification's form, ``whsec_<base64>``, is the key its base64 encodes (what the libraries
+    read); any other secret is its UTF-8 bytes, so its specification form is ``whsec_`` and the
+    base64 of the secret (docs/orders.md)."""
+    return _standard_key(secret) or secret.encode("utf-8")
+
+
+def standard_signature(message_id: str, timestamp: int, body: bytes, secret: str) -> str:
+    """``v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">``: the Standard
+    Webhooks signature (https://www.standardwebhooks.com/). Written here rather than with the
+    ``standardwebhooks`` package, which would bring an HTTP client and more into every function
+    for these lines; the tests verify every delivery with that package, so the two cannot drift."""
+    content = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def delivery_headers(
+    delivery: Mapping[str, Any], body: bytes, secret: str, sent_at: datetime
+) -> dict[str, str]:
+    """The headers of one attempt. ``webhook-id`` is the delivery id, the same on every retry and
+    redrive (receivers dedupe on it); ``webhook-timestamp`` is this attempt's time, so a receiver
+    refuses a replay of an old request (the libraries allow five minutes)."""
+    delivery_id, timestamp = str(delivery["deliveryId"]), int(sent_at.timestamp())
+    headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_signature(delivery_id, timestamp, body, secret),
         "X-Marketplace-Event": str(delivery["event"]),
-        "X-Marketplace-Delivery": str(delivery["deliveryId"]),
-        "X-Marketplace-Signature": sign(body, secret),
+        "X-Marketplace-Delivery": delivery_id,
     }
+    if sent_at.astimezone(UTC).date() <= LEGACY_SIGNATURE_UNTIL:
+        headers[LEGACY_SIGNATURE_HEADER] = sign(body, secret)
+    return headers
 
 
 @dataclass(frozen=True)
@@ -302,7 +366,7 @@ def deliver(
     if targets.refusal(target, addresses) is not None:
         return Attempt(False, None, REFUSED_REASON, now(), refused=True)
     body = str(delivery["payload"]).encode("utf-8")
-    headers = delivery_headers(delivery, body, str(webhook["secret"]))
+    headers = delivery_headers(delivery, body, str(webhook["secret"]), now())
     result = http_post(target, addresses, body, headers, timeout)
     at = now()
     code = result.status_code
@@ -426,6 +490,15 @@ class Webhooks:
         self._sqs, self._queue_url, self._dead_letter_url = sqs, queue_url, dead_letter_url
         self.http_post, self.now, self.timeout, self.resolver = http_post, now, timeout, resolver
 
+    @classmethod
+    def for_delivery(cls) -> Webhooks:
+        """The delivery function's service for one batch, with its table, clients and queue URLs
+        read now, from the function's environment, in the invocation's thread: the pool threads
+        that deliver the batch's records share it (boto3 clients are thread-safe) and read no
+        setting themselves."""
+        return cls(table=Table(client=aws.client("dynamodb")), sqs=aws.client("sqs"),
+                   queue_url=config.require(QUEUE_URL_VARIABLE), dead_letter_url=config.require(DLQ_URL_VARIABLE))  # fmt: skip
+
     @property
     def sqs(self) -> Any:
         return self._sqs or aws.client("sqs")
@@ -462,6 +535,9 @@ class Webhooks:
         access.authorize(principal, {access.SUPPLIER}, supplier_id)
         url, secret = validate_registration(body)
         self._check_resolved(url)
+        # A token may name a supplier that was never registered (or another tenant's): 404, as every
+        # supplier route answers an unknown id (D10), and no webhook record without its supplier.
+        suppliers.Suppliers(self.table).get(principal.tenant_id, supplier_id)
         tenant_id, now, who = principal.tenant_id, iso(self.now()), principal.actor
         pk, sk = webhook_key(tenant_id, supplier_id)
         current = self.webhook(tenant_id, supplier_id)
