@@ -1,5 +1,6 @@
-"""The admin drain: resumes fixed records' workflows from the correction queue (see
-marketplace.corrections). Runs on a schedule and when an admin asks (POST /admin/corrections/drain).
+"""The admin drain: resumes fixed records' workflows from the parked corrections (see
+marketplace.corrections). Runs on a schedule (every tenant's corrections) and when an admin asks
+(POST /admin/corrections/drain: the event names the admin's tenant, and only its corrections are read).
 
 Resuming is made idempotent here with Powertools idempotency, keyed on the message's kind,
 tenant, record and flagged version: a message delivered twice resumes its workflow once.
@@ -41,10 +42,7 @@ idempotency = IdempotencyConfig(
 
 def _drain() -> Drain:
     return Drain(
-        sqs=aws.client("sqs"),
         sfn=aws.client("stepfunctions"),
-        queue_url=os.environ["CORRECTION_QUEUE_URL"],
-        dead_letter_url=os.environ["CORRECTION_DLQ_URL"],
         state_machine_arns={
             name: os.environ[kind.state_machine_env] for name, kind in registry.KINDS.items()
         },
@@ -84,9 +82,11 @@ def _time_budget(event: dict[str, Any], context: LambdaContext) -> Callable[[], 
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    report = _drain().run(resume=_resume, seconds_left=_time_budget(event, context))
+    tenant = event.get("tenantId") if isinstance(event, dict) else None
+    tenant = tenant if isinstance(tenant, str) and tenant else None  # none: the schedule, every tenant
+    report = _drain().run(tenant, resume=_resume, seconds_left=_time_budget(event, context))
     result = report.as_dict()
     logger.info("correction queue drained", extra={k: v for k, v in result.items() if k != "byTenant"})
-    for outcome in ("resumed", "restarted", "waiting", "closed", "duplicates", "requeued", "poisoned"):
+    for outcome in ("resumed", "restarted", "waiting", "closed", "duplicates", "requeued"):
         metrics.add_metric(name=f"Corrections{outcome.title()}", unit="Count", value=result[outcome])
     return result

@@ -15,9 +15,10 @@ time instead of waiting a day). Step Functions retry intervals run on the engine
 
 What is checked, from the table, the executions and the queues (not from the API's answers):
 
-* lost: a record neither in a final status nor waiting in the correction queue (FLAGGED with a
-  message on the queue, visible, in flight or delayed: :func:`queued_messages`) nor accounted for
-  by a message in a dead-letter queue;
+* lost: a record neither in a final status nor waiting for a correction (FLAGGED with its correction
+  parked in the tenant's partition, where the drain reads it, or its message still on the queue on
+  the way there, visible, in flight or delayed: :func:`held_corrections`) nor accounted for by a
+  message in a dead-letter queue;
 * duplicated: a record version with more than one execution, an event with more than one webhook
   delivery, or a listing whose stock counter moved by more than its orders' reservations;
 * oversold: per listing, units held by ACCEPTED or AWAITING_ACCEPTANCE orders beyond its stock.
@@ -51,6 +52,7 @@ import requests
 
 from marketplace import keys
 from marketplace.clock import parse_iso
+from marketplace.corrections import Parked
 from marketplace.orders import HOLDS_STOCK
 from marketplace.repository import Table, from_item, to_item
 from marketplace_local.faults import KINDS, FaultConfig, FaultInjector, WebhookReceiver
@@ -548,7 +550,7 @@ class FaultRun:
         # the comparison below cannot race the delivery function as a count taken after could.
         messages_before = self._webhook_messages()
         observed = self._observe(by_index=True)
-        correction = self._queue_messages("CorrectionQueue")
+        correction = held_corrections(self.stack, self.table, self.tenant)
         queued = Counter()
         for message in correction:
             body = json.loads(message["Body"])
@@ -570,7 +572,7 @@ class FaultRun:
                     status_of[label][status] += 1
                 elif status == "FLAGGED" and queued[record_id]:
                     waiting += 1
-                    status_of[label]["FLAGGED (correction queue)"] += 1
+                    status_of[label]["FLAGGED (correction held)"] += 1
                 elif record_id in in_dlq:
                     status_of[label][f"{status} (in a DLQ)"] += 1
                 else:
@@ -673,7 +675,8 @@ class FaultRun:
             "finished": {k: dict(v) for k, v in status_of.items()},
             "waitingInCorrectionQueue": waiting,
             "correctionQueueMessages": len(correction),
-            # In flight: hidden by the drain's last call (or a receive being handled); still queued.
+            # parked: in the tenant's partition (the drain's); the others are messages on the queue
+            # not parked yet (in flight: being parked by the intake).
             "correctionQueueStates": dict(Counter(m["State"] for m in correction)),
             "deadLetters": {q: len(m) for q, m in dead_letters.items()},
             "inDeadLetterQueue": len(in_dlq),
@@ -704,10 +707,37 @@ class FaultRun:
         }
 
 
+def held_corrections(stack: LocalStack, table: Table, tenant: str) -> list[dict[str, Any]]:
+    """Every correction of ``tenant`` held anywhere, each with its ``Body`` and ``State``: parked in
+    the tenant's partition (``parked``: what the tenant's drain reads), or a message still on the
+    correction queue on its way there (:func:`queued_messages`: another tenant's are left out).
+    The queue is read before the table: a message parked in between is counted twice, never missed."""
+    on_queue = [
+        m
+        for m in queued_messages(stack, stack.physical_id("CorrectionQueue"))
+        if _tenant_of(m["Body"]) == tenant
+    ]
+    parked = [
+        {"MessageId": item["SK"], "Body": item["body"], "State": "parked"}
+        for page in Parked(table).pages(tenant)
+        for item in page
+    ]
+    return parked + on_queue
+
+
+def _tenant_of(body: str) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get("tenantId") if isinstance(data, dict) else None
+
+
 def queued_messages(stack: LocalStack, url: str) -> list[dict[str, Any]]:
     """Every message the queue at ``url`` holds, each with its ``MessageId``, ``Body`` and ``State``:
-    ``visible``, ``in flight`` (received and neither deleted nor visible again yet: the unfixed ones a
-    drain that ran out of time keeps hidden for ``WAITING_HIDDEN_SECONDS``) or ``delayed``.
+    ``visible``, ``in flight`` (received and neither deleted nor visible again yet: a batch the
+    correction intake is parking, or one whose invocation failed and waits out its visibility
+    timeout) or ``delayed``.
 
     Written by hand because no SQS call does it: a receive returns only the visible messages, and the
     ``ApproximateNumberOfMessages*`` attributes are counts (approximate on AWS), which cannot say
@@ -749,11 +779,8 @@ def table(result: dict[str, Any]) -> str:
         for status, count in sorted(statuses.items()):
             rows.append((f"  {label}: {status}", count))
     rows += [
-        ("waiting in the correction queue", result["waitingInCorrectionQueue"]),
-        *(
-            (f"  correction queue messages: {state}", n)
-            for state, n in sorted(result["correctionQueueStates"].items())
-        ),
+        ("waiting for a correction (held)", result["waitingInCorrectionQueue"]),
+        *((f"  corrections: {state}", n) for state, n in sorted(result["correctionQueueStates"].items())),
         ("in a DLQ (records)", result["inDeadLetterQueue"]),
         *((f"  DLQ {q}: messages", n) for q, n in result["deadLetters"].items()),
         ("lost (must be 0)", result["lost"]),

@@ -36,7 +36,7 @@ def test_a_small_fault_run_loses_nothing_duplicates_nothing_and_oversells_nothin
     finished = result["finished"]
     # The mix really happened: approvals, blocked suppliers, waits in the correction queue,
     # contention for stock, and each of the supplier's and the sweeper's decisions.
-    assert {"APPROVED", "REJECTED", "FLAGGED (correction queue)"} <= set(finished["suppliers"])
+    assert {"APPROVED", "REJECTED", "FLAGGED (correction held)"} <= set(finished["suppliers"])
     assert {"ACCEPTED", "REJECTED", "EXPIRED"} <= set(finished["supplier orders"])
     assert result["outOfStockRejections"] > 0
     assert result["waitingInCorrectionQueue"] > 0

@@ -32,7 +32,7 @@ class Onboarding:
 
     @property
     def suppliers(self) -> Suppliers:
-        return Suppliers(Table(self.stack.physical_id("MarketplaceTable"), self.stack.client("dynamodb")))
+        return Suppliers(self.table)
 
     def principal(self, role: str = "retailer") -> Principal:
         return Principal(subject=f"{role}-user", tenant_id=self.tenant, roles=frozenset({role}))
@@ -89,9 +89,17 @@ class Onboarding:
                           what=f"{state} entered {times}x")  # fmt: skip
 
     # ---------------------------------------------------------------- correction queue
+    @property
+    def table(self) -> Table:
+        return Table(self.stack.physical_id("MarketplaceTable"), self.stack.client("dynamodb"))
+
     def queued(self, supplier_id: str, queue: str = "CorrectionQueue") -> list[dict[str, Any]]:
-        """The queue's messages about this supplier. Reads the whole queue (hiding each message
-        while reading), then makes every message visible again."""
+        """The corrections held for this record: for the correction queue, the ones parked in the
+        tenant's partition (where its drain reads them; messages still on the queue are parked
+        within a poll, :meth:`drain` waits for them); for another queue, its messages, read by
+        receiving the whole queue (hiding each message while reading), then made visible again."""
+        if queue == "CorrectionQueue":
+            return [{**b, "_attributes": {}} for b in self.queued_all() if b.get("recordId") == supplier_id]
         sqs, url = self.stack.client("sqs"), self.stack.physical_id(queue)
         seen: dict[str, dict[str, Any]] = {}
         for _ in range(1000):
@@ -115,10 +123,25 @@ class Onboarding:
                 found.append({**body, "_attributes": message.get("MessageAttributes", {})})
         return found
 
+    def queued_all(self) -> list[dict[str, Any]]:
+        """Every correction parked for this tenant (item bodies)."""
+        from marketplace.corrections import Parked
+
+        return [json.loads(item["body"]) for page in Parked(self.table).pages(self.tenant) for item in page]
+
+    def unparked(self) -> list[dict[str, Any]]:
+        """This tenant's messages still on the correction queue, in any state (not received)."""
+        from tests.fault.harness import held_corrections
+
+        return [m for m in held_corrections(self.stack, self.table, self.tenant) if m["State"] != "parked"]
+
     def drain(self, budget_ms: int | None = None) -> dict[str, Any]:
+        """The tenant's drain, as the API runs it, once every message sent so far is parked."""
+        wait_until(lambda: not self.unparked(), what="every correction message parked")
         runtime = self.stack.runtime
         name = self.stack.physical_id("CorrectionDrainFunction")
-        event = {"source": "test"} | ({"budgetMs": budget_ms} if budget_ms is not None else {})
+        event = {"source": "test", "tenantId": self.tenant}
+        event |= {"budgetMs": budget_ms} if budget_ms is not None else {}
         report = runtime.invoke_or_raise(name, event)
         return report["byTenant"].get(self.tenant, {}) | {"_all": report}
 

@@ -32,9 +32,10 @@ def list_corrections() -> dict[str, Any]:
 @router.post("/admin/corrections/drain", middlewares=[allow("admin")])
 def drain_corrections() -> dict[str, Any]:
     principal = caller(router)
-    # The drain must answer within this function's own timeout (and API Gateway's 29 s): it drains
-    # what fits in the time left here, less a margin for the answer, and says "more" when the
-    # queue held more than that; the caller asks again.
+    # The drain reads the caller's tenant's corrections only (decisions.md D28). It must answer
+    # within this function's own timeout (and API Gateway's 29 s): it drains what fits in the time
+    # left here, less a margin for the answer, and says "more" when the tenant had more than that;
+    # the caller asks again.
     budget_ms = router.lambda_context.get_remaining_time_in_millis() - DRAIN_MARGIN_MS
     if budget_ms <= 0:
         raise TransientError("no time left to run the drain; try again")
@@ -42,7 +43,12 @@ def drain_corrections() -> dict[str, Any]:
         FunctionName=os.environ["CORRECTION_DRAIN_FUNCTION_NAME"],
         InvocationType="RequestResponse",
         Payload=json.dumps(
-            {"source": "api", "requestedBy": principal.subject, "budgetMs": budget_ms}
+            {
+                "source": "api",
+                "requestedBy": principal.subject,
+                "tenantId": principal.tenant_id,
+                "budgetMs": budget_ms,
+            }
         ).encode(),
     )
     payload = json.loads(response["Payload"].read() or b"null")

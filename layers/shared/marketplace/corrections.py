@@ -2,19 +2,25 @@
 
 A workflow that needs a human puts a message on the correction queue: the record's kind, tenant,
 id, the version it flagged (``flaggedVersion``), the flags, and — while the execution waits — its
-task token. The drain reads the queue and, for each message:
+task token. The queue is shared by every tenant, and SQS cannot receive one tenant's messages, so
+the queue only carries them: its consumer (:func:`park`, an event source mapping with partial batch
+failures) parks each message, body and task token as sent, in the table under its tenant's
+partition (:class:`Parked`, one item per kind, record and flagged version, so a message delivered
+twice parks one item), and the message leaves the queue only once its item is written. A tenant's
+drain reads its own partition and nothing else (decisions.md D28); the scheduled drain reads every
+tenant's, through the sparse ``GSI3`` shards. For each parked correction:
 
-* record gone, approved or otherwise no longer FLAGGED: the message is stale and is deleted;
-* record REJECTED by an admin: the waiting execution is failed with ``RecordRejected``; deleted;
+* record gone, approved or otherwise no longer FLAGGED: the correction is stale and is removed;
+* record REJECTED by an admin: the waiting execution is failed with ``RecordRejected``; removed;
 * record FLAGGED and unchanged since it was flagged: nobody fixed it yet; the waiting execution
-  gets a heartbeat and the message stays queued (made visible again for the next drain);
+  gets a heartbeat and the correction stays parked for the next drain;
 * record FLAGGED and changed since (``version > flaggedVersion``): the human fixed it; the waiting
   execution is resumed with the new version, or, when its token has expired (or it never had one),
-  the record is restarted by a new execution named from its id and version; deleted;
+  the record is restarted by a new execution named from its id and version; removed;
 * record still PENDING (its workflow stopped on an error before any verdict, and could not even
-  flag it): the drain flags it with the error, so admins see it, and queues it again at the new
+  flag it): the drain flags it with the error, so admins see it, and parks it again at the new
   version; once fixed (or retried) it is restarted like any other;
-* a message that cannot be read: sent to the dead-letter queue with the reason; deleted.
+* a message that cannot be read: sent to the dead-letter queue with the reason when it is parked.
 
 Resuming is idempotent per (kind, tenant, record, flaggedVersion): the caller wraps
 :meth:`Drain.resume` with Powertools idempotency, so a message delivered twice resumes once.
@@ -22,17 +28,19 @@ Resuming is idempotent per (kind, tenant, record, flaggedVersion): the caller wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from marketplace import registry
+from marketplace import clock, keys, registry
 from marketplace.errors import Conflict, NotFound
 from marketplace.messages import PoisonMessage, json_object
 from marketplace.repository import Table
@@ -72,6 +80,12 @@ class Correction:
         token = token if isinstance(token, str) and token else None
         return cls(kind, tenant, record, version, token, flags, system_error)
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return keys.correction_pk(self.tenant_id), keys.correction_sk(
+            self.kind, self.record_id, self.flagged_version
+        )
+
     def idempotency_payload(self) -> dict[str, Any]:
         return {"kind": self.kind, "tenantId": self.tenant_id, "recordId": self.record_id,
                 "flaggedVersion": self.flagged_version, "taskToken": self.task_token}  # fmt: skip
@@ -85,7 +99,6 @@ class DrainReport:
     closed: int = 0  # rejected by an admin, or stale
     duplicates: int = 0  # a message whose resume had already been done
     requeued: int = 0  # a stuck PENDING record, now flagged and queued again
-    poisoned: int = 0
     # The drain stopped because its time ran short, not because the queue was empty: call it again.
     more: bool = False
     by_tenant: dict[str, Counter[str]] = field(default_factory=dict)
@@ -99,119 +112,165 @@ class DrainReport:
         return {
             "resumed": self.resumed, "restarted": self.restarted, "waiting": self.waiting,
             "closed": self.closed, "duplicates": self.duplicates, "requeued": self.requeued,
-            "poisoned": self.poisoned, "more": self.more,
+            "more": self.more,
             "byTenant": {t: dict(c) for t, c in self.by_tenant.items()},
         }  # fmt: skip
 
 
-# What one received batch of ten messages may take to handle (a record read, a resume or a heartbeat
-# each, plus the idempotency record): measured at well under a second on AWS, with room for retries.
+# What one page of ten corrections may take to handle (a record read, a resume or a heartbeat each,
+# plus the idempotency record): measured at well under a second on AWS, with room for retries.
 BATCH_SECONDS = 3.0
-# How long a drain that ran out of time keeps the unfixed messages it read hidden (see run).
+PAGE_SIZE = 10
+# How long a drain that ran out of time keeps the unfixed corrections it read hidden (see run).
 WAITING_HIDDEN_SECONDS = 60
+PARKED_ENTITY = "CORRECTION"
+
+
+class Parked:
+    """The parked corrections: one item per (kind, record, flagged version) in the tenant's
+    partition (``keys.correction_pk``), holding the message body as the workflow sent it."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def park(self, correction: Correction, body: str) -> None:
+        """Idempotent: the same message parked twice is one item (the later write wins, and both
+        say the same; a restart message and the expired token's message of one flagged version
+        differ only in the token, which the drain handles either way)."""
+        pk, sk = correction.key
+        now = clock.now_iso()
+        self.table.put({
+            "PK": pk, "SK": sk, "entity": PARKED_ENTITY, "tenantId": correction.tenant_id,
+            "body": body, "parkedAt": now,
+            "GSI3PK": keys.correction_shard_of(correction.tenant_id, correction.record_id), "GSI3SK": now,
+        })  # fmt: skip
+
+    def remove(self, correction: Correction) -> None:
+        self.table.delete(*correction.key)
+
+    def hide(self, item: dict[str, Any], seconds: int) -> None:
+        """Skipped by drains until ``seconds`` from now (as SQS's visibility timeout hides a
+        received message); never brings back an item another drain removed meanwhile."""
+        until = clock.iso(clock.now() + timedelta(seconds=seconds))
+        with contextlib.suppress(Conflict):
+            self.table.replace({**item, "hiddenUntil": until})
+
+    def pages(self, tenant_id: str | None, first_shard: int = 0) -> Iterator[list[dict[str, Any]]]:
+        """Pages of parked items: the tenant's partition, or with no tenant every shard of GSI3,
+        from ``first_shard`` round (a run that stops early has read the shards it began with)."""
+        if tenant_id is not None:
+            partitions = [(keys.correction_pk(tenant_id), None, "PK", "SK")]
+        else:
+            shards = keys.CORRECTION_SHARDS
+            partitions = [(keys.correction_shard((first_shard + n) % shards), "GSI3", "GSI3PK", "GSI3SK")
+                          for n in range(shards)]  # fmt: skip
+        for pk, index, pk_name, sk_name in partitions:
+            token = None
+            while True:
+                page = self.table.query(pk, index=index, pk_name=pk_name, sk_name=sk_name,
+                                        limit=PAGE_SIZE, next_token=token)  # fmt: skip
+                if page.items:
+                    yield page.items
+                token = page.next_token
+                if not token:
+                    break
+
+
+def park(table: Table, body: str) -> Correction:
+    """The queue consumer's work for one message; PoisonMessage when it cannot be read."""
+    correction = Correction.parse(body)
+    Parked(table).park(correction, body)
+    return correction
 
 
 class Drain:
     def __init__(
         self,
-        sqs: Any,
         sfn: Any,
-        queue_url: str,
-        dead_letter_url: str,
         state_machine_arns: dict[str, str],
         table: Table | None = None,
     ) -> None:
-        self.sqs = sqs
         self.sfn = sfn
-        self.queue_url = queue_url
-        self.dead_letter_url = dead_letter_url
         self.state_machine_arns = state_machine_arns  # kind -> the ARN of its workflow
         self.table = table or Table()
+        self.parked = Parked(self.table)
 
     def _records(self, correction: Correction) -> Records:
-        """The message's kind of record (Correction.parse has checked the kind is registered)."""
+        """The correction's kind of record (Correction.parse has checked the kind is registered)."""
         return Records(registry.KINDS[correction.kind], self.table)
 
     def run(
         self,
+        tenant_id: str | None,
         resume: Callable[[Correction, int], str] | None = None,
         max_messages: int = 1000,
         seconds_left: Callable[[], float] | None = None,
     ) -> DrainReport:
-        """Drain the queue once. ``resume`` is :meth:`resume` wrapped for idempotency by the caller;
-        it returns "resumed", "restarted", or "duplicates" for a resume that had already been done.
+        """Drain the parked corrections of ``tenant_id`` (an admin's drain: no other tenant's item is
+        read), or of every tenant when it is None (the scheduled drain). ``resume`` is
+        :meth:`resume` wrapped for idempotency by the caller; it returns "resumed", "restarted", or
+        "duplicates" for a resume that had already been done.
 
-        ``seconds_left`` bounds the run: no new batch is received once it says less than the time one
-        batch of ten may take (:data:`BATCH_SECONDS`, or twice the slowest batch of this run when the
+        ``seconds_left`` bounds the run: no new page is read once it says less than the time one
+        page of ten may take (:data:`BATCH_SECONDS`, or twice the slowest page of this run when the
         services are slow), and the report says ``more``. A caller with a short timeout of its own
-        (the API) drains what fits and is called again; nothing received is left unhandled, and what
-        is not received stays queued for the next call."""
+        (the API) drains what fits and is called again; nothing read is left unhandled, and what is
+        not read stays parked for the next call."""
         resume = resume or self.resume
         report = DrainReport()
-        still_waiting: list[dict[str, str]] = []
+        still_waiting: list[dict[str, Any]] = []
         seen = 0
         slowest = 0.0
+        now = clock.now_iso()
+        # The scheduled drain begins with another shard each hour: were there more corrections than
+        # one run reaches, each would still be read (and heartbeaten) within a few hours.
+        pages = self.parked.pages(tenant_id, first_shard=clock.now().hour)
         while True:
             needed = max(BATCH_SECONDS, 2 * slowest)
             if seen >= max_messages or (seconds_left is not None and seconds_left() < needed):
                 report.more = True
                 break
             started = time.monotonic()
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                AttributeNames=["ApproximateReceiveCount"],
-            ).get("Messages", [])  # fmt: skip
-            if not messages:
+            items = next(pages, None)
+            if items is None:
                 break
-            for message in messages:
+            for item in items:
+                if item.get("hiddenUntil", "") > now:
+                    continue  # a drain that ran out of time read it a moment ago: see below
                 seen += 1
-                outcome, tenant = self._handle(message, resume)
-                report.count(tenant, outcome)
+                correction = Correction.parse(item["body"])
+                outcome = self._handle(correction, resume)
+                report.count(correction.tenant_id, outcome)
                 if outcome == "waiting":
-                    still_waiting.append(message)
+                    still_waiting.append(item)
                 else:
-                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    self.parked.remove(correction)
             slowest = max(slowest, time.monotonic() - started)
-        # Unfixed records stay queued. After a drain that reached the end of the queue they are
-        # visible again at once, so the next drain sees a fix made meanwhile. After one that ran out
-        # of time (``more``) they stay hidden a little while: the caller calls again right away, and
-        # that call must reach the messages this one did not, not read the same unfixed ones again.
-        hidden_for = WAITING_HIDDEN_SECONDS if report.more else 0
-        for start_at in range(0, len(still_waiting), 10):
-            batch = still_waiting[start_at : start_at + 10]
-            self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": hidden_for}
-                    for i, m in enumerate(batch)
-                ],
-            )
+        # Unfixed records stay parked. A drain that ran out of time (``more``) hides the ones it
+        # read for a little while: the caller calls again right away, and that call must reach the
+        # corrections this one did not, not read the same unfixed ones again.
+        if report.more:
+            for item in still_waiting:
+                self.parked.hide(item, WAITING_HIDDEN_SECONDS)
         return report
 
-    def _handle(
-        self, message: dict[str, Any], resume: Callable[[Correction, int], str]
-    ) -> tuple[str, str | None]:
-        try:
-            correction = Correction.parse(message.get("Body", ""))
-        except PoisonMessage as exc:
-            self._to_dead_letter(message, str(exc))
-            return "poisoned", None
+    def _handle(self, correction: Correction, resume: Callable[[Correction, int], str]) -> str:
         try:
             record = self._records(correction).get(correction.tenant_id, correction.record_id)
         except NotFound:
-            return "closed", correction.tenant_id
+            return "closed"
         status, version = record.get("status"), int(record.get("version", 0))
         if status in ("REJECTED", "CANCELLED"):
             self._fail_task(correction, record.get("statusReason") or "rejected by an admin")
-            return "closed", correction.tenant_id
+            return "closed"
         if status == "PENDING":
-            return self._flag_stuck(correction, record), correction.tenant_id
+            return self._flag_stuck(correction, record)
         if status != "FLAGGED":  # APPROVED, ACTIVE: decided meanwhile
-            return "closed", correction.tenant_id
+            return "closed"
         if version <= correction.flagged_version:
             self._heartbeat(correction)
-            return "waiting", correction.tenant_id
-        return resume(correction, version), correction.tenant_id
+            return "waiting"
+        return resume(correction, version)
 
     def resume(self, correction: Correction, version: int) -> str:
         """Hand the fixed record back to its workflow; returns "resumed" or "restarted"."""
@@ -251,7 +310,7 @@ class Drain:
             "kind": correction.kind, "tenantId": correction.tenant_id, "recordId": correction.record_id,
             "flaggedVersion": flagged["version"], "flags": flagged.get("flags", []), "systemError": error,
         }  # fmt: skip
-        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body, default=str))
+        park(self.table, json.dumps(body, default=str))
         return "requeued"
 
     def _heartbeat(self, correction: Correction) -> None:
@@ -274,12 +333,14 @@ class Drain:
             if error.response.get("Error", {}).get("Code") not in _DEAD_TOKEN_ERRORS:
                 raise
 
-    def _to_dead_letter(self, message: dict[str, Any], reason: str) -> None:
-        self.sqs.send_message(
-            QueueUrl=self.dead_letter_url,
-            MessageBody=message.get("Body") or "(empty)",
-            MessageAttributes={
-                "reason": {"DataType": "String", "StringValue": reason[:1000]},
-                "sourceMessageId": {"DataType": "String", "StringValue": message.get("MessageId", "unknown")},
-            },
-        )
+
+def to_dead_letter(sqs: Any, dead_letter_url: str, body: str, message_id: str, reason: str) -> None:
+    """A correction message that cannot be read, kept with the reason for an operator."""
+    sqs.send_message(
+        QueueUrl=dead_letter_url,
+        MessageBody=body or "(empty)",
+        MessageAttributes={
+            "reason": {"DataType": "String", "StringValue": reason[:1000]},
+            "sourceMessageId": {"DataType": "String", "StringValue": message_id or "unknown"},
+        },
+    )

@@ -17,6 +17,7 @@ WEBHOOK_SK = "WEBHOOK"
 PRODUCT_SK_PREFIX = "PRODUCT#"
 AUDIT_SK_PREFIX = "AUDIT#"
 EXPIRY_SHARDS = 10
+CORRECTION_SHARDS = 10
 
 
 def tenant_prefix(tenant_id: str) -> str:
@@ -155,6 +156,27 @@ def report_prefix(tenant_id: str, supplier_id: str, import_id: str) -> str:
     return f"reports/{tenant_id}/{supplier_id}/{import_id}/"
 
 
+# ------------------------------------------------------------------------------- parked corrections
+def correction_pk(tenant_id: str) -> str:
+    """The tenant's parked corrections (marketplace.corrections): its drain reads this partition only."""
+    return f"TENANT#{tenant_id}#CORRECTION"
+
+
+def correction_sk(kind: str, record_id: str, flagged_version: int) -> str:
+    """One correction per record version flagged: a message delivered twice parks the same item."""
+    return f"{kind}#{record_id}#v{flagged_version}"
+
+
+def correction_shard(shard: int) -> str:
+    """GSI3: one shard of every tenant's parked corrections (the scheduled drain heartbeats them all)."""
+    return f"CORRECTION#{shard}"
+
+
+def correction_shard_of(tenant_id: str, record_id: str) -> str:
+    shard = int(hashlib.sha256(f"{tenant_id}/{record_id}".encode()).hexdigest(), 16) % CORRECTION_SHARDS
+    return correction_shard(shard)
+
+
 # ------------------------------------------------------------------------------- executions
 _NAME_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -196,6 +218,8 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("bulk import", supplier_pk(_T, "<supplier id>"), import_sk(_S),
      f"the file at S3 `{upload_key(_T, '<supplier id>', _S)}`, reports under "
      f"`{report_prefix(_T, '<supplier id>', _S)}`"),
+    ("parked correction", correction_pk(_T), correction_sk("<KIND>", _S, "<flagged version>"),
+     "the correction-queue message as sent (`body`, with its task token), `hiddenUntil`; `GSI3` by shard"),
 )  # fmt: skip
 INDEXES: tuple[tuple[str, str, str], ...] = (
     ("`GSI1`", f"{status_gsi_pk(_T, '<type>', '<status>')} / status time",
@@ -207,4 +231,6 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
      "`GET /supplier-orders`"),
     ("`GSI3` (sparse)", f"{_expiry_key('<deadline hour>', '<shard>')} / deadline",
      "the expiry sweeper"),
+    ("`GSI3` (sparse)", f"{correction_shard('<shard>')} / parked time",
+     "the scheduled drain: every tenant's parked corrections"),
 )  # fmt: skip

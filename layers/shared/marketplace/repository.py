@@ -178,6 +178,16 @@ class Table:
         except ClientError as error:
             raise translate(error) from error
 
+    def replace(self, record: Mapping[str, Any]) -> None:
+        """Overwrite an item that still exists; Conflict when it was deleted meanwhile (a write
+        that must not bring a deleted item back)."""
+        try:
+            self.client.put_item(
+                TableName=self.name, Item=to_item(record), ConditionExpression="attribute_exists(PK)"
+            )
+        except ClientError as error:
+            raise translate(error) from error
+
     def put(self, record: Mapping[str, Any]) -> None:
         """Unconditional write, for append-only records whose key is unique by construction."""
         try:
