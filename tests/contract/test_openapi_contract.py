@@ -4,7 +4,10 @@ status, content type, header and body the documented one; every request the docu
 accepted (``positive_data_acceptance``: a 400 for it means the document says less than the API) and
 every request it forbids is refused (``negative_data_rejection``: a 2xx for it means the API accepts
 what the document rules out); a secured operation refuses a call without its token
-(``ignored_auth``); a deleted record is gone (``use_after_free``). docs/decisions.md D29.
+(``ignored_auth``). ``unsupported_method`` is off (API Gateway answers an undeclared method 404);
+``use_after_free`` and the other checks that follow links between calls are on but find nothing to
+check, as the stateful phase is off (the workflows' state changes are the e2e tests' business).
+docs/decisions.md D29.
 
 Each operation is called as each role its route allows (``allow(...)`` beside the route), in turn
 from one generated case to the next. Path parameters are the generated values or, as often, ids of
