@@ -409,6 +409,9 @@ class _Spec:
         if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
             name = ref.rsplit("/", 1)[1]
             return name, self.schemas.get(name, {})
+        if isinstance(ref, str) and ref.startswith("#/components/parameters/"):
+            name = ref.rsplit("/", 1)[1]
+            return name, ((self.body.get("components") or {}).get("parameters") or {}).get(name, {})
         return None, schema if isinstance(schema, dict) else {}
 
     def type_of(self, schema: dict[str, Any]) -> str:

@@ -481,3 +481,26 @@ def test_if_match_with_a_unicode_digit_or_too_many_digits_is_a_400(bad_world: Wo
         assert response.status_code == 400, response.text
         assert [f["field"] for f in response.json()["error"]["fields"]] == ["If-Match"]
     assert (world.items(), world.items(world.other_tenant)) == world.baseline, "the table changed"
+
+
+@pytest.mark.parametrize(
+    ("what", "method", "path", "params", "body", "field"),
+    [
+        ("a JSON null body", "POST", "/suppliers/{s}/imports", {}, "null", "(body)"),
+        ("a null fileName", "POST", "/suppliers/{s}/imports", {}, '{"fileName": null}', "fileName"),
+        ("an empty include", "GET", "/suppliers/{s}/imports/{imp}", {"include": ""}, None, "include"),
+        ("a malformed listingsToken", "GET", "/suppliers/{s}/imports/{imp}", {"listingsToken": "a b"}, None,
+         "listingsToken"),
+    ],
+)  # fmt: skip
+def test_an_invalid_import_request_is_a_400_naming_the_field(
+    bad_world: World, what: str, method: str, path: str, params: dict[str, str], body: str | None, field: str
+) -> None:
+    """The four import requests the OpenAPI document forbids and the API used to accept (D29)."""
+    world = bad_world
+    url = Route(method, path, "supplier", None).url(world)  # refused before any import is looked up
+    headers = {**world.headers("supplier"), "Content-Type": "application/json"}
+    response = requests.request(method, url, params=params, data=body, headers=headers, timeout=60)
+    assert response.status_code == 400, f"{what}: {response.status_code} {response.text}"
+    assert [f["field"] for f in response.json()["error"]["fields"]] == [field], response.text
+    assert (world.items(), world.items(world.other_tenant)) == world.baseline, "the table changed"

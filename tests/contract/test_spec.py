@@ -80,10 +80,44 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("ProductListing", from_file("product")),
         ("ProductChange", as_change(from_file("product"), fixed=("sku",))),
         ("OrderRequest", from_file("order")),
+        ("Rejection", from_file("rejection")),
+        ("ImportRequest", from_file("import")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:
     assert from_openapi(COMPONENTS[component]) == expected
+
+
+PARAMETERS = BODY["components"]["parameters"]
+PARAMETER_DEFS = json.loads((ROOT / "schemas" / "parameters.json").read_text())["$defs"]
+
+
+@pytest.mark.parametrize(
+    ("component", "definition"),
+    [
+        ("Limit", "limit"),
+        ("NextToken", "pageToken"),
+        ("ListingsToken", "pageToken"),
+        ("IfMatch", "ifMatch"),
+        ("IdempotencyKey", "idempotencyKey"),
+        ("Include", "include"),
+    ],
+)
+def test_parameters_match_schemas_folder(component: str, definition: str) -> None:
+    """The parameters the API function validates with schemas/parameters.json are the document's."""
+    assert from_openapi(PARAMETERS[component]["schema"]) == from_openapi(PARAMETER_DEFS[definition])
+
+
+def test_every_operation_uses_the_shared_parameters() -> None:
+    """A parameter the API reads through schemas/parameters.json is never written out inline."""
+    shared = {p["name"] for p in PARAMETERS.values()}
+    inline = [
+        f"{method.upper()} {path}: {parameter['name']}"
+        for method, path, operation in OPERATIONS
+        for parameter in operation.get("parameters", [])
+        if "$ref" not in parameter and parameter["name"] in shared
+    ]
+    assert not inline
 
 
 @pytest.mark.parametrize(

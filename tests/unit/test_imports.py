@@ -301,7 +301,7 @@ def test_when_time_runs_short_the_rest_is_requeued_with_its_offset(harness, monk
 
 def test_a_file_that_is_not_a_catalog_fails_the_import_with_the_reason(harness):
     service = harness.imports()
-    created = service.create(harness.retailer, harness.supplier_id, None)
+    created = service.create(harness.retailer, harness.supplier_id, {})
     key = service.get(harness.tenant, harness.supplier_id, created["importId"])["uploadKey"]
     harness.stack.client("s3").put_object(Bucket=harness.bucket, Key=key, Body=b"name,price\nA,1\n")
     assert service.process(harness.message(created["importId"]), lambda: 300.0).status == "FAILED"

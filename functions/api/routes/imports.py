@@ -8,8 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import imports
-from marketplace.errors import FieldError, InvalidInput
+from marketplace import imports, schemas
 from routes import request
 from routes.policy import allow, caller
 
@@ -18,7 +17,8 @@ router = APIGatewayRouter()
 
 @router.post("/suppliers/<supplierId>/imports", middlewares=[allow("supplier", "retailer", "admin")])
 def create_import(supplierId: str) -> Response:
-    body = request.optional_body(router.current_event)
+    event = router.current_event
+    body = request.body(event) if request.has_body(event) else {}
     created = imports.Imports().create(caller(router), supplierId, body)
     return request.located(201, created, f"/suppliers/{supplierId}/imports/{created['importId']}")
 
@@ -38,15 +38,15 @@ def start_import(supplierId: str, importId: str) -> Response:
     "/suppliers/<supplierId>/imports/<importId>", middlewares=[allow("supplier", "retailer", "admin")]
 )
 def get_import(supplierId: str, importId: str) -> dict[str, Any]:
+    event = router.current_event
+    include = event.get_query_string_value("include")
+    if include is not None:
+        schemas.check_parameter("include", "include", include, "must be 'listings' or absent")
+    token = request.page_token(event, "listingsToken")
     principal = caller(router)
     service = imports.Imports()
-    record = service.get_for(principal, supplierId, importId)
-    shown = imports.view(record, service.store)
-    include = router.current_event.get_query_string_value("include")
-    if include not in (None, "", "listings"):
-        raise InvalidInput([FieldError("include", "must be 'listings' or absent")])
+    shown = imports.view(service.get_for(principal, supplierId, importId), service.store)
     if include == "listings":
-        token = router.current_event.get_query_string_value("listingsToken") or None
         shown["listings"], shown["listingsNextToken"] = service.listing_statuses(
             principal.tenant_id, supplierId, importId, token
         )

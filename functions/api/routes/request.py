@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -28,12 +27,14 @@ from marketplace.principal import Principal
 from routes import metrics
 from routes.policy import caller
 
-MAX_PAGE = 100
-# ASCII digits only, and few of them: str.isdigit() also accepts "²" and other Unicode digits that
-# int() refuses, and int() refuses more than 4300 digits; a version is at most 18 digits (a DynamoDB
-# number far below its 38-digit limit).
-_LIMIT = re.compile(r"[0-9]{1,6}")
-_VERSION = re.compile(r"[0-9]{1,18}")
+# The rules of each parameter are its schema in schemas/parameters.json, which the OpenAPI body's
+# components.parameters repeat; only reading a query string's integer is done here.
+LIMIT = schemas.parameter("limit")
+MAX_PAGE = LIMIT["maximum"]
+DEFAULT_PAGE = 50
+# An integer in a query string is ASCII digits: str.isdigit() also accepts "²" and other Unicode
+# digits that int() refuses, and int() refuses more than 4300 digits.
+_INTEGER = re.compile(r"[0-9]{1,6}")
 
 # The shared client: one DynamoDB model loaded per cold start, not one for us and one for Powertools.
 idempotency_store = DynamoDBPersistenceLayer(
@@ -61,57 +62,52 @@ def object_body(event: BaseProxyEvent) -> dict[str, Any]:
     return parsed
 
 
-def optional_body(event: BaseProxyEvent) -> Any:
-    """None for no body (or only white space); else parsed as :func:`body` parses it."""
+def has_body(event: BaseProxyEvent) -> bool:
+    """Whether the request has a body (only white space is none)."""
     raw = event.body
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    return body(event)
+    return not (raw is None or (isinstance(raw, str) and not raw.strip()))
 
 
 def page_args(event: BaseProxyEvent) -> tuple[int, str | None]:
-    raw_limit = event.get_query_string_value("limit", "50") or "50"
-    if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_PAGE:
-        raise InvalidInput([FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}")])
-    return int(raw_limit), event.get_query_string_value("nextToken") or None
+    """``limit`` (default 50) and ``nextToken`` (None for the first page)."""
+    raw_limit = event.get_query_string_value("limit")
+    limit: Any = DEFAULT_PAGE if raw_limit is None else raw_limit
+    if isinstance(limit, str) and _INTEGER.fullmatch(limit):
+        limit = int(limit)
+    schemas.check_parameter("limit", "limit", limit, f"must be an integer from 1 to {MAX_PAGE}")
+    return limit, page_token(event, "nextToken")
+
+
+def page_token(event: BaseProxyEvent, name: str) -> str | None:
+    """A page token's form (its listing checks that it issued it); empty or absent is None."""
+    token = event.get_query_string_value(name)
+    schemas.check_parameter("pageToken", name, token or "", "is not a token this listing issued")
+    return token or None
 
 
 def expected_version(event: BaseProxyEvent) -> int | None:
     """``If-Match``: the version the caller read (quoted or not), or None for no condition."""
-    raw = event.get_header_value("If-Match", case_sensitive=False)
+    raw = event.headers.get("If-Match")
     if raw is None:
         return None
-    raw = raw.strip().strip('"')
-    if not _VERSION.fullmatch(raw):
-        raise InvalidInput([FieldError("If-Match", "must be the record's version number")])
-    return int(raw)
+    schemas.check_parameter("ifMatch", "If-Match", raw, "must be the record's version number")
+    return int(raw.strip('"'))
 
 
 def reason(event: BaseProxyEvent) -> str:
-    """A body of exactly ``{"reason": ...}``: why an admin or a supplier refuses a record."""
+    """A body of exactly ``{"reason": ...}`` (schemas/rejection.json): why an admin or a supplier
+    refuses a record."""
     parsed = object_body(event)
-    text = parsed.get("reason")
-    if not isinstance(text, str) or not text.strip() or len(text) > 1000 or not _free_text(text):
-        raise InvalidInput(
-            [FieldError("reason", "is required: 1 to 1000 characters, no control characters but newlines")]
-        )
-    extra = sorted(set(parsed) - {"reason"})
-    if extra:
-        raise InvalidInput([FieldError(f, "is not allowed") for f in extra])
-    return text.strip()
-
-
-def _free_text(value: str) -> bool:
-    """Free text: no control characters (NUL, escape, ...) but line breaks and tabs."""
-    return not any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in value)
+    schemas.validate("rejection", parsed)
+    return parsed["reason"].strip()
 
 
 def idempotency_key(event: BaseProxyEvent) -> str | None:
-    key = event.get_header_value("Idempotency-Key", case_sensitive=False)
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 128 or not key.isprintable():
-        raise InvalidInput([FieldError("Idempotency-Key", "must be 1 to 128 printable characters")])
+    key = event.headers.get("Idempotency-Key")
+    if key is not None:
+        schemas.check_parameter(
+            "idempotencyKey", "Idempotency-Key", key, "must be 1 to 128 printable ASCII characters"
+        )
     return key
 
 

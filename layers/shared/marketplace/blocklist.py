@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import unicodedata
 from typing import Any
 
@@ -76,6 +77,9 @@ def _sort_key_of(entry_id_value: str) -> str:
         raise NotFound(f"no blocked-list entry {entry_id_value}") from None
 
 
+_COUNTRY = re.compile("[A-Z]{2}")  # "A1" is upper case to str.isupper()
+
+
 def _controls(text: str, allowed: str = "") -> bool:
     return any(unicodedata.category(c) == "Cc" and c not in allowed for c in text)
 
@@ -91,7 +95,7 @@ def add(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000 or _controls(reason, "\n\r\t"):
         errors.append(FieldError("reason", "is required: 1 to 1000 characters, no control characters"))
     if (kind == "taxId" or country is not None) and not (
-        isinstance(country, str) and len(country) == 2 and country.isascii() and country.isupper()
+        isinstance(country, str) and _COUNTRY.fullmatch(country)
     ):
         errors.append(FieldError("country", "is required for a tax id: ISO 3166-1 alpha-2"))
     extra = sorted(set(body) - {"kind", "value", "reason", "country"})

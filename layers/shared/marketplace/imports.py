@@ -379,17 +379,10 @@ class Imports:
 
     def create(self, principal: Principal, supplier_id: str, body: Any) -> dict[str, Any]:
         self._visible(principal, supplier_id)
-        body = body if body is not None else {}
-        if not isinstance(body, dict):
+        if not isinstance(body, dict):  # a JSON null too: no body at all is {}
             raise InvalidInput([FieldError("(body)", "must be a JSON object")])
-        unknown = sorted(set(body) - {"fileName"})
-        if unknown:
-            raise InvalidInput([FieldError(f, "is not allowed") for f in unknown])
+        schemas.validate("import", body)
         file_name = body.get("fileName")
-        if file_name is not None and (
-            not isinstance(file_name, str) or not 1 <= len(file_name) <= 255 or not file_name.isprintable()
-        ):
-            raise InvalidInput([FieldError("fileName", "must be 1 to 255 printable characters")])
         tenant_id, now, import_id = principal.tenant_id, now_iso(), uuid.uuid4().hex
         key = keys.upload_key(tenant_id, supplier_id, import_id)
         record = {

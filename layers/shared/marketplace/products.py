@@ -90,8 +90,6 @@ def evaluate(listing: dict[str, Any], supplier_status: str) -> tuple[str, list[F
         ]
     flags: list[FieldError] = []
     amount = Decimal(str(listing["price"]["amount"]))
-    if _decimals(listing["price"]["amount"]) > 2:
-        flags.append(FieldError("price.amount", "has more than 2 decimals"))
     low, high = Decimal(str(rules["price"]["min"])), Decimal(str(rules["price"]["max"]))
     if not low <= amount <= high:
         flags.append(
@@ -120,23 +118,14 @@ def evaluate(listing: dict[str, Any], supplier_status: str) -> tuple[str, list[F
 MAX_ATTRIBUTE_NAME = 64
 
 
-def _check_decimals(body: dict[str, Any]) -> None:
-    """What product.json cannot say: at most 2 decimals, and attribute names of 1 to 64 characters
-    (OpenAPI 3.0 has no propertyNames; unbounded names could make a record over DynamoDB's 400 KB)."""
-    price = body.get("price")
-    amount = price.get("amount") if isinstance(price, dict) else None
-    if isinstance(amount, int | float) and not isinstance(amount, bool) and _decimals(amount) > 2:
-        raise InvalidInput([FieldError("price.amount", "has more than 2 decimals")])
+def _check_attribute_names(body: dict[str, Any]) -> None:
+    """What product.json cannot say: attribute names of 1 to 64 characters (OpenAPI 3.0 has no
+    propertyNames; unbounded names could make a record over DynamoDB's 400 KB)."""
     attributes = body.get("attributes")
     if isinstance(attributes, dict) and any(not 1 <= len(n) <= MAX_ATTRIBUTE_NAME for n in attributes):
         raise InvalidInput(
             [FieldError("attributes", f"attribute names must be 1 to {MAX_ATTRIBUTE_NAME} characters")]
         )
-
-
-def _decimals(amount: float) -> int:
-    exponent = Decimal(str(amount)).as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 # ------------------------------------------------------------------------------------------- views
@@ -214,7 +203,7 @@ class Products:
         if not isinstance(body, dict):
             raise InvalidInput([FieldError("(body)", "must be a JSON object")])
         schemas.validate("product", body)
-        _check_decimals(body)
+        _check_attribute_names(body)
         record = new_record(principal.tenant_id, supplier_id, body, principal.actor, now_iso())
         try:
             self.table.put_new(record)
@@ -235,7 +224,7 @@ class Products:
         changes, version = self.records.change_fields(current, body, expected_version)
         merged = {**{k: current[k] for k in ("sku", *EDITABLE_FIELDS) if k in current}, **body}
         schemas.validate("product", merged)
-        _check_decimals(body)
+        _check_attribute_names(body)
         if not changes:
             return current
         return self.table.update(

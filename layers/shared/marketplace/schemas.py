@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 
 from marketplace.errors import FieldError, InvalidInput, PayloadTooLarge
 
@@ -101,10 +103,54 @@ def _clip(reason: str) -> str:
 
 
 @cache
-def validator(name: str) -> Draft202012Validator:
-    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
+def _ecma(pattern: str) -> re.Pattern[str]:
+    """``pattern`` as ECMA-262 (the OpenAPI document's regex dialect) reads it: there ``$`` is the
+    end of the string, where Python's also matches before a final newline (``"DE\\n"`` would pass
+    ``^[A-Z]{2}$``). Our patterns use ``$`` only as their last character, so that one becomes ``\\Z``;
+    they spell white space out instead of ``\\s``, whose members differ between the dialects."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _multiple_of(validator: Any, step: float, instance: Any, schema: Any) -> Any:
+    """Exactly, in decimal as the number was written: jsonschema divides binary floats, so 0.07 is
+    not a multiple of 0.01 there (0.07 / 0.01 = 7.000000000000001) though it is one in the document
+    (a Fraction, not a Decimal, so that 1e200 % 0.000001 is no "division impossible")."""
+    if validator.is_type(instance, "number") and Fraction(str(instance)) % Fraction(str(step)) != 0:
+        yield ValidationError(f"{instance!r} is not a multiple of {step}")
+
+
+# JSON Schema 2020-12 with the two keywords read as the OpenAPI document means them.
+Validator = validators.extend(Draft202012Validator, {"pattern": _pattern, "multipleOf": _multiple_of})
+
+
+def _document(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{name}.json").read_text())
+
+
+@cache
+def validator(name: str) -> Any:
+    schema = _document(name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return Validator(schema, format_checker=FormatChecker())
+
+
+@cache
+def parameter(name: str) -> dict[str, Any]:
+    """The schema of a query, path or header parameter (``schemas/parameters.json``'s ``$defs``)."""
+    return _document("parameters")["$defs"][name]
+
+
+def check_parameter(name: str, field: str, value: Any, reason: str) -> None:
+    """InvalidInput naming ``field`` with ``reason`` unless ``value`` matches parameter ``name``."""
+    if not Validator(parameter(name)).is_valid(value):
+        raise InvalidInput([FieldError(field, reason)])
 
 
 def field_errors(name: str, document: Any) -> list[FieldError]:
