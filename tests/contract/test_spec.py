@@ -80,6 +80,9 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("ProductListing", from_file("product")),
         ("ProductChange", as_change(from_file("product"), fixed=("sku",))),
         ("OrderRequest", from_file("order")),
+        ("Acceptance", from_file("acceptance")),
+        ("Cancellation", from_file("cancellation")),
+        ("ShipmentRequest", from_file("shipment")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:

@@ -90,14 +90,18 @@ def expected_version(event: BaseProxyEvent) -> int | None:
 def reason(event: BaseProxyEvent) -> str:
     """A body of exactly ``{"reason": ...}``: why an admin or a supplier refuses a record."""
     parsed = object_body(event)
-    text = parsed.get("reason")
-    if not isinstance(text, str) or not text.strip() or len(text) > 1000 or not _free_text(text):
-        raise InvalidInput(
-            [FieldError("reason", "is required: 1 to 1000 characters, no control characters but newlines")]
-        )
     extra = sorted(set(parsed) - {"reason"})
     if extra:
         raise InvalidInput([FieldError(f, "is not allowed") for f in extra])
+    return free_text("reason", parsed.get("reason"))
+
+
+def free_text(field: str, text: Any) -> str:
+    """A reason or note a person wrote: 1 to 1000 characters, stripped, no control characters."""
+    if not isinstance(text, str) or not text.strip() or len(text) > 1000 or not _free_text(text):
+        raise InvalidInput(
+            [FieldError(field, "is required: 1 to 1000 characters, no control characters but newlines")]
+        )
     return text.strip()
 
 
