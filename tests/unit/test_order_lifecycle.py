@@ -108,3 +108,12 @@ def test_every_transition_is_one_event_even_when_the_status_stays():
     assert event_for(_order("PENDING", 1), _order("AWAITING_ACCEPTANCE", 2))["type"] == (
         "supplier_order.awaiting_acceptance"
     )
+
+
+def test_a_write_leading_elsewhere_than_the_definition_says_is_refused():
+    lifecycle.transition("ship").require_target("ACCEPTED", "PARTIALLY_SHIPPED")
+    lifecycle.transition("cancel_lines").require_target("ACCEPTED", "ACCEPTED")  # keeps the status
+    with pytest.raises(RuntimeError, match="deliver cannot take an order from SHIPPED to CANCELLED"):
+        lifecycle.transition("deliver").require_target("SHIPPED", "CANCELLED")
+    with pytest.raises(RuntimeError):
+        lifecycle.transition("cancel_lines").require_target("ACCEPTED", "AWAITING_ACCEPTANCE")

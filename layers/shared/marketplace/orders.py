@@ -432,6 +432,7 @@ class Orders:
         raise Conflict(f"the supplier order {supplier_order_id} keeps changing; read it and try again")
 
     def _commit(self, order: dict[str, Any], write: _Write, by: str) -> dict[str, Any]:
+        lifecycle.transition(write.transition).require_target(order["status"], write.status)
         version = int(order["version"]) + 1
         changes = {
             **write.changes, "status": write.status, "updatedAt": now_iso(), "updatedBy": by,
