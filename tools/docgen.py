@@ -11,6 +11,7 @@ parses it) and the ASL files it names, so the docs follow the sources:
 * docs/api.md: the whole file, from the OpenAPI ``DefinitionBody`` of each ``AWS::Serverless::Api`` (read
   with its ``AWS::Include`` in place: ``api/openapi.yaml``).
 * docs/deploy.md: the parameter, output and data-resource tables, between markers like the diagrams.
+* docs/orders.md: the supplier order's lifecycle after intake, from ``marketplace.order_lifecycle``.
 
 Hand-written on purpose: Mermaid and Markdown writers exist (for JavaScript, or as heavy document
 frameworks), but none reads ASL or turns an OpenAPI body into the reference we want, and the output
@@ -888,6 +889,14 @@ def data_layout_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def lifecycle_block() -> str:
+    """The supplier order's lifecycle after intake, from ``marketplace.order_lifecycle`` (the one
+    definition the code fires transitions from)."""
+    from marketplace import order_lifecycle
+
+    return f"```mermaid\n{order_lifecycle.diagram()}```\n"
+
+
 @dataclass
 class Doc:
     path: Path
@@ -906,10 +915,12 @@ def documents(sam: dict[str, Any] | None = None, root: Path = ROOT) -> list[Doc]
         "data-resources": retained_block(sam),
     }
     api = api_doc(sam)
+    lifecycle = {"supplier-order-lifecycle": lifecycle_block()}
     return [
         Doc(docs / "architecture.md", lambda text: replace_blocks(text, machines, "## State machines")),
         Doc(docs / "api.md", lambda _text: api),
         Doc(docs / "deploy.md", lambda text: replace_blocks(text, deploy, "## Generated tables")),
+        Doc(docs / "orders.md", lambda text: replace_blocks(text, lifecycle, "## 6. After acceptance")),
     ]
 
 

@@ -79,7 +79,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /supplier-orders/{supplierOrderId}": TENANT_READERS,
     "POST /supplier-orders/{supplierOrderId}/accept": own(403, 403, OK, 404),
     "POST /supplier-orders/{supplierOrderId}/reject": own(403, 403, OK, 404),
-    "POST /supplier-orders/{supplierOrderId}/cancel": ADMIN_ONLY,
+    # An accepted order: the retailer cancels it; the admin's and the supplier's cancel meet it
+    # cancelled and answer it as it is (a cancel is idempotent).
+    "POST /supplier-orders/{supplierOrderId}/cancel": own(OK, OK, OK, 404),
+    "POST /supplier-orders/{supplierOrderId}/shipments": own(403, 403, OK, 404),
+    "GET /supplier-orders/{supplierOrderId}/shipments": TENANT_READERS,
+    "POST /supplier-orders/{supplierOrderId}/delivered": own(OK, 403, OK, 404),
+    "GET /supplier-orders/{supplierOrderId}/history": TENANT_READERS,
     "POST /supplier-orders/{supplierOrderId}/retry": ADMIN_ONLY,
     "PUT /suppliers/{supplierId}/webhook": own(403, 403, OK, 404),
     "GET /suppliers/{supplierId}/webhook": TENANT_READERS,
@@ -139,6 +145,7 @@ def test_every_route_of_the_template_has_a_row_in_the_expectation_table():
 
 # ------------------------------------------------------------------------------------ the world
 PRICE = {"amount": 49.9, "currency": "EUR"}
+SHIPMENT = {"carrier": "DHL", "trackingNumber": "JD0001", "lines": [{"sku": "LAMP-1", "quantity": 1}]}
 
 
 def listing(sku: str, **overrides: Any) -> dict[str, Any]:
@@ -251,7 +258,7 @@ class World:
             tenant.order = first["orderId"]
             tenant.supplier_orders["read"] = first["supplierOrders"][0]["supplierOrderId"]
             if full[scope]:
-                for purpose in ("accept", "reject", "cancel"):
+                for purpose in ("accept", "reject", "cancel", "shipments", "delivered"):
                     placed = self._place(scope, tenant.supplier)
                     tenant.supplier_orders[purpose] = placed["supplierOrders"][0]["supplierOrderId"]
                 wrong_price = {"amount": 1.0, "currency": "EUR"}  # not the listing's price: flagged
@@ -273,6 +280,9 @@ class World:
                 status = "FLAGGED" if purpose == "retry" else "AWAITING_ACCEPTANCE"
                 self._wait(scope, f"/supplier-orders/{supplier_order_id}", status)
         own, owner = self.own, "own:supplier"
+        for purpose in ("cancel", "shipments", "delivered"):  # accepted; "delivered" shipped in full
+            self.ok("POST", f"/supplier-orders/{own.supplier_orders[purpose]}/accept", owner)
+        self.ok("POST", f"/supplier-orders/{own.supplier_orders['delivered']}/shipments", owner, SHIPMENT)
         for purpose in ("read", "retailer", "admin", "supplier"):  # a catalog file with no rows
             created = self.ok(
                 "POST", f"/suppliers/{own.supplier}/imports", owner, {"fileName": "catalog.csv"}
@@ -377,6 +387,8 @@ class World:
             ids["sku"] = t.flagged_skus[template.rsplit("/", 1)[-1]]
         if route.startswith("POST /supplier-orders/{supplierOrderId}/"):
             ids["supplierOrderId"] = t.supplier_orders[template.rsplit("/", 1)[-1]]
+        if route == "GET /supplier-orders/{supplierOrderId}/shipments":  # one with a shipment
+            ids["supplierOrderId"] = t.supplier_orders["delivered"]
         if route.startswith("POST /admin/corrections/{recordId}/"):
             ids["recordId"] = t.flagged_suppliers[template.rsplit("/", 1)[-1]]
         if route.endswith("/redrive"):
@@ -397,6 +409,7 @@ class World:
             "PUT /suppliers/{supplierId}/webhook": {"url": self.receiver.url, "secret": f"{SECRET}-{unique}"},
             "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
+            "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
         }  # fmt: skip
         body = bodies.get(route, body)
         # A route without a row in EXPECTED (only the bad-token test calls it) gets made-up ids.
@@ -445,12 +458,15 @@ class World:
             assert order["customerOrderId"] == body["customerOrderId"]
             if scope == "other":  # ordered our supplier's sku: never reaches our stock
                 assert self.call("GET", f"/orders/{answer['orderId']}", "own:retailer").status_code == 404
+        elif route == "POST /supplier-orders/{supplierOrderId}/shipments":
+            assert answer["shipmentId"] and answer["lines"] == body["lines"], answer
+            shown = self.ok("GET", f"/supplier-orders/{t.supplier_orders['shipments']}", caller)
+            assert shown["status"] == "SHIPPED", shown
         elif route.startswith("POST /supplier-orders/"):
             action = route.rsplit("/", 1)[-1]
-            assert (
-                answer["status"]
-                == {"accept": "ACCEPTED", "reject": "REJECTED", "cancel": "CANCELLED"}[action]
-            )
+            assert answer["status"] == {
+                "accept": "ACCEPTED", "reject": "REJECTED", "cancel": "CANCELLED", "delivered": "DELIVERED"
+            }[action]  # fmt: skip
         elif route == "PUT /suppliers/{supplierId}/webhook":
             assert answer["url"] == body["url"] and body["secret"] not in text
         elif route.endswith("/redrive"):

@@ -69,6 +69,13 @@ ROUTES = {
     "reject-supplier-order": Route("POST", "/supplier-orders/{so}/reject", "supplier", REASON),
     "cancel-supplier-order": Route("POST", "/supplier-orders/{so}/cancel", "admin", REASON),
     "retry-supplier-order": Route("POST", "/supplier-orders/{so}/retry", "admin", None),
+    "add-shipment": Route(
+        "POST",
+        "/supplier-orders/{so}/shipments",
+        "supplier",
+        {"carrier": "DHL", "trackingNumber": "JD0001", "lines": [{"sku": LISTING["sku"], "quantity": 1}]},
+    ),
+    "deliver-supplier-order": Route("POST", "/supplier-orders/{so}/delivered", "supplier", None),
     "register-webhook": Route(
         "PUT",
         "/suppliers/{s}/webhook",
@@ -98,6 +105,7 @@ FIELD = {
     "place-order": "customerOrderId",
     "reject-supplier-order": "reason",
     "cancel-supplier-order": "reason",
+    "add-shipment": "carrier",
     "register-webhook": "url",
     "reject-correction": "reason",
     "add-blocklist-entry": "value",

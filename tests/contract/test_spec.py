@@ -82,6 +82,9 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("OrderRequest", from_file("order")),
         ("Rejection", from_file("rejection")),
         ("ImportRequest", from_file("import")),
+        ("Acceptance", from_file("acceptance")),
+        ("Cancellation", from_file("cancellation")),
+        ("ShipmentRequest", from_file("shipment")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:

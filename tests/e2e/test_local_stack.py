@@ -500,6 +500,86 @@ def test_an_order_over_two_suppliers_one_accepts_one_rejects_and_stock_is_releas
     )
 
 
+def test_after_acceptance_the_supplier_cancels_a_race_ends_once_and_each_transition_is_an_event(running):
+    """Over HTTP: a supplier cancels an accepted order it cannot fulfil (its stock comes back), a
+    shipment and a retailer's cancel sent at once end in one outcome, and the supplier's webhook
+    hears each transition once (docs/orders.md step 6)."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    supplier_id, sku = approved_supplier_with_listing(running, tenant, quantity=10)
+    retailer, supplier = (
+        running.token(tenant, "retailer"),
+        running.token(tenant, "supplier", supplier_id=supplier_id),
+    )
+    receiver = running.receiver()
+    hook = {"url": receiver.url, "secret": f"whsec-{uuid.uuid4().hex}"}
+    assert requests.put(
+        f"{running.url}/suppliers/{supplier_id}/webhook", json=hook, headers=supplier, timeout=10
+    ).ok
+
+    def accepted_order(quantity: int) -> str:
+        body = {"customerOrderId": f"web-{uuid.uuid4().hex[:8]}", "shipTo": {"name": "Ada", "line1": "1 St",
+                "city": "London", "postalCode": "N1 9GU", "country": "GB"},
+                "lines": [{"supplierId": supplier_id, "sku": sku, "quantity": quantity,
+                           "unitPrice": {"amount": 49.9, "currency": "EUR"}}]}  # fmt: skip
+        placed = requests.post(f"{running.url}/orders", json=body, headers=retailer, timeout=10).json()
+        part = placed["supplierOrders"][0]["supplierOrderId"]
+        url = f"{running.url}/supplier-orders/{part}"
+        wait_until(lambda: requests.get(url, headers=supplier, timeout=10).json()["status"] == "AWAITING_ACCEPTANCE",
+                   timeout=30, what="awaiting")  # fmt: skip
+        assert requests.post(f"{url}/accept", headers=supplier, timeout=10).json()["status"] == "ACCEPTED"
+        return part
+
+    def stock() -> int:
+        url = f"{running.url}/suppliers/{supplier_id}/products/{sku}"
+        return requests.get(url, headers=supplier, timeout=10).json()["quantity"]
+
+    first = accepted_order(3)
+    assert stock() == 7
+    cancelled = requests.post(f"{running.url}/supplier-orders/{first}/cancel", json={"reason": "warehouse flooded"},
+                              headers=supplier, timeout=10)  # fmt: skip
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "CANCELLED"), cancelled.text
+    assert stock() == 10
+
+    second = accepted_order(2)
+    parcel = {"carrier": "UPS", "trackingNumber": "1Z999", "lines": [{"sku": sku, "quantity": 2}]}
+    start, answers = threading.Barrier(2), {}
+
+    def send(name: str, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+        start.wait()
+        answers[name] = requests.post(f"{running.url}/supplier-orders/{second}/{path}", json=body, headers=headers,
+                                      timeout=30)  # fmt: skip
+
+    threads = [threading.Thread(target=send, args=("ship", "shipments", supplier, parcel)),
+               threading.Thread(target=send, args=("cancel", "cancel", retailer, {"reason": "race"}))]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = {name: answer.status_code for name, answer in answers.items()}
+    final = requests.get(f"{running.url}/supplier-orders/{second}", headers=retailer, timeout=10).json()[
+        "status"
+    ]
+    shipments = requests.get(
+        f"{running.url}/supplier-orders/{second}/shipments", headers=retailer, timeout=10
+    )
+    if final == "SHIPPED":
+        assert codes == {"ship": 201, "cancel": 409}, codes
+        assert "the order is SHIPPED" in answers["cancel"].json()["error"]["message"]
+        assert len(shipments.json()["items"]) == 1 and stock() == 8
+        last = "supplier_order.shipped"
+    else:
+        assert (final, codes) == ("CANCELLED", {"ship": 409, "cancel": 200}), (final, codes)
+        assert shipments.json()["items"] == [] and stock() == 10
+        last = "supplier_order.cancelled"
+
+    wanted = ["supplier_order.awaiting_acceptance", "supplier_order.accepted", "supplier_order.cancelled",
+              "supplier_order.awaiting_acceptance", "supplier_order.accepted", last]  # fmt: skip
+    wait_until(lambda: len(receiver.events()) >= len(wanted), timeout=30, what="the webhook deliveries")
+    time.sleep(1)  # nothing more comes
+    assert sorted(receiver.events()) == sorted(wanted)
+    receiver.close()
+
+
 def test_a_flagged_supplier_order_is_in_the_correction_queue_and_an_admin_cancels_it(running):
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     retailer, admin = running.token(tenant, "retailer"), running.token(tenant, "admin")

@@ -14,8 +14,19 @@ from marketplace import keys
 from marketplace.errors import Conflict
 from marketplace.repository import Table
 
-AUDITED_ENTITIES = frozenset({"SUPPLIER", "PRODUCT"})
-_NOT_AUDITED_FIELDS = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "entity", "tenantId"}
+AUDITED_ENTITIES = frozenset({"SUPPLIER", "PRODUCT", "SUPPLIER_ORDER"})
+_NOT_AUDITED_FIELDS = {
+    "PK",
+    "SK",
+    "GSI1PK",
+    "GSI1SK",
+    "GSI2PK",
+    "GSI2SK",
+    "GSI3PK",
+    "GSI3SK",
+    "entity",
+    "tenantId",
+}
 
 
 def _public(image: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ RECORD_SK = "RECORD"
 WEBHOOK_SK = "WEBHOOK"
 PRODUCT_SK_PREFIX = "PRODUCT#"
 AUDIT_SK_PREFIX = "AUDIT#"
+SHIPMENT_SK_PREFIX = "SHIPMENT#"
 EXPIRY_SHARDS = 10
 CORRECTION_SHARDS = 10
 
@@ -103,6 +104,11 @@ def customer_order_pk(tenant_id: str, customer_order_id: str) -> str:
 def supplier_order_pk(tenant_id: str, supplier_order_id: str) -> str:
     """One supplier's part of a customer order."""
     return f"TENANT#{tenant_id}#SORDER#{supplier_order_id}"
+
+
+def shipment_sk(created_at: str, shipment_id: str) -> str:
+    """A shipment of a supplier order, beside the order; oldest first."""
+    return f"{SHIPMENT_SK_PREFIX}{created_at}#{shipment_id}"
 
 
 def supplier_orders_gsi(tenant_id: str, supplier_id: str) -> str:
@@ -212,6 +218,8 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("supplier order", supplier_order_pk(_T, _S), RECORD_SK,
      "`status`, `version`, `reserved`, `deadline`; `GSI2` by supplier, `GSI3` while awaiting, "
      "`GSI1` only while FLAGGED"),
+    ("shipment", supplier_order_pk(_T, "<supplier order id>"), shipment_sk("<created>", _S),
+     "carrier, tracking, the units of each line it carries"),
     ("webhook", supplier_pk(_T, "<supplier id>"), WEBHOOK_SK, "the supplier's URL and signing secret"),
     ("webhook delivery", supplier_pk(_T, "<supplier id>"), delivery_sk("<created>", _S),
      f"and `{dedupe_sk('<event id>')}` claims each event once"),

@@ -5,7 +5,8 @@ status the supplier acts on (AWAITING_ACCEPTANCE) or to its end (REJECTED out of
 CANCELLED). Its creation is therefore not an event of its own: the supplier could do nothing with it
 (an order is accepted or rejected only once it awaits acceptance), and each notification costs a
 publish, a queued webhook delivery with its record and two Lambda invocations (docs/decisions.md D20,
-measured in docs/capacity.md). Every later status change is one event.
+measured in docs/capacity.md). Every later status change is one event, and so is every transition of the lifecycle after
+acceptance (each shipment, a cancelled line), named by the transition itself.
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[st
     not change."""
     if not new or new.get("entity") != "SUPPLIER_ORDER" or not old:
         return None
-    if old.get("status") == new.get("status"):
-        return None
     status = str(new["status"])
-    event_type = f"supplier_order.{status.lower()}"
+    # A transition of the lifecycle (marketplace.order_lifecycle) names its event on the version it
+    # wrote: a second shipment is an event though the status stays PARTIALLY_SHIPPED. The intake's
+    # writes (the workflow, the expiry sweeper) name none: their event is the status they set.
+    marked = new.get("lastEvent")
+    detail: dict[str, Any] = {}
+    if isinstance(marked, dict) and marked.get("version") == new.get("version") != old.get("version"):
+        event_type = str(marked["type"])
+        detail = {k: v for k, v in marked.items() if k not in ("type", "version")}
+    elif old.get("status") != status:
+        event_type = f"supplier_order.{status.lower()}"
+    else:
+        return None
     event_id = f"{new['supplierOrderId']}-v{new['version']}"
     body = {
         "event": event_type,
@@ -38,8 +48,9 @@ def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[st
         "version": new["version"],
         "lines": new.get("lines", []),
         "deadline": new.get("deadline"),
-        "reason": new.get("statusReason"),
+        "reason": detail.pop("reason", None) or new.get("statusReason"),
         "at": new.get("updatedAt"),
+        **detail,
     }
     attributes = {
         "event_type": event_type,

@@ -16,26 +16,36 @@ status in one transaction conditional on the order still holding its reservation
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from marketplace import access, keys, schemas
-from marketplace.clock import iso, now_iso, parse_iso
+from marketplace import order_lifecycle as lifecycle
+from marketplace.clock import iso, now, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, TransactionConflict, to_item
 from marketplace.reviewed import Kind, Records, record_view
 from marketplace.suppliers import Suppliers
+from marketplace.tenant_settings import order_settings
 
 ENTITY = "SUPPLIER_ORDER"
-STATUSES = ("PENDING", "AWAITING_ACCEPTANCE", "ACCEPTED", "REJECTED", "EXPIRED", "FLAGGED", "CANCELLED")
-HOLDS_STOCK = ("AWAITING_ACCEPTANCE", "ACCEPTED")
+STATUSES = lifecycle.STATUSES
+HOLDS_STOCK = lifecycle.HOLDS_STOCK
+# Statuses in which the supplier reads where to ship (the customer order's shipTo).
+SHIPS_TO = (lifecycle.ACCEPTED, lifecycle.PARTIALLY_SHIPPED, lifecycle.SHIPPED, lifecycle.DELIVERED)
+# A transition that loses a race re-reads the order and decides again, this many times at most.
+ATTEMPTS = 3
 keys.EXPIRY_SHARDS = 10
 
 
 def view(record: dict[str, Any]) -> dict[str, Any]:
-    return record_view(record, flags_while=("FLAGGED",))
+    shown = record_view(record, flags_while=("FLAGGED",))
+    shown.pop("lastEvent", None)  # the stream's marker of a transition's event (order_events)
+    return shown
 
 
 def _record_key(tenant_id: str, supplier_order_id: str) -> tuple[str, str]:
@@ -138,7 +148,7 @@ class Orders:
         supplier needs the address to ship, not to decide, so a supplier that has not accepted (or
         has rejected) never sees it. ``record`` is one ``get_for`` has already shown the caller
         (its own order for a supplier): the address is that order's only."""
-        if record.get("status") != "ACCEPTED":
+        if record.get("status") not in SHIPS_TO:
             return record
         order = self.table.get(keys.order_pk(principal.tenant_id, str(record["orderId"])), keys.RECORD_SK)
         if order is None or order.get("tenantId") != principal.tenant_id or "shipTo" not in order:
@@ -258,51 +268,276 @@ class Orders:
             return {"outcome": "OUT_OF_STOCK", "skus": short, "version": version}
         return {"outcome": "RESERVED", "version": version + 1, "deadline": iso(deadline)}
 
-    # ---------------------------------------------------------------- decisions
-    def accept(self, principal: Principal, supplier_order_id: str) -> dict[str, Any]:
-        order = self.get_for(principal, supplier_order_id, roles=frozenset({access.SUPPLIER}))
-        if order["status"] == "ACCEPTED":
-            return order
-        if order["status"] != "AWAITING_ACCEPTANCE":
-            raise Conflict(f"the order is {order['status']}, not AWAITING_ACCEPTANCE")
-        now = now_iso()
-        return self.table.update(
-            order["PK"], order["SK"], int(order["version"]),
-            {"status": "ACCEPTED", "updatedAt": now, "updatedBy": principal.actor, "acceptedAt": now},
-            remove=("GSI3PK", "GSI3SK", "GSI1PK", "GSI1SK"),
-        )  # fmt: skip
+    # ---------------------------------------------------------------- transitions (order_lifecycle)
+    def accept(
+        self, principal: Principal, supplier_order_id: str, decisions: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The supplier accepts its order: every line, or those ``decisions`` (``{sku, accept,
+        reason}``) do not refuse. Refused lines give their stock back in the same transaction; an order
+        with every line refused is REJECTED."""
+        acting = frozenset({access.SUPPLIER})
+
+        def plan(order: dict[str, Any]) -> _Write | None:
+            refused = self._refusals(order, decisions)
+            if order["status"] == lifecycle.ACCEPTED and all(
+                (line["sku"] in refused) == (line.get("status") == lifecycle.LINE_REFUSED)
+                for line in order["lines"]
+            ):
+                return None  # a repeat of the decision already taken
+            lifecycle.transition("accept").check(order["status"], acting)
+            lines = [
+                {**line, "status": lifecycle.LINE_REFUSED, "refusedReason": refused[line["sku"]]}
+                if line["sku"] in refused
+                else {**line, "status": lifecycle.LINE_ACCEPTED}
+                for line in order["lines"]
+            ]
+            gone = [(line, lifecycle.held(line)) for line in order["lines"] if line["sku"] in refused]
+            if len(refused) == len(lines):
+                why = "; ".join(f"{sku}: {reason}" for sku, reason in refused.items())
+                return _Write("reject", lifecycle.REJECTED, gone, _final({"lines": lines}, why), _UNINDEXED)
+            accepted_at = now()
+            ship_by = accepted_at + timedelta(hours=order_settings(order["tenantId"]).ship_by_hours)
+            return _Write("accept", lifecycle.ACCEPTED, gone, {
+                "lines": lines, "acceptedAt": iso(accepted_at), "shipBy": iso(ship_by),
+            }, _UNINDEXED)  # fmt: skip
+
+        return self._fire(principal, supplier_order_id, acting, plan)
 
     def reject(self, principal: Principal, supplier_order_id: str, reason: str) -> dict[str, Any]:
-        order = self.get_for(principal, supplier_order_id, roles=frozenset({access.SUPPLIER}))
-        if order["status"] == "REJECTED":
-            return order
-        if order["status"] != "AWAITING_ACCEPTANCE":
-            raise Conflict(f"the order is {order['status']}, not AWAITING_ACCEPTANCE")
-        return self.release(principal.tenant_id, order, "REJECTED", reason, principal.actor)
+        acting = frozenset({access.SUPPLIER})
 
-    def cancel(self, principal: Principal, supplier_order_id: str, reason: str) -> dict[str, Any]:
-        """An admin ends a flagged (or still awaiting) supplier order; held stock is released."""
-        order = self.get(principal.tenant_id, supplier_order_id)
-        if order["status"] in ("CANCELLED", "REJECTED", "EXPIRED"):
-            return order
-        if order["status"] == "ACCEPTED":
-            raise Conflict("an accepted supplier order cannot be cancelled here")
-        return self.release(principal.tenant_id, order, "CANCELLED", reason, principal.actor)
+        def plan(order: dict[str, Any]) -> _Write | None:
+            if order["status"] == lifecycle.REJECTED:
+                return None
+            lifecycle.transition("reject").check(order["status"], acting)
+            return _Write("reject", lifecycle.REJECTED, _holding(order), _final({}, reason), _UNINDEXED)
+
+        return self._fire(principal, supplier_order_id, acting, plan)
+
+    def cancel(
+        self, principal: Principal, supplier_order_id: str, reason: str, skus: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The whole order, or the lines named by ``skus``, cancelled with ``reason``; the stock they
+        hold goes back in the same transaction. Who may cancel from which status: the lifecycle's
+        ``cancel`` (the retailer or an admin before shipment, the supplier once it has accepted)."""
+        name = "cancel" if skus is None else "cancel_lines"
+        acting = principal.roles & frozenset(lifecycle.roles(name))
+
+        def plan(order: dict[str, Any]) -> _Write | None:
+            if skus is None and order["status"] in (lifecycle.CANCELLED, lifecycle.REJECTED, "EXPIRED"):
+                return None
+            lifecycle.transition(name).check(order["status"], acting)
+            if skus is None:
+                return _Write("cancel", lifecycle.CANCELLED, _holding(order), _final({}, reason), _UNINDEXED)
+            wanted = self._cancellable(order, skus)
+            lines = [
+                {**line, "status": lifecycle.LINE_CANCELLED, "cancelledReason": reason} if line["sku"] in wanted
+                else line
+                for line in order["lines"]
+            ]  # fmt: skip
+            gone = [(line, lifecycle.held(line)) for line in order["lines"] if line["sku"] in wanted]
+            if not any(lifecycle.live(line) for line in lines):
+                return _Write(
+                    "cancel", lifecycle.CANCELLED, gone, _final({"lines": lines}, reason), _UNINDEXED
+                )
+            return _Write("cancel_lines", order["status"], gone, {"lines": lines}, detail={"reason": reason})
+
+        return self._fire(principal, supplier_order_id, acting, plan)
+
+    def ship(self, principal: Principal, supplier_order_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The supplier sends some of its order's units (``{carrier, trackingNumber, trackingUrl?,
+        lines: [{sku, quantity}]}``): a shipment, and the order PARTIALLY_SHIPPED, then SHIPPED once
+        every line has shipped in full. Returns the shipment."""
+        schemas.validate("shipment", body)
+        acting = frozenset({access.SUPPLIER})
+        shipment_id = str(uuid.uuid4())
+        made: dict[str, Any] = {}
+
+        def plan(order: dict[str, Any]) -> _Write | None:
+            lifecycle.transition("ship").check(order["status"], acting)
+            sending = self._shippable(order, body["lines"])
+            lines = [
+                {**line, "shipped": int(line.get("shipped", 0)) + sending[line["sku"]]} if line["sku"] in sending
+                else line
+                for line in order["lines"]
+            ]  # fmt: skip
+            at = now_iso()
+            shipment = {
+                "PK": order["PK"], "SK": keys.shipment_sk(at, shipment_id), "entity": "SHIPMENT",
+                "tenantId": order["tenantId"], "supplierOrderId": order["supplierOrderId"],
+                "supplierId": order["supplierId"], "shipmentId": shipment_id, "carrier": body["carrier"],
+                "trackingNumber": body["trackingNumber"], "trackingUrl": body.get("trackingUrl"),
+                "lines": [{"sku": sku, "quantity": n} for sku, n in sending.items()], "createdAt": at,
+                "createdBy": principal.actor,
+            }  # fmt: skip
+            made["shipment"] = shipment
+            return _Write("ship", lifecycle.after_shipment(lines), [], {"lines": lines},
+                          detail={"shipmentId": shipment_id}, new_item=shipment)  # fmt: skip
+
+        self._fire(principal, supplier_order_id, acting, plan)
+        return shipment_view(made["shipment"])
+
+    def deliver(self, principal: Principal, supplier_order_id: str) -> dict[str, Any]:
+        """The supplier or the retailer says the order arrived: DELIVERED (again: no change)."""
+        acting = principal.roles & frozenset(lifecycle.roles("deliver"))
+
+        def plan(order: dict[str, Any]) -> _Write | None:
+            if order["status"] == lifecycle.DELIVERED:
+                return None
+            lifecycle.transition("deliver").check(order["status"], acting)
+            return _Write("deliver", lifecycle.DELIVERED, [], {"deliveredAt": now_iso()})
+
+        return self._fire(principal, supplier_order_id, acting, plan)
+
+    # ---------------------------------------------------------------- what happened to an order
+    def shipments(self, principal: Principal, supplier_order_id: str) -> list[dict[str, Any]]:
+        """Every shipment of an order the caller sees (oldest first; at most one per line unit)."""
+        order = self.get_for(principal, supplier_order_id)
+        found: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self.table.query(
+                order["PK"], sk_prefix=keys.SHIPMENT_SK_PREFIX, limit=100, next_token=token
+            )
+            found += page.items
+            token = page.next_token
+            if not token:
+                return [shipment_view(s) for s in found]
+
+    def history(self, principal: Principal, supplier_order_id: str, limit: int, token: str | None) -> Page:
+        """The order's audit trail (every change, who made it and when), oldest first."""
+        return Records(KIND, self.table).trail(self.get_for(principal, supplier_order_id), limit, token)
+
+    # ---------------------------------------------------------------- how a transition is written
+    def _fire(
+        self,
+        principal: Principal,
+        supplier_order_id: str,
+        acting: frozenset[str],
+        plan: Callable[[dict[str, Any]], _Write | None],
+    ) -> dict[str, Any]:
+        """Read the order (404 for a supplier that is not its supplier), ``plan`` the write from what
+        it is now (None: already done, answer it as it is), and write it conditional on the version
+        read. A write that loses a race reads the order again and plans again, so two calls at once
+        end in one outcome and the loser's 409 names the status the winner left."""
+        for _ in range(ATTEMPTS):
+            order = self.get_for(principal, supplier_order_id, roles=acting or access.ROLES)
+            write = plan(order)
+            if write is None:
+                return order
+            try:
+                return self._commit(order, write, principal.actor)
+            except Conflict:
+                continue
+        raise Conflict(f"the supplier order {supplier_order_id} keeps changing; read it and try again")
+
+    def _commit(self, order: dict[str, Any], write: _Write, by: str) -> dict[str, Any]:
+        lifecycle.transition(write.transition).require_target(order["status"], write.status)
+        version = int(order["version"]) + 1
+        changes = {
+            **write.changes, "status": write.status, "updatedAt": now_iso(), "updatedBy": by,
+            "lastEvent": lifecycle.marker(write.transition, version, **write.detail),
+        }  # fmt: skip
+        stock = [(line, units) for line, units in write.release if units > 0] if order.get("reserved") else []
+        if not stock and write.new_item is None:
+            return self.table.update(order["PK"], order["SK"], version - 1, changes, remove=write.remove)
+        items = [
+            self._stock_change(order["tenantId"], order, line, reserve=False, units=n) for line, n in stock
+        ]
+        if write.new_item is not None:
+            items.append({"Put": {"TableName": self.table.name, "Item": to_item(write.new_item),
+                                  "ConditionExpression": "attribute_not_exists(PK)"}})  # fmt: skip
+        sets = ", ".join(f"#c{i} = :c{i}" for i in range(len(changes)))
+        removes = f" REMOVE {', '.join(write.remove)}" if write.remove else ""
+        update = self._versioned_update(
+            order, f"SET {sets}, #version = :next{removes}",
+            {**{f":c{i}": v for i, v in enumerate(changes.values())}, ":next": version},
+        )  # fmt: skip
+        update["Update"]["ExpressionAttributeNames"].update({f"#c{i}": k for i, k in enumerate(changes)})
+        update["Update"]["ExpressionAttributeNames"].pop("#status")
+        self.table.transact([*items, update])
+        return self.get(order["tenantId"], order["supplierOrderId"])
+
+    @staticmethod
+    def _refusals(order: dict[str, Any], decisions: list[dict[str, Any]] | None) -> dict[str, str]:
+        """sku -> reason of each line ``decisions`` refuses; 400 naming a sku that is not a line of
+        the order, a line decided twice, or a refusal without its reason."""
+        if decisions is None:
+            return {}
+        skus = {line["sku"] for line in order["lines"]}
+        errors, seen, refused = [], set(), {}
+        for i, decision in enumerate(decisions):
+            sku = decision["sku"]
+            if sku not in skus:
+                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is not a line of this order"))
+            elif sku in seen:
+                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is decided twice"))
+            elif not decision["accept"]:
+                if not str(decision.get("reason", "")).strip():
+                    errors.append(FieldError(f"lines.{i}.reason", "is required to refuse a line"))
+                refused[sku] = str(decision.get("reason", "")).strip()
+            seen.add(sku)
+        if errors:
+            raise InvalidInput(errors)
+        return refused
+
+    @staticmethod
+    def _cancellable(order: dict[str, Any], skus: list[str]) -> set[str]:
+        live = {line["sku"] for line in order["lines"] if lifecycle.live(line)}
+        errors = [
+            FieldError(f"lines.{i}.sku", f"{sku} is not a line of this order still to ship")
+            for i, sku in enumerate(skus)
+            if sku not in live
+        ]
+        if len(set(skus)) != len(skus):
+            errors.append(FieldError("lines", "names a sku twice"))
+        if errors:
+            raise InvalidInput(errors)
+        return set(skus)
+
+    @staticmethod
+    def _shippable(order: dict[str, Any], wanted: list[dict[str, Any]]) -> dict[str, int]:
+        """sku -> units of a shipment: 400 naming a line that is not the order's to ship, named
+        twice, or more units than it has left to ship."""
+        lines = {line["sku"]: line for line in order["lines"] if lifecycle.live(line)}
+        errors, sending = [], {}
+        for i, item in enumerate(wanted):
+            sku, units = item["sku"], int(item["quantity"])
+            line = lines.get(sku)
+            if line is None:
+                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is not a line of this order to ship"))
+            elif sku in sending:
+                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is named twice"))
+            elif units > lifecycle.held(line):
+                errors.append(
+                    FieldError(
+                        f"lines.{i}.quantity", f"is more than the {lifecycle.held(line)} units left to ship"
+                    )
+                )
+            else:
+                sending[sku] = units
+        if errors:
+            raise InvalidInput(errors)
+        return sending
 
     def release(
         self, tenant_id: str, order: dict[str, Any], status: str, reason: str, by: str
     ) -> dict[str, Any]:
         """Set a final status and give back the reserved stock, in one transaction (the
         compensation of the reservation). Conflict if the order changed since it was read."""
-        now = now_iso()
+        now_at = now_iso()
         items: list[dict[str, Any]] = []
         if order.get("reserved"):
-            items.extend(self._stock_change(tenant_id, order, line, reserve=False) for line in order["lines"])
+            items.extend(
+                self._stock_change(tenant_id, order, line, reserve=False, units=units)
+                for line, units in _holding(order)
+                if units > 0
+            )
         items.append(self._versioned_update(
             order,
             "SET #status = :status, #version = #version + :one, reserved = :false, statusReason = :reason, "
             "updatedAt = :now, updatedBy = :by REMOVE GSI3PK, GSI3SK, GSI1PK, GSI1SK",
-            {":status": status, ":one": 1, ":false": False, ":reason": reason, ":now": now, ":by": by},
+            {":status": status, ":one": 1, ":false": False, ":reason": reason, ":now": now_at, ":by": by},
         ))  # fmt: skip
         self.table.transact(items)
         return self.get(tenant_id, order["supplierOrderId"])
@@ -349,7 +584,12 @@ class Orders:
         }}  # fmt: skip
 
     def _stock_change(
-        self, tenant_id: str, order: dict[str, Any], line: dict[str, Any], reserve: bool
+        self,
+        tenant_id: str,
+        order: dict[str, Any],
+        line: dict[str, Any],
+        reserve: bool,
+        units: int | None = None,
     ) -> dict[str, Any]:
         """The transaction item that takes one line's units from its listing (only if the listing is
         ACTIVE and has them) or gives them back."""
@@ -367,6 +607,52 @@ class Orders:
         else:
             update.update({
                 "UpdateExpression": "SET quantity = quantity + :q",
-                "ExpressionAttributeValues": to_item({":q": int(line["quantity"])}),
+                "ExpressionAttributeValues": to_item({":q": int(line["quantity"]) if units is None else units}),
             })  # fmt: skip
         return {"Update": update}
+
+
+@dataclass
+class _Write:
+    """One transition's write: the lifecycle transition it is, the status it leaves, the (line,
+    units) whose stock goes back, the fields it sets and removes, the event's detail, and a new item
+    written in the same transaction (a shipment)."""
+
+    transition: str
+    status: str
+    release: list[tuple[dict[str, Any], int]]
+    changes: dict[str, Any]
+    remove: tuple[str, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+    new_item: dict[str, Any] | None = None
+
+
+# A decided order leaves the expiry index (GSI3) and the correction queue's (GSI1).
+_UNINDEXED = ("GSI3PK", "GSI3SK", "GSI1PK", "GSI1SK")
+
+
+def _final(changes: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The fields of a final status that gives the stock back: no reservation left, the reason."""
+    return {**changes, "reserved": False, "statusReason": reason}
+
+
+def _holding(order: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
+    """Every line with the units it still holds."""
+    return [(line, lifecycle.held(line)) for line in order["lines"]]
+
+
+def shipment_view(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: item[k]
+        for k in (
+            "shipmentId",
+            "supplierOrderId",
+            "carrier",
+            "trackingNumber",
+            "trackingUrl",
+            "lines",
+            "createdAt",
+            "createdBy",
+        )
+        if item.get(k) is not None
+    }
