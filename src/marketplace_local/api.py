@@ -179,6 +179,10 @@ class LocalApi:
                 return
         event = self._event(request, route, params, split.query, raw_body, claims)
         result = self.runtime.invoke(route.function_name, event)
+        if result.throttled:
+            # Lambda's 429 is not passed on: API Gateway answers 500 (docs/decisions.md D32).
+            self._gateway_error(request, "INTEGRATION_FAILURE", status=500)
+            return
         if result.errored:
             log.error("integration %s failed on %s %s: %s", route.function_name, request.command,
                       route.template, result.payload[:2000])  # fmt: skip
@@ -261,8 +265,11 @@ class LocalApi:
         data = base64.b64decode(body) if response.get("isBase64Encoded") else str(body).encode("utf-8")
         self._write(request, int(response["statusCode"]), headers, data)
 
-    def _gateway_error(self, request: BaseHTTPRequestHandler, response_type: str) -> None:
-        status, default_body = _DEFAULT_GATEWAY_RESPONSES[response_type]
+    def _gateway_error(
+        self, request: BaseHTTPRequestHandler, response_type: str, status: int | None = None
+    ) -> None:
+        default_status, default_body = _DEFAULT_GATEWAY_RESPONSES[response_type]
+        status = default_status if status is None else status
         configured = self.gateway_responses.get(response_type)
         if configured:
             status = int(configured.get("statusCode", status))
