@@ -20,8 +20,10 @@ event) is private to the instance as it is to a Lambda execution environment.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import logging
 import os
 import sys
 import threading
@@ -176,6 +178,7 @@ class FunctionSpec:
     _started: int = 0
     _size: int | None = None
     _peaks: list[Peak] = field(default_factory=list)
+    _patches: list[Callable[[Instance], None]] = field(default_factory=list)
     _condition: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -231,7 +234,48 @@ _IMPORT_LOCK = threading.RLock()
 
 def _is_under(module: ModuleType | None, directories: tuple[str, ...]) -> bool:
     file = getattr(module, "__file__", None)
-    return isinstance(file, str) and os.path.realpath(file).startswith(directories)
+    return isinstance(file, str) and _real_path(file).startswith(directories)
+
+
+@functools.cache
+def _real_path(file: str) -> str:
+    # Every module's file is resolved at each instance start: cached, as files do not move.
+    return os.path.realpath(file)
+
+
+_starting_instance = threading.local()
+
+
+def _instance_loggers() -> None:
+    """Give the Powertools ``Logger`` objects an instance creates a standard library logger of the
+    instance's own (idempotent).
+
+    Powertools names the standard library logger after the service and keeps the logger's keys (the
+    request id, cold start and correlation id that ``inject_lambda_context`` appends) in that logger's
+    handler; a second ``Logger`` of the same service reuses the first's handler. On Lambda only one
+    execution environment lives in a process; here the instances of a function share one, and their
+    invocations running at once would write each other's request id. While an instance imports, its
+    ``Logger`` objects get ``<service>#<instance>`` instead (``<service>#<instance>.<module>`` for a
+    child): nothing a formatter prints comes from that name. Outside an instance's import, Powertools'
+    own naming is unchanged."""
+    from aws_lambda_powertools.logging import logger as powertools
+
+    original = powertools.Logger._get_logger
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def _get_logger(self: Any) -> logging.Logger:
+        tag = getattr(_starting_instance, "tag", None)
+        if tag is None:
+            return original(self)
+        name = f"{self.service}#{tag}"
+        if self.child:
+            # called from here as Powertools calls it from its own _get_logger: the same frames up
+            name = f"{name}.{powertools._get_caller_filename()}"
+        return logging.getLogger(name)
+
+    _get_logger.__wrapped__ = original  # type: ignore[attr-defined]
+    powertools.Logger._get_logger = _get_logger  # type: ignore[method-assign]
 
 
 # A fault injector may raise an exception (it then surfaces as the function's error) before a
@@ -301,9 +345,12 @@ class LambdaRuntime:
             # Lambda puts the function's code directory on sys.path: a handler may import the
             # modules beside it (functions/api/app.py includes its routers that way).
             sys.path.insert(0, str(spec.code_dir))
+            _instance_loggers()
+            _starting_instance.tag = f"{spec.logical_id}-{index}"
             try:
                 module_spec.loader.exec_module(module)
             finally:
+                _starting_instance.tag = None
                 sys.path.remove(str(spec.code_dir))
                 own = {name: m for name, m in list(sys.modules.items()) if _is_under(m, private)}
                 for name in own:
@@ -352,8 +399,43 @@ class LambdaRuntime:
             raise
         with spec._condition:
             spec._starting -= 1
+            for patch in spec._patches:
+                patch(instance)
             spec.instances.append(instance)
         return instance
+
+    @contextmanager
+    def patched(
+        self, logical_id: str, module: str, attribute: str, make: Callable[[Any], Any]
+    ) -> Iterator[None]:
+        """For the block, ``attribute`` (a dotted path) of ``module`` is ``make(original)`` in every
+        instance of the function, those running and those that start meanwhile; then restored.
+
+        A test's seam into the handlers: an instance has its own copy of the layer's modules, so a
+        test patching the copy it imported itself no longer reaches them (nor could it on Lambda)."""
+        spec = self.by_logical_id(logical_id)
+        applied: list[tuple[Any, str, Any]] = []
+
+        def patch(instance: Instance) -> None:
+            *path, name = attribute.split(".")
+            owner: Any = instance.modules[module]
+            for part in path:
+                owner = getattr(owner, part)
+            original = owner.__dict__.get(name, getattr(owner, name))
+            setattr(owner, name, make(getattr(owner, name)))
+            applied.append((owner, name, original))
+
+        with spec._condition:
+            spec._patches.append(patch)
+            for instance in spec.instances:
+                patch(instance)
+        try:
+            yield
+        finally:
+            with spec._condition:
+                spec._patches.remove(patch)
+                for owner, name, original in reversed(applied):
+                    setattr(owner, name, original)
 
     def _release(self, spec: FunctionSpec, instance: Instance) -> None:
         with spec._condition:

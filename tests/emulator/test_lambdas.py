@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -311,3 +312,41 @@ def test_the_pool_of_each_function_follows_the_template(stack, monkeypatch):
         # Every function has the shared layer; its package is imported once per instance.
         assert [d.name for d in spec.layer_dirs] == ["shared"]
         assert (spec.layer_dirs[0] / "marketplace" / "__init__.py").is_file()
+
+
+def test_each_instance_logs_with_its_own_powertools_keys(tmp_path, capsys):
+    """Powertools keeps a logger's keys (the request id ``inject_lambda_context`` appends) in the
+    handler of the standard library logger named after the service. Two instances running at once
+    must not share it: each line carries the request id of the invocation that wrote it."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "app.py").write_text(
+        textwrap.dedent("""
+        from aws_lambda_powertools import Logger
+        logger = Logger(service="pool-logs")
+
+        @logger.inject_lambda_context
+        def handler(event, context):
+            event["barrier"].wait(timeout=5)  # both invocations have appended their keys
+            logger.info("after the barrier")
+            return context.aws_request_id
+    """)
+    )
+    runtime = LambdaRuntime({"AWS_REGION": "eu-west-1"})
+    runtime.register(FunctionSpec(logical_id="Logs", name="logs", arn="arn:aws:lambda:eu-west-1:1:function:logs",
+                                  code_dir=tmp_path / "logs", handler="app.handler", environment={}, timeout=10))  # fmt: skip
+    results = at_once(runtime, "logs", 2, threading.Barrier(2))
+    ids = {r.json() for r in results}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "after the barrier" in line]
+    assert len(ids) == 2 and sorted(line["function_request_id"] for line in lines) == sorted(ids)
+
+
+def test_a_patch_reaches_every_instance_running_or_started_meanwhile_and_is_undone(pooled):
+    runtime, register = pooled
+    spec = register()
+    assert runtime.invoke_or_raise("pooled", {})["calls"] == [1, 1, 1]  # one warm instance
+    with runtime.patched("Pooled", "beside", "CALLS", lambda original: ["patched"] * 10):
+        results = at_once(runtime, "pooled", 2, threading.Barrier(2))  # the warm one and a new one
+        assert len(spec.instances) == 2
+        assert sorted(r.json()["calls"][1] for r in results) == [11, 11]
+    # Undone: the warm instance has its own list back (its one call), the new one its empty list.
+    assert [i.modules["beside"].CALLS for i in spec.instances] == [[1], []]
