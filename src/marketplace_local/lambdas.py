@@ -291,6 +291,7 @@ class LambdaRuntime:
         self.environ = install_environ()
 
     def register(self, spec: FunctionSpec) -> None:
+        _ = spec.size  # a bad MARKETPLACE_LAMBDA_CONCURRENCY stops the stack now, with the reason
         self.functions[spec.name] = spec
 
     def by_logical_id(self, logical_id: str) -> FunctionSpec:

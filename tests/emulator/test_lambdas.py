@@ -7,6 +7,7 @@ import os
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,10 +18,10 @@ import requests
 
 from marketplace_local.lambdas import (
     CONCURRENCY_VARIABLE,
-    DEFAULT_CONCURRENCY,
     FunctionSpec,
     LambdaError,
     LambdaRuntime,
+    default_concurrency,
 )
 from tests.conftest import wait_until
 
@@ -252,7 +253,7 @@ def test_a_bad_local_pool_size_is_refused_with_the_reason(pooled, monkeypatch):
     _, register = pooled
     monkeypatch.setenv(CONCURRENCY_VARIABLE, "0")
     with pytest.raises(ValueError, match=f"{CONCURRENCY_VARIABLE} must be a whole number of at least 1"):
-        _ = register().size
+        register()
 
 
 def test_reserved_concurrency_sizes_the_pool_and_an_invocation_beyond_it_is_throttled(pooled):
@@ -304,11 +305,14 @@ def test_a_throttled_invoke_is_what_boto3_step_functions_and_api_gateway_see_fro
 
 
 def test_the_pool_of_each_function_follows_the_template(stack, monkeypatch):
+    monkeypatch.delenv(CONCURRENCY_VARIABLE, raising=False)
+    assert default_concurrency() == 4  # the local default
+    monkeypatch.undo()
     resources = stack.template.resources_of_type("AWS::Lambda::Function")
     for spec in stack.runtime.functions.values():
         reserved = resources[spec.logical_id]["Properties"].get("ReservedConcurrentExecutions")
         assert spec.reserved_concurrency == (None if reserved is None else int(reserved))
-        assert spec.size == (int(reserved) if reserved is not None else DEFAULT_CONCURRENCY)
+        assert spec.size == (int(reserved) if reserved is not None else default_concurrency())
         # Every function has the shared layer; its package is imported once per instance.
         assert [d.name for d in spec.layer_dirs] == ["shared"]
         assert (spec.layer_dirs[0] / "marketplace" / "__init__.py").is_file()
@@ -350,3 +354,38 @@ def test_a_patch_reaches_every_instance_running_or_started_meanwhile_and_is_undo
         assert sorted(r.json()["calls"][1] for r in results) == [11, 11]
     # Undone: the warm instance has its own list back (its one call), the new one its empty list.
     assert [i.modules["beside"].CALLS for i in spec.instances] == [[1], []]
+
+
+def test_reserved_concurrency_and_layers_are_read_from_the_template(tmp_path, stack):
+    from marketplace_local.provision import Provisioner
+    from marketplace_local.template import load
+
+    for folder in ("layer", "capped", "open"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent("""
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Shared:
+            Type: AWS::Serverless::LayerVersion
+            Properties: {ContentUri: layer/}
+          Capped:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: capped/, Handler: app.handler, Runtime: python3.12, ReservedConcurrentExecutions: 2,
+                         Layers: [!Ref Shared]}
+          Open:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: open/, Handler: app.handler, Runtime: python3.12}
+    """)
+    )
+    runtime = LambdaRuntime({"AWS_REGION": stack.config.region})
+    Provisioner(load(tmp_path / "template.yaml"), stack.client, runtime, stack.config.region, "123456789012",
+                f"pool-{uuid.uuid4().hex[:8]}").provision()  # fmt: skip
+    capped, open_ = runtime.by_logical_id("Capped"), runtime.by_logical_id("Open")
+    assert (capped.reserved_concurrency, capped.size, capped.layer_dirs) == (
+        2,
+        2,
+        ((tmp_path / "layer").resolve(),),
+    )
+    assert (open_.reserved_concurrency, open_.size, open_.layer_dirs) == (None, default_concurrency(), ())
