@@ -281,6 +281,10 @@ class LocalApi:
                 return
         event = self._event(request, route, params, split.query, raw_body, claims)
         result = self.runtime.invoke(route.function_name, event)
+        if result.throttled:
+            # Lambda's 429 is not passed on: API Gateway answers 500 (docs/decisions.md D32).
+            self.gateway_error(request, "INTEGRATION_FAILURE", status=500)
+            return
         if result.errored:
             log.error("integration %s failed on %s %s: %s", route.function_name, request.command,
                       route.template, result.payload[:2000])  # fmt: skip

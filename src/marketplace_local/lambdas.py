@@ -7,14 +7,23 @@ it with the function's own environment and a Lambda context, and turns an except
 ``{"errorType", "errorMessage", "stackTrace"}`` payload with the function-error flag set, which
 is what ASL ``Retry``/``Catch`` match on.
 
-Each function runs one invocation at a time (one warm container per function): that keeps
-module-level state (Powertools logger keys, metrics) as private to an invocation as on AWS.
+Each function has a pool of warm instances, as Lambda has execution environments: an invocation
+takes an idle instance, or starts a new one (a cold start) while the pool is below its size, so a
+function runs as many invocations at once as it has instances. The size is the function's
+``ReservedConcurrentExecutions`` when the template sets it (then an invocation finding every instance
+busy is throttled, as Lambda throttles it), else ``MARKETPLACE_LAMBDA_CONCURRENCY`` (default 4; an
+invocation finding every instance busy waits for one: Lambda would start another environment).
+An instance is its own import of the handler module, the modules beside it and the function's
+layer packages, so module-level state (Powertools objects, boto3 clients, caches, a router's current
+event) is private to the instance as it is to a Lambda execution environment.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import logging
 import os
 import sys
 import threading
@@ -112,6 +121,36 @@ class LambdaContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
+# The pool size of a function whose template sets no reserved concurrency.
+CONCURRENCY_VARIABLE = "MARKETPLACE_LAMBDA_CONCURRENCY"
+DEFAULT_CONCURRENCY = 4
+THROTTLED = "TooManyRequestsException"
+
+
+def default_concurrency() -> int:
+    text = os.environ.get(CONCURRENCY_VARIABLE, str(DEFAULT_CONCURRENCY))
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{CONCURRENCY_VARIABLE} must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+@dataclass
+class Instance:
+    """One warm execution environment: the function's own import of its handler module and of
+    every module under its code and layer directories."""
+
+    index: int
+    main: ModuleType
+    modules: dict[str, ModuleType]
+
+
+class Peak:
+    """The most invocations of one function in flight at once while it is watched."""
+
+    def __init__(self, now: int) -> None:
+        self.value = now
+
+
 @dataclass
 class FunctionSpec:
     logical_id: str
@@ -124,9 +163,49 @@ class FunctionSpec:
     memory: int = 128
     # LoggingConfig: LogFormat, ApplicationLogLevel, SystemLogLevel (Lambda's defaults: Text, INFO, INFO)
     log_config: dict[str, str] = field(default_factory=dict)
-    module: ModuleType | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # ReservedConcurrentExecutions: the pool's size, and invocations beyond it are throttled.
+    reserved_concurrency: int | None = None
+    # The function's layers' local directories: their packages are imported once per instance.
+    layer_dirs: tuple[Path, ...] = ()
     invocations: int = 0
+    throttles: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    waiting: int = 0  # invocations waiting for an instance
+    instances: list[Instance] = field(default_factory=list)
+    _idle: list[Instance] = field(default_factory=list)
+    _starting: int = 0
+    _started: int = 0
+    _size: int | None = None
+    _peaks: list[Peak] = field(default_factory=list)
+    _patches: list[Callable[[Instance], None]] = field(default_factory=list)
+    _condition: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def size(self) -> int:
+        """How many instances the pool may hold."""
+        if self._size is None:
+            self._size = (
+                self.reserved_concurrency if self.reserved_concurrency is not None else default_concurrency()
+            )
+        return self._size
+
+    @property
+    def module(self) -> ModuleType | None:
+        """The first instance's handler module (None before the first invocation)."""
+        return self.instances[0].main if self.instances else None
+
+    @contextmanager
+    def watch(self) -> Iterator[Peak]:
+        """Yields a :class:`Peak` that follows how many invocations run at once inside the block."""
+        with self._condition:
+            peak = Peak(self.in_flight)
+            self._peaks.append(peak)
+        try:
+            yield peak
+        finally:
+            with self._condition:
+                self._peaks.remove(peak)
 
 
 @dataclass
@@ -134,6 +213,8 @@ class InvocationResult:
     payload: str
     errored: bool
     duration_ms: float
+    # Lambda refused the invocation: the function's reserved concurrency was in use.
+    throttled: bool = False
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -145,6 +226,56 @@ class LambdaError(Exception):
     def __init__(self, payload: dict[str, Any]) -> None:
         super().__init__(f"{payload.get('errorType')}: {payload.get('errorMessage')}")
         self.payload = payload
+
+
+# Instances start one at a time: each takes the shared modules out of sys.modules while it imports.
+_IMPORT_LOCK = threading.RLock()
+
+
+def _is_under(module: ModuleType | None, directories: tuple[str, ...]) -> bool:
+    file = getattr(module, "__file__", None)
+    return isinstance(file, str) and _real_path(file).startswith(directories)
+
+
+@functools.cache
+def _real_path(file: str) -> str:
+    # Every module's file is resolved at each instance start: cached, as files do not move.
+    return os.path.realpath(file)
+
+
+_starting_instance = threading.local()
+
+
+def _instance_loggers() -> None:
+    """Give the Powertools ``Logger`` objects an instance creates a standard library logger of the
+    instance's own (idempotent).
+
+    Powertools names the standard library logger after the service and keeps the logger's keys (the
+    request id, cold start and correlation id that ``inject_lambda_context`` appends) in that logger's
+    handler; a second ``Logger`` of the same service reuses the first's handler. On Lambda only one
+    execution environment lives in a process; here the instances of a function share one, and their
+    invocations running at once would write each other's request id. While an instance imports, its
+    ``Logger`` objects get ``<service>#<instance>`` instead (``<service>#<instance>.<module>`` for a
+    child): nothing a formatter prints comes from that name. Outside an instance's import, Powertools'
+    own naming is unchanged."""
+    from aws_lambda_powertools.logging import logger as powertools
+
+    original = powertools.Logger._get_logger
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def _get_logger(self: Any) -> logging.Logger:
+        tag = getattr(_starting_instance, "tag", None)
+        if tag is None:
+            return original(self)
+        name = f"{self.service}#{tag}"
+        if self.child:
+            # called from here as Powertools calls it from its own _get_logger: the same frames up
+            name = f"{name}.{powertools._get_caller_filename()}"
+        return logging.getLogger(name)
+
+    _get_logger.__wrapped__ = original  # type: ignore[attr-defined]
+    powertools.Logger._get_logger = _get_logger  # type: ignore[method-assign]
 
 
 # A fault injector may raise an exception (it then surfaces as the function's error) before a
@@ -160,6 +291,7 @@ class LambdaRuntime:
         self.environ = install_environ()
 
     def register(self, spec: FunctionSpec) -> None:
+        _ = spec.size  # a bad MARKETPLACE_LAMBDA_CONCURRENCY stops the stack now, with the reason
         self.functions[spec.name] = spec
 
     def by_logical_id(self, logical_id: str) -> FunctionSpec:
@@ -187,26 +319,130 @@ class LambdaRuntime:
             **spec.environment,
         }
 
-    def _load(self, spec: FunctionSpec) -> Callable[[Any, Any], Any]:
-        module_path, _, attr = spec.handler.rpartition(".")
-        if spec.module is None:
-            file = spec.code_dir / (module_path.replace(".", "/") + ".py")
-            module_name = f"_lambda_{spec.logical_id}_{module_path.replace('.', '_')}"
+    def _start_instance(self, spec: FunctionSpec, index: int) -> Instance:
+        """Import the handler module afresh, with fresh copies of the modules beside it and of the
+        layers' packages, as a new execution environment would.
+
+        Python keeps one module per name (``sys.modules``), and the handler's ``import routes`` or
+        ``from marketplace import ...`` would find the modules another instance imported. So, under
+        one import lock, the modules from the function's code and layer directories are taken out of
+        ``sys.modules``, the handler is imported (which imports its own copies), those copies are
+        kept with the instance and the previous modules are put back. Later, each instance's code
+        reaches its own copies through its module globals. Third-party packages (Powertools,
+        boto3) are imported once per process; their objects that the instance creates are its own."""
+        module_path, _, _ = spec.handler.rpartition(".")
+        file = spec.code_dir / (module_path.replace(".", "/") + ".py")
+        module_name = f"_lambda_{spec.logical_id}_{index}_{module_path.replace('.', '_')}"
+        private = tuple(os.path.realpath(d) + os.sep for d in (spec.code_dir, *spec.layer_dirs))
+        with _IMPORT_LOCK:
             module_spec = importlib.util.spec_from_file_location(module_name, file)
             if module_spec is None or module_spec.loader is None:
                 raise ImportError(f"cannot load handler module {file}")
             module = importlib.util.module_from_spec(module_spec)
+            previous = {name: m for name, m in list(sys.modules.items()) if _is_under(m, private)}
+            for name in previous:
+                del sys.modules[name]
             sys.modules[module_name] = module
             # Lambda puts the function's code directory on sys.path: a handler may import the
             # modules beside it (functions/api/app.py includes its routers that way).
             sys.path.insert(0, str(spec.code_dir))
+            _instance_loggers()
+            _starting_instance.tag = f"{spec.logical_id}-{index}"
             try:
                 module_spec.loader.exec_module(module)
             finally:
+                _starting_instance.tag = None
                 sys.path.remove(str(spec.code_dir))
-            isolate_metrics(module)
-            spec.module = module
-        return getattr(spec.module, attr)
+                own = {name: m for name, m in list(sys.modules.items()) if _is_under(m, private)}
+                for name in own:
+                    del sys.modules[name]
+                sys.modules.update(previous)
+        for each in own.values():
+            isolate_metrics(each)
+        return Instance(index=index, main=module, modules=own)
+
+    def _acquire(self, spec: FunctionSpec) -> Instance | None:
+        with self.environ.overlay(self._environment(spec)):  # a new instance imports with it (init)
+            return self._acquire_instance(spec)
+
+    def _acquire_instance(self, spec: FunctionSpec) -> Instance | None:
+        """An idle instance, a new one while the pool has room, or (every instance busy) None when
+        the function's reserved concurrency is in use; else wait for one to finish."""
+        with spec._condition:
+            while not spec._idle and len(spec.instances) + spec._starting >= spec.size:
+                if spec.reserved_concurrency is not None:
+                    spec.throttles += 1
+                    return None
+                spec.waiting += 1
+                try:
+                    spec._condition.wait()
+                finally:
+                    spec.waiting -= 1
+            instance = spec._idle.pop() if spec._idle else None
+            if instance is None:
+                spec._starting += 1
+                index = spec._started
+                spec._started += 1
+            spec.invocations += 1
+            spec.in_flight += 1
+            spec.max_in_flight = max(spec.max_in_flight, spec.in_flight)
+            for peak in spec._peaks:
+                peak.value = max(peak.value, spec.in_flight)
+        if instance is not None:
+            return instance
+        try:
+            instance = self._start_instance(spec, index)
+        except BaseException:
+            with spec._condition:
+                spec._starting -= 1
+                spec.in_flight -= 1
+                spec._condition.notify()
+            raise
+        with spec._condition:
+            spec._starting -= 1
+            for patch in spec._patches:
+                patch(instance)
+            spec.instances.append(instance)
+        return instance
+
+    @contextmanager
+    def patched(
+        self, logical_id: str, module: str, attribute: str, make: Callable[[Any], Any]
+    ) -> Iterator[None]:
+        """For the block, ``attribute`` (a dotted path) of ``module`` is ``make(original)`` in every
+        instance of the function, those running and those that start meanwhile; then restored.
+
+        A test's seam into the handlers: an instance has its own copy of the layer's modules, so a
+        test patching the copy it imported itself no longer reaches them (nor could it on Lambda)."""
+        spec = self.by_logical_id(logical_id)
+        applied: list[tuple[Any, str, Any]] = []
+
+        def patch(instance: Instance) -> None:
+            *path, name = attribute.split(".")
+            owner: Any = instance.modules[module]
+            for part in path:
+                owner = getattr(owner, part)
+            original = owner.__dict__.get(name, getattr(owner, name))
+            setattr(owner, name, make(getattr(owner, name)))
+            applied.append((owner, name, original))
+
+        with spec._condition:
+            spec._patches.append(patch)
+            for instance in spec.instances:
+                patch(instance)
+        try:
+            yield
+        finally:
+            with spec._condition:
+                spec._patches.remove(patch)
+                for owner, name, original in reversed(applied):
+                    setattr(owner, name, original)
+
+    def _release(self, spec: FunctionSpec, instance: Instance) -> None:
+        with spec._condition:
+            spec._idle.append(instance)
+            spec.in_flight -= 1
+            spec._condition.notify()
 
     def invoke(self, function_name: str, event: Any) -> InvocationResult:
         """Invoke synchronously; never raises for a handler's error (see ``errored``)."""
@@ -219,29 +455,39 @@ class LambdaRuntime:
             }
             return InvocationResult(json.dumps(payload), True, 0.0)
         request_id = str(uuid.uuid4())
-        with spec.lock, self.environ.overlay(self._environment(spec)):
-            # The timeout counts from here: waiting for this function's one warm container is a
-            # local artefact (Lambda would run the invocations side by side), not the handler's time.
-            started = time.perf_counter()
-            spec.invocations += 1
-            context = LambdaContext(
-                function_name=spec.name,
-                function_version="$LATEST",
-                invoked_function_arn=spec.arn,
-                memory_limit_in_mb=spec.memory,
-                aws_request_id=request_id,
-                log_group_name=f"/aws/lambda/{spec.name}",
-                log_stream_name=f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
-                timeout_seconds=spec.timeout,
-            )
-            try:
-                for interceptor in self.interceptors:
-                    interceptor(spec, event)
-                handler = self._load(spec)
-                result = handler(event, context)
-                payload, errored = json.dumps(result), False
-            except Exception as exc:
-                payload, errored = json.dumps(error_payload(exc)), True
+        try:
+            instance = self._acquire(spec)
+        except Exception as exc:  # the handler module failed to import: Lambda's Runtime.ImportModuleError
+            return InvocationResult(json.dumps(error_payload(exc)), True, 0.0)
+        if instance is None:
+            payload = {"errorType": THROTTLED, "errorMessage": "Rate Exceeded.",
+                       "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}  # fmt: skip
+            return InvocationResult(json.dumps(payload), True, 0.0, throttled=True)
+        try:
+            with self.environ.overlay(self._environment(spec)):
+                # The timeout counts from here: waiting for an instance of a function without reserved
+                # concurrency is a local artefact (Lambda would start another), not the handler's time.
+                started = time.perf_counter()
+                context = LambdaContext(
+                    function_name=spec.name,
+                    function_version="$LATEST",
+                    invoked_function_arn=spec.arn,
+                    memory_limit_in_mb=spec.memory,
+                    aws_request_id=request_id,
+                    log_group_name=f"/aws/lambda/{spec.name}",
+                    log_stream_name=f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
+                    timeout_seconds=spec.timeout,
+                )
+                try:
+                    for interceptor in self.interceptors:
+                        interceptor(spec, event)
+                    _, _, attr = spec.handler.rpartition(".")
+                    result = getattr(instance.main, attr)(event, context)
+                    payload, errored = json.dumps(result), False
+                except Exception as exc:
+                    payload, errored = json.dumps(error_payload(exc)), True
+        finally:
+            self._release(spec, instance)
         duration = time.perf_counter() - started
         if duration > spec.timeout:
             # Lambda would have stopped the handler at its timeout; report what AWS reports.
@@ -262,10 +508,22 @@ class LambdaRuntime:
 
         runtime = self
 
+        from moto.core.exceptions import JsonRESTError
+
+        class TooManyRequestsException(JsonRESTError):
+            # Lambda answers Invoke with HTTP 429 when the reserved concurrency is in use: boto3
+            # raises it, and Step Functions reports it as Lambda.TooManyRequestsException.
+            code = 429
+
+            def __init__(self) -> None:
+                super().__init__(THROTTLED, "Rate Exceeded.")
+
         def _invoke_lambda(fn: Any, event: Any = None) -> tuple[str, bool, str]:
             if isinstance(event, str | bytes):
                 event = json.loads(event or "{}")
             result = runtime.invoke(fn.function_name, event if event is not None else {})
+            if result.throttled:
+                raise TooManyRequestsException()
             return result.payload, result.errored, ""
 
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
@@ -283,17 +541,18 @@ def isolate_metrics(module: ModuleType) -> None:
     """Give each Powertools ``Metrics`` of a handler module sets of its own.
 
     Powertools keeps the metric, dimension and metadata sets at class level: on Lambda one process is
-    one function, so that is harmless. Here every function shares one process, and one function's
-    flush could publish or clear another's metrics, or find metrics, lose them to another thread's
-    clear, and then fail with ``SchemaValidationError: Must contain at least one metric``. Each
-    function's invocations are serialised by its lock, so private sets make flushes independent."""
+    one execution environment, so that is harmless. Here every function and every instance shares one
+    process, and one instance's flush could publish or clear another's metrics, or find metrics, lose
+    them to another thread's clear, and then fail with ``SchemaValidationError: Must contain at least
+    one metric``. An instance runs one invocation at a time, so private sets make flushes independent."""
     from aws_lambda_powertools import Metrics
 
     for value in list(vars(module).values()):
-        if isinstance(value, Metrics):
+        if isinstance(value, Metrics) and not getattr(value, "_local_isolated", False):
             metric_set: dict[str, Any] = {}
             dimension_set: dict[str, str] = dict(value.provider.default_dimensions)
             metadata_set: dict[str, Any] = {}
             sets = (metric_set, dimension_set, metadata_set)
             for holder in (value, value.provider):
                 holder.metric_set, holder.dimension_set, holder.metadata_set = sets
+            value._local_isolated = True  # type: ignore[attr-defined]

@@ -292,9 +292,25 @@ class Provisioner:
                 timeout=int(props.get("Timeout", 3)),
                 memory=int(props.get("MemorySize", 128)),
                 log_config={k: str(v) for k, v in (props.get("LoggingConfig") or {}).items()},
+                reserved_concurrency=(
+                    int(props["ReservedConcurrentExecutions"])
+                    if "ReservedConcurrentExecutions" in props
+                    else None
+                ),
+                layer_dirs=tuple(self._layer_dir(arn) for arn in props.get("Layers", [])),
             )
         )
         return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})
+
+    def _layer_dir(self, arn: str) -> Path:
+        """The local directory of a layer of this template, by the ARN a function names it with
+        (the transform names the layer's code after its SAM logical id)."""
+        for logical_id, physical in self.result.physical.items():
+            resource = self.template.resources[logical_id]
+            if physical.ref == arn and resource["Type"] == "AWS::Lambda::LayerVersion":
+                key = resource["Properties"]["Content"]["S3Key"]
+                return self.template.local_path(key.rsplit("/", 1)[-1])
+        raise TemplateError(f"the layer {arn} is not one of this template's layers")
 
     def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> Physical:
         # Not created in moto: moto's own delivery ignores the mapping's settings (FilterCriteria, BatchSize, retries).

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import textwrap
 import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
-from marketplace_local.lambdas import FunctionSpec, LambdaError, LambdaRuntime
+from marketplace_local.lambdas import (
+    CONCURRENCY_VARIABLE,
+    FunctionSpec,
+    LambdaError,
+    LambdaRuntime,
+    default_concurrency,
+)
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -140,3 +154,238 @@ def test_each_function_keeps_its_own_powertools_metrics(tmp_path):
     assert rt.invoke_or_raise("first", {"name": "A"}) == ["A"]
     assert rt.invoke_or_raise("second", {"name": "B"}) == ["B"]  # not A's metric too
     assert rt.invoke_or_raise("first", {"name": "C"}) == ["A", "C"]
+
+
+# ---------------------------------------------------------------- a pool of instances per function
+
+
+@pytest.fixture
+def pooled(tmp_path: Path):
+    """A function whose handler keeps state in its own module, in a module beside it and in its
+    layer's package, and can wait on a barrier the test hands it (the event is passed in-process)."""
+    (tmp_path / "layer" / "pool_layer").mkdir(parents=True)
+    (tmp_path / "layer" / "pool_layer" / "__init__.py").write_text("CALLS = []\n")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "beside.py").write_text("CALLS = []\n")
+    (tmp_path / "code" / "app.py").write_text(
+        textwrap.dedent("""
+        import beside, pool_layer
+        CALLS = []
+
+        def handler(event, context):
+            for calls in (CALLS, beside.CALLS, pool_layer.CALLS):
+                calls.append(1)
+            if "barrier" in event:
+                event["barrier"].wait(timeout=5)
+            return {"instance": id(CALLS), "calls": [len(CALLS), len(beside.CALLS), len(pool_layer.CALLS)]}
+    """)
+    )
+    sys.path.insert(0, str(tmp_path / "layer"))  # the layer's package, importable as on Lambda
+    rt = LambdaRuntime({"AWS_REGION": "eu-west-1"})
+
+    def register(name: str = "pooled", **settings) -> FunctionSpec:
+        spec = FunctionSpec(logical_id=name.title(), name=name, arn=f"arn:aws:lambda:eu-west-1:1:function:{name}",
+                            code_dir=tmp_path / "code", handler="app.handler", environment={}, timeout=10,
+                            layer_dirs=(tmp_path / "layer",), **settings)  # fmt: skip
+        rt.register(spec)
+        return spec
+
+    yield rt, register
+    sys.path.remove(str(tmp_path / "layer"))
+    for name in ("beside", "pool_layer"):
+        sys.modules.pop(name, None)
+
+
+def at_once(runtime: LambdaRuntime, name: str, count: int, barrier: threading.Barrier) -> list:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: runtime.invoke(name, {"barrier": barrier}), range(count)))
+
+
+def test_invocations_of_one_function_run_at_once_each_in_an_instance_of_its_own(pooled):
+    runtime, register = pooled
+    spec = register()
+    # Four invocations all waiting for each other: with one invocation at a time they never meet.
+    with spec.watch() as peak:
+        results = at_once(runtime, "pooled", 4, threading.Barrier(4))
+    assert not any(r.errored for r in results), [r.payload for r in results]
+    assert peak.value == 4 and spec.max_in_flight == 4 and len(spec.instances) == 4
+    # Each ran in its own instance: its module, the module beside it and the layer's package are
+    # its own imports, so each saw only its own call.
+    assert len({r.json()["instance"] for r in results}) == 4
+    assert [r.json()["calls"] for r in results] == [[1, 1, 1]] * 4
+    assert len({id(i.modules["pool_layer"]) for i in spec.instances}) == 4
+    assert len({id(i.modules["beside"]) for i in spec.instances}) == 4
+    # The process's own modules are left as they were: no instance's copy is in sys.modules.
+    assert "beside" not in sys.modules and all(sys.modules.get("pool_layer") is not i.modules["pool_layer"]
+                                               for i in spec.instances)  # fmt: skip
+
+
+def test_an_idle_instance_is_reused_warm(pooled):
+    runtime, register = pooled
+    spec = register()
+    calls = [runtime.invoke_or_raise("pooled", {}) for _ in range(3)]
+    assert [c["calls"] for c in calls] == [[1, 1, 1], [2, 2, 2], [3, 3, 3]]
+    assert len(spec.instances) == 1 and spec.max_in_flight == 1
+
+
+def test_the_pool_size_defaults_to_the_local_setting_and_a_busy_pool_makes_callers_wait(pooled, monkeypatch):
+    runtime, register = pooled
+    monkeypatch.setenv(CONCURRENCY_VARIABLE, "2")
+    spec = register()
+    assert spec.size == 2
+    # Three callers, two instances: the third waits for one (Lambda would start another), then runs
+    # in the instance that finished first.
+    barrier = threading.Barrier(3)
+    with ThreadPoolExecutor(3) as pool:
+        busy = [pool.submit(runtime.invoke, "pooled", {"barrier": barrier}) for _ in range(2)]
+        wait_until(lambda: spec.in_flight == 2, what="both instances busy")
+        third = pool.submit(runtime.invoke, "pooled", {})
+        wait_until(lambda: spec.waiting == 1, what="the third caller waiting for an instance")
+        assert not third.done()
+        barrier.wait(timeout=5)
+        results = [b.result() for b in busy] + [third.result()]
+    assert not any(r.errored for r in results), [r.payload for r in results]
+    assert results[2].json()["calls"] == [2, 2, 2]
+    assert len(spec.instances) == 2 and spec.max_in_flight == 2 and spec.throttles == 0
+
+
+def test_a_bad_local_pool_size_is_refused_with_the_reason(pooled, monkeypatch):
+    _, register = pooled
+    monkeypatch.setenv(CONCURRENCY_VARIABLE, "0")
+    with pytest.raises(ValueError, match=f"{CONCURRENCY_VARIABLE} must be a whole number of at least 1"):
+        register()
+
+
+def test_reserved_concurrency_sizes_the_pool_and_an_invocation_beyond_it_is_throttled(pooled):
+    runtime, register = pooled
+    spec = register(reserved_concurrency=2)
+    assert spec.size == 2
+    first, second = threading.Barrier(3), threading.Barrier(2)
+    with ThreadPoolExecutor(2) as pool:
+        busy = [pool.submit(runtime.invoke, "pooled", {"barrier": first}) for _ in range(2)]
+        wait_until(lambda: spec.in_flight == 2, what="both instances busy")
+        throttled = runtime.invoke("pooled", {"barrier": second})
+        first.wait(timeout=5)  # let the two finish
+        assert not any(b.result().errored for b in busy)
+    assert throttled.errored and throttled.throttled
+    assert throttled.json()["errorType"] == "TooManyRequestsException" and spec.throttles == 1
+    assert runtime.invoke_or_raise("pooled", {})["calls"][0] == 2  # a warm instance again
+
+
+@contextmanager
+def no_instance_to_spare(spec: FunctionSpec) -> Iterator[None]:
+    """The function's reserved concurrency all in use (as if 0 were reserved), for the block."""
+    saved = spec.reserved_concurrency, spec._size
+    spec.reserved_concurrency, spec._size = 0, 0
+    try:
+        yield
+    finally:
+        spec.reserved_concurrency, spec._size = saved
+
+
+def test_a_throttled_invoke_is_what_boto3_step_functions_and_api_gateway_see_from_lambda(stack):
+    """Through moto's Lambda Invoke (the API's drain call, Step Functions' Task states) an HTTP 429
+    (Step Functions names it Lambda.TooManyRequestsException); through the API a 500."""
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    drain = stack.runtime.by_logical_id("CorrectionDrainFunction")
+    client = boto3.session.Session().client("lambda", region_name=stack.config.region, endpoint_url=stack.moto_endpoint,
+                                            config=Config(retries={"max_attempts": 1}))  # fmt: skip
+    with no_instance_to_spare(drain), pytest.raises(botocore.exceptions.ClientError) as raised:
+        client.invoke(FunctionName=drain.name, Payload=b"{}")
+    assert raised.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+
+    with no_instance_to_spare(stack.runtime.by_logical_id("ApiFunction")):
+        answer = requests.get(f"{stack.api_url}/health", timeout=30)
+    assert (answer.status_code, answer.json()) == (500, {"message": "Internal server error"})
+    assert requests.get(f"{stack.api_url}/health", timeout=30).status_code == 200
+
+
+def test_the_pool_of_each_function_follows_the_template(stack, monkeypatch):
+    monkeypatch.delenv(CONCURRENCY_VARIABLE, raising=False)
+    assert default_concurrency() == 4  # the local default
+    monkeypatch.undo()
+    resources = stack.template.resources_of_type("AWS::Lambda::Function")
+    for spec in stack.runtime.functions.values():
+        reserved = resources[spec.logical_id]["Properties"].get("ReservedConcurrentExecutions")
+        assert spec.reserved_concurrency == (None if reserved is None else int(reserved))
+        assert spec.size == (int(reserved) if reserved is not None else default_concurrency())
+        # Every function has the shared layer; its package is imported once per instance.
+        assert [d.name for d in spec.layer_dirs] == ["shared"]
+        assert (spec.layer_dirs[0] / "marketplace" / "__init__.py").is_file()
+
+
+def test_each_instance_logs_with_its_own_powertools_keys(tmp_path, capsys):
+    """Powertools keeps a logger's keys (the request id ``inject_lambda_context`` appends) in the
+    handler of the standard library logger named after the service. Two instances running at once
+    must not share it: each line carries the request id of the invocation that wrote it."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "app.py").write_text(
+        textwrap.dedent("""
+        from aws_lambda_powertools import Logger
+        logger = Logger(service="pool-logs")
+
+        @logger.inject_lambda_context
+        def handler(event, context):
+            event["barrier"].wait(timeout=5)  # both invocations have appended their keys
+            logger.info("after the barrier")
+            return context.aws_request_id
+    """)
+    )
+    runtime = LambdaRuntime({"AWS_REGION": "eu-west-1"})
+    runtime.register(FunctionSpec(logical_id="Logs", name="logs", arn="arn:aws:lambda:eu-west-1:1:function:logs",
+                                  code_dir=tmp_path / "logs", handler="app.handler", environment={}, timeout=10))  # fmt: skip
+    results = at_once(runtime, "logs", 2, threading.Barrier(2))
+    ids = {r.json() for r in results}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "after the barrier" in line]
+    assert len(ids) == 2 and sorted(line["function_request_id"] for line in lines) == sorted(ids)
+
+
+def test_a_patch_reaches_every_instance_running_or_started_meanwhile_and_is_undone(pooled):
+    runtime, register = pooled
+    spec = register()
+    assert runtime.invoke_or_raise("pooled", {})["calls"] == [1, 1, 1]  # one warm instance
+    with runtime.patched("Pooled", "beside", "CALLS", lambda original: ["patched"] * 10):
+        results = at_once(runtime, "pooled", 2, threading.Barrier(2))  # the warm one and a new one
+        assert len(spec.instances) == 2
+        assert sorted(r.json()["calls"][1] for r in results) == [11, 11]
+    # Undone: the warm instance has its own list back (its one call), the new one its empty list.
+    assert [i.modules["beside"].CALLS for i in spec.instances] == [[1], []]
+
+
+def test_reserved_concurrency_and_layers_are_read_from_the_template(tmp_path, stack):
+    from marketplace_local.provision import Provisioner
+    from marketplace_local.template import load
+
+    for folder in ("layer", "capped", "open"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent("""
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Shared:
+            Type: AWS::Serverless::LayerVersion
+            Properties: {ContentUri: layer/}
+          Capped:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: capped/, Handler: app.handler, Runtime: python3.12, ReservedConcurrentExecutions: 2,
+                         Layers: [!Ref Shared]}
+          Open:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: open/, Handler: app.handler, Runtime: python3.12}
+    """)
+    )
+    runtime = LambdaRuntime({"AWS_REGION": stack.config.region})
+    Provisioner(load(tmp_path / "template.yaml"), stack.client, runtime, stack.config.region, "123456789012",
+                f"pool-{uuid.uuid4().hex[:8]}").provision()  # fmt: skip
+    capped, open_ = runtime.by_logical_id("Capped"), runtime.by_logical_id("Open")
+    assert (capped.reserved_concurrency, capped.size, capped.layer_dirs) == (
+        2,
+        2,
+        ((tmp_path / "layer").resolve(),),
+    )
+    assert (open_.reserved_concurrency, open_.size, open_.layer_dirs) == (None, default_concurrency(), ())

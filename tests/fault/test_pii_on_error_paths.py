@@ -13,7 +13,6 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from marketplace.adapters import aws
 from marketplace_local.faults import FaultConfig, FaultInjector
 from tests.conftest import wait_until
 from tests.fault.harness import Api
@@ -27,7 +26,7 @@ SUPPLIER = {
 
 
 def _throttle_writes_mentioning(marker: str, times: int) -> Any:
-    """A botocore hook on the handlers' DynamoDB client: the first ``times`` writes whose request
+    """A botocore hook on the API function's DynamoDB clients: the first ``times`` writes whose request
     mentions ``marker`` are refused as throttled (after botocore's own retries, the API's 5xx)."""
     left = {"n": times}
 
@@ -53,10 +52,21 @@ def test_no_contact_detail_or_tax_id_reaches_the_logs_on_error_paths(stack, tena
                "taxId": f"DE{uuid.uuid4().int % 10**9:09d}"}  # fmt: skip
     fixed_email = f"pii-{unique}@initech.de"
     api = Api(stack, tenant)
-    client = aws.client("dynamodb")
     # The first writes are refused: the API answers 5xx (and logs the exception) until they pass.
-    refuse = _throttle_writes_mentioning(secrets["taxId"], times=4)
-    client.meta.events.register("before-call.dynamodb", refuse)
+    refuse, hooked = _throttle_writes_mentioning(secrets["taxId"], times=4), []
+
+    def refusing(real_client: Any) -> Any:
+        def client(service: str) -> Any:
+            made = real_client(service)
+            if service == "dynamodb" and made not in hooked:  # each API instance's own client
+                made.meta.events.register("before-call.dynamodb", refuse)
+                hooked.append(made)
+            return made
+
+        return client
+
+    refusal = stack.runtime.patched("ApiFunction", "marketplace.adapters.aws", "client", refusing)
+    refusal.__enter__()
     injector = FaultInjector(
         FaultConfig(transient=0.5, duplicate=0.5, crash=0.5, only_matching=tenant, seed=11)
     )
@@ -82,7 +92,9 @@ def test_no_contact_detail_or_tax_id_reaches_the_logs_on_error_paths(stack, tena
         )  # fmt: skip
     finally:
         injector.uninstall()
-        client.meta.events.unregister("before-call.dynamodb", refuse)
+        refusal.__exit__(None, None, None)
+        for client in hooked:
+            client.meta.events.unregister("before-call.dynamodb", refuse)
     # Every line written to the process's stdout and stderr, and every log record with all its
     # fields (a handler bound to another stream by an earlier test still passes records to root).
     captured = capfd.readouterr()

@@ -11,7 +11,6 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from marketplace.adapters import aws
 from marketplace.order_events import event_for, publish_all
 
 
@@ -109,9 +108,7 @@ def _stream_record(sequence: str, old: dict[str, Any], new: dict[str, Any]) -> d
                          "OldImage": image(old)["M"], "NewImage": image(new)["M"]}}  # fmt: skip
 
 
-def test_the_function_reports_a_refused_event_and_publishes_the_rest(stack, subscriber, tenant, monkeypatch):
-    real_client = aws.client
-
+def test_the_function_reports_a_refused_event_and_publishes_the_rest(stack, subscriber, tenant):
     class RefuseSecond:
         def __init__(self, sns: Any) -> None:
             self.sns = sns
@@ -123,9 +120,9 @@ def test_the_function_reports_a_refused_event_and_publishes_the_rest(stack, subs
             answer = self.sns.publish_batch(TopicArn=TopicArn, PublishBatchRequestEntries=[first, *rest])
             return {**answer, "Failed": [{"Id": second["Id"], "Code": "InternalError", "SenderFault": False}]}
 
-    monkeypatch.setattr(
-        aws, "client", lambda s: RefuseSecond(real_client(s)) if s == "sns" else real_client(s)
-    )
+    def refusing(real_client: Any) -> Any:
+        return lambda s: RefuseSecond(real_client(s)) if s == "sns" else real_client(s)
+
     records = [
         _stream_record("2001", _order(tenant, 1, "PENDING", 1), _order(tenant, 1, "AWAITING_ACCEPTANCE", 2)),
         _stream_record("2002", _order(tenant, 2, "PENDING", 1), _order(tenant, 2, "AWAITING_ACCEPTANCE", 2)),
@@ -134,6 +131,7 @@ def test_the_function_reports_a_refused_event_and_publishes_the_rest(stack, subs
         _stream_record("2004", _order(tenant, 4, "ACCEPTED", 3), _order(tenant, 4, "ACCEPTED", 4)),
     ]
     function = stack.runtime.by_logical_id("SupplierOrderEventsFunction").name
-    result = stack.runtime.invoke_or_raise(function, {"Records": records})
+    with stack.runtime.patched("SupplierOrderEventsFunction", "marketplace.adapters.aws", "client", refusing):
+        result = stack.runtime.invoke_or_raise(function, {"Records": records})
     assert result == {"batchItemFailures": [{"itemIdentifier": "2002"}]}
     assert sorted(b["eventId"] for b in subscriber(tenant)) == ["so1-v2", "so3-v3"]

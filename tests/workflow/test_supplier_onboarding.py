@@ -362,24 +362,25 @@ def test_a_poison_message_goes_to_the_dead_letter_queue(onboarding, stack):
     assert onboarding.unparked() == [] and onboarding.queued(marker) == []
 
 
-def test_a_stale_status_write_never_overwrites_a_newer_human_change(onboarding, monkeypatch):
+def test_a_stale_status_write_never_overwrites_a_newer_human_change(onboarding, stack):
     """A human changes the record after Validate read it: the conditional write loses, the
     workflow validates the new version, and the stale verdict never lands."""
-    from marketplace import suppliers as module
-
-    original = module.Suppliers.validation_step
     calls = []
 
-    def validation_then_human_change(self, tenant_id, supplier_id):
-        result = original(self, tenant_id, supplier_id)
-        if not calls:
-            onboarding.fix(supplier_id, taxId="55555")  # a human makes it invalid meanwhile
-        calls.append(result["outcome"])
-        return result
+    def then_a_human_change(original):
+        def validation_then_human_change(self, tenant_id, supplier_id):
+            result = original(self, tenant_id, supplier_id)
+            if not calls:
+                onboarding.fix(supplier_id, taxId="55555")  # a human makes it invalid meanwhile
+            calls.append(result["outcome"])
+            return result
 
-    monkeypatch.setattr(module.Suppliers, "validation_step", validation_then_human_change)
-    supplier_id = onboarding.register()
-    record = onboarding.wait_status(supplier_id, "FLAGGED")
+        return validation_then_human_change
+
+    with stack.runtime.patched("ValidateSupplierFunction", "marketplace.suppliers", "Suppliers.validation_step",
+                               then_a_human_change):  # fmt: skip
+        supplier_id = onboarding.register()
+        record = onboarding.wait_status(supplier_id, "FLAGGED")
     assert calls[:2] == ["APPROVED", "FLAGGED"]
     assert record["taxId"] == "55555"
     arn = onboarding.execution_arn(supplier_id)
