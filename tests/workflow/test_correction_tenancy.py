@@ -113,13 +113,10 @@ def test_another_tenants_backlog_does_not_delay_a_tenants_drain(stack, onboardin
     assert len(Onboarding(stack, backlog).queued_all()) == BACKLOG
 
 
-def test_a_message_leaves_the_queue_only_once_parked_and_parking_twice_is_one_item(
-    stack, onboarding, monkeypatch
-):
+def test_a_message_leaves_the_queue_only_once_parked_and_parking_twice_is_one_item(stack, onboarding):
     """The queue's consumer reports a message it could not park as a batch item failure (SQS keeps
     it and delivers it again), parks the others, sends what it cannot read to the dead-letter queue,
     and a message delivered again parks the same item."""
-    from marketplace import corrections
 
     def body(record_id: str) -> str:
         return json.dumps({"kind": "SUPPLIER", "tenantId": onboarding.tenant, "recordId": record_id,
@@ -130,19 +127,25 @@ def test_a_message_leaves_the_queue_only_once_parked_and_parking_twice_is_one_it
                 "messageAttributes": {}, "eventSource": "aws:sqs",
                 "eventSourceARN": stack.attribute("CorrectionQueue", "Arn"), "awsRegion": "us-east-1"}  # fmt: skip
 
-    original = corrections.Parked.park
+    def table_fails_for_b(original):
+        # The instance's own copy of marketplace.corrections (each Lambda instance imports its own).
+        conflict = original.__globals__["Conflict"]
 
-    def table_fails_for_b(self, correction, text):
-        if correction.record_id == "b":
-            raise corrections.Conflict("injected: the table refused the write")
-        return original(self, correction, text)
+        def park(self, correction, text):
+            if correction.record_id == "b":
+                raise conflict("injected: the table refused the write")
+            return original(self, correction, text)
 
-    monkeypatch.setattr(corrections.Parked, "park", table_fails_for_b)
+        return park
+
     intake = stack.physical_id("CorrectionIntakeFunction")
     marker = f"poison-{uuid.uuid4().hex}"
-    answer = stack.runtime.invoke_or_raise(
-        intake, {"Records": [record("m-a", body("a")), record("m-b", body("b")), record("m-p", marker)]}
-    )
+    with stack.runtime.patched(
+        "CorrectionIntakeFunction", "marketplace.corrections", "Parked.park", table_fails_for_b
+    ):
+        answer = stack.runtime.invoke_or_raise(
+            intake, {"Records": [record("m-a", body("a")), record("m-b", body("b")), record("m-p", marker)]}
+        )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-b"}]}
     assert [m["recordId"] for m in onboarding.queued_all()] == ["a"]
     dead = wait_until(
@@ -150,7 +153,7 @@ def test_a_message_leaves_the_queue_only_once_parked_and_parking_twice_is_one_it
     )
     assert dead[0]["_attributes"]["reason"]["StringValue"].startswith("not JSON")
 
-    monkeypatch.setattr(corrections.Parked, "park", original)  # the table is back; SQS redelivers
+    # The table is back; SQS redelivers.
     answer = stack.runtime.invoke_or_raise(
         intake, {"Records": [record("m-b", body("b")), record("m-a", body("a"))]}
     )
