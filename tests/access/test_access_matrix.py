@@ -89,7 +89,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /supplier-orders/{supplierOrderId}/shipments": TENANT_READERS,
     "POST /supplier-orders/{supplierOrderId}/delivered": own(OK, 403, OK, 404),
     "GET /supplier-orders/{supplierOrderId}/history": TENANT_READERS,
-    "POST /supplier-orders/{supplierOrderId}/returns": own(OK, 403, 403, 404),
+    "POST /supplier-orders/{supplierOrderId}/returns": own(OK, 403, 403, 403),
     "GET /returns/{returnId}": TENANT_READERS,
     "POST /returns/{returnId}/accept": own(403, 403, OK, 404),
     "POST /returns/{returnId}/refuse": own(403, 403, OK, 404),
@@ -416,7 +416,7 @@ class World:
             ids["importId"] = t.imports.get(role, t.imports.get("supplier", "none"))
         if route == "GET /supplier-orders":
             query = {"supplierId": t.supplier}
-        if route.endswith("/reject") or route.endswith("/cancel"):
+        if route.endswith("/reject") or route.endswith("/cancel") or route.endswith("/refuse"):
             body = {"reason": f"refused by {caller}"}
         bodies = {
             "POST /suppliers": {**SUPPLIER, "taxId": tax_id()},
