@@ -1,7 +1,10 @@
-"""Expires the supplier orders whose supplier did not decide within the SLA, releasing their stock.
+"""Fires the supplier orders' timed transitions: expires the orders whose supplier did not decide
+within the SLA (their stock back), and after acceptance marks an order late, cancels it unshipped,
+delivers it shipped, closes it after the return window (``marketplace.order_lifecycle.TIMERS``).
 
-Runs every minute on a schedule; "now" is the scheduled event's ``time``, so a late or replayed
-run expires exactly what was due at its scheduled time.
+Runs every minute on a schedule over the sparse deadline index (each order's one next deadline);
+"now" is the scheduled event's ``time``, so a late or replayed run fires exactly what was due at its
+scheduled time, and a run repeated fires nothing twice (each transition is conditional on the version).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ metrics = Metrics()
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
-    expired = Orders().expire_due(now)
-    logger.info("expiry sweep", extra={"as_of": now.isoformat(), "expired": len(expired)})
-    metrics.add_metric(name="SupplierOrdersExpired", unit="Count", value=len(expired))
-    return {"expired": expired}
+    fired = Orders().sweep_due(now)
+    logger.info("deadline sweep", extra={"as_of": now.isoformat(), **{k: len(v) for k, v in fired.items()}})
+    metrics.add_metric(name="SupplierOrdersExpired", unit="Count", value=len(fired.get("expire", [])))
+    metrics.add_metric(name="SupplierOrderDeadlinesFired", unit="Count", value=sum(map(len, fired.values())))
+    return {"expired": fired.get("expire", []), "fired": fired}

@@ -53,6 +53,9 @@ def own(retailer: Any, admin: Any, supplier: Any, other_supplier: Any) -> dict[s
     return {"retailer": retailer, "admin": admin, "supplier": supplier, "other_supplier": other_supplier}
 
 
+# Delivered orders for the return routes: "returns" gets the request, the others a return each
+# (named by the return route that answers it).
+RETURNED = ("returns", "return:accept", "return:refuse", "return:received")
 ADMIN_ONLY = own(403, 403, 403, 403)
 ADMIN_ONLY["admin"] = OK
 TENANT_READERS = own(OK, OK, OK, 404)  # retailers, admins and the supplier itself; another supplier: 404
@@ -86,6 +89,11 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /supplier-orders/{supplierOrderId}/shipments": TENANT_READERS,
     "POST /supplier-orders/{supplierOrderId}/delivered": own(OK, 403, OK, 404),
     "GET /supplier-orders/{supplierOrderId}/history": TENANT_READERS,
+    "POST /supplier-orders/{supplierOrderId}/returns": own(OK, 403, 403, 403),
+    "GET /returns/{returnId}": TENANT_READERS,
+    "POST /returns/{returnId}/accept": own(403, 403, OK, 404),
+    "POST /returns/{returnId}/refuse": own(403, 403, OK, 404),
+    "POST /returns/{returnId}/received": own(403, 403, OK, 404),
     "POST /supplier-orders/{supplierOrderId}/retry": ADMIN_ONLY,
     "PUT /suppliers/{supplierId}/webhook": own(403, 403, OK, 404),
     "GET /suppliers/{supplierId}/webhook": TENANT_READERS,
@@ -164,6 +172,7 @@ class Tenant:
     other_supplier: str = ""  # a second approved supplier of the same tenant
     order: str = ""
     supplier_orders: dict[str, str] = field(default_factory=dict)  # purpose -> id
+    returns: dict[str, str] = field(default_factory=dict)  # purpose (the route's last word) -> id
     flagged_suppliers: dict[str, str] = field(default_factory=dict)
     flagged_skus: dict[str, str] = field(default_factory=dict)
     delivered: str = ""
@@ -258,7 +267,7 @@ class World:
             tenant.order = first["orderId"]
             tenant.supplier_orders["read"] = first["supplierOrders"][0]["supplierOrderId"]
             if full[scope]:
-                for purpose in ("accept", "reject", "cancel", "shipments", "delivered"):
+                for purpose in ("accept", "reject", "cancel", "shipments", "delivered", *RETURNED):
                     placed = self._place(scope, tenant.supplier)
                     tenant.supplier_orders[purpose] = placed["supplierOrders"][0]["supplierOrderId"]
                 wrong_price = {"amount": 1.0, "currency": "EUR"}  # not the listing's price: flagged
@@ -280,9 +289,17 @@ class World:
                 status = "FLAGGED" if purpose == "retry" else "AWAITING_ACCEPTANCE"
                 self._wait(scope, f"/supplier-orders/{supplier_order_id}", status)
         own, owner = self.own, "own:supplier"
-        for purpose in ("cancel", "shipments", "delivered"):  # accepted; "delivered" shipped in full
+        for purpose in ("cancel", "shipments", "delivered", *RETURNED):  # accepted; the rest shipped in full
             self.ok("POST", f"/supplier-orders/{own.supplier_orders[purpose]}/accept", owner)
-        self.ok("POST", f"/supplier-orders/{own.supplier_orders['delivered']}/shipments", owner, SHIPMENT)
+        for purpose in ("delivered", *RETURNED):
+            self.ok("POST", f"/supplier-orders/{own.supplier_orders[purpose]}/shipments", owner, SHIPMENT)
+        for purpose in RETURNED:  # delivered; all but "returns" with a return requested ("received" accepted)
+            self.ok("POST", f"/supplier-orders/{own.supplier_orders[purpose]}/delivered", "own:retailer")
+            if purpose != "returns":
+                asked = {"lines": [{"sku": "LAMP-1", "quantity": 1}], "reason": "broken"}
+                path = f"/supplier-orders/{own.supplier_orders[purpose]}/returns"
+                own.returns[purpose.split(":")[1]] = self.ok("POST", path, "own:retailer", asked)["returnId"]
+        self.ok("POST", f"/returns/{own.returns['received']}/accept", owner)
         for purpose in ("read", "retailer", "admin", "supplier"):  # a catalog file with no rows
             created = self.ok(
                 "POST", f"/suppliers/{own.supplier}/imports", owner, {"fileName": "catalog.csv"}
@@ -379,7 +396,7 @@ class World:
         ids = {
             "supplierId": t.supplier, "sku": "LAMP-1", "orderId": t.order, "deliveryId": t.delivered,
             "supplierOrderId": t.supplier_orders["read"], "entryId": t.blocklist_entry,
-            "importId": t.imports.get("read", "none"),
+            "importId": t.imports.get("read", "none"), "returnId": t.returns.get("accept", "none"),
         }  # fmt: skip
         body: Any = None
         query: dict[str, str] = {}
@@ -389,6 +406,8 @@ class World:
             ids["supplierOrderId"] = t.supplier_orders[template.rsplit("/", 1)[-1]]
         if route == "GET /supplier-orders/{supplierOrderId}/shipments":  # one with a shipment
             ids["supplierOrderId"] = t.supplier_orders["delivered"]
+        if route.startswith("POST /returns/{returnId}/"):
+            ids["returnId"] = t.returns[template.rsplit("/", 1)[-1]]
         if route.startswith("POST /admin/corrections/{recordId}/"):
             ids["recordId"] = t.flagged_suppliers[template.rsplit("/", 1)[-1]]
         if route.endswith("/redrive"):
@@ -397,7 +416,7 @@ class World:
             ids["importId"] = t.imports.get(role, t.imports.get("supplier", "none"))
         if route == "GET /supplier-orders":
             query = {"supplierId": t.supplier}
-        if route.endswith("/reject") or route.endswith("/cancel"):
+        if route.endswith("/reject") or route.endswith("/cancel") or route.endswith("/refuse"):
             body = {"reason": f"refused by {caller}"}
         bodies = {
             "POST /suppliers": {**SUPPLIER, "taxId": tax_id()},
@@ -410,6 +429,8 @@ class World:
             "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
             "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
+            "POST /supplier-orders/{supplierOrderId}/returns": {"lines": [{"sku": "LAMP-1", "quantity": 1}],
+                                                               "reason": "broken"},
         }  # fmt: skip
         body = bodies.get(route, body)
         # A route without a row in EXPECTED (only the bad-token test calls it) gets made-up ids.
@@ -462,6 +483,19 @@ class World:
             assert answer["shipmentId"] and answer["lines"] == body["lines"], answer
             shown = self.ok("GET", f"/supplier-orders/{t.supplier_orders['shipments']}", caller)
             assert shown["status"] == "SHIPPED", shown
+        elif route == "POST /supplier-orders/{supplierOrderId}/returns":
+            assert answer["status"] == "REQUESTED", answer
+            shown = self.ok("GET", f"/returns/{answer['returnId']}", caller)
+            assert shown["supplierOrderId"] == t.supplier_orders["returns"], shown
+        elif route.startswith("POST /returns/"):
+            action = route.rsplit("/", 1)[-1]
+            assert (
+                answer["status"]
+                == {"accept": "ACCEPTED", "refuse": "REFUSED", "received": "RECEIVED"}[action]
+            )
+            if action == "received":
+                assert answer["refund"] == {"amount": PRICE["amount"], "currency": PRICE["currency"],
+                                            "lines": [{"sku": "LAMP-1", "quantity": 1, "amount": PRICE["amount"]}]}  # fmt: skip
         elif route.startswith("POST /supplier-orders/"):
             action = route.rsplit("/", 1)[-1]
             assert answer["status"] == {

@@ -41,6 +41,7 @@ class Route:
             "fsku": world.flagged_sku,
             "d": "no-such-delivery",
             "imp": "no-such-import",
+            "r": "no-such-return",
             **ids,
         }
         return world.url + self.path.format(**values)
@@ -76,6 +77,15 @@ ROUTES = {
         {"carrier": "DHL", "trackingNumber": "JD0001", "lines": [{"sku": LISTING["sku"], "quantity": 1}]},
     ),
     "deliver-supplier-order": Route("POST", "/supplier-orders/{so}/delivered", "supplier", None),
+    "request-return": Route(
+        "POST",
+        "/supplier-orders/{so}/returns",
+        "retailer",
+        {"lines": [{"sku": LISTING["sku"], "quantity": 1}], "reason": "broken"},
+    ),
+    "accept-return": Route("POST", "/returns/{r}/accept", "supplier", None),
+    "refuse-return": Route("POST", "/returns/{r}/refuse", "supplier", REASON),
+    "receive-return": Route("POST", "/returns/{r}/received", "supplier", None),
     "register-webhook": Route(
         "PUT",
         "/suppliers/{s}/webhook",
@@ -106,6 +116,8 @@ FIELD = {
     "reject-supplier-order": "reason",
     "cancel-supplier-order": "reason",
     "add-shipment": "carrier",
+    "request-return": "reason",
+    "refuse-return": "reason",
     "register-webhook": "url",
     "reject-correction": "reason",
     "add-blocklist-entry": "value",
@@ -287,6 +299,7 @@ def _cases() -> list[Case]:
         ("an unknown flagged record", (("flagged", "no-such-record"),)),
         ("another tenant's flagged record", (("flagged", "OTHER_SUPPLIER"),)),
         ("an unknown blocked-list entry", (("entry", "bm8tc3VjaA"),)),
+        ("an unknown return", (("r", "00000000-0000-0000-0000-000000000000"),)),
     ):
         for name, route in ROUTES.items():
             if any("{" + key + "}" in route.path for key, _ in ids):
@@ -325,6 +338,7 @@ PLACEHOLDERS = {
     "{entry}": "{entryId}",
     "{d}": "{deliveryId}",
     "{imp}": "{importId}",
+    "{r}": "{returnId}",
 }
 # Write routes this matrix leaves out, and why.
 EXEMPT = {

@@ -117,3 +117,60 @@ def test_a_write_leading_elsewhere_than_the_definition_says_is_refused():
         lifecycle.transition("deliver").require_target("SHIPPED", "CANCELLED")
     with pytest.raises(RuntimeError):
         lifecycle.transition("cancel_lines").require_target("ACCEPTED", "AWAITING_ACCEPTANCE")
+
+
+# ------------------------------------------------------------------------- timed transitions, refunds
+def _at(hours: float) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from marketplace.clock import iso
+
+    return iso(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=hours))
+
+
+@pytest.mark.parametrize(
+    ("order", "due", "hours"),
+    [
+        ({"status": "ACCEPTED", "acceptedAt": _at(0)}, "late", 72),
+        ({"status": "ACCEPTED", "acceptedAt": _at(0), "lateAt": _at(72)}, "auto_cancel", 7 * 24),
+        ({"status": "PARTIALLY_SHIPPED", "acceptedAt": _at(0)}, "late", 72),
+        ({"status": "PARTIALLY_SHIPPED", "acceptedAt": _at(0), "lateAt": _at(72)}, None, None),
+        ({"status": "SHIPPED", "acceptedAt": _at(0), "shippedAt": _at(10)}, "auto_deliver", 10 + 14 * 24),
+        ({"status": "DELIVERED", "deliveredAt": _at(5)}, "close", 5 + 30 * 24),
+        ({"status": "DELIVERED", "deliveredAt": _at(5), "returns": {"r": "REFUSED"}}, "close", 5 + 30 * 24),
+        ({"status": "DELIVERED", "deliveredAt": _at(5), "returns": {"r": "ACCEPTED"}}, None, None),
+        ({"status": "CANCELLED", "acceptedAt": _at(0)}, None, None),
+        ({"status": "CLOSED", "deliveredAt": _at(0)}, None, None),
+    ],
+)
+def test_an_order_carries_the_one_timed_transition_due_next(order, due, hours):
+    from marketplace.clock import parse_iso
+    from marketplace.tenant_settings import DEFAULT_ORDER_SETTINGS
+
+    found = lifecycle.next_deadline(order, DEFAULT_ORDER_SETTINGS)
+    assert found == (None if due is None else (due, parse_iso(_at(hours))))
+
+
+def test_a_timed_transition_is_the_systems_only():
+    for name in ("late", "auto_cancel", "auto_deliver", "close"):
+        assert lifecycle.roles(name) == ()  # no route fires it
+        lifecycle.transition(name).check(lifecycle.TIMERS[[t.transition for t in lifecycle.TIMERS].index(name)]
+                                         .statuses[0], {lifecycle.SYSTEM})  # fmt: skip
+    with pytest.raises(Conflict, match="the order is PARTIALLY_SHIPPED"):
+        lifecycle.transition("auto_cancel").check("PARTIALLY_SHIPPED", {lifecycle.SYSTEM})
+
+
+def test_a_refund_is_each_lines_units_at_its_unit_price_in_exact_decimals():
+    from decimal import Decimal
+
+    from marketplace.orders import refund
+
+    order = {"lines": [{"sku": "A", "unitPrice": {"amount": Decimal("0.1"), "currency": "EUR"}},
+                       {"sku": "B", "unitPrice": {"amount": Decimal("1299.99"), "currency": "EUR"}}]}  # fmt: skip
+    got = refund(order, [{"sku": "A", "quantity": 3}, {"sku": "B", "quantity": 2}])
+    assert got == {"amount": Decimal("2600.28"), "currency": "EUR", "lines": [
+        {"sku": "A", "quantity": 3, "amount": Decimal("0.3")},
+        {"sku": "B", "quantity": 2, "amount": Decimal("2599.98")}]}  # fmt: skip
+    order["lines"][1]["unitPrice"]["currency"] = "GBP"
+    with pytest.raises(Conflict, match="EUR, GBP"):
+        refund(order, [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}])

@@ -48,7 +48,8 @@ def _transition(route: str, supplier_order_id: str, payload: dict[str, Any], fir
 
 @router.post("/supplier-orders/<supplierOrderId>/accept", middlewares=[allow(*lifecycle.roles("accept"))])
 def accept_supplier_order(supplierOrderId: str) -> dict[str, Any]:
-    payload = request.optional_body(router.current_event)
+    event = router.current_event
+    payload = request.object_body(event) if request.has_body(event) else None
     if payload is not None:
         schemas.validate("acceptance", payload)
     return _transition(

@@ -106,6 +106,11 @@ def supplier_order_pk(tenant_id: str, supplier_order_id: str) -> str:
     return f"TENANT#{tenant_id}#SORDER#{supplier_order_id}"
 
 
+def return_pk(tenant_id: str, return_id: str) -> str:
+    """A return request of a supplier order (its own partition: the return routes name only its id)."""
+    return f"TENANT#{tenant_id}#RETURN#{return_id}"
+
+
 def shipment_sk(created_at: str, shipment_id: str) -> str:
     """A shipment of a supplier order, beside the order; oldest first."""
     return f"{SHIPMENT_SK_PREFIX}{created_at}#{shipment_id}"
@@ -123,6 +128,16 @@ def expiry_hour_partition(hour: datetime, shard: int) -> str:
 
 def _expiry_key(hour: str, shard: str) -> str:
     return f"EXPIRY#{hour}#{shard}"
+
+
+def deadline_sk(deadline: str, tenant_id: str, supplier_order_id: str) -> str:
+    """GSI3 sort key of an order's next deadline: due first, then the order."""
+    return f"{deadline}#{tenant_id}#{supplier_order_id}"
+
+
+def deadline_due_below(now: str) -> str:
+    """GSI3 sort keys below this one are deadlines at or before ``now`` ("$" follows "#")."""
+    return f"{now}$"
 
 
 def expiry_partition(deadline: datetime, supplier_order_id: str) -> str:

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from marketplace import access
+from marketplace.clock import parse_iso
 from marketplace.errors import Conflict
+from marketplace.tenant_settings import OrderSettings
 
 # Who fires a transition: a role of the caller, or the system (a sweeper, the correction queue).
 SYSTEM = "system"
@@ -31,6 +34,7 @@ ACCEPTED = "ACCEPTED"
 PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
 SHIPPED = "SHIPPED"
 DELIVERED = "DELIVERED"
+CLOSED = "CLOSED"
 REJECTED = "REJECTED"
 CANCELLED = "CANCELLED"
 # Before acceptance, the intake's own statuses (an admin may cancel a flagged order from the queue).
@@ -42,6 +46,7 @@ STATUSES = (
     PARTIALLY_SHIPPED,
     SHIPPED,
     DELIVERED,
+    CLOSED,
     REJECTED,
     "EXPIRED",
     CANCELLED,
@@ -107,7 +112,75 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     Transition("cancel_lines", "supplier_order.lines_cancelled",
                {access.RETAILER: (AWAITING, ACCEPTED), access.ADMIN: (AWAITING, ACCEPTED),
                 access.SUPPLIER: (ACCEPTED,)}, ()),
+    # The timed transitions (TIMERS below), fired by the deadline sweeper.
+    Transition("late", "supplier_order.late", {SYSTEM: (ACCEPTED, PARTIALLY_SHIPPED)}, ()),
+    Transition("auto_cancel", "supplier_order.cancelled", {SYSTEM: (ACCEPTED,)}, (CANCELLED,)),
+    Transition("auto_deliver", "supplier_order.delivered", {SYSTEM: (SHIPPED,)}, (DELIVERED,)),
+    Transition("close", "supplier_order.closed", {SYSTEM: (DELIVERED,)}, (CLOSED,)),
+    # Returns, while DELIVERED (an order with an open return does not close): the retailer asks, the
+    # supplier accepts or refuses, then says the units came back (the refund is recorded).
+    Transition("request_return", "supplier_order.return_requested", {access.RETAILER: (DELIVERED,)}, ()),
+    Transition("accept_return", "supplier_order.return_accepted", {access.SUPPLIER: (DELIVERED,)}, ()),
+    Transition("refuse_return", "supplier_order.return_refused", {access.SUPPLIER: (DELIVERED,)}, ()),
+    Transition("receive_return", "supplier_order.return_received", {access.SUPPLIER: (DELIVERED,)}, ()),
 )}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- timed transitions
+@dataclass(frozen=True)
+class Timer:
+    """A transition the system fires once an order has stayed in one of ``statuses`` for ``after``
+    (the tenant's setting) since the moment named by its field ``since``."""
+
+    transition: str
+    statuses: tuple[str, ...]
+    since: str  # the order's field the wait starts from
+    after: Any  # OrderSettings -> timedelta
+    once_flag: str | None = None  # a field the transition sets: fired already (late keeps the status)
+
+
+TIMERS: tuple[Timer, ...] = (
+    Timer("late", (ACCEPTED, PARTIALLY_SHIPPED), "acceptedAt",
+          lambda s: timedelta(hours=s.ship_by_hours), once_flag="lateAt"),
+    Timer("auto_cancel", (ACCEPTED,), "acceptedAt", lambda s: timedelta(days=s.auto_cancel_unshipped_days)),
+    Timer("auto_deliver", (SHIPPED,), "shippedAt", lambda s: timedelta(days=s.auto_deliver_days)),
+    Timer("close", (DELIVERED,), "deliveredAt", lambda s: timedelta(days=s.return_window_days)),
+)  # fmt: skip
+# A return's own statuses; while open, its order does not close. Each return transition takes a
+# return from these statuses to that one (the order's own status stays DELIVERED).
+RETURN_OPEN = ("REQUESTED", "ACCEPTED")
+RETURN_STEPS: dict[str, tuple[tuple[str, ...], str]] = {
+    "request_return": ((), "REQUESTED"),
+    "accept_return": (("REQUESTED",), "ACCEPTED"),
+    "refuse_return": (("REQUESTED",), "REFUSED"),
+    "receive_return": (("ACCEPTED",), "RECEIVED"),
+}
+
+
+def returnable(line: Mapping[str, Any]) -> int:
+    """The units of a line that a new return may still claim: shipped, less those other returns
+    claimed (a refused return keeps its claim: its dispute is not settled by asking again)."""
+    return int(line.get("shipped", 0)) - int(line.get("returned", 0))
+
+
+def next_deadline(order: Mapping[str, Any], settings: OrderSettings) -> tuple[str, datetime] | None:
+    """The next timed transition due for ``order`` as it is (the earliest of those that apply to
+    its status and have not fired), and when: the one deadline the order carries in the sweeper's
+    index. None when none is due (a final status, or a DELIVERED order with an open return)."""
+    if order.get("status") == DELIVERED and any(
+        r in RETURN_OPEN for r in dict(order.get("returns") or {}).values()
+    ):
+        return None
+    due = [
+        (parse_iso(str(order[t.since])) + t.after(settings), t.transition)
+        for t in TIMERS
+        if order.get("status") in t.statuses and order.get(t.since)
+        and not (t.once_flag and order.get(t.once_flag))
+    ]  # fmt: skip
+    if not due:
+        return None
+    at, name = min(due)
+    return name, at
 
 
 def diagram() -> str:

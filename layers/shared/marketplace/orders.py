@@ -27,7 +27,7 @@ from marketplace import order_lifecycle as lifecycle
 from marketplace.clock import iso, now, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
-from marketplace.repository import Page, Table, TransactionConflict, to_item
+from marketplace.repository import Page, Table, TransactionCancelled, TransactionConflict, to_item
 from marketplace.reviewed import Kind, Records, record_view
 from marketplace.suppliers import Suppliers
 from marketplace.tenant_settings import order_settings
@@ -249,12 +249,12 @@ class Orders:
         stamp = iso(now)
         items.append(self._versioned_update(
             order,
-            "SET #status = :awaiting, #version = :next, reserved = :true, deadline = :deadline, "
+            "SET #status = :awaiting, #version = :next, reserved = :true, deadline = :deadline, due = :expire, "
             "updatedAt = :now, updatedBy = :by, GSI3PK = :gsi3, GSI3SK = :gsi3sk REMOVE flags, GSI1PK, GSI1SK",
-            {":awaiting": "AWAITING_ACCEPTANCE", ":next": version + 1, ":true": True, ":deadline": iso(deadline),
+            {":awaiting": "AWAITING_ACCEPTANCE", ":expire": "expire", ":next": version + 1, ":true": True, ":deadline": iso(deadline),
              ":now": stamp, ":by": "workflow:supplier-order",
              ":gsi3": keys.expiry_partition(deadline, supplier_order_id),
-             ":gsi3sk": f"{iso(deadline)}#{tenant_id}#{supplier_order_id}"},
+             ":gsi3sk": keys.deadline_sk(iso(deadline), tenant_id, supplier_order_id)},
         ))  # fmt: skip
         try:
             self.table.transact(items)
@@ -371,8 +371,9 @@ class Orders:
                 "createdBy": principal.actor,
             }  # fmt: skip
             made["shipment"] = shipment
-            return _Write("ship", lifecycle.after_shipment(lines), [], {"lines": lines},
-                          detail={"shipmentId": shipment_id}, new_item=shipment)  # fmt: skip
+            status = lifecycle.after_shipment(lines)
+            changes = {"lines": lines, **({"shippedAt": at} if status == lifecycle.SHIPPED else {})}
+            return _Write("ship", status, [], changes, detail={"shipmentId": shipment_id}, new_item=shipment)
 
         self._fire(principal, supplier_order_id, acting, plan)
         return shipment_view(made["shipment"])
@@ -388,6 +389,128 @@ class Orders:
             return _Write("deliver", lifecycle.DELIVERED, [], {"deliveredAt": now_iso()})
 
         return self._fire(principal, supplier_order_id, acting, plan)
+
+    # ---------------------------------------------------------------- returns
+    def request_return(self, principal: Principal, supplier_order_id: str, body: Any) -> dict[str, Any]:
+        """The retailer asks to return units of a delivered order (``{lines: [{sku, quantity}],
+        reason}``) within the tenant's return window: a return REQUESTED, written with the order's
+        claim on those units in one transaction conditional on the order's version, so two returns
+        of the same units cannot both be taken (the second is 400: none left to return)."""
+        if not isinstance(body, dict):
+            raise InvalidInput([FieldError("(body)", "must be a JSON object")])
+        schemas.validate("return_request", body)
+        acting = frozenset({access.RETAILER})
+        return_id = str(uuid.uuid4())
+        made: dict[str, Any] = {}
+
+        def plan(order: dict[str, Any]) -> _Write | None:
+            lifecycle.transition("request_return").check(order["status"], acting)
+            window = timedelta(days=order_settings(order["tenantId"]).return_window_days)
+            closes = parse_iso(str(order["deliveredAt"])) + window
+            if now() > closes:
+                raise Conflict(f"the return window of this order closed at {iso(closes)}")
+            claimed = self._returnable(order, body["lines"])
+            lines = [
+                {**line, "returned": int(line.get("returned", 0)) + claimed[line["sku"]]}
+                if line["sku"] in claimed else line
+                for line in order["lines"]
+            ]  # fmt: skip
+            at = now_iso()
+            record = {
+                "PK": keys.return_pk(order["tenantId"], return_id), "SK": keys.RECORD_SK, "entity": "RETURN",
+                "tenantId": order["tenantId"], "returnId": return_id, "supplierOrderId": order["supplierOrderId"],
+                "supplierId": order["supplierId"], "orderId": order["orderId"], "status": "REQUESTED",
+                "lines": [{"sku": sku, "quantity": n} for sku, n in claimed.items()],
+                "reason": body["reason"].strip(), "createdAt": at, "createdBy": principal.actor,
+                "updatedAt": at, "updatedBy": principal.actor,
+            }  # fmt: skip
+            made["return"] = record
+            returns = {**dict(order.get("returns") or {}), return_id: "REQUESTED"}
+            return _Write("request_return", order["status"], [], {"lines": lines, "returns": returns},
+                          detail={"returnId": return_id, "reason": record["reason"]}, new_item=record)  # fmt: skip
+
+        self._fire(principal, supplier_order_id, acting, plan)
+        return self._read_return(made["return"])
+
+    def get_return(self, principal: Principal, return_id: str) -> dict[str, Any]:
+        """A return the caller sees: its order's supplier, the tenant's staff; else 404."""
+        record = self.table.get(keys.return_pk(principal.tenant_id, return_id), keys.RECORD_SK)
+        if record is None or record.get("tenantId") != principal.tenant_id:
+            raise NotFound(f"no return {return_id}")
+        if not access.sees_supplier(principal, record["supplierId"]):
+            raise NotFound(f"no return {return_id}")
+        return return_view(record)
+
+    def answer_return(
+        self, principal: Principal, return_id: str, name: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """The supplier accepts (``accept_return``), refuses with ``reason`` (``refuse_return``) or
+        receives (``receive_return``) a return: the return's new status, written with the order's in
+        one transaction on the order's version. Receiving records the refund (each line's units at the
+        order's unit price, exact decimals) and, if the tenant restocks returns, puts the units back on
+        sale in the same transaction. The same answer again changes nothing."""
+        acting = principal.roles & frozenset(lifecycle.roles(name))
+        record = self.table.get(keys.return_pk(principal.tenant_id, return_id), keys.RECORD_SK)
+        if record is None or record.get("tenantId") != principal.tenant_id:
+            raise NotFound(f"no return {return_id}")
+        sources, target = lifecycle.RETURN_STEPS[name]
+        made: dict[str, Any] = {}
+
+        def plan(order: dict[str, Any]) -> _Write | None:
+            current = self.table.get(record["PK"], record["SK"]) or record
+            made["return"] = current
+            if current["status"] == target:
+                return None
+            lifecycle.transition(name).check(order["status"], acting)
+            if current["status"] not in sources:
+                raise Conflict(
+                    f"the return is {current['status']}; {name.replace('_', ' ')} needs it {' or '.join(sources)}"
+                )
+            changed = {**current, "status": target, "updatedAt": now_iso(), "updatedBy": principal.actor}
+            restock: list[tuple[dict[str, Any], int]] = []
+            if reason is not None:
+                changed["statusReason"] = reason
+            if name == "receive_return":
+                changed["refund"] = refund(order, current["lines"])
+                if order_settings(order["tenantId"]).restock_on_return:
+                    by_sku = {line["sku"]: line for line in order["lines"]}
+                    restock = [(by_sku[item["sku"]], int(item["quantity"])) for item in current["lines"]]
+                    changed["restocked"] = True
+            made["return"] = changed
+            returns = {**dict(order.get("returns") or {}), return_id: target}
+            detail = {"returnId": return_id, **({"reason": reason} if reason else {})}
+            return _Write(name, order["status"], [], {"returns": returns}, detail=detail,
+                          new_item=changed, item_is_new=False, restock=restock)  # fmt: skip
+
+        self._fire(principal, str(record["supplierOrderId"]), acting, plan)
+        return self._read_return(made["return"])
+
+    def _read_return(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A return as stored (as every read shows it), after the write that made or changed it."""
+        return return_view(self.table.get(record["PK"], record["SK"]) or record)
+
+    @staticmethod
+    def _returnable(order: dict[str, Any], wanted: list[dict[str, Any]]) -> dict[str, int]:
+        """sku -> units of a return: 400 naming a line not of the order, named twice, or more units
+        than were delivered and not yet claimed by another return."""
+        lines = {line["sku"]: line for line in order["lines"]}
+        errors, claimed = [], {}
+        for i, item in enumerate(wanted):
+            sku, units = item["sku"], int(item["quantity"])
+            line = lines.get(sku)
+            if line is None:
+                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is not a line of this order"))
+            elif sku in claimed:
+                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is named twice"))
+            elif units > lifecycle.returnable(line):
+                errors.append(FieldError(
+                    f"lines.{i}.quantity", f"is more than the {lifecycle.returnable(line)} units left to return"
+                ))  # fmt: skip
+            else:
+                claimed[sku] = units
+        if errors:
+            raise InvalidInput(errors)
+        return claimed
 
     # ---------------------------------------------------------------- what happened to an order
     def shipments(self, principal: Principal, supplier_order_id: str) -> list[dict[str, Any]]:
@@ -420,14 +543,26 @@ class Orders:
         it is now (None: already done, answer it as it is), and write it conditional on the version
         read. A write that loses a race reads the order again and plans again, so two calls at once
         end in one outcome and the loser's 409 names the status the winner left."""
+        return self._retrying(
+            lambda: self.get_for(principal, supplier_order_id, roles=acting or access.ROLES),
+            plan, principal.actor, supplier_order_id,
+        )  # fmt: skip
+
+    def _retrying(
+        self,
+        read: Callable[[], dict[str, Any]],
+        plan: Callable[[dict[str, Any]], _Write | None],
+        by: str,
+        supplier_order_id: str,
+    ) -> dict[str, Any]:
         for _ in range(ATTEMPTS):
-            order = self.get_for(principal, supplier_order_id, roles=acting or access.ROLES)
+            order = read()
             write = plan(order)
             if write is None:
                 return order
             try:
-                return self._commit(order, write, principal.actor)
-            except Conflict:
+                return self._commit(order, write, by)
+            except (Conflict, TransactionCancelled):  # changed meanwhile, or a transaction at once
                 continue
         raise Conflict(f"the supplier order {supplier_order_id} keeps changing; read it and try again")
 
@@ -438,17 +573,23 @@ class Orders:
             **write.changes, "status": write.status, "updatedAt": now_iso(), "updatedBy": by,
             "lastEvent": lifecycle.marker(write.transition, version, **write.detail),
         }  # fmt: skip
+        changes, remove = _next_deadline({**order, **changes}, changes, write.remove)
         stock = [(line, units) for line, units in write.release if units > 0] if order.get("reserved") else []
+        stock += [(line, units) for line, units in write.restock if units > 0]
         if not stock and write.new_item is None:
-            return self.table.update(order["PK"], order["SK"], version - 1, changes, remove=write.remove)
+            return self.table.update(order["PK"], order["SK"], version - 1, changes, remove=remove)
         items = [
             self._stock_change(order["tenantId"], order, line, reserve=False, units=n) for line, n in stock
         ]
         if write.new_item is not None:
-            items.append({"Put": {"TableName": self.table.name, "Item": to_item(write.new_item),
-                                  "ConditionExpression": "attribute_not_exists(PK)"}})  # fmt: skip
+            # A new item (a shipment, a return) is written once; a return's later changes overwrite it
+            # (the order's version, in the same transaction, orders them).
+            put: dict[str, Any] = {"TableName": self.table.name, "Item": to_item(write.new_item)}
+            if write.item_is_new:
+                put["ConditionExpression"] = "attribute_not_exists(PK)"
+            items.append({"Put": put})
         sets = ", ".join(f"#c{i} = :c{i}" for i in range(len(changes)))
-        removes = f" REMOVE {', '.join(write.remove)}" if write.remove else ""
+        removes = f" REMOVE {', '.join(remove)}" if remove else ""
         update = self._versioned_update(
             order, f"SET {sets}, #version = :next{removes}",
             {**{f":c{i}": v for i, v in enumerate(changes.values())}, ":next": version},
@@ -542,30 +683,63 @@ class Orders:
         self.table.transact(items)
         return self.get(tenant_id, order["supplierOrderId"])
 
-    def expire_due(self, now: datetime, lookback_hours: int = 48) -> list[str]:
-        """Expire every awaiting supplier order whose deadline has passed (the sweeper's work)."""
-        expired = []
+    def sweep_due(self, now: datetime, lookback_hours: int = 48) -> dict[str, list[str]]:
+        """Fire every timed transition due by ``now`` (the sweeper's work): the deadline index (GSI3)
+        holds each order's one next deadline; an awaiting order past it expires (its stock back), any
+        other fires its due transition through the lifecycle (:meth:`fire_due`), which sets the next.
+        Returns the orders each transition fired on."""
+        fired: dict[str, list[str]] = {}
         for hours_back in range(lookback_hours, -1, -1):
             hour = now - timedelta(hours=hours_back)
             for shard in range(keys.EXPIRY_SHARDS):
                 partition = keys.expiry_hour_partition(hour, shard)
                 token = None
                 while True:
+                    # Only the deadlines already due: the rest of the hour is not read every minute.
                     page = self.table.query(partition, index="GSI3", pk_name="GSI3PK", sk_name="GSI3SK",
-                                            limit=100, next_token=token)  # fmt: skip
+                                            limit=100, next_token=token,
+                                            sk_below=keys.deadline_due_below(iso(now)))  # fmt: skip
                     for item in page.items:
-                        if parse_iso(item["deadline"]) > now or item.get("status") != "AWAITING_ACCEPTANCE":
+                        if parse_iso(item["deadline"]) > now:
                             continue
-                        try:
-                            self.release(item["tenantId"], item, "EXPIRED", "no decision within the SLA",
-                                         "system:expiry-sweeper")  # fmt: skip
-                        except Conflict:
-                            continue  # decided meanwhile
-                        expired.append(item["supplierOrderId"])
+                        for name in self._fire_due_item(item, now):
+                            fired.setdefault(name, []).append(item["supplierOrderId"])
                     token = page.next_token
                     if not token:
                         break
-        return expired
+        return fired
+
+    def _fire_due_item(self, item: dict[str, Any], now: datetime) -> list[str]:
+        if item.get("status") == lifecycle.AWAITING:
+            try:
+                self.release(item["tenantId"], item, "EXPIRED", "no decision within the SLA",
+                             "system:expiry-sweeper")  # fmt: skip
+            except Conflict:
+                return []  # decided meanwhile
+            return ["expire"]
+        return self.fire_due(item["tenantId"], item["supplierOrderId"], now)
+
+    def fire_due(self, tenant_id: str, supplier_order_id: str, now: datetime) -> list[str]:
+        """Fire, as the system, each timed transition of the order due by ``now``, one after the other
+        (late, then auto-cancel, if the sweeper comes after both): each one write conditional on the
+        version, so a second sweep (or two at once) fires nothing more. Returns the transitions fired."""
+        fired: list[str] = []
+        upcoming: dict[str, str] = {}
+
+        def plan(order: dict[str, Any]) -> _Write | None:
+            upcoming.clear()
+            due = lifecycle.next_deadline(order, order_settings(tenant_id))
+            if due is None or due[1] > now:
+                return None
+            upcoming["name"] = due[0]
+            return _timed_write(due[0], order, now)
+
+        for _ in lifecycle.TIMERS:
+            self._retrying(lambda: self.get(tenant_id, supplier_order_id), plan, SWEEPER, supplier_order_id)
+            if not upcoming:
+                return fired
+            fired.append(upcoming["name"])
+        return fired
 
     def request_retry(self, principal: Principal, supplier_order_id: str) -> dict[str, Any]:
         """After the cause of a flag is fixed (a listing's price, the supplier's approval), an admin
@@ -625,6 +799,50 @@ class _Write:
     remove: tuple[str, ...] = ()
     detail: dict[str, Any] = field(default_factory=dict)
     new_item: dict[str, Any] | None = None
+    item_is_new: bool = True
+    restock: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # units back on sale
+
+
+def _next_deadline(
+    after: dict[str, Any], changes: dict[str, Any], remove: tuple[str, ...]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The order's one next deadline, set by every transition: the timed transition due next for
+    the order as the write leaves it (``order_lifecycle.next_deadline``) in the sweeper's sparse index
+    (GSI3), with ``deadline`` and ``due``; none, and the order leaves the index."""
+    remove = tuple(r for r in remove if r not in ("GSI3PK", "GSI3SK"))
+    upcoming = lifecycle.next_deadline(after, order_settings(str(after["tenantId"])))
+    if upcoming is None:
+        return changes, (*remove, "GSI3PK", "GSI3SK", "due")
+    name, at = upcoming
+    # One already past (a return settled after the window) is due now: the sweeper reads back only
+    # so far (``sweep_due``), so the index never holds a deadline behind it.
+    at = max(at, now())
+    return {
+        **changes, "due": name, "deadline": iso(at), "GSI3PK": keys.expiry_partition(at, after["supplierOrderId"]),
+        "GSI3SK": keys.deadline_sk(iso(at), str(after["tenantId"]), str(after["supplierOrderId"])),
+    }, remove  # fmt: skip
+
+
+SWEEPER = f"{lifecycle.SYSTEM}:deadline-sweeper"
+
+
+def _timed_write(name: str, order: dict[str, Any], now: datetime) -> _Write:
+    """The write of the timed transition ``name`` due on ``order`` at ``now``."""
+    settings = order_settings(str(order["tenantId"]))
+    if name == "late":
+        return _Write(
+            "late", order["status"], [], {"lateAt": iso(now)}, detail={"shipBy": order.get("shipBy")}
+        )
+    if name == "auto_cancel":
+        why = f"not shipped within {settings.auto_cancel_unshipped_days} days of acceptance"
+        return _Write("auto_cancel", lifecycle.CANCELLED, _holding(order), _final({}, why), ("GSI1PK", "GSI1SK"),
+                      detail={"reason": why})  # fmt: skip
+    if name == "auto_deliver":
+        return _Write("auto_deliver", lifecycle.DELIVERED, [], {"deliveredAt": iso(now)},
+                      detail={"automatic": True})  # fmt: skip
+    if name == "close":
+        return _Write("close", lifecycle.CLOSED, [], {"closedAt": iso(now)})
+    raise RuntimeError(f"{name} is not a timed transition")
 
 
 # A decided order leaves the expiry index (GSI3) and the correction queue's (GSI1).
@@ -639,6 +857,29 @@ def _final(changes: dict[str, Any], reason: str) -> dict[str, Any]:
 def _holding(order: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
     """Every line with the units it still holds."""
     return [(line, lifecycle.held(line)) for line in order["lines"]]
+
+
+def refund(order: dict[str, Any], returned: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a received return refunds: each line's units at the order's unit price, and their sum,
+    in exact decimals (never floats) and the order's currency."""
+    prices = {line["sku"]: line["unitPrice"] for line in order["lines"]}
+    currencies = {prices[item["sku"]]["currency"] for item in returned}
+    if len(currencies) != 1:
+        raise Conflict(f"the returned lines are priced in {', '.join(sorted(currencies))}: refund them apart")
+    lines = [
+        {"sku": item["sku"], "quantity": int(item["quantity"]),
+         "amount": Decimal(str(prices[item["sku"]]["amount"])) * int(item["quantity"])}
+        for item in returned
+    ]  # fmt: skip
+    return {
+        "amount": sum((line["amount"] for line in lines), Decimal(0)),
+        "currency": currencies.pop(),
+        "lines": lines,
+    }
+
+
+def return_view(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("PK", "SK", "entity")}
 
 
 def shipment_view(item: dict[str, Any]) -> dict[str, Any]:

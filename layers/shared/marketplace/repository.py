@@ -251,6 +251,7 @@ class Table:
         where: Mapping[str, Any] | None = None,
         project: Iterable[str] = (),
         page_field: str = "nextToken",
+        sk_below: str | None = None,
     ) -> Page:
         """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
         ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
@@ -264,6 +265,10 @@ class Table:
             names["#sk"] = sk_name
             values[":sk"] = sk_prefix
             condition += " AND begins_with(#sk, :sk)"
+        if sk_below is not None:  # only the sort keys before this one (the deadlines already due)
+            names["#sk"] = sk_name
+            values[":below"] = sk_below
+            condition += " AND #sk < :below"
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,

@@ -1,0 +1,64 @@
+"""Returns of a delivered supplier order: the retailer asks (``POST``, once per Idempotency-Key) within
+the tenant's return window; the order's supplier accepts or refuses it, then says the units came back
+(the refund is recorded). The roles of each route are the lifecycle's (``marketplace.order_lifecycle``);
+another supplier's or tenant's return is 404 (``marketplace.orders``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from marketplace import order_lifecycle as lifecycle
+from marketplace import orders
+from marketplace.principal import Principal
+from routes import metrics, request
+from routes.policy import allow, caller
+
+router = APIGatewayRouter()
+
+
+@router.post(
+    "/supplier-orders/<supplierOrderId>/returns", middlewares=[allow(*lifecycle.roles("request_return"))]
+)
+def request_return(supplierOrderId: str) -> Response:
+    event = router.current_event
+
+    def ask(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        return orders.Orders().request_return(principal, supplierOrderId, body)
+
+    route = "POST /supplier-orders/{supplierOrderId}/returns"
+    made = request.create(event, caller(router), route, request.object_body(event), ask)
+    metrics.add_metric(name="ReturnsRequested", unit="Count", value=1)
+    return request.located(201, made, f"/returns/{made['returnId']}")
+
+
+@router.get("/returns/<returnId>", middlewares=[allow("supplier", "retailer", "admin")])
+def get_return(returnId: str) -> dict[str, Any]:
+    return orders.Orders().get_return(caller(router), returnId)
+
+
+def _answer(route: str, return_id: str, name: str, reason: str | None = None) -> dict[str, Any]:
+    payload = {"reason": reason} if reason is not None else {}
+
+    def answer(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        return orders.Orders().answer_return(principal, return_id, name, body.get("reason"))
+
+    return request.create(router.current_event, caller(router), route, payload, answer)
+
+
+@router.post("/returns/<returnId>/accept", middlewares=[allow(*lifecycle.roles("accept_return"))])
+def accept_return(returnId: str) -> dict[str, Any]:
+    return _answer("POST /returns/{returnId}/accept", returnId, "accept_return")
+
+
+@router.post("/returns/<returnId>/refuse", middlewares=[allow(*lifecycle.roles("refuse_return"))])
+def refuse_return(returnId: str) -> dict[str, Any]:
+    why = request.reason(router.current_event)
+    return _answer("POST /returns/{returnId}/refuse", returnId, "refuse_return", why)
+
+
+@router.post("/returns/<returnId>/received", middlewares=[allow(*lifecycle.roles("receive_return"))])
+def receive_return(returnId: str) -> dict[str, Any]:
+    return _answer("POST /returns/{returnId}/received", returnId, "receive_return")

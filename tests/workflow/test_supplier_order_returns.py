@@ -1,0 +1,148 @@
+"""Returns of a delivered supplier order in the local stack: requested within the return window,
+accepted, received with the refund recorded in exact decimals (and the units restocked when the
+tenant says so); refused with a reason; two returns of the same units end with one; the window
+closed; another supplier or tenant gets 404 (marketplace.order_lifecycle, marketplace.orders)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from marketplace import clock
+from marketplace import orders as orders_module
+from marketplace.errors import Conflict, InvalidInput, NotFound
+from marketplace.principal import Principal
+from marketplace.tenant_settings import OrderSettings
+from tests.workflow.test_product_listing import Listings
+from tests.workflow.test_supplier_order_lifecycle import shipment, two_line_order
+from tests.workflow.test_supplier_orders import Shop
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture
+def shop(onboarding) -> Shop:
+    return Shop(Listings(onboarding))
+
+
+def delivered(shop: Shop) -> tuple[str, str, str, str]:
+    """(supplier, sku A with 3 units, sku B with 2, supplier order id) of a delivered order."""
+    supplier_id, sku_a, sku_b, part = two_line_order(shop)
+    me = shop.supplier(supplier_id)
+    shop.orders.accept(me, part)
+    shop.orders.ship(me, part, shipment((sku_a, 3), (sku_b, 2)))
+    assert shop.orders.deliver(shop.retailer(), part)["status"] == "DELIVERED"
+    return supplier_id, sku_a, sku_b, part
+
+
+def ask(shop: Shop, part: str, *lines: tuple[str, int], reason: str = "damaged in transit") -> dict:
+    body = {"lines": [{"sku": s, "quantity": q} for s, q in lines], "reason": reason}
+    return shop.orders.request_return(shop.retailer(), part, body)
+
+
+def test_a_return_accepted_then_received_records_its_refund_exactly(shop):
+    supplier_id, sku_a, sku_b, part = delivered(shop)
+    me = shop.supplier(supplier_id)
+    asked = ask(shop, part, (sku_a, 2), (sku_b, 1))
+    assert (asked["status"], asked["reason"]) == ("REQUESTED", "damaged in transit")
+    order = shop.orders.get(shop.tenant, part)
+    assert order["returns"] == {asked["returnId"]: "REQUESTED"} and "due" not in order  # it does not close
+    assert [line["returned"] for line in order["lines"]] == [2, 1]
+    with pytest.raises(Conflict, match="the return is REQUESTED; receive return needs it ACCEPTED"):
+        shop.orders.answer_return(me, asked["returnId"], "receive_return")
+    assert shop.orders.answer_return(me, asked["returnId"], "accept_return")["status"] == "ACCEPTED"
+    received = shop.orders.answer_return(me, asked["returnId"], "receive_return")
+    assert received["status"] == "RECEIVED"
+    # Computed in decimals from the unit price 1299.99 (in floats 3 * 1299.99 is 3899.9700000000003).
+    refund = received["refund"]
+    assert (Decimal(str(refund["amount"])), refund["currency"]) == (Decimal("3899.97"), "EUR")
+    assert [(line["sku"], line["quantity"], Decimal(str(line["amount"]))) for line in refund["lines"]] == [
+        (sku_a, 2, Decimal("2599.98")), (sku_b, 1, Decimal("1299.99"))]  # fmt: skip
+    assert shop.orders.get_return(shop.retailer(), asked["returnId"])["refund"] == received["refund"]
+    again = shop.orders.answer_return(me, asked["returnId"], "receive_return")  # a retry: no change
+    assert again["updatedAt"] == received["updatedAt"]
+    order = shop.orders.get(shop.tenant, part)
+    assert order["returns"] == {asked["returnId"]: "RECEIVED"} and order["due"] == "close"
+    # The tenant does not restock returns by default: the units stay off sale.
+    assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (7, 8)
+
+
+def test_a_received_return_is_restocked_when_the_tenant_says_so(shop, monkeypatch):
+    supplier_id, sku_a, _, part = delivered(shop)
+    me = shop.supplier(supplier_id)
+    monkeypatch.setattr(
+        orders_module, "order_settings", lambda tenant_id: OrderSettings(restock_on_return=True)
+    )
+    asked = ask(shop, part, (sku_a, 2))
+    shop.orders.answer_return(me, asked["returnId"], "accept_return")
+    assert shop.orders.answer_return(me, asked["returnId"], "receive_return")["restocked"] is True
+    assert shop.stock(supplier_id, sku_a) == 9
+
+
+def test_a_refused_return_keeps_its_reason_and_its_units(shop):
+    supplier_id, sku_a, _, part = delivered(shop)
+    asked = ask(shop, part, (sku_a, 3))
+    refused = shop.orders.answer_return(
+        shop.supplier(supplier_id), asked["returnId"], "refuse_return", "not ours"
+    )
+    assert (refused["status"], refused["statusReason"]) == ("REFUSED", "not ours")
+    with pytest.raises(Conflict, match="the return is REFUSED; accept return needs it REQUESTED"):
+        shop.orders.answer_return(shop.supplier(supplier_id), asked["returnId"], "accept_return")
+    with pytest.raises(InvalidInput) as none_left:
+        ask(shop, part, (sku_a, 1))
+    assert (none_left.value.fields[0].field, none_left.value.fields[0].reason) == (
+        "lines.0.quantity", "is more than the 0 units left to return")  # fmt: skip
+    assert shop.orders.get(shop.tenant, part)["due"] == "close"
+
+
+def test_two_returns_of_the_same_units_end_with_one(shop):
+    _, sku_a, _, part = delivered(shop)
+    start, outcomes = threading.Barrier(2), []
+
+    def run():
+        start.wait()
+        try:
+            outcomes.append(ask(shop, part, (sku_a, 2))["status"])
+        except InvalidInput as refused:
+            outcomes.append(refused.fields[0].reason)
+        except Exception as other:
+            outcomes.append(repr(other))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["REQUESTED", "is more than the 1 units left to return"], outcomes
+    order = shop.orders.get(shop.tenant, part)
+    assert len(order["returns"]) == 1 and order["lines"][0]["returned"] == 2
+
+
+def test_a_return_needs_a_delivered_order_within_the_window(shop):
+    _supplier_id, sku_a, _, part = two_line_order(shop)
+    with pytest.raises(Conflict, match="the order is AWAITING_ACCEPTANCE; request return needs it DELIVERED"):
+        ask(shop, part, (sku_a, 1))
+    _, sku_a, _, part = delivered(shop)
+    with clock.use(lambda: datetime.now(UTC) + timedelta(days=31)), pytest.raises(Conflict, match="window"):
+        ask(shop, part, (sku_a, 1))
+
+
+def test_another_supplier_or_tenant_gets_404_on_every_return_route(shop):
+    supplier_id, sku_a, _, part = delivered(shop)
+    asked = ask(shop, part, (sku_a, 1))
+    other, _ = shop.supplier_with_listing()
+    stranger = Principal("x-user", f"t-{uuid.uuid4().hex[:8]}", frozenset({"supplier"}), supplier_id)
+    staff = Principal("y-user", stranger.tenant_id, frozenset({"retailer", "admin"}))
+    for who in (shop.supplier(other), stranger):
+        for name in ("accept_return", "refuse_return", "receive_return"):
+            with pytest.raises(NotFound):
+                shop.orders.answer_return(who, asked["returnId"], name, "x")
+        with pytest.raises(NotFound):
+            shop.orders.get_return(who, asked["returnId"])
+    with pytest.raises(NotFound):
+        shop.orders.request_return(staff, part, {"lines": [{"sku": sku_a, "quantity": 1}], "reason": "x"})
+    assert shop.orders.get_return(shop.retailer(), asked["returnId"])["status"] == "REQUESTED"
