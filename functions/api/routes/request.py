@@ -68,11 +68,6 @@ def has_body(event: BaseProxyEvent) -> bool:
     return not (raw is None or (isinstance(raw, str) and not raw.strip()))
 
 
-def optional_body(event: BaseProxyEvent) -> Any:
-    """None for no body (or only white space); else parsed as :func:`body` parses it."""
-    return body(event) if has_body(event) else None
-
-
 def page_args(event: BaseProxyEvent) -> tuple[int, str | None]:
     """``limit`` (default 50) and ``nextToken`` (None for the first page)."""
     raw_limit = event.get_query_string_value("limit")
