@@ -274,13 +274,19 @@ def test_reserved_concurrency_sizes_the_pool_and_an_invocation_beyond_it_is_thro
 
 @contextmanager
 def no_instance_to_spare(spec: FunctionSpec) -> Iterator[None]:
-    """The function's reserved concurrency all in use (as if 0 were reserved), for the block."""
-    saved = spec.reserved_concurrency, spec._size
-    spec.reserved_concurrency, spec._size = 0, 0
+    """The function's reserved concurrency all in use (as if 0 were reserved, and no instance idle:
+    an earlier test may have left a warm one), for the block."""
+    with spec._condition:
+        saved = spec.reserved_concurrency, spec._size, spec._idle[:]
+        spec.reserved_concurrency, spec._size = 0, 0
+        spec._idle.clear()
     try:
         yield
     finally:
-        spec.reserved_concurrency, spec._size = saved
+        with spec._condition:
+            spec.reserved_concurrency, spec._size = saved[:2]
+            spec._idle.extend(saved[2])
+            spec._condition.notify_all()
 
 
 def test_a_throttled_invoke_is_what_boto3_step_functions_and_api_gateway_see_from_lambda(stack):

@@ -128,6 +128,8 @@ def test_flagged_then_fixed_then_approved(onboarding):
     flagged = onboarding.wait_status(supplier_id, "FLAGGED")
     arn = onboarding.execution_arn(supplier_id)
     onboarding.wait_entered(arn, "WaitForFix")
+    # Entering WaitForFix comes before its message is sent: fix once the correction is parked.
+    wait_until(lambda: onboarding.queued(supplier_id), what="correction message")
     onboarding.fix(supplier_id, taxId=unique_ein())
     report = onboarding.drain()
     assert report.get("resumed") == 1 and not report.get("waiting")
@@ -144,6 +146,7 @@ def test_flagged_then_fixed_badly_is_flagged_again_and_waits_again(onboarding):
     first = onboarding.wait_status(supplier_id, "FLAGGED")
     arn = onboarding.execution_arn(supplier_id)
     onboarding.wait_entered(arn, "WaitForFix")
+    wait_until(lambda: onboarding.queued(supplier_id), what="correction message")
     onboarding.fix(supplier_id, taxId="99999")  # still not an EIN
     assert onboarding.drain().get("resumed") == 1
     again = onboarding.wait_status(supplier_id, "FLAGGED", min_version=first["version"] + 2)
