@@ -139,6 +139,16 @@ def answers_as_documented(case: Any, world: World, route_roles: dict[str, Iterat
         # A supplier lists its own orders; staff name the supplier (OpenAPI 3.0 has no parameter
         # required for some callers only: the operation's description says so).
         case.query = {**(case.query or {}), "supplierId": world.supplier_id}
+    if (
+        positive
+        and isinstance(case.body, dict)
+        and isinstance(case.body.get("lines"), list)
+        and label.startswith("POST /supplier-orders/")
+    ):
+        # An order's decision, shipment, cancellation or return names lines the order holds (the
+        # seeded orders hold one sku): a sku the order lacks is a 400 naming the line, which no
+        # schema can foretell. Negative cases still send any sku.
+        case.body = {**case.body, "lines": [{**line, "sku": world.sku} for line in case.body["lines"][:1]]}
     response = case.call(headers=world.headers(role), timeout=30)
     ANSWERS.setdefault(label, []).append(response.status_code)
     if response.status_code == 431:
