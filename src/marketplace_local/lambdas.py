@@ -20,6 +20,7 @@ event) is private to the instance as it is to a Lambda execution environment.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.util
 import json
@@ -36,6 +37,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+
+def _without_event_loop(
+    handler: Callable[[Any, Any], Any],
+    event: Any,
+    context: Any,
+    environ: ThreadLocalEnviron,
+    variables: dict[str, str],
+) -> Any:
+    """``handler(event, context)`` as Lambda calls it, with no asyncio event loop running: a
+    handler may ``asyncio.run`` (Powertools' AsyncBatchProcessor does). A caller whose thread runs a
+    loop (a browser test's driver, an async test) has it call from a thread of its own, with the
+    function's environment."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return handler(event, context)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        with environ.overlay(variables):
+            try:
+                outcome["result"] = handler(event, context)
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="lambda-handler")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 class ThreadLocalEnviron(MutableMapping[str, str]):
@@ -482,7 +515,10 @@ class LambdaRuntime:
                     for interceptor in self.interceptors:
                         interceptor(spec, event)
                     _, _, attr = spec.handler.rpartition(".")
-                    result = getattr(instance.main, attr)(event, context)
+                    handler = getattr(instance.main, attr)
+                    result = _without_event_loop(
+                        handler, event, context, self.environ, self._environment(spec)
+                    )
                     payload, errored = json.dumps(result), False
                 except Exception as exc:
                     payload, errored = json.dumps(error_payload(exc)), True

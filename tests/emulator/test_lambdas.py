@@ -38,6 +38,13 @@ def runtime(tmp_path: Path) -> LambdaRuntime:
             pass
 
         def handler(event, context):
+            if event.get("asyncio_run"):
+                import asyncio
+
+                async def greet():
+                    return os.environ.get("GREETING")
+
+                return {"greeting": asyncio.run(greet())}
             if event.get("raise"):
                 raise TransientError("try again")
             if event.get("sleep"):
@@ -72,6 +79,18 @@ def test_a_handler_runs_with_its_own_environment_and_a_lambda_context(runtime):
     assert result["memory"] == 256 and 0 < result["remaining_ms"] <= 1000
     assert "GREETING" not in os.environ  # nothing leaks into the process environment
     assert result["log_format"] is None and result["log_level"] is None  # no LoggingConfig: Lambda's Text
+
+
+def test_a_handler_may_run_asyncio_even_when_its_caller_runs_an_event_loop(runtime):
+    """Lambda calls a handler with no event loop running (Powertools' AsyncBatchProcessor calls
+    ``asyncio.run``); a caller whose thread runs one, as a browser test's driver does, changes nothing."""
+    import asyncio
+
+    async def from_a_running_loop():
+        return runtime.invoke_or_raise("hello", {"asyncio_run": True})
+
+    assert runtime.invoke_or_raise("hello", {"asyncio_run": True}) == {"greeting": "hi"}
+    assert asyncio.run(from_a_running_loop()) == {"greeting": "hi"}
 
 
 def test_json_logs_tell_the_handler_their_format_and_level_as_lambda_does(runtime, tmp_path):
