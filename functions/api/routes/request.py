@@ -133,14 +133,16 @@ def create(
     return _create_once(request=request, principal=principal, make=make)
 
 
-def accepted_once(router: BaseRouter, route: str, make: Creator, metric: str, location: str) -> Response:
-    """A POST that starts a workflow: the body made once per Idempotency-Key (:func:`create`),
-    counted in ``metric``, answered 202 with the new record's location (``location`` formatted
-    with the answer: ``"/orders/{orderId}"``)."""
+def accepted_once(
+    router: BaseRouter, route: str, make: Creator, metric: str, location: str, status: int = 202
+) -> Response:
+    """A POST that makes a record: the body made once per Idempotency-Key (:func:`create`),
+    counted in ``metric``, answered ``status`` (202: a workflow decides; 201: made) with the new
+    record's location (``location`` formatted with the answer: ``"/orders/{orderId}"``)."""
     event = router.current_event
     result = create(event, caller(router), route, object_body(event), make)
     metrics.add_metric(name=metric, unit="Count", value=1)
-    return located(202, result, location.format(**result))
+    return located(status, result, location.format(**result))
 
 
 def located(status: int, body: dict[str, Any], location: str) -> Response:

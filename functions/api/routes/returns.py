@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from marketplace import order_lifecycle as lifecycle
 from marketplace import orders
 from marketplace.principal import Principal
-from routes import metrics, request
+from routes import request
 from routes.policy import allow, caller
 
 router = APIGatewayRouter()
@@ -23,15 +23,11 @@ router = APIGatewayRouter()
     "/supplier-orders/<supplierOrderId>/returns", middlewares=[allow(*lifecycle.roles("request_return"))]
 )
 def request_return(supplierOrderId: str) -> Response:
-    event = router.current_event
-
     def ask(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
         return orders.Orders().request_return(principal, supplierOrderId, body)
 
     route = "POST /supplier-orders/{supplierOrderId}/returns"
-    made = request.create(event, caller(router), route, request.object_body(event), ask)
-    metrics.add_metric(name="ReturnsRequested", unit="Count", value=1)
-    return request.located(201, made, f"/returns/{made['returnId']}")
+    return request.accepted_once(router, route, ask, "ReturnsRequested", "/returns/{returnId}", status=201)
 
 
 @router.get("/returns/<returnId>", middlewares=[allow("supplier", "retailer", "admin")])

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from marketplace import order_lifecycle as lifecycle
 from marketplace import orders
 from marketplace.principal import Principal
-from routes import metrics, request
+from routes import request
 from routes.policy import allow, caller
 
 router = APIGatewayRouter()
@@ -19,15 +19,14 @@ router = APIGatewayRouter()
 
 @router.post("/supplier-orders/<supplierOrderId>/shipments", middlewares=[allow(*lifecycle.roles("ship"))])
 def add_shipment(supplierOrderId: str) -> Response:
-    event = router.current_event
-
     def ship(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
         return orders.Orders().ship(principal, supplierOrderId, body)
 
-    route = "POST /supplier-orders/{supplierOrderId}/shipments"
-    shipment = request.create(event, caller(router), route, request.object_body(event), ship)
-    metrics.add_metric(name="ShipmentsAdded", unit="Count", value=1)
-    return request.located(201, shipment, f"/supplier-orders/{supplierOrderId}/shipments")
+    route, location = (
+        "POST /supplier-orders/{supplierOrderId}/shipments",
+        "/supplier-orders/{supplierOrderId}/shipments",
+    )
+    return request.accepted_once(router, route, ship, "ShipmentsAdded", location, status=201)
 
 
 @router.get(

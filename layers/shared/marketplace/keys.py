@@ -142,8 +142,7 @@ def deadline_due_below(now: str) -> str:
 
 def expiry_partition(deadline: datetime, supplier_order_id: str) -> str:
     """GSI3 partition of an awaiting order: its deadline's hour, sharded so no hour is hot."""
-    shard = int(hashlib.sha256(supplier_order_id.encode()).hexdigest(), 16) % EXPIRY_SHARDS
-    return expiry_hour_partition(deadline, shard)
+    return expiry_hour_partition(deadline, _shard(supplier_order_id, EXPIRY_SHARDS))
 
 
 # ------------------------------------------------------------------------------- webhooks
@@ -194,8 +193,12 @@ def correction_shard(shard: int) -> str:
 
 
 def correction_shard_of(tenant_id: str, record_id: str) -> str:
-    shard = int(hashlib.sha256(f"{tenant_id}/{record_id}".encode()).hexdigest(), 16) % CORRECTION_SHARDS
-    return correction_shard(shard)
+    return correction_shard(_shard(f"{tenant_id}/{record_id}", CORRECTION_SHARDS))
+
+
+def _shard(text: str, shards: int) -> int:
+    """A stable shard of ``shards`` for ``text`` (the same in every process, unlike ``hash``)."""
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % shards
 
 
 # ------------------------------------------------------------------------------- executions

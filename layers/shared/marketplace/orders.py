@@ -494,23 +494,7 @@ class Orders:
         """sku -> units of a return: 400 naming a line not of the order, named twice, or more units
         than were delivered and not yet claimed by another return."""
         lines = {line["sku"]: line for line in order["lines"]}
-        errors, claimed = [], {}
-        for i, item in enumerate(wanted):
-            sku, units = item["sku"], int(item["quantity"])
-            line = lines.get(sku)
-            if line is None:
-                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is not a line of this order"))
-            elif sku in claimed:
-                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is named twice"))
-            elif units > lifecycle.returnable(line):
-                errors.append(FieldError(
-                    f"lines.{i}.quantity", f"is more than the {lifecycle.returnable(line)} units left to return"
-                ))  # fmt: skip
-            else:
-                claimed[sku] = units
-        if errors:
-            raise InvalidInput(errors)
-        return claimed
+        return _units_of(lines, wanted, lifecycle.returnable, "is not a line of this order", "return")
 
     # ---------------------------------------------------------------- what happened to an order
     def shipments(self, principal: Principal, supplier_order_id: str) -> list[dict[str, Any]]:
@@ -641,25 +625,7 @@ class Orders:
         """sku -> units of a shipment: 400 naming a line that is not the order's to ship, named
         twice, or more units than it has left to ship."""
         lines = {line["sku"]: line for line in order["lines"] if lifecycle.live(line)}
-        errors, sending = [], {}
-        for i, item in enumerate(wanted):
-            sku, units = item["sku"], int(item["quantity"])
-            line = lines.get(sku)
-            if line is None:
-                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is not a line of this order to ship"))
-            elif sku in sending:
-                errors.append(FieldError(f"lines.{i}.sku", f"{sku} is named twice"))
-            elif units > lifecycle.held(line):
-                errors.append(
-                    FieldError(
-                        f"lines.{i}.quantity", f"is more than the {lifecycle.held(line)} units left to ship"
-                    )
-                )
-            else:
-                sending[sku] = units
-        if errors:
-            raise InvalidInput(errors)
-        return sending
+        return _units_of(lines, wanted, lifecycle.held, "is not a line of this order to ship", "ship")
 
     def release(
         self, tenant_id: str, order: dict[str, Any], status: str, reason: str, by: str
@@ -897,3 +863,32 @@ def shipment_view(item: dict[str, Any]) -> dict[str, Any]:
         )
         if item.get(k) is not None
     }
+
+
+def _units_of(
+    lines: dict[str, dict[str, Any]],
+    wanted: list[dict[str, Any]],
+    left: Callable[[dict[str, Any]], int],
+    not_a_line: str,
+    to: str,
+) -> dict[str, int]:
+    """sku -> units asked for in ``wanted`` (a shipment's or a return's lines), each within what
+    ``left`` says its line has left; else InvalidInput naming every line that is not one of
+    ``lines``, is named twice, or asks for more."""
+    errors, asked = [], {}
+    for i, item in enumerate(wanted):
+        sku, units = item["sku"], int(item["quantity"])
+        line = lines.get(sku)
+        if line is None:
+            errors.append(FieldError(f"lines.{i}.sku", f"{sku} {not_a_line}"))
+        elif sku in asked:
+            errors.append(FieldError(f"lines.{i}.sku", f"{sku} is named twice"))
+        elif units > left(line):
+            errors.append(
+                FieldError(f"lines.{i}.quantity", f"is more than the {left(line)} units left to {to}")
+            )
+        else:
+            asked[sku] = units
+    if errors:
+        raise InvalidInput(errors)
+    return asked
