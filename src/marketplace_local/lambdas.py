@@ -261,8 +261,88 @@ class LambdaError(Exception):
         self.payload = payload
 
 
-# Instances start one at a time: each takes the shared modules out of sys.modules while it imports.
-_IMPORT_LOCK = threading.RLock()
+class _ModuleSwap:
+    """Instances start one at a time, each taking the function's modules out of ``sys.modules``
+    while it imports its own copies; meanwhile no other thread may import one of those modules.
+
+    ``sys.modules`` is one dict for the whole process, and the process imports the layer's modules
+    too (a test's ``from marketplace.orders import refund`` while the stack it shares starts an
+    instance): a thread whose import ran across a swap lost its half-made module (a dataclass then
+    failed, as its module was not in ``sys.modules``). So ``import`` statements naming one of the
+    functions' top-level modules take a shared hold for the whole import, a swap waits until none is
+    held and holds the swap alone (an import not begun yet waits for a swap waiting: else imports
+    in a loop could hold off an instance start for ever). Python has no hook around an import but ``builtins.__import__``,
+    which every ``import`` statement calls; no library offers this, hence the hand-written lock."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._importing = 0  # threads inside an import of a function's module
+        self._swapping: int | None = None  # the thread starting an instance
+        self._waiting = 0  # threads waiting to start one: an import not begun yet waits for them
+        self._depth = threading.local()
+        self.names: set[str] = set()  # top-level modules and packages of the functions' directories
+        self._original: Callable[..., ModuleType] | None = None
+
+    def install(self) -> None:
+        import builtins
+
+        with self._changed:
+            if self._original is None:
+                self._original = builtins.__import__
+                builtins.__import__ = self._import
+
+    def _import(
+        self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> ModuleType:
+        assert self._original is not None
+        top = (name if level == 0 else (globals or {}).get("__package__") or "").partition(".")[0]
+        if top not in self.names or self._swapping == threading.get_ident():
+            return self._original(name, globals, locals, fromlist, level)
+        with self.importing():
+            return self._original(name, globals, locals, fromlist, level)
+
+    @contextmanager
+    def importing(self) -> Iterator[None]:
+        depth = getattr(self._depth, "value", 0)
+        if not depth:
+            with self._changed:
+                self._changed.wait_for(lambda: self._swapping is None and not self._waiting)
+                self._importing += 1
+        self._depth.value = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.value = depth
+            if not depth:
+                with self._changed:
+                    self._importing -= 1
+                    self._changed.notify_all()
+
+    @contextmanager
+    def swapping(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._swapping == me:  # an instance starting another while it imports
+            yield
+            return
+        with self._changed:
+            self._waiting += 1
+            self._changed.wait_for(lambda: self._swapping is None and not self._importing)
+            self._waiting -= 1
+            self._swapping = me
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._swapping = None
+                self._changed.notify_all()
+
+
+_SWAP = _ModuleSwap()
+
+
+def _top_level_names(directory: Path) -> set[str]:
+    return {p.stem if p.suffix == ".py" else p.name for p in directory.iterdir()
+            if p.suffix == ".py" or (p.is_dir() and not p.name.startswith((".", "__")))}  # fmt: skip
 
 
 def _is_under(module: ModuleType | None, directories: tuple[str, ...]) -> bool:
@@ -325,6 +405,9 @@ class LambdaRuntime:
 
     def register(self, spec: FunctionSpec) -> None:
         _ = spec.size  # a bad MARKETPLACE_LAMBDA_CONCURRENCY stops the stack now, with the reason
+        for directory in (spec.code_dir, *spec.layer_dirs):
+            _SWAP.names |= _top_level_names(directory)
+        _SWAP.install()
         self.functions[spec.name] = spec
 
     def by_logical_id(self, logical_id: str) -> FunctionSpec:
@@ -358,7 +441,7 @@ class LambdaRuntime:
 
         Python keeps one module per name (``sys.modules``), and the handler's ``import routes`` or
         ``from marketplace import ...`` would find the modules another instance imported. So, under
-        one import lock, the modules from the function's code and layer directories are taken out of
+        one import lock (:class:`_ModuleSwap`), the modules from the function's code and layer directories are taken out of
         ``sys.modules``, the handler is imported (which imports its own copies), those copies are
         kept with the instance and the previous modules are put back. Later, each instance's code
         reaches its own copies through its module globals. Third-party packages (Powertools,
@@ -367,7 +450,7 @@ class LambdaRuntime:
         file = spec.code_dir / (module_path.replace(".", "/") + ".py")
         module_name = f"_lambda_{spec.logical_id}_{index}_{module_path.replace('.', '_')}"
         private = tuple(os.path.realpath(d) + os.sep for d in (spec.code_dir, *spec.layer_dirs))
-        with _IMPORT_LOCK:
+        with _SWAP.swapping():
             module_spec = importlib.util.spec_from_file_location(module_name, file)
             if module_spec is None or module_spec.loader is None:
                 raise ImportError(f"cannot load handler module {file}")

@@ -414,3 +414,49 @@ def test_reserved_concurrency_and_layers_are_read_from_the_template(tmp_path, st
         ((tmp_path / "layer").resolve(),),
     )
     assert (open_.reserved_concurrency, open_.size, open_.layer_dirs) == (None, default_concurrency(), ())
+
+
+def test_the_process_may_import_a_layer_module_while_instances_start(pooled, tmp_path):
+    # The test process imports the layer's modules too (a unit test's `from marketplace.orders
+    # import refund` while the session's stack starts instances). An instance start takes the layer's
+    # modules out of sys.modules while it imports its own; an import by another thread at that moment
+    # lost its half-made module (a dataclass then failed: its module was not in sys.modules).
+    slow = textwrap.dedent("""
+        from __future__ import annotations
+        import time
+        from dataclasses import dataclass
+        time.sleep(0.01)
+
+        @dataclass
+        class Made:
+            name: str
+        """)
+    for k in range(300):  # a module not imported yet at each turn
+        (tmp_path / "layer" / "pool_layer" / f"slow{k}.py").write_text(slow)
+    runtime, register = pooled
+    for n in range(30):
+        register(f"pooled{n}")
+    stop = threading.Event()
+
+    def start_instances() -> None:
+        for n in range(30):
+            if stop.is_set():
+                return
+            runtime.invoke_or_raise(f"pooled{n}", {})
+
+    starter = threading.Thread(target=start_instances)
+    starter.start()
+    imported = 0
+    try:
+        while starter.is_alive() and imported < 300:
+            module = __import__(
+                f"pool_layer.slow{imported}", fromlist=["Made"]
+            )  # as an import statement does
+            assert module.Made("x").name == "x" and sys.modules[f"pool_layer.slow{imported}"] is module
+            imported += 1
+    finally:
+        stop.set()
+        starter.join()
+        for k in range(imported):
+            sys.modules.pop(f"pool_layer.slow{k}", None)
+    assert imported > 0
