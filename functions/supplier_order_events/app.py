@@ -1,10 +1,11 @@
-"""Publishes every supplier-order event: each status change of a supplier order after its creation
-(marketplace.order_events) becomes one message on the supplier-notifications topic (attributes
+"""Publishes every status-change event: each status change of a supplier, a listing or a supplier
+order after its creation (marketplace.events) becomes one message on the supplier-notifications topic (attributes
 supplier_id, tenant_id, event_type, event_id) and one signed delivery to the supplier's webhook, if it
 registered one (marketplace.webhooks).
 
 Driven by the table's stream, so every writer (workflow, API, sweeper) is covered and nothing
-has to remember to notify. ``event_id`` is the order's id and version: a repeated stream delivery
+has to remember to notify (the onboarding workflow's own welcome publish is gone: D39).
+``event_id`` is the record's id and version: a repeated stream delivery
 publishes a message with the same id, which subscribers use to drop duplicates.
 
 The batch's events are published first, 10 to a PublishBatch request (D22); then each record queues
@@ -28,8 +29,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from marketplace import config
 from marketplace.adapters import aws
 from marketplace.errors import TransientError
+from marketplace.events import event_for, publish_all
 from marketplace.observability import observed
-from marketplace.order_events import event_for, publish_all
+from marketplace.repository import plain
 from marketplace.webhooks import Webhooks
 
 logger = Logger()
@@ -41,7 +43,8 @@ webhooks = Webhooks()
 
 def _event(record: DynamoDBRecord) -> dict[str, Any] | None:
     stream = record.dynamodb
-    return event_for(stream.old_image if stream else None, stream.new_image if stream else None)
+    # The images in plain JSON types: SNS and the webhook carry the same numbers (a version 2, not "2").
+    return event_for(plain(stream.old_image) if stream else None, plain(stream.new_image) if stream else None)
 
 
 def _sequence(record: DynamoDBRecord) -> str:
@@ -68,7 +71,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             dedupe_key=found["id"],
         )
         logger.info(
-            "supplier order event published",
+            "status event published",
             extra={"event_type": found["type"], "event_id": found["id"], "webhook_delivery": delivery},
         )
         metrics.add_metric(name="SupplierOrderEvents", unit="Count", value=1)

@@ -11,7 +11,7 @@ import pytest
 from marketplace import audit, schemas
 from marketplace.corrections import Correction, PoisonMessage
 from marketplace.errors import Forbidden, InvalidInput, Unauthorized
-from marketplace.order_events import event_for
+from marketplace.events import event_for
 from marketplace.principal import Principal, parse_groups
 from marketplace.repository import decode_token, encode_token
 
@@ -147,8 +147,45 @@ def test_a_supplier_order_event_is_each_status_change_after_its_creation():
     assert event["attributes"] == {"event_type": "supplier_order.awaiting_acceptance", "event_id": "so1-v2",
                                    "tenant_id": "t1", "supplier_id": "s1"}  # fmt: skip
     assert event_for(awaiting, _supplier_order("AWAITING_ACCEPTANCE", 3)) is None  # same status
-    assert event_for(awaiting, {"entity": "PRODUCT", "status": "ACTIVE"}) is None
+    assert (
+        event_for({"entity": "IMPORT", "status": "RUNNING"}, {"entity": "IMPORT", "status": "DONE"}) is None
+    )
     assert event_for(awaiting, None) is None  # a deletion
+
+
+def test_a_supplier_or_listing_event_is_each_status_change_after_its_creation_named_by_its_kind():
+    def listing(status: str, version: int, **more: object) -> dict:
+        return {"entity": "PRODUCT", "tenantId": "t1", "supplierId": "s1", "sku": "LAMP-1", "status": status,
+                "version": version, "updatedAt": f"2026-12-07T10:00:0{version}Z", "price": {"amount": 1},
+                **more}  # fmt: skip
+
+    pending = listing("PENDING", 1)
+    assert event_for(None, pending) is None  # its creation: the supplier has the API's answer
+    flag = {"field": "price", "reason": "above the category's bound", "value": "999999"}
+    flagged = event_for(pending, listing("FLAGGED", 2, flags=[flag]))
+    assert flagged["type"] == "listing.flagged" and flagged["id"] == "s1:LAMP-1-v2"
+    # What to fix, never the value; no other field of the record.
+    assert flagged["body"] == {"event": "listing.flagged", "eventId": "s1:LAMP-1-v2", "tenantId": "t1",
+                               "supplierId": "s1", "sku": "LAMP-1", "status": "FLAGGED", "version": 2,
+                               "flags": [{"field": "price", "reason": "above the category's bound"}],
+                               "reason": None, "at": "2026-12-07T10:00:02Z"}  # fmt: skip
+    assert flagged["attributes"] == {"event_type": "listing.flagged", "event_id": "s1:LAMP-1-v2",
+                                     "tenant_id": "t1", "supplier_id": "s1"}  # fmt: skip
+    assert event_for(listing("FLAGGED", 2), listing("FLAGGED", 3)) is None  # a fix that keeps the status
+    assert (
+        event_for(listing("FLAGGED", 3), listing("PENDING", 4))["type"] == "listing.pending"
+    )  # back to review
+    supplier = {"entity": "SUPPLIER", "tenantId": "t1", "supplierId": "s1", "version": 1, "status": "PENDING",
+                "legalName": "Acme", "contactEmail": "ops@acme.example"}  # fmt: skip
+    rejected = event_for(
+        supplier, {**supplier, "version": 2, "status": "REJECTED", "statusReason": "blocklisted"}
+    )
+    assert (rejected["type"], rejected["id"], rejected["body"]["reason"]) == (
+        "supplier.rejected",
+        "s1-v2",
+        "blocklisted",
+    )
+    assert "contactEmail" not in rejected["body"] and "legalName" not in rejected["body"]
 
 
 def test_a_page_token_of_the_right_partition_with_a_key_dynamodb_refuses_is_a_400():

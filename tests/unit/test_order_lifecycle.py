@@ -1,6 +1,6 @@
 """The supplier-order lifecycle after intake (marketplace.order_lifecycle): who may fire which
 transition from which status, what a line still holds, when an order is shipped, and the one event
-each transition emits (marketplace.order_events)."""
+each transition emits (marketplace.events)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from marketplace import order_lifecycle as lifecycle
 from marketplace.errors import Conflict
-from marketplace.order_events import event_for
+from marketplace.events import event_for
 
 
 @pytest.mark.parametrize(

@@ -43,11 +43,6 @@ def test_a_listing_is_in_the_status_index_only_while_flagged():
     )
 
 
-def test_only_suppliers_announce_their_approval():
-    assert registry.KINDS["SUPPLIER"].start_input("t", "s", 1)["onApproval"] == {"event": "supplier.approved"}
-    assert registry.KINDS["PRODUCT"].start_input("t", "s/k", 1)["onApproval"] is None
-
-
 @pytest.mark.parametrize(
     ("name", "record_id", "correction_id"),
     [("SUPPLIER", "9b2e-1", "9b2e-1"), ("PRODUCT", "s-1/SKU-1", "PRODUCT:s-1:SKU-1"),

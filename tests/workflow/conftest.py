@@ -146,6 +146,29 @@ class Onboarding:
         return report["byTenant"].get(self.tenant, {}) | {"_all": report}
 
 
+def inbox(stack: Any, filter_policy: dict[str, Any]) -> str:
+    """An SQS queue subscribed to the supplier-notifications topic with a filter policy (raw
+    delivery): what a subscriber of those events receives."""
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName=f"inbox-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stack.client("sns").subscribe(
+        TopicArn=stack.physical_id("SupplierNotificationsTopic"), Protocol="sqs", Endpoint=arn,
+        Attributes={"FilterPolicy": json.dumps(filter_policy), "RawMessageDelivery": "true"},
+    )  # fmt: skip
+    return url
+
+
+def received(stack: Any, url: str) -> list[dict[str, Any]]:
+    """Every message the inbox holds now, read and deleted, as the events' bodies."""
+    sqs, bodies = stack.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
 def unique_ein() -> str:
     digits = f"{uuid.uuid4().int % 10**9:09d}"
     return f"{digits[:2]}-{digits[2:]}"

@@ -825,8 +825,7 @@ def _updates(asl: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def out_of_reach(machine: str) -> set[str]:
     """The states of the machine's definition its kind never enters: the status writes whose way
-    with the status index is not its kind's (a shared definition holds both ways), and the notices
-    of a kind that has no approval event (its input's ``onApproval`` is null)."""
+    with the status index is not its kind's (a shared definition holds both ways)."""
     from marketplace import registry
 
     kind, asl = registry.KINDS[MACHINES[machine].correction_kind], load_asl(machine)
@@ -835,10 +834,6 @@ def out_of_reach(machine: str) -> set[str]:
         status, into = _status_write(state["Parameters"])
         if into is not (status in kind.indexed):
             unreached.add(name)
-    if kind.approval_event is None:
-        unreached |= {
-            n for n, state in task_states(asl).items() if state["Resource"].endswith(":sns:publish")
-        }
     return unreached
 
 
@@ -993,11 +988,6 @@ MUTATIONS = {
         "ProductListing",
         lambda s: s["Decide"]["Choices"][0]["And"].pop(2),
         "Active",
-    ),
-    "the next round forgets the approval event": (
-        "SupplierOnboarding",
-        lambda s: s["NextRound"]["Parameters"].pop("onApproval.$"),
-        "FlaggedFixedApproved",
     ),
     "listing: a system error is not flagged": (
         "ProductListing",

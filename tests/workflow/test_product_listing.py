@@ -9,7 +9,7 @@ from marketplace.principal import Principal
 from marketplace.products import Products
 from marketplace.repository import Table
 from tests.conftest import advance_until, wait_until
-from tests.workflow.conftest import Onboarding
+from tests.workflow.conftest import Onboarding, inbox, received
 
 pytestmark = pytest.mark.workflow
 
@@ -72,7 +72,7 @@ def test_a_valid_listing_of_an_approved_supplier_goes_active(listings):
     arn = listings.execution_arn(supplier_id, sku)
     listings.onboarding.wait_execution(arn, "SUCCEEDED")
     assert listings.onboarding.entered(arn) == [
-        "Prepare", "Validate", "Decide", "MarkApprovedOutOfIndex", "ApprovalNotice", "Approved",
+        "Prepare", "Validate", "Decide", "MarkApprovedOutOfIndex", "Approved",
     ]  # fmt: skip
 
 
@@ -127,19 +127,32 @@ def test_each_listing_rule_flags_the_listing_for_a_fix(listings, overrides, fiel
     )
 
 
-def test_a_flagged_listing_fixed_by_its_supplier_goes_active_after_the_drain(listings):
+def test_a_flagged_listing_fixed_by_its_supplier_goes_active_after_the_drain(listings, stack):
     supplier_id = listings.supplier()
+    events = inbox(stack, {"supplier_id": [supplier_id], "event_type": [{"prefix": "listing."}]})
     sku = listings.register(supplier_id, price={"amount": 25000, "currency": "EUR"})
     flagged = listings.wait_status(supplier_id, sku, "FLAGGED")
     arn = listings.execution_arn(supplier_id, sku)
     listings.onboarding.wait_entered(arn, "WaitForFix")
     listings.products.update(listings.as_supplier(supplier_id), supplier_id, sku,
                              {"price": {"amount": 1999.0, "currency": "EUR"}}, flagged["version"])  # fmt: skip
+    # Its correction reaches the drain once the intake has parked it (D28).
+    wait_until(lambda: listings.onboarding.queued(f"{supplier_id}/{sku}"), what="the parked correction")
     assert listings.onboarding.drain().get("resumed") == 1
     record = listings.wait_status(supplier_id, sku, "ACTIVE")
     assert record["price"] == {"amount": 1999, "currency": "EUR"}
     listings.onboarding.wait_execution(arn, "SUCCEEDED")
     assert listings.onboarding.entered(arn).count("Validate") == 2
+    # The supplier heard of each status change, from the table's stream (marketplace.events): the
+    # flag with what to fix, and the listing going live; each once, by the version that wrote it.
+    heard: dict[str, dict] = {}
+    wait_until(lambda: heard.update({e["eventId"]: e for e in received(stack, events)})
+               or "listing.active" in {e["event"] for e in heard.values()}, what="the listing's events")  # fmt: skip
+    by_version = sorted(heard.values(), key=lambda e: e["version"])
+    assert by_version[0]["event"] == "listing.flagged" and by_version[-1]["event"] == "listing.active"
+    assert by_version[0]["flags"] == [{"field": f["field"], "reason": f["reason"]} for f in flagged["flags"]]
+    assert by_version[-1]["version"] == record["version"] and by_version[-1]["sku"] == sku
+    assert all(e["event"] == f"listing.{e['status'].lower()}" for e in by_version)
 
 
 def test_an_admin_rejection_of_a_flagged_listing_ends_its_workflow(listings):

@@ -12,7 +12,7 @@ from marketplace import blocklist, keys
 from marketplace.errors import TransientError
 from marketplace.repository import Table
 from tests.conftest import advance_until, wait_until
-from tests.workflow.conftest import Onboarding, unique_ein
+from tests.workflow.conftest import Onboarding, inbox, unique_ein
 
 pytestmark = pytest.mark.workflow
 
@@ -40,22 +40,10 @@ def validate_faults(stack, tenant):
     stack.runtime.interceptors.remove(interceptor)
 
 
-def _inbox(stack, filter_policy: dict) -> str:
-    """An SQS queue subscribed to the supplier-notifications topic with a filter policy."""
-    sqs = stack.client("sqs")
-    url = sqs.create_queue(QueueName=f"inbox-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    stack.client("sns").subscribe(
-        TopicArn=stack.physical_id("SupplierNotificationsTopic"), Protocol="sqs", Endpoint=arn,
-        Attributes={"FilterPolicy": json.dumps(filter_policy), "RawMessageDelivery": "true"},
-    )  # fmt: skip
-    return url
-
-
 def test_a_valid_supplier_is_approved_and_welcomed(onboarding: Onboarding, stack):
     sqs = stack.client("sqs")
-    tenant_inbox = _inbox(stack, {"tenant_id": [onboarding.tenant]})
-    other_supplier_inbox = _inbox(stack, {"supplier_id": [str(uuid.uuid4())]})
+    tenant_inbox = inbox(stack, {"tenant_id": [onboarding.tenant]})
+    other_supplier_inbox = inbox(stack, {"supplier_id": [str(uuid.uuid4())]})
 
     supplier_id = onboarding.register()
     record = onboarding.wait_status(supplier_id, "APPROVED")
@@ -67,17 +55,19 @@ def test_a_valid_supplier_is_approved_and_welcomed(onboarding: Onboarding, stack
         "Validate",
         "Decide",
         "MarkApproved",
-        "ApprovalNotice",
-        "NotifyWelcome",
         "Approved",
     ]
     welcome = wait_until(lambda: sqs.receive_message(QueueUrl=tenant_inbox).get("Messages"), what="welcome")
     body = json.loads(welcome[0]["Body"])
-    assert (body["event"], body["tenantId"], body["supplierId"]) == (
+    # The welcome is the approval's status event (marketplace.events), published from the stream.
+    assert (body["event"], body["tenantId"], body["supplierId"], body["status"], body["version"]) == (
         "supplier.approved",
         onboarding.tenant,
         supplier_id,
+        "APPROVED",
+        2,
     )
+    assert body["eventId"] == f"{supplier_id}-v2" and body["flags"] == []
     # A subscription filtered on another supplier's id sees nothing of this one.
     assert not sqs.receive_message(QueueUrl=other_supplier_inbox).get("Messages")
     assert onboarding.queued(supplier_id) == []

@@ -5,7 +5,7 @@ The intake (``statemachines/supplier_order.asl.json``) takes an order from PENDI
 AWAITING_ACCEPTANCE (or FLAGGED, or REJECTED out of stock); from there every change is one of the
 transitions below, written by ``marketplace.orders.Orders`` as one DynamoDB write (or transaction, when
 stock moves) conditional on the order's version, and announced by the stream as the transition's
-event (``marketplace.order_events``). The API's routes take their ``allow(...)`` roles from here, so
+event (``marketplace.events``). The API's routes take their ``allow(...)`` roles from here, so
 who may fire a transition is said once (docs/decisions.md D33).
 
 The diagram in docs/orders.md is drawn from :data:`TRANSITIONS` (:func:`diagram`, ``make docs``).

@@ -44,7 +44,7 @@ keys.EXPIRY_SHARDS = 10
 
 def view(record: dict[str, Any]) -> dict[str, Any]:
     shown = record_view(record, flags_while=("FLAGGED",))
-    shown.pop("lastEvent", None)  # the stream's marker of a transition's event (order_events)
+    shown.pop("lastEvent", None)  # the stream's marker of a transition's event (marketplace.events)
     return shown
 
 

@@ -39,7 +39,7 @@ def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    return {k: plain(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -52,15 +52,16 @@ def _to_dynamo(value: Any) -> Any:
     return value
 
 
-def _from_dynamo(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as DynamoDB's deserializer gives it (numbers as Decimal, sets), in plain JSON types."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, set):
-        return sorted(_from_dynamo(v) for v in value)
+        return sorted(plain(v) for v in value)
     return value
 
 

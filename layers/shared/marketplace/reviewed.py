@@ -70,7 +70,6 @@ class Kind:
     correction_fields: Callable[[Mapping[str, Any]], dict[str, Any]]
     # The rules: (table, tenant, record) -> Verdict. None for a kind whose own workflow decides.
     rules: Callable[[Table, str, dict[str, Any]], Verdict] | None = None
-    approval_event: str | None = None  # the SNS event published once a record is approved
     # How an admin rejects it from the correction queue, where that is more than a status change.
     reject_with: Callable[[Table, Principal, str, str], dict[str, Any]] | None = None
     # How the correction API names one record: "<prefix><id>" ("/" in an id as ":", so that it is
@@ -102,8 +101,6 @@ class Kind:
                 "record": {"PK": {"S": pk}, "SK": {"S": sk}},
                 "statusIndex": {s: keys.status_gsi_pk(tenant_id, self.name, s) for s in sorted(self.indexed)},
             },
-            # What follows an approval (the workflow publishes ``event``); None: nothing.
-            "onApproval": {"event": self.approval_event} if self.approval_event else None,
         }  # fmt: skip
 
     def correction_id(self, record_id: str) -> str:

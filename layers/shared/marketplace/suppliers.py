@@ -147,7 +147,7 @@ KIND = Kind(
     state_machine_env="SUPPLIER_ONBOARDING_STATE_MACHINE_ARN", key=record_key,
     record_id=lambda record: str(record["supplierId"]), view=view,
     correction_fields=lambda record: {"supplierId": record["supplierId"]},
-    rules=rules, approval_event="supplier.approved",
+    rules=rules,
 )  # fmt: skip
 
 

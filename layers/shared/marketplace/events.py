@@ -1,4 +1,10 @@
-"""What a supplier-order status change tells the outside world.
+"""What a status change tells the outside world: one event per change, for every kind of record.
+
+Suppliers and listings (the reviewed kinds of :mod:`marketplace.registry`): each status change after
+the record's creation is one event named by the kind's label and the new status
+(``supplier.approved``, ``supplier.flagged``, ``listing.active``, ``listing.rejected``, ...), so the
+supplier hears of each verdict, each flag it must fix, and each record going back to review after
+its fix. Its creation is not an event: the supplier made the request and has the answer.
 
 A supplier order is written as PENDING and, within the intake's few hundred milliseconds, moves to the
 status the supplier acts on (AWAITING_ACCEPTANCE) or to its end (REJECTED out of stock, FLAGGED,
@@ -7,6 +13,9 @@ CANCELLED). Its creation is therefore not an event of its own: the supplier coul
 publish, a queued webhook delivery with its record and two Lambda invocations (docs/decisions.md D20,
 measured in docs/capacity.md). Every later status change is one event, and so is every transition of the lifecycle after
 acceptance (each shipment, a cancelled line), named by the transition itself.
+
+An event's id is the record's id and the version the change wrote: a repeated stream delivery
+carries the same id, and subscribers drop what they have seen.
 """
 
 from __future__ import annotations
@@ -16,12 +25,41 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from marketplace import orders, registry
+
 
 def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The event for one change of a supplier order, or None when it is its creation or its status did
-    not change."""
-    if not new or new.get("entity") != "SUPPLIER_ORDER" or not old:
+    """The event for one change of a record, or None when it is its creation, its status did not
+    change, or the record is of no kind that has events."""
+    if not new or not old:
         return None
+    kind = registry.find(new.get("entity"))
+    if kind is None:
+        return None
+    if kind.name == orders.ENTITY:
+        return _order_event(old, new)
+    status = str(new["status"])
+    if old.get("status") == status:
+        return None
+    event_type = f"{kind.label}.{status.lower()}"
+    event_id = f"{kind.record_id(new).replace('/', ':')}-v{new['version']}"
+    body = {
+        "event": event_type,
+        "eventId": event_id,
+        "tenantId": new["tenantId"],
+        **kind.correction_fields(new),
+        "status": status,
+        "version": new["version"],
+        # What to fix (the field and the reason, never the value: the event may leave the tenant's
+        # systems), or why the record was rejected.
+        "flags": [{"field": f.get("field"), "reason": f.get("reason")} for f in new.get("flags") or []],
+        "reason": new.get("statusReason"),
+        "at": new.get("updatedAt"),
+    }
+    return _event(event_type, event_id, body)
+
+
+def _order_event(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
     status = str(new["status"])
     # A transition of the lifecycle (marketplace.order_lifecycle) names its event on the version it
     # wrote: a second shipment is an event though the status stays PARTIALLY_SHIPPED. The intake's
@@ -52,11 +90,16 @@ def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[st
         "at": new.get("updatedAt"),
         **detail,
     }
+    return _event(event_type, event_id, body)
+
+
+def _event(event_type: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    # Subscribers filter on these (an SNS filter policy per supplier, per event type).
     attributes = {
         "event_type": event_type,
         "event_id": event_id,
-        "tenant_id": str(new["tenantId"]),
-        "supplier_id": str(new["supplierId"]),
+        "tenant_id": str(body["tenantId"]),
+        "supplier_id": str(body["supplierId"]),
     }
     return {"type": event_type, "id": event_id, "body": body, "attributes": attributes}
 

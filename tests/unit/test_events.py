@@ -11,7 +11,7 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from marketplace.order_events import event_for, publish_all
+from marketplace.events import event_for, publish_all
 
 
 def _order(tenant: str, n: int, status: str, version: int) -> dict[str, Any]:
