@@ -120,10 +120,11 @@ const shipToText = (to) => [to.name, to.line1, to.line2, `${to.postalCode} ${to.
 const money = (m) => (m ? `${m.amount} ${m.currency}` : "");
 const badge = (status) => el("span", { class: `status-badge status-${status}` }, status);
 const orderLabel = (o) => o.customerOrderId || o.supplierOrderId;
+const unitsOf = (line) => `${line.quantity} \u00d7 ${line.sku}`;
 
 // What became of a line: its units, how many shipped, and a refusal or cancellation with its reason.
 function lineText(line) {
-  const parts = [`${line.quantity} \u00d7 ${line.sku}`];
+  const parts = [unitsOf(line)];
   if (line.shipped) parts.push(`${line.shipped} shipped`);
   if (line.status === "REFUSED") parts.push(`refused: ${line.refusedReason || ""}`);
   if (line.status === "CANCELLED") parts.push(`cancelled: ${line.cancelledReason || ""}`);
@@ -141,7 +142,6 @@ async function act(button, form, context, action) {
   return guarded(button, context, async () => {
     try {
       const result = await action();
-      if (form) markFields(form, null);
       await reloadAll();
       return result;
     } catch (error) {
@@ -214,7 +214,7 @@ function shipmentItem(s) {
   const tracking = s.trackingUrl
     ? el("a", { href: s.trackingUrl, rel: "noopener noreferrer", target: "_blank" }, s.trackingNumber)
     : s.trackingNumber;
-  const units = (s.lines || []).map((l) => `${l.quantity} \u00d7 ${l.sku}`).join(", ");
+  const units = (s.lines || []).map(unitsOf).join(", ");
   return el("li", {}, `${s.carrier} `, tracking, `: ${units}`);
 }
 
@@ -296,6 +296,7 @@ function shipmentForm(order) {
       const quantity = Number(input.value);
       if (input.value.trim() === "" || quantity === 0) continue;
       input.dataset.field = `lines.${lines.length}.quantity`;
+      // A quantity that is not a whole number goes as typed, for the API to name lines.<n>.quantity.
       lines.push({ sku: input.dataset.sku, quantity: Number.isInteger(quantity) ? quantity : input.value });
     }
     const value = (name) => form.elements[name].value.trim();
@@ -352,7 +353,7 @@ function returnRow(ret) {
     "tr",
     { dataset: { returnId: ret.returnId } },
     el("td", {}, `${ret.returnId.slice(0, 8)} (order ${orderLabel(ret.order)})`, el("br"), el("small", {}, ret.returnId)),
-    el("td", {}, el("ul", {}, (ret.lines || []).map((l) => el("li", {}, `${l.quantity} \u00d7 ${l.sku}`)))),
+    el("td", {}, el("ul", {}, (ret.lines || []).map((l) => el("li", {}, unitsOf(l))))),
     el("td", {}, ret.reason || ""),
     el("td", {}, badge(ret.status), ret.statusReason ? el("p", { class: "hint" }, ret.statusReason) : ""),
     el("td", {}, ret.refund ? money(ret.refund) : ""),
@@ -382,7 +383,7 @@ function orderRow(order) {
   const lines = el(
     "ul",
     {},
-    (order.lines || []).map((line) => el("li", {}, `${line.quantity} \u00d7 ${line.sku}`, line.unitPrice ? ` at ${money(line.unitPrice)}` : "")),
+    (order.lines || []).map((line) => el("li", {}, unitsOf(line), line.unitPrice ? ` at ${money(line.unitPrice)}` : "")),
   );
   return el(
     "tr",
@@ -405,17 +406,20 @@ function orderRow(order) {
 function lineDecisionsForm(order) {
   const id = order.supplierOrderId;
   const formId = `lines-${id}`;
-  const rows = (order.lines || []).map((line, i) => {
-    const box = el("input", { type: "checkbox", id: `${formId}-refuse-${i}`, dataset: { sku: line.sku } });
-    const reason = el("input", { id: `${formId}-reason-${i}`, maxlength: 1000, autocomplete: "off", dataset: { field: `lines.${i}.reason` } });
-    return el(
+  const decisions = (order.lines || []).map((line, i) => ({
+    line,
+    box: el("input", { type: "checkbox", id: `${formId}-refuse-${i}` }),
+    reason: el("input", { id: `${formId}-reason-${i}`, maxlength: 1000, autocomplete: "off", dataset: { field: `lines.${i}.reason` } }),
+  }));
+  const rows = decisions.map(({ line, box, reason }) =>
+    el(
       "div",
       { class: "line-decision" },
-      el("label", { for: box.id, class: "inline" }, box, ` Refuse ${line.quantity} \u00d7 ${line.sku}`),
+      el("label", { for: box.id, class: "inline" }, box, ` Refuse ${unitsOf(line)}`),
       el("label", { for: reason.id }, `Reason for refusing ${line.sku}`),
       reason,
-    );
-  });
+    ),
+  );
   const form = el(
     "form",
     { id: formId, class: "reject-form", hidden: true, novalidate: true },
@@ -425,10 +429,10 @@ function lineDecisionsForm(order) {
   const send = actionKey();
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const lines = (order.lines || []).map((line, i) => {
-      const refused = form.querySelector(`#${CSS.escape(`${formId}-refuse-${i}`)}`).checked;
-      const reason = form.querySelector(`#${CSS.escape(`${formId}-reason-${i}`)}`).value.trim();
-      return refused ? { sku: line.sku, accept: false, ...(reason ? { reason } : {}) } : { sku: line.sku, accept: true };
+    // A refusal without its reason is sent as it is: the API names the missing lines.<n>.reason.
+    const lines = decisions.map(({ line, box, reason }) => {
+      const why = reason.value.trim();
+      return box.checked ? { sku: line.sku, accept: false, ...(why ? { reason: why } : {}) } : { sku: line.sku, accept: true };
     });
     decide(form.querySelector("button[type=submit]"), form, order, "Deciding the lines of", () =>
       send((headers) => api.post(`/supplier-orders/${enc(id)}/accept`, { lines }, headers)),
