@@ -76,3 +76,21 @@ export function createClient(base, getToken) {
 }
 
 export const enc = encodeURIComponent;
+
+// One Idempotency-Key per action the user means, for the POSTs that take one: kept while the action's
+// answer is unknown (the network failed, a 5xx, or the first try still in progress), so trying again
+// is the same request and the API answers it once; replaced once the API has answered it.
+export function actionKey() {
+  let key = crypto.randomUUID();
+  return async (call) => {
+    try {
+      const answer = await call({ "Idempotency-Key": key });
+      key = crypto.randomUUID();
+      return answer;
+    } catch (error) {
+      const unknown = !(error instanceof ApiError) || error.status === 0 || error.status >= 500 || error.code === "in_progress";
+      if (!unknown) key = crypto.randomUUID();
+      throw error;
+    }
+  };
+}

@@ -123,3 +123,25 @@ export function requiredText(field, context, name = "reason") {
   field.focus();
   return null;
 }
+
+// Marks the controls of `form` an API error names (each control says which body field it fills in
+// data-field, e.g. "lines.1.reason"): invalid, with the reason under it, and focuses the first. The
+// alert region shows the same fields and reasons (showError); the marks of an earlier try are cleared.
+export function markFields(form, error) {
+  for (const old of form.querySelectorAll(".field-reason")) old.remove();
+  for (const control of form.querySelectorAll("[aria-invalid]")) {
+    control.removeAttribute("aria-invalid");
+    control.removeAttribute("aria-errormessage");
+  }
+  let first = null;
+  for (const { field, reason } of (error && error.fields) || []) {
+    const control = [...form.querySelectorAll("[data-field]")].find((c) => c.dataset.field === field);
+    if (!control) continue;
+    const note = el("p", { class: "field-reason", id: `${control.id}-reason` }, reason);
+    control.after(note);
+    control.setAttribute("aria-invalid", "true");
+    control.setAttribute("aria-errormessage", note.id);
+    first = first || control;
+  }
+  if (first) first.focus();
+}
