@@ -360,6 +360,8 @@ def test_an_incident_is_shown_in_the_queue_and_decided_with_a_refund(stack, tena
     expect(page.locator("#record-refund")).to_have_text("129.95 EUR")
     expect(page.locator("#closed-note")).to_have_text("This record is REFUNDED: there is nothing to decide.")
     expect(decide).to_be_hidden()
+    # The decision is in the order's history, by the admin.
+    assert audit_rows(page, 8)[-1][1].startswith("admin:")
     screen.shot("console-12-incident-decided")
 
     admin = bearer(stack, tenant, "admin")
