@@ -55,7 +55,7 @@ def own(retailer: Any, admin: Any, supplier: Any, other_supplier: Any) -> dict[s
 
 # Delivered orders for the return routes: "returns" gets the request, the others a return each
 # (named by the return route that answers it).
-RETURNED = ("returns", "return:accept", "return:refuse", "return:received")
+RETURNED = ("returns", "return:accept", "return:refuse", "return:received", "return:decide")
 ADMIN_ONLY = own(403, 403, 403, 403)
 ADMIN_ONLY["admin"] = OK
 TENANT_READERS = own(OK, OK, OK, 404)  # retailers, admins and the supplier itself; another supplier: 404
@@ -94,6 +94,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "POST /returns/{returnId}/accept": own(403, 403, OK, 404),
     "POST /returns/{returnId}/refuse": own(403, 403, OK, 404),
     "POST /returns/{returnId}/received": own(403, 403, OK, 404),
+    "POST /returns/{returnId}/decide": ADMIN_ONLY,
     "POST /supplier-orders/{supplierOrderId}/retry": ADMIN_ONLY,
     "PUT /suppliers/{supplierId}/webhook": own(403, 403, OK, 404),
     "GET /suppliers/{supplierId}/webhook": TENANT_READERS,
@@ -300,6 +301,9 @@ class World:
                 path = f"/supplier-orders/{own.supplier_orders[purpose]}/returns"
                 own.returns[purpose.split(":")[1]] = self.ok("POST", path, "own:retailer", asked)["returnId"]
         self.ok("POST", f"/returns/{own.returns['received']}/accept", owner)
+        self.ok(
+            "POST", f"/returns/{own.returns['decide']}/refuse", owner, {"reason": "not ours"}
+        )  # an incident
         for purpose in ("read", "retailer", "admin", "supplier"):  # a catalog file with no rows
             created = self.ok(
                 "POST", f"/suppliers/{own.supplier}/imports", owner, {"fileName": "catalog.csv"}
@@ -418,6 +422,8 @@ class World:
             query = {"supplierId": t.supplier}
         if route.endswith("/reject") or route.endswith("/cancel") or route.endswith("/refuse"):
             body = {"reason": f"refused by {caller}"}
+        if route.endswith("/decide"):
+            body = {"refund": True, "reason": f"decided by {caller}"}
         bodies = {
             "POST /suppliers": {**SUPPLIER, "taxId": tax_id()},
             "PATCH /suppliers/{supplierId}": {"legalName": f"Globex {unique}"},
@@ -491,9 +497,11 @@ class World:
             action = route.rsplit("/", 1)[-1]
             assert (
                 answer["status"]
-                == {"accept": "ACCEPTED", "refuse": "REFUSED", "received": "RECEIVED"}[action]
+                == {"accept": "ACCEPTED", "refuse": "REFUSED", "received": "RECEIVED", "decide": "REFUNDED"}[
+                    action
+                ]
             )
-            if action == "received":
+            if action in ("received", "decide"):
                 assert answer["refund"] == {"amount": PRICE["amount"], "currency": PRICE["currency"],
                                             "lines": [{"sku": "LAMP-1", "quantity": 1, "amount": PRICE["amount"]}]}  # fmt: skip
         elif route.startswith("POST /supplier-orders/"):

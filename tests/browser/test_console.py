@@ -1,6 +1,7 @@
 """The admin console in headless Chromium: a flagged supplier is fixed through the page, drained and
 ends APPROVED with its audit trail; another is rejected with a reason; sign-in and the fix form by
-keyboard alone; API errors shown with their field and reason."""
+keyboard alone; API errors shown with their field and reason; an incident (a refused return) shown
+in the queue with both sides' reasons and decided with a refund."""
 
 from __future__ import annotations
 
@@ -279,3 +280,95 @@ def test_a_flagged_listing_names_its_supplier_and_is_fixed_with_its_images_one_p
     wait_until(refreshed, timeout=30, interval=0.3, what="a new audit entry after Refresh record")
     screen.shot("console-9-listing-refreshed")
     assert screen.errors == []
+
+
+def refused_return(stack: Any, tenant: str, supplier_id: str) -> tuple[str, str]:
+    """(supplier order id, return id) of a delivered order whose return of one lamp of two its
+    supplier refused: an incident, through the API as the two sides make it."""
+    api, retailer = stack.api_url, bearer(stack, tenant, "retailer")
+    supplier = bearer(stack, tenant, "supplier", supplier_id)
+
+    def ok(method: str, path: str, who: dict[str, str], body: Any = None) -> Any:
+        answer = requests.request(method, f"{api}{path}", json=body, headers=who, timeout=10)
+        assert answer.status_code < 300, answer.text
+        return answer.json()
+
+    def reaches(path: str, status: str, who: dict[str, str]) -> None:
+        wait_until(lambda: ok("GET", path, who).get("status") == status, timeout=60, what=f"{path} {status}")
+
+    price = {"amount": 129.95, "currency": "EUR"}
+    listing = {"sku": "LAMP-7", "title": "Wall lamp", "category": "home", "price": price, "quantity": 5,
+               "images": ["https://cdn.example.com/w.webp"], "attributes": {"material": "steel"}}  # fmt: skip
+    ok("POST", f"/suppliers/{supplier_id}/products", supplier, listing)
+    reaches(f"/suppliers/{supplier_id}/products/LAMP-7", "ACTIVE", supplier)
+    ship_to = {"name": "Ada Lovelace", "line1": "1 Analytical St", "city": "London", "postalCode": "N1 9GU",
+               "country": "GB"}  # fmt: skip
+    line = {"supplierId": supplier_id, "sku": "LAMP-7", "quantity": 2, "unitPrice": price}
+    placed = ok("POST", "/orders", retailer, {"customerOrderId": f"web-{uuid.uuid4().hex[:8]}",
+                                              "lines": [line], "shipTo": ship_to})  # fmt: skip
+    part = placed["supplierOrders"][0]["supplierOrderId"]
+    reaches(f"/supplier-orders/{part}", "AWAITING_ACCEPTANCE", supplier)
+    ok("POST", f"/supplier-orders/{part}/accept", supplier)
+    parcel = {"carrier": "DHL", "trackingNumber": "JD0147", "lines": [{"sku": "LAMP-7", "quantity": 2}]}
+    ok("POST", f"/supplier-orders/{part}/shipments", supplier, parcel)
+    ok("POST", f"/supplier-orders/{part}/delivered", retailer)
+    asked = {"lines": [{"sku": "LAMP-7", "quantity": 1}], "reason": "the glass is cracked"}
+    return_id = ok("POST", f"/supplier-orders/{part}/returns", retailer, asked)["returnId"]
+    ok("POST", f"/returns/{return_id}/refuse", supplier, {"reason": "cracked by the customer"})
+    return part, return_id
+
+
+def test_an_incident_is_shown_in_the_queue_and_decided_with_a_refund(stack, tenant, screen):
+    page = screen.page
+    supplier_id = register(stack, tenant, "APPROVED", legalName="Wandlicht GmbH",
+                           taxId=f"DE{uuid.uuid4().int % 10**9:09d}")  # fmt: skip
+    part, return_id = refused_return(stack, tenant, supplier_id)
+    page.goto(f"{stack.api_url}/console/")
+    page.get_by_label("Admin token").fill(stack.issuer.mint(tenant, "admin"))
+    page.get_by_role("button", name="Sign in").click()
+
+    # The incident is in the correction queue, with its supplier and both sides' reasons.
+    row = page.locator(f'#queue-table tr[data-record-id="{return_id}"]')
+    expect(row).to_contain_text(f"Incident (refused return) of Wandlicht GmbH ({supplier_id})")
+    expect(row).to_contain_text("the retailer asked: the glass is cracked")
+    expect(row).to_contain_text("the supplier refused: cracked by the customer")
+    screen.shot("console-10-incident-queue")
+    row.get_by_role("button", name=re.compile(f"Open {return_id}")).click()
+    expect(page.locator("#record-status")).to_have_text("REFUSED")
+    expect(page.locator("#record-retailer-reason")).to_have_text("the glass is cracked")
+    expect(page.locator("#record-supplier-reason")).to_have_text("cracked by the customer")
+    expect(page.locator("#record-lines")).to_have_text("1 x LAMP-7")
+    # An incident is decided: no fix form, drain, retry or reject here.
+    for hidden in ("Save the fix", "Re-run drain", "Validate again (retry)", "Reject the record"):
+        expect(page.get_by_role("button", name=hidden)).to_be_hidden()
+    # Its history is its order's: the refusal is in it.
+    assert any(r[1].startswith("supplier:") for r in audit_rows(page, 7))
+
+    # A decision needs its choice and its reason.
+    decide = page.get_by_role("button", name="Record the decision")
+    decide.click()
+    expect(page.get_by_role("alert")).to_contain_text("choose refund or no refund")
+    page.get_by_label("Refund the returned units").check()
+    decide.click()
+    expect(page.get_by_role("alert")).to_contain_text("reason")
+    page.get_by_label("Reason for the decision").fill("the carrier's photos show the crack")
+    screen.shot("console-11-incident-deciding")
+    decide.click()
+    expect(page.locator("#record-status")).to_have_text("REFUNDED")
+    expect(page.get_by_role("status")).to_have_text("The incident is decided: the return is REFUNDED.")
+    expect(page.locator("#record-decision")).to_have_text("Refund: the carrier's photos show the crack")
+    expect(page.locator("#record-refund")).to_have_text("129.95 EUR")
+    expect(page.locator("#closed-note")).to_have_text("This record is REFUNDED: there is nothing to decide.")
+    expect(decide).to_be_hidden()
+    # The decision is in the order's history, by the admin.
+    assert audit_rows(page, 8)[-1][1].startswith("admin:")
+    screen.shot("console-12-incident-decided")
+
+    admin = bearer(stack, tenant, "admin")
+    shown = requests.get(f"{stack.api_url}/returns/{return_id}", headers=admin, timeout=10).json()
+    assert shown["status"] == "REFUNDED" and shown["refund"]["amount"] == 129.95
+    queue = requests.get(f"{stack.api_url}/admin/corrections", headers=admin, timeout=10).json()["items"]
+    assert return_id not in {i["recordId"] for i in queue}
+    order = requests.get(f"{stack.api_url}/supplier-orders/{part}", headers=admin, timeout=10).json()
+    assert order["returns"] == {return_id: "REFUNDED"}
+    assert screen.errors == [] and screen.unlabelled() == []

@@ -86,6 +86,7 @@ ROUTES = {
     "accept-return": Route("POST", "/returns/{r}/accept", "supplier", None),
     "refuse-return": Route("POST", "/returns/{r}/refuse", "supplier", REASON),
     "receive-return": Route("POST", "/returns/{r}/received", "supplier", None),
+    "decide-return": Route("POST", "/returns/{r}/decide", "admin", {"refund": True, **REASON}),
     "register-webhook": Route(
         "PUT",
         "/suppliers/{s}/webhook",
@@ -118,6 +119,7 @@ FIELD = {
     "add-shipment": "carrier",
     "request-return": "reason",
     "refuse-return": "reason",
+    "decide-return": "reason",
     "register-webhook": "url",
     "reject-correction": "reason",
     "add-blocklist-entry": "value",
@@ -288,6 +290,9 @@ def _cases() -> list[Case]:
         Case("update-product", "quantity 2**63", _json({"quantity": 2**63}), 400, "quantity"),
         Case("update-product", "quantity true", _json({"quantity": True}), 400, "quantity"),
         Case("update-product", "sku cannot change", _json({"sku": "OTHER"}), 400, "sku"),
+        Case("decide-return", "refund as a string", _json({**REASON, "refund": "yes"}), 400, "refund"),
+        Case("decide-return", "refund as 1", _json({**REASON, "refund": 1}), 400, "refund"),
+        Case("decide-return", "reason missing", _json({"refund": False}), 400, "reason"),
     ]
     for what, ids in (
         ("an unknown supplier", (("s", "00000000-0000-0000-0000-000000000000"),)),

@@ -85,6 +85,8 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("Acceptance", from_file("acceptance")),
         ("Cancellation", from_file("cancellation")),
         ("ShipmentRequest", from_file("shipment")),
+        ("ReturnRequest", from_file("return_request")),
+        ("ReturnDecision", from_file("return_decision")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:

@@ -137,7 +137,10 @@ def _at(hours: float) -> str:
         ({"status": "PARTIALLY_SHIPPED", "acceptedAt": _at(0), "lateAt": _at(72)}, None, None),
         ({"status": "SHIPPED", "acceptedAt": _at(0), "shippedAt": _at(10)}, "auto_deliver", 10 + 14 * 24),
         ({"status": "DELIVERED", "deliveredAt": _at(5)}, "close", 5 + 30 * 24),
-        ({"status": "DELIVERED", "deliveredAt": _at(5), "returns": {"r": "REFUSED"}}, "close", 5 + 30 * 24),
+        # A refused return is an incident: the order stays open until the admin decides it.
+        ({"status": "DELIVERED", "deliveredAt": _at(5), "returns": {"r": "REFUSED"}}, None, None),
+        ({"status": "DELIVERED", "deliveredAt": _at(5), "returns": {"r": "REFUNDED"}}, "close", 5 + 30 * 24),
+        ({"status": "DELIVERED", "deliveredAt": _at(5), "returns": {"r": "CLOSED"}}, "close", 5 + 30 * 24),
         ({"status": "DELIVERED", "deliveredAt": _at(5), "returns": {"r": "ACCEPTED"}}, None, None),
         ({"status": "CANCELLED", "acceptedAt": _at(0)}, None, None),
         ({"status": "CLOSED", "deliveredAt": _at(0)}, None, None),

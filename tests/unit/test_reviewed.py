@@ -46,10 +46,10 @@ def test_a_listing_is_in_the_status_index_only_while_flagged():
 @pytest.mark.parametrize(
     ("name", "record_id", "correction_id"),
     [("SUPPLIER", "9b2e-1", "9b2e-1"), ("PRODUCT", "s-1/SKU-1", "PRODUCT:s-1:SKU-1"),
-     ("SUPPLIER_ORDER", "so-1", "SUPPLIER_ORDER:so-1")],
+     ("SUPPLIER_ORDER", "so-1", "SUPPLIER_ORDER:so-1"), ("RETURN", "r-1", "RETURN:r-1")],
 )  # fmt: skip
 def test_a_correction_id_names_one_record_of_one_kind_in_one_path_segment(name, record_id, correction_id):
-    kind = registry.KINDS[name]
+    kind = registry.QUEUED[name]
     assert kind.correction_id(record_id) == correction_id and "/" not in correction_id
     assert registry.resolve(correction_id) == (kind, record_id)
 
@@ -86,3 +86,18 @@ def test_the_stream_router_filter_names_every_registered_kind():
                 for f in event["Properties"].get("FilterCriteria", {}).get("Filters", [])]  # fmt: skip
     names = {n for p in patterns for n in p["dynamodb"]["NewImage"]["entity"]["S"]}
     assert names == set(registry.KINDS)
+
+
+def test_an_incident_is_queued_while_refused_and_starts_no_workflow():
+    """A refused return is listed by the correction queue from the status index, only while REFUSED;
+    no workflow reviews it, so the stream router starts nothing for one (D35)."""
+    from marketplace import routing
+
+    incident = registry.QUEUED["RETURN"]
+    assert "RETURN" not in registry.KINDS and incident.queued == "REFUSED"
+    assert incident.index_changes("t", "REFUSED", "now")["GSI1PK"] == keys.status_gsi_pk(
+        "t", "RETURN", "REFUSED"
+    )
+    assert incident.index_changes("t", "REFUNDED", "now") == {"GSI1PK": None, "GSI1SK": None}
+    image = {"entity": "RETURN", "tenantId": "t", "returnId": "r-1", "version": 1}
+    assert routing.workflow_for("INSERT", image) is None

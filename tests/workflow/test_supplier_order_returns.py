@@ -1,7 +1,8 @@
 """Returns of a delivered supplier order in the local stack: requested within the return window,
 accepted, received with the refund recorded in exact decimals (and the units restocked when the
-tenant says so); refused with a reason; two returns of the same units end with one; the window
-closed; another supplier or tenant gets 404 (marketplace.order_lifecycle, marketplace.orders)."""
+tenant says so); refused with a reason, which opens an incident in the admin's correction queue that
+the admin decides (refund or not); two returns of the same units end with one; the window closed;
+another supplier or tenant gets 404 (marketplace.order_lifecycle, marketplace.orders)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from marketplace import clock
+from marketplace import clock, registry
 from marketplace import orders as orders_module
 from marketplace.errors import Conflict, InvalidInput, NotFound
 from marketplace.principal import Principal
@@ -96,7 +97,103 @@ def test_a_refused_return_keeps_its_reason_and_its_units(shop):
         ask(shop, part, (sku_a, 1))
     assert (none_left.value.fields[0].field, none_left.value.fields[0].reason) == (
         "lines.0.quantity", "is more than the 0 units left to return")  # fmt: skip
-    assert shop.orders.get(shop.tenant, part)["due"] == "close"
+    # Refused is an incident for the admin: the order stays open until the admin decides it.
+    assert "due" not in shop.orders.get(shop.tenant, part)
+
+
+def admin(shop: Shop) -> Principal:
+    return Principal("a-user", shop.tenant, frozenset({"admin"}))
+
+
+def incidents(shop: Shop) -> dict[str, dict]:
+    """The tenant's incidents as the admin's correction queue lists them, by return id."""
+    page = registry.corrections_page(shop.orders.table, shop.tenant, 50, None)
+    return {i["recordId"]: i for i in page["items"] if i["recordType"] == "RETURN"}
+
+
+def refused(shop: Shop, supplier_id: str, part: str, *lines: tuple[str, int]) -> dict:
+    asked = ask(shop, part, *lines, reason="arrived broken")
+    return shop.orders.answer_return(
+        shop.supplier(supplier_id), asked["returnId"], "refuse_return", "broken by the customer"
+    )
+
+
+def test_a_refused_return_is_an_incident_the_admin_decides_to_refund(shop):
+    supplier_id, sku_a, sku_b, part = delivered(shop)
+    incident = refused(shop, supplier_id, part, (sku_a, 2), (sku_b, 1))
+    return_id = incident["returnId"]
+    queued = incidents(shop)[return_id]
+    assert (queued["correctionId"], queued["supplierId"], queued["supplierOrderId"]) == (
+        f"RETURN:{return_id}", supplier_id, part)  # fmt: skip
+    assert queued["flags"] == [
+        {"field": "reason", "reason": "the retailer asked: arrived broken"},
+        {"field": "statusReason", "reason": "the supplier refused: broken by the customer"},
+    ]
+    assert queued["record"]["status"] == "REFUSED" and "GSI1PK" not in queued["record"]
+    # Only the admin decides, and a retry of a validation means nothing for an incident.
+    with pytest.raises(Conflict, match="the order is DELIVERED; decide return needs it"):
+        shop.orders.decide_return(shop.retailer(), return_id, True, "x")
+    with pytest.raises(Conflict, match="only a FLAGGED return can be retried; this one is REFUSED"):
+        registry.retry(shop.orders.table, admin(shop), f"RETURN:{return_id}")
+    decided = shop.orders.decide_return(admin(shop), return_id, True, "the photos show transit damage")
+    assert decided["status"] == "REFUNDED"
+    assert (decided["decision"]["refund"], decided["decision"]["reason"]) == (
+        True,
+        "the photos show transit damage",
+    )
+    # Recorded as a received return records it: each line at the order's unit price, in decimals.
+    refund = decided["refund"]
+    assert (Decimal(str(refund["amount"])), refund["currency"]) == (Decimal("3899.97"), "EUR")
+    assert [(line["sku"], line["quantity"], Decimal(str(line["amount"]))) for line in refund["lines"]] == [
+        (sku_a, 2, Decimal("2599.98")), (sku_b, 1, Decimal("1299.99"))]  # fmt: skip
+    assert return_id not in incidents(shop)  # out of the queue
+    again = shop.orders.decide_return(admin(shop), return_id, True, "the photos show transit damage")
+    assert again["updatedAt"] == decided["updatedAt"]  # the same decision again: no change
+    with pytest.raises(Conflict, match="the return is REFUNDED; decide return needs it REFUSED"):
+        shop.orders.decide_return(admin(shop), return_id, False, "changed my mind")
+    order = shop.orders.get(shop.tenant, part)
+    assert order["returns"] == {return_id: "REFUNDED"} and order["due"] == "close"
+    assert order["lastEvent"]["type"] == "supplier_order.incident_resolved"
+    assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (7, 8)  # not restocked
+
+
+def test_an_incident_refunded_is_restocked_when_the_tenant_says_so(shop, monkeypatch):
+    supplier_id, sku_a, _, part = delivered(shop)
+    monkeypatch.setattr(
+        orders_module, "order_settings", lambda tenant_id: OrderSettings(restock_on_return=True)
+    )
+    incident = refused(shop, supplier_id, part, (sku_a, 2))
+    decided = shop.orders.decide_return(admin(shop), incident["returnId"], True, "goods came back")
+    assert decided["restocked"] is True and shop.stock(supplier_id, sku_a) == 9
+
+
+def test_a_refused_return_is_an_incident_the_admin_closes_without_a_refund(shop):
+    supplier_id, sku_a, _, part = delivered(shop)
+    incident = refused(shop, supplier_id, part, (sku_a, 1))
+    return_id = incident["returnId"]
+    assert return_id in incidents(shop)
+    # Rejecting it from the correction queue is the same decision: no refund, with the reason.
+    closed = registry.reject(shop.orders.table, admin(shop), f"RETURN:{return_id}", "used, not defective")
+    assert closed["status"] == "CLOSED" and "refund" not in closed
+    assert closed["decision"]["refund"] is False and closed["decision"]["reason"] == "used, not defective"
+    assert closed["statusReason"] == "broken by the customer"  # the supplier's reason stays
+    assert return_id not in incidents(shop)
+    assert (
+        shop.orders.decide_return(admin(shop), return_id, False, "again")["updatedAt"] == closed["updatedAt"]
+    )
+    with pytest.raises(Conflict, match="the return is CLOSED; decide return needs it REFUSED"):
+        shop.orders.decide_return(admin(shop), return_id, True, "x")
+    order = shop.orders.get(shop.tenant, part)
+    assert order["returns"] == {return_id: "CLOSED"} and order["due"] == "close"
+    assert shop.stock(supplier_id, sku_a) == 7
+
+
+def test_an_undecided_return_is_no_incident(shop):
+    _supplier_id, sku_a, _, part = delivered(shop)
+    asked = ask(shop, part, (sku_a, 1))
+    assert asked["returnId"] not in incidents(shop)
+    with pytest.raises(Conflict, match="the return is REQUESTED; decide return needs it REFUSED"):
+        shop.orders.decide_return(admin(shop), asked["returnId"], True, "x")
 
 
 def test_two_returns_of_the_same_units_end_with_one(shop):
@@ -143,6 +240,9 @@ def test_another_supplier_or_tenant_gets_404_on_every_return_route(shop):
                 shop.orders.answer_return(who, asked["returnId"], name, "x")
         with pytest.raises(NotFound):
             shop.orders.get_return(who, asked["returnId"])
+    other_admin = Principal("z-user", stranger.tenant_id, frozenset({"admin"}))
+    with pytest.raises(NotFound):
+        shop.orders.decide_return(other_admin, asked["returnId"], True, "x")
     with pytest.raises(NotFound):
         shop.orders.request_return(staff, part, {"lines": [{"sku": sku_a, "quantity": 1}], "reason": "x"})
     assert shop.orders.get_return(shop.retailer(), asked["returnId"])["status"] == "REQUESTED"

@@ -1,12 +1,12 @@
-// The admin console: the correction queue, a record with its fix form, the drain, rejection and
-// the audit trail. Plain ES module, no build step.
+// The admin console: the correction queue, a record with its fix form, the drain, rejection, an
+// incident's decision and the audit trail. Plain ES module, no build step.
 import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
 import { Session, checkToken, signInWith } from "../shared/session.js";
 import { $, announce, clearError, el, flagsList, formatAge, formatTime, guardedBy, requiredText, showError, showView } from "../shared/ui.js";
 
 const session = new Session("marketplace.console.token");
 let api;
-let current = null; // {kind, recordId, correctionId, supplierId, sku, record}
+let current = null; // {kind, recordId, correctionId, supplierId, supplierOrderId, sku, record}
 let nextToken = null;
 const supplierNames = new Map(); // supplierId -> legal name, for listings and orders
 
@@ -52,6 +52,16 @@ const KINDS = {
     editable: false,
     history: null,
     name: (r) => r.orderId,
+  },
+  // An incident: a return its supplier refused, decided by the admin (refund or not) with a reason.
+  RETURN: {
+    label: "Incident (refused return)",
+    path: (c) => `/returns/${enc(c.recordId)}`,
+    editable: false,
+    decided: true,
+    queued: "REFUSED",
+    history: (c) => `/supplier-orders/${enc(c.supplierOrderId)}/history`,
+    name: () => "",
   },
 };
 
@@ -146,6 +156,7 @@ async function openRecord(item) {
     recordId: item.recordId,
     correctionId: item.correctionId,
     supplierId: item.supplierId,
+    supplierOrderId: item.supplierOrderId,
     sku: item.sku,
     record: null,
   };
@@ -177,18 +188,27 @@ function renderRecord() {
     ["Kind", kind.label],
   ];
   if (current.kind !== "SUPPLIER") rows.push(["Supplier", el("span", { id: "record-supplier" }, supplierLabel(current.supplierId))]);
-  if (record.statusReason) rows.push(["Reason", record.statusReason]);
+  if (kind.decided) {
+    rows.push(["Order", record.supplierOrderId]);
+    rows.push(["Units", el("span", { id: "record-lines" }, (record.lines || []).map((l) => `${l.quantity} x ${l.sku}`).join(", "))]);
+    rows.push(["Retailer's reason", el("span", { id: "record-retailer-reason" }, record.reason || "")]);
+    if (record.statusReason) rows.push(["Supplier's reason", el("span", { id: "record-supplier-reason" }, record.statusReason)]);
+    if (record.decision) rows.push(["Decision", el("span", { id: "record-decision" }, `${record.decision.refund ? "Refund" : "No refund"}: ${record.decision.reason}`)]);
+    if (record.refund) rows.push(["Refund", el("span", { id: "record-refund" }, `${record.refund.amount} ${record.refund.currency}`)]);
+  } else if (record.statusReason) rows.push(["Reason", record.statusReason]);
   if (record.updatedAt) rows.push(["Last change", formatTime(record.updatedAt)]);
   $("#record-summary").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
   $("#record-flags").replaceChildren(flagsList(record.flags));
   // Only a flagged record is corrected; an approved or rejected one is shown with its trail.
-  const open = record.status === "FLAGGED";
+  const open = record.status === (kind.queued || "FLAGGED");
   $("#fix-form").hidden = !(kind.editable && open);
-  $("#no-fix").hidden = kind.editable || !open;
-  $("#record-actions").hidden = !open;
-  $("#reject-form").hidden = !open;
+  $("#no-fix").hidden = kind.editable || kind.decided || !open;
+  // An incident is decided, not fixed, drained or rejected.
+  $("#record-actions").hidden = !open || Boolean(kind.decided);
+  $("#reject-form").hidden = !open || Boolean(kind.decided);
+  $("#decide-form").hidden = !(open && kind.decided);
   $("#closed-note").hidden = open;
-  $("#closed-note").textContent = open ? "" : `This record is ${record.status}: there is nothing to correct.`;
+  $("#closed-note").textContent = open ? "" : `This record is ${record.status}: there is nothing ${kind.decided ? "to decide" : "to correct"}.`;
   if (!open) $("#fix-note").hidden = true;
   if (kind.editable && open) renderFixForm(record);
   $("#reject").textContent = current.kind === "SUPPLIER_ORDER" ? "Cancel the order" : "Reject the record";
@@ -389,6 +409,31 @@ async function onReject(event) {
   });
 }
 
+async function onDecide(event) {
+  event.preventDefault();
+  clearError();
+  const chosen = document.querySelector('input[name="refund"]:checked');
+  if (!chosen) {
+    showError(new ApiError(0, "invalid_input", "Cannot record the decision", [{ field: "refund", reason: "choose refund or no refund" }]));
+    $("#decide-refund").focus();
+    return;
+  }
+  const field = $("#decide-reason");
+  const reason = requiredText(field, "Cannot record the decision");
+  if (!reason) return;
+  field.removeAttribute("aria-invalid");
+  await guarded($("#decide"), "Recording the decision", async () => {
+    // One decision per click: a retry of a lost answer with the same key is answered, not repeated.
+    const key = `console-decide-${current.recordId}-${chosen.value}`;
+    current.record = await api.post(`/returns/${enc(current.recordId)}/decide`, { refund: chosen.value === "true", reason }, { "Idempotency-Key": key });
+    field.value = "";
+    chosen.checked = false;
+    renderRecord();
+    announce(`The incident is decided: the return is ${current.record.status}.`);
+    await loadAudit();
+  });
+}
+
 async function onRetry() {
   await guarded($("#retry"), "Asking for another validation round", async () => {
     current.record = await api.post(retry(current));
@@ -451,6 +496,7 @@ async function start() {
   $("#fix-form").addEventListener("submit", onFix);
   $("#reject-form").addEventListener("submit", onReject);
   $("#retry").addEventListener("click", onRetry);
+  $("#decide-form").addEventListener("submit", onDecide);
   const token = session.token;
   if (token && !checkToken(token, "admin").problem && (await openQueue())) {
     signedIn();

@@ -1,7 +1,8 @@
 """Returns of a delivered supplier order: the retailer asks (``POST``, once per Idempotency-Key) within
 the tenant's return window; the order's supplier accepts or refuses it, then says the units came back
-(the refund is recorded). The roles of each route are the lifecycle's (``marketplace.order_lifecycle``);
-another supplier's or tenant's return is 404 (``marketplace.orders``)."""
+(the refund is recorded). A refused return is an incident the admin decides, refund or not, with a
+reason. The roles of each route are the lifecycle's (``marketplace.order_lifecycle``); another
+supplier's or tenant's return is 404 (``marketplace.orders``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import order_lifecycle as lifecycle
-from marketplace import orders
+from marketplace import orders, schemas
 from marketplace.principal import Principal
 from routes import request
 from routes.policy import allow, caller
@@ -58,3 +59,16 @@ def refuse_return(returnId: str) -> dict[str, Any]:
 @router.post("/returns/<returnId>/received", middlewares=[allow(*lifecycle.roles("receive_return"))])
 def receive_return(returnId: str) -> dict[str, Any]:
     return _answer("POST /returns/{returnId}/received", returnId, "receive_return")
+
+
+@router.post("/returns/<returnId>/decide", middlewares=[allow(*lifecycle.roles("decide_return"))])
+def decide_return(returnId: str) -> dict[str, Any]:
+    """The admin's decision of an incident (a refused return): ``{"refund": true|false, "reason"}``."""
+    payload = request.object_body(router.current_event)
+    schemas.validate("return_decision", payload)
+
+    def decide(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        return orders.Orders().decide_return(principal, returnId, body["refund"], body["reason"].strip())
+
+    route = "POST /returns/{returnId}/decide"
+    return request.create(router.current_event, caller(router), route, payload, decide)

@@ -16,7 +16,7 @@ status in one transaction conditional on the order still holding its reservation
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -421,7 +421,7 @@ class Orders:
                 "tenantId": order["tenantId"], "returnId": return_id, "supplierOrderId": order["supplierOrderId"],
                 "supplierId": order["supplierId"], "orderId": order["orderId"], "status": "REQUESTED",
                 "lines": [{"sku": sku, "quantity": n} for sku, n in claimed.items()],
-                "reason": body["reason"].strip(), "createdAt": at, "createdBy": principal.actor,
+                "reason": body["reason"].strip(), "version": 1, "createdAt": at, "createdBy": principal.actor,
                 "updatedAt": at, "updatedBy": principal.actor,
             }  # fmt: skip
             made["return"] = record
@@ -448,12 +448,38 @@ class Orders:
         receives (``receive_return``) a return: the return's new status, written with the order's in
         one transaction on the order's version. Receiving records the refund (each line's units at the
         order's unit price, exact decimals) and, if the tenant restocks returns, puts the units back on
-        sale in the same transaction. The same answer again changes nothing."""
+        sale in the same transaction. Refusing opens an incident: the return, with the retailer's and
+        the supplier's reasons, is listed in the admin's correction queue until the admin decides it
+        (:meth:`decide_return`). The same answer again changes nothing."""
+        sources, target = lifecycle.RETURN_STEPS[name]
+        return self._step_return(principal, return_id, name, sources, target, reason)
+
+    def decide_return(
+        self, principal: Principal, return_id: str, refund_it: bool, reason: str
+    ) -> dict[str, Any]:
+        """The admin decides an incident (a REFUSED return) with ``reason``: a refund, recorded as a
+        received return records it (and restocked as the tenant says), leaves it REFUNDED; no refund
+        leaves it CLOSED. Either way it leaves the correction queue and the order may close. The same
+        decision again changes nothing; the other one is 409 naming the status."""
+        target = lifecycle.RETURN_DECIDED[refund_it]
+        return self._step_return(
+            principal, return_id, "decide_return", (lifecycle.RETURN_INCIDENT,), target, reason, refund_it
+        )
+
+    def _step_return(
+        self,
+        principal: Principal,
+        return_id: str,
+        name: str,
+        sources: tuple[str, ...],
+        target: str,
+        reason: str | None,
+        refund_it: bool | None = None,
+    ) -> dict[str, Any]:
         acting = principal.roles & frozenset(lifecycle.roles(name))
         record = self.table.get(keys.return_pk(principal.tenant_id, return_id), keys.RECORD_SK)
         if record is None or record.get("tenantId") != principal.tenant_id:
             raise NotFound(f"no return {return_id}")
-        sources, target = lifecycle.RETURN_STEPS[name]
         made: dict[str, Any] = {}
 
         def plan(order: dict[str, Any]) -> _Write | None:
@@ -466,11 +492,30 @@ class Orders:
                 raise Conflict(
                     f"the return is {current['status']}; {name.replace('_', ' ')} needs it {' or '.join(sources)}"
                 )
-            changed = {**current, "status": target, "updatedAt": now_iso(), "updatedBy": principal.actor}
+            at = now_iso()
+            changed = {
+                **current, "status": target, "version": int(current.get("version", 1)) + 1,
+                "updatedAt": at, "updatedBy": principal.actor,
+            }  # fmt: skip
+            changed.pop("flags", None)
             restock: list[tuple[dict[str, Any], int]] = []
-            if reason is not None:
+            detail: dict[str, Any] = {"returnId": return_id, **({"reason": reason} if reason else {})}
+            if refund_it is not None:  # the admin's decision of an incident
+                changed["decision"] = {"refund": refund_it, "reason": reason, "decidedAt": at,
+                                       "decidedBy": principal.actor}  # fmt: skip
+                detail["refund"] = refund_it
+            elif reason is not None:
                 changed["statusReason"] = reason
-            if name == "receive_return":
+            if target == lifecycle.RETURN_INCIDENT:
+                # Both sides' reasons, as the correction queue shows a record's flags.
+                changed["flags"] = [
+                    {"field": "reason", "reason": f"the retailer asked: {current['reason']}"},
+                    {"field": "statusReason", "reason": f"the supplier refused: {reason}"},
+                ]
+            # In the status index (the admin's queue) only while an incident is open.
+            changed.update(RETURN_KIND.index_changes(order["tenantId"], target, at))
+            changed = {k: v for k, v in changed.items() if v is not None}
+            if name == "receive_return" or refund_it:
                 changed["refund"] = refund(order, current["lines"])
                 if order_settings(order["tenantId"]).restock_on_return:
                     by_sku = {line["sku"]: line for line in order["lines"]}
@@ -478,7 +523,6 @@ class Orders:
                     changed["restocked"] = True
             made["return"] = changed
             returns = {**dict(order.get("returns") or {}), return_id: target}
-            detail = {"returnId": return_id, **({"reason": reason} if reason else {})}
             return _Write(name, order["status"], [], {"returns": returns}, detail=detail,
                           new_item=changed, item_is_new=False, restock=restock)  # fmt: skip
 
@@ -844,8 +888,28 @@ def refund(order: dict[str, Any], returned: list[dict[str, Any]]) -> dict[str, A
     }
 
 
-def return_view(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("PK", "SK", "entity")}
+def return_view(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK", "entity")}
+
+
+def _return_key(tenant_id: str, return_id: str) -> tuple[str, str]:
+    return keys.return_pk(tenant_id, return_id), keys.RECORD_SK
+
+
+# A refused return is an incident in the admin's correction queue (registry.QUEUED): listed from the
+# status index while REFUSED, decided by the admin (rejecting it from the queue is deciding it
+# without a refund). No workflow reviews it (D35).
+RETURN_KIND = Kind(
+    name="RETURN", label="return", approved="RECEIVED", statuses=lifecycle.RETURN_STATUSES,
+    indexed=frozenset({lifecycle.RETURN_INCIDENT}), queued=lifecycle.RETURN_INCIDENT,
+    state_machine_env=None, key=_return_key, record_id=lambda record: str(record["returnId"]),
+    view=return_view,
+    correction_fields=lambda record: {"supplierId": record["supplierId"],
+                                      "supplierOrderId": record["supplierOrderId"]},
+    reject_with=lambda table, principal, record_id, reason: Orders(table).decide_return(
+        principal, record_id, False, reason),
+    correction_prefix="RETURN:",
+)  # fmt: skip
 
 
 def shipment_view(item: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,13 @@ from marketplace import clock, orders, products, suppliers
 from marketplace.errors import FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Table
-from marketplace.reviewed import FLAGGED, Kind, Records
+from marketplace.reviewed import Kind, Records
 
 KINDS: dict[str, Kind] = {k.name: k for k in (suppliers.KIND, products.KIND, orders.KIND)}
+# What the admin's correction queue lists: every reviewed kind, and the incidents no workflow waits
+# on (a refused return, decided by the admin: docs/decisions.md D35). The stream router and the
+# drain start and resume workflows, so they know only KINDS.
+QUEUED: dict[str, Kind] = {**KINDS, orders.RETURN_KIND.name: orders.RETURN_KIND}
 
 
 def find(name: object) -> Kind | None:
@@ -24,7 +28,7 @@ def find(name: object) -> Kind | None:
 
 def resolve(correction_id: str) -> tuple[Kind, str]:
     """(kind, record id) of a correction id (:meth:`Kind.correction_id`); NotFound if none."""
-    for kind in KINDS.values():
+    for kind in QUEUED.values():
         record_id = kind.parse_correction_id(correction_id)
         if record_id is not None:
             return kind, record_id
@@ -32,20 +36,20 @@ def resolve(correction_id: str) -> tuple[Kind, str]:
 
 
 def corrections_page(table: Table, tenant_id: str, limit: int, token: str | None) -> dict[str, Any]:
-    """The tenant's flagged records of every kind, one kind after the other in registry order; the
-    page token names the kind it continues (``<KIND>.<that kind's own token>``)."""
-    names = list(KINDS)
+    """The tenant's flagged records of every kind, then its open incidents, one kind after the other
+    in registry order; the page token names the kind it continues (``<KIND>.<that kind's own token>``)."""
+    names = list(QUEUED)
     start, inner = 0, None
     if token:
         name, _, inner_token = token.partition(".")
-        if name not in KINDS:
+        if name not in QUEUED:
             raise InvalidInput([FieldError("nextToken", "is not a token this listing issued")])
         start, inner = names.index(name), inner_token or None
     items: list[dict[str, Any]] = []
     now = clock.now()
     for name in names[start:]:
-        kind = KINDS[name]
-        page = Records(kind, table).list_by_status(tenant_id, FLAGGED, limit - len(items), inner)
+        kind = QUEUED[name]
+        page = Records(kind, table).list_by_status(tenant_id, kind.queued, limit - len(items), inner)
         items += [kind.correction_item(r, now) for r in page.items]
         inner = None
         if page.next_token:

@@ -61,8 +61,10 @@ class Kind:
     label: str  # how messages name one: "supplier", "listing"
     approved: str  # APPROVED, ACTIVE
     statuses: tuple[str, ...]
-    indexed: frozenset[str]  # the statuses the status index (GSI1) holds; FLAGGED always
-    state_machine_env: str  # the environment variable that names its state machine's ARN
+    indexed: frozenset[str]  # the statuses the status index (GSI1) holds; ``queued`` always
+    # The environment variable that names its state machine's ARN; None for a record no workflow
+    # reviews (an incident: a refused return waits for the admin's decision, not for a workflow).
+    state_machine_env: str | None
     key: Callable[[str, str], tuple[str, str]]  # (tenant, record id) -> (PK, SK)
     record_id: Callable[[Mapping[str, Any]], str]  # record -> its id in the correction queue
     view: Callable[[Mapping[str, Any]], dict[str, Any]]  # the record as the API shows it
@@ -78,10 +80,14 @@ class Kind:
     # What follows the record id in the state machine's input, for a workflow that reads its record
     # by its own names (the supplier-order intake reads ``supplierOrderId``).
     input_ids: Callable[[str], dict[str, str]] = field(default=lambda record_id: {})
+    # The status in which the correction queue lists a record: FLAGGED, or REFUSED for an incident.
+    queued: str = FLAGGED
 
     def __post_init__(self) -> None:
-        if FLAGGED not in self.indexed:
-            raise ValueError(f"{self.name}: the correction queue lists FLAGGED records from the status index")
+        if self.queued not in self.indexed:
+            raise ValueError(
+                f"{self.name}: the correction queue lists {self.queued} records from the status index"
+            )
 
     # ---------------------------------------------------------------- keys
     def index_changes(self, tenant_id: str, status: str, now: str) -> dict[str, Any]:
