@@ -115,7 +115,7 @@ def test_two_shipments_then_delivered_and_the_history_says_who_did_each(shop):
 def test_the_retailer_cancels_before_shipment_and_the_stock_comes_back(shop):
     supplier_id, sku_a, sku_b, part = two_line_order(shop)
     shop.orders.accept(shop.supplier(supplier_id), part)
-    fewer = shop.orders.cancel(shop.retailer(), part, "customer changed their mind", [sku_b])
+    fewer = shop.orders.cancel(shop.retailer(), part, "customer changed their mind", [{"sku": sku_b}])
     assert fewer["status"] == "ACCEPTED"
     assert [line.get("status") for line in fewer["lines"]] == ["ACCEPTED", "CANCELLED"]
     assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (7, 10)
@@ -139,6 +139,50 @@ def test_the_supplier_cancels_an_accepted_order_it_cannot_fulfil_and_another_sup
     cancelled = shop.orders.cancel(shop.supplier(supplier_id), part, "warehouse flooded")
     assert cancelled["status"] == "CANCELLED"
     assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (10, 10)
+
+
+def test_part_of_a_line_is_cancelled_and_only_those_units_come_back(shop):
+    supplier_id, sku_a, sku_b, part = two_line_order(shop)  # 3 of A, 2 of B
+    shop.orders.accept(shop.supplier(supplier_id), part)
+    fewer = shop.orders.cancel(
+        shop.retailer(), part, "customer wants one less", [{"sku": sku_a, "quantity": 1}]
+    )
+    line_a = fewer["lines"][0]
+    assert (fewer["status"], line_a["cancelled"], line_a.get("status"), line_a["cancelledReason"]) == (
+        "ACCEPTED", 1, "ACCEPTED", "customer wants one less")  # fmt: skip
+    assert shop.stock(supplier_id, sku_a) == 8  # 10 - 3 reserved + 1 back
+    with pytest.raises(InvalidInput) as too_many:  # 2 of A are left to ship
+        shop.orders.cancel(shop.retailer(), part, "x", [{"sku": sku_a, "quantity": 3}])
+    assert [(f.field, f.reason) for f in too_many.value.fields] == [
+        ("lines.0.quantity", "is more than the 2 units left to cancel")]  # fmt: skip
+    with pytest.raises(InvalidInput) as too_many_shipped:
+        shop.orders.ship(shop.supplier(supplier_id), part, shipment((sku_a, 3)))
+    assert [f.reason for f in too_many_shipped.value.fields] == ["is more than the 2 units left to ship"]
+    shipped = shop.orders.ship(shop.supplier(supplier_id), part, shipment((sku_a, 2), (sku_b, 2)))
+    assert shop.orders.get(shop.tenant, part)["status"] == "SHIPPED" and shipped["lines"]
+
+
+def test_the_supplier_cancels_the_unshipped_rest_of_a_partly_shipped_order(shop):
+    supplier_id, sku_a, sku_b, part = two_line_order(shop)  # 3 of A, 2 of B
+    shop.orders.accept(shop.supplier(supplier_id), part)
+    shop.orders.ship(shop.supplier(supplier_id), part, shipment((sku_a, 2)))
+    assert shop.orders.get(shop.tenant, part)["status"] == "PARTIALLY_SHIPPED"
+    # The retailer cancels before shipment only; the whole order cannot be cancelled once part shipped.
+    with pytest.raises(Conflict, match="the order is PARTIALLY_SHIPPED"):
+        shop.orders.cancel(shop.retailer(), part, "x", [{"sku": sku_b}])
+    with pytest.raises(Conflict, match="the order is PARTIALLY_SHIPPED"):
+        shop.orders.cancel(shop.supplier(supplier_id), part, "x")
+    rest = shop.orders.cancel(shop.supplier(supplier_id), part, "out of stock at the warehouse",
+                              [{"sku": sku_a}, {"sku": sku_b}])  # fmt: skip
+    assert rest["status"] == "SHIPPED" and rest["shippedAt"]
+    assert [(line.get("shipped", 0), line.get("cancelled"), line.get("status")) for line in rest["lines"]] == [
+        (2, 1, "ACCEPTED"), (0, 2, "CANCELLED")]  # fmt: skip
+    assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (
+        8,
+        10,
+    )  # 2 shipped, the rest back
+    # The timed transitions go on from SHIPPED: the order is due to be delivered automatically.
+    assert shop.orders.get(shop.tenant, part)["due"] == "auto_deliver"
 
 
 def test_another_tenant_gets_404_on_every_transition(shop):

@@ -64,7 +64,10 @@ def reject_supplier_order(supplierOrderId: str) -> dict[str, Any]:
     return orders.view(orders.Orders().reject(caller(router), supplierOrderId, why))
 
 
-@router.post("/supplier-orders/<supplierOrderId>/cancel", middlewares=[allow(*lifecycle.roles("cancel"))])
+@router.post(
+    "/supplier-orders/<supplierOrderId>/cancel",
+    middlewares=[allow(*lifecycle.roles("cancel", "cancel_lines", "cancel_unshipped"))],
+)
 def cancel_supplier_order(supplierOrderId: str) -> dict[str, Any]:
     payload = request.object_body(router.current_event)
     schemas.validate("cancellation", payload)
@@ -72,7 +75,7 @@ def cancel_supplier_order(supplierOrderId: str) -> dict[str, Any]:
     return _transition(
         "POST /supplier-orders/{supplierOrderId}/cancel", supplierOrderId, payload,
         lambda store, principal, body: store.cancel(
-            principal, supplierOrderId, reason, [line["sku"] for line in body["lines"]] if "lines" in body else None
+            principal, supplierOrderId, reason, body.get("lines")
         ),
     )  # fmt: skip
 

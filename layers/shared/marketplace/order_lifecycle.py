@@ -112,6 +112,11 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     Transition("cancel_lines", "supplier_order.lines_cancelled",
                {access.RETAILER: (AWAITING, ACCEPTED), access.ADMIN: (AWAITING, ACCEPTED),
                 access.SUPPLIER: (ACCEPTED,)}, ()),
+    # Once part of it has shipped, the supplier that cannot send the rest (or an admin) cancels the
+    # units still to ship: the order is SHIPPED when nothing is left to send.
+    Transition("cancel_unshipped", "supplier_order.lines_cancelled",
+               {access.ADMIN: (PARTIALLY_SHIPPED,), access.SUPPLIER: (PARTIALLY_SHIPPED,)},
+               (PARTIALLY_SHIPPED, SHIPPED)),
     # The timed transitions (TIMERS below), fired by the deadline sweeper.
     Transition("late", "supplier_order.late", {SYSTEM: (ACCEPTED, PARTIALLY_SHIPPED)}, ()),
     Transition("auto_cancel", "supplier_order.cancelled", {SYSTEM: (ACCEPTED,)}, (CANCELLED,)),
@@ -208,17 +213,17 @@ def transition(name: str) -> Transition:
     return TRANSITIONS[name]
 
 
-def roles(name: str) -> tuple[str, ...]:
-    """The roles that may fire ``name``: what its route allows."""
-    return TRANSITIONS[name].roles
+def roles(*names: str) -> tuple[str, ...]:
+    """The roles that may fire any of ``names``: what their route allows."""
+    return tuple(r for r in sorted(access.ROLES) if any(r in TRANSITIONS[n].by for n in names))
 
 
 def held(line: Mapping[str, Any]) -> int:
     """The units of a line still taken from its listing: none once refused or cancelled, else those
-    not shipped yet (shipped units left the stock for good)."""
+    neither shipped (they left the stock for good) nor cancelled (they went back)."""
     if line.get("status") in (LINE_REFUSED, LINE_CANCELLED):
         return 0
-    return int(line["quantity"]) - int(line.get("shipped", 0))
+    return int(line["quantity"]) - int(line.get("shipped", 0)) - int(line.get("cancelled", 0))
 
 
 def live(line: Mapping[str, Any]) -> bool:
@@ -228,7 +233,7 @@ def live(line: Mapping[str, Any]) -> bool:
 
 def after_shipment(lines: list[dict[str, Any]]) -> str:
     """SHIPPED once every live line has shipped in full, else PARTIALLY_SHIPPED."""
-    done = all(int(line.get("shipped", 0)) >= int(line["quantity"]) for line in lines if live(line))
+    done = all(held(line) == 0 for line in lines if live(line))
     return SHIPPED if done else PARTIALLY_SHIPPED
 
 

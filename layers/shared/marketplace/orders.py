@@ -315,33 +315,40 @@ class Orders:
         return self._fire(principal, supplier_order_id, acting, plan)
 
     def cancel(
-        self, principal: Principal, supplier_order_id: str, reason: str, skus: list[str] | None = None
+        self,
+        principal: Principal,
+        supplier_order_id: str,
+        reason: str,
+        lines: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The whole order, or the lines named by ``skus``, cancelled with ``reason``; the stock they
+        """The whole order, or the units of the ``lines`` named (``{sku, quantity?}``; without a
+        quantity, every unit the line still has to ship), cancelled with ``reason``; the stock they
         hold goes back in the same transaction. Who may cancel from which status: the lifecycle's
-        ``cancel`` (the retailer or an admin before shipment, the supplier once it has accepted)."""
-        name = "cancel" if skus is None else "cancel_lines"
-        acting = principal.roles & frozenset(lifecycle.roles(name))
+        ``cancel`` and ``cancel_lines`` (the retailer or an admin before shipment, the supplier once it
+        has accepted), and ``cancel_unshipped`` for the rest of a partly shipped order."""
 
         def plan(order: dict[str, Any]) -> _Write | None:
-            if skus is None and order["status"] in (lifecycle.CANCELLED, lifecycle.REJECTED, "EXPIRED"):
+            if lines is None and order["status"] in (lifecycle.CANCELLED, lifecycle.REJECTED, "EXPIRED"):
                 return None
-            lifecycle.transition(name).check(order["status"], acting)
-            if skus is None:
+            partly_shipped = order["status"] == lifecycle.PARTIALLY_SHIPPED
+            name = "cancel" if lines is None else "cancel_unshipped" if partly_shipped else "cancel_lines"
+            lifecycle.transition(name).check(
+                order["status"], principal.roles & frozenset(lifecycle.roles(name))
+            )
+            if lines is None:
                 return _Write("cancel", lifecycle.CANCELLED, _holding(order), _final({}, reason), _UNINDEXED)
-            wanted = self._cancellable(order, skus)
-            lines = [
-                {**line, "status": lifecycle.LINE_CANCELLED, "cancelledReason": reason} if line["sku"] in wanted
-                else line
-                for line in order["lines"]
-            ]  # fmt: skip
-            gone = [(line, lifecycle.held(line)) for line in order["lines"] if line["sku"] in wanted]
-            if not any(lifecycle.live(line) for line in lines):
+            going = self._cancellable(order, lines)
+            after = [_cancelled(line, going.get(line["sku"], 0), reason) for line in order["lines"]]
+            gone = [(line, going[line["sku"]]) for line in order["lines"] if line["sku"] in going]
+            if not any(lifecycle.live(line) for line in after):
                 return _Write(
-                    "cancel", lifecycle.CANCELLED, gone, _final({"lines": lines}, reason), _UNINDEXED
+                    "cancel", lifecycle.CANCELLED, gone, _final({"lines": after}, reason), _UNINDEXED
                 )
-            return _Write("cancel_lines", order["status"], gone, {"lines": lines}, detail={"reason": reason})
+            status = lifecycle.after_shipment(after) if partly_shipped else order["status"]
+            changes = {"lines": after, **({"shippedAt": now_iso()} if status == lifecycle.SHIPPED else {})}
+            return _Write(name, status, gone, changes, detail={"reason": reason})
 
+        acting = principal.roles & frozenset(lifecycle.roles("cancel", "cancel_lines", "cancel_unshipped"))
         return self._fire(principal, supplier_order_id, acting, plan)
 
     def ship(self, principal: Principal, supplier_order_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -651,18 +658,13 @@ class Orders:
         return refused
 
     @staticmethod
-    def _cancellable(order: dict[str, Any], skus: list[str]) -> set[str]:
-        live = {line["sku"] for line in order["lines"] if lifecycle.live(line)}
-        errors = [
-            FieldError(f"lines.{i}.sku", f"{sku} is not a line of this order still to ship")
-            for i, sku in enumerate(skus)
-            if sku not in live
-        ]
-        if len(set(skus)) != len(skus):
-            errors.append(FieldError("lines", "names a sku twice"))
-        if errors:
-            raise InvalidInput(errors)
-        return set(skus)
+    def _cancellable(order: dict[str, Any], wanted: list[dict[str, Any]]) -> dict[str, int]:
+        """sku -> units to cancel (a line without a quantity: all it has left to ship); 400 naming a
+        line that is not one still to ship, named twice, or more units than it has left."""
+        lines = {line["sku"]: line for line in order["lines"] if lifecycle.held(line) > 0}
+        asked = [{"sku": w["sku"], "quantity": w.get("quantity", lifecycle.held(lines.get(w["sku"], {"quantity": 0})))}
+                 for w in wanted]  # fmt: skip
+        return _units_of(lines, asked, lifecycle.held, "is not a line of this order still to ship", "cancel")
 
     @staticmethod
     def _shippable(order: dict[str, Any], wanted: list[dict[str, Any]]) -> dict[str, int]:
@@ -927,6 +929,16 @@ def shipment_view(item: dict[str, Any]) -> dict[str, Any]:
         )
         if item.get(k) is not None
     }
+
+
+def _cancelled(line: dict[str, Any], units: int, reason: str) -> dict[str, Any]:
+    """The line with ``units`` more cancelled; CANCELLED as a whole once none of it shipped or is left."""
+    if not units:
+        return line
+    changed = {**line, "cancelled": int(line.get("cancelled", 0)) + units, "cancelledReason": reason}
+    if not int(line.get("shipped", 0)) and lifecycle.held(changed) == 0:
+        changed["status"] = lifecycle.LINE_CANCELLED
+    return changed
 
 
 def _units_of(
