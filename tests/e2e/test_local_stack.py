@@ -63,7 +63,7 @@ class RunningStack:
 
 @contextlib.contextmanager
 def marketplace_running(
-    state_dir: Path, stop_seconds: float = 20, webhook_receivers: int = 4
+    state_dir: Path, stop_seconds: float = 20, webhook_receivers: int = 5
 ) -> Iterator[RunningStack]:
     """`marketplace run` in its own process on free ports, as a user starts it; Ctrl-C at the end
     (killed if it has not stopped after ``stop_seconds``). Webhooks may reach loopback only on
@@ -385,12 +385,16 @@ def test_listings_page_and_filter_by_status(running):
     assert stolen.status_code == 400
 
 
-def approved_supplier_with_listing(running, tenant: str, quantity: int = 5) -> tuple[str, str]:
+def approved_supplier(running, tenant: str) -> str:
     retailer = running.token(tenant, "retailer")
     tax_id = f"DE{uuid.uuid4().int % 10**9:09d}"
     supplier_id = requests.post(f"{running.url}/suppliers", json={**SUPPLIER, "taxId": tax_id}, headers=retailer,
                                 timeout=10).json()["supplierId"]  # fmt: skip
     status_of(running, retailer, supplier_id, "APPROVED")
+    return supplier_id
+
+
+def add_listing(running, tenant: str, supplier_id: str, quantity: int = 5) -> str:
     listing = {"sku": "LAMP-1", "title": "Desk lamp", "category": "home", "price": {"amount": 49.9, "currency": "EUR"},
                "quantity": quantity, "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"}}  # fmt: skip
     supplier = running.token(tenant, "supplier", supplier_id=supplier_id)
@@ -400,7 +404,32 @@ def approved_supplier_with_listing(running, tenant: str, quantity: int = 5) -> t
     assert created.status_code == 202, created.text
     wait_until(lambda: requests.get(f"{running.url}/suppliers/{supplier_id}/products/LAMP-1", headers=supplier,
                                     timeout=10).json()["status"] == "ACTIVE", timeout=30, what="active listing")  # fmt: skip
-    return supplier_id, "LAMP-1"
+    return "LAMP-1"
+
+
+def approved_supplier_with_listing(running, tenant: str, quantity: int = 5) -> tuple[str, str]:
+    supplier_id = approved_supplier(running, tenant)
+    return supplier_id, add_listing(running, tenant, supplier_id, quantity)
+
+
+def test_a_supplier_hears_its_listing_go_live_on_its_signed_webhook(running):
+    """A listing's status change is an event to the supplier's webhook, signed like an order's
+    (docs/decisions.md D39)."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    supplier_id = approved_supplier(running, tenant)
+    secret = f"whsec-{uuid.uuid4().hex}"
+    receiver = running.receiver(secret)
+    hook = requests.put(f"{running.url}/suppliers/{supplier_id}/webhook", json={"url": receiver.url, "secret": secret},
+                        headers=running.token(tenant, "supplier", supplier_id=supplier_id), timeout=10)  # fmt: skip
+    assert hook.ok, hook.text
+    add_listing(running, tenant, supplier_id)
+    wait_until(lambda: "listing.active" in receiver.events(), timeout=30, what="the listing.active delivery")
+    receiver.assert_verified()
+    # Its creation is no event; the approval's may reach the webhook too if it was announced after the
+    # registration (the stream is asynchronous).
+    heard = receiver.events()
+    assert heard.count("listing.active") == 1 and set(heard) <= {"supplier.approved", "listing.active"}, heard
+    receiver.close()
 
 
 def test_an_order_over_two_suppliers_one_accepts_one_rejects_and_stock_is_released(running):
