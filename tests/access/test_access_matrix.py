@@ -74,6 +74,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /suppliers/{supplierId}/products/{sku}": TENANT_READERS,
     "PATCH /suppliers/{supplierId}/products/{sku}": TENANT_READERS,
     "GET /suppliers/{supplierId}/products/{sku}/history": TENANT_READERS,
+    # The stock is the supplier's: the supplier and an admin adjust it, not the retailer (D38).
+    "POST /suppliers/{supplierId}/products/{sku}/stock-adjustments": own(403, OK, OK, 404),
     "POST /suppliers/{supplierId}/products/{sku}/reject": ADMIN_ONLY,
     "POST /suppliers/{supplierId}/products/{sku}/retry": ADMIN_ONLY,
     "POST /orders": own(OK, 403, 403, 403),
@@ -423,6 +425,7 @@ class World:
             "PATCH /suppliers/{supplierId}": {"legalName": f"Globex {unique}"},
             "POST /suppliers/{supplierId}/products": listing(f"SKU-{unique}"),
             "PATCH /suppliers/{supplierId}/products/{sku}": {"title": f"Lamp {unique}"},
+            "POST /suppliers/{supplierId}/products/{sku}/stock-adjustments": {"delta": 2, "reason": f"delivery {unique}"},
             "POST /orders": {"customerOrderId": f"c-{unique}", "shipTo": SHIP_TO,
                              "lines": [{"supplierId": t.supplier, "sku": "LAMP-1", "quantity": 1, "unitPrice": PRICE}]},
             "PUT /suppliers/{supplierId}/webhook": {"url": self.receiver.url, "secret": f"{SECRET}-{unique}"},
@@ -465,6 +468,15 @@ class World:
         elif route in ("PATCH /suppliers/{supplierId}", "PATCH /suppliers/{supplierId}/products/{sku}"):
             key = "legalName" if "legalName" in body else "title"
             assert answer[key] == body[key]
+        elif route.endswith("/stock-adjustments"):
+            # The listing's trail names the caller and the reason (orders move the quantity meanwhile).
+            history = self.ok("GET", f"/suppliers/{t.supplier}/products/LAMP-1/history?limit=100", caller)
+            changes = [
+                e["after"]["stockChange"]
+                for e in history["items"]
+                if e["after"].get("version") == answer["version"]
+            ]
+            assert changes == [{"delta": 2, "reason": body["reason"]}], (changes, answer)
         elif route == "POST /suppliers/{supplierId}/products":
             assert (
                 self.ok("GET", f"/suppliers/{t.supplier}/products/{body['sku']}", caller)["sku"]

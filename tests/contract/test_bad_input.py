@@ -63,6 +63,12 @@ ROUTES = {
     "update-supplier": Route("PATCH", "/suppliers/{s}", "retailer", {"legalName": "Globex AG"}),
     "register-product": Route("POST", "/suppliers/{s}/products", "supplier", {**LISTING, "sku": "NEW-1"}),
     "update-product": Route("PATCH", "/suppliers/{s}/products/{sku}", "supplier", {"quantity": 7}),
+    "adjust-stock": Route(
+        "POST",
+        "/suppliers/{s}/products/{sku}/stock-adjustments",
+        "supplier",
+        {"delta": 1, "reason": "delivery"},
+    ),
     "reject-product": Route("POST", "/suppliers/{s}/products/{fsku}/reject", "admin", REASON),
     "retry-product": Route("POST", "/suppliers/{s}/products/{fsku}/retry", "admin", None),
     "place-order": Route("POST", "/orders", "retailer", order_body()),
@@ -112,6 +118,7 @@ FIELD = {
     "register-product": "title",
     "update-product": "quantity",
     "reject-product": "reason",
+    "adjust-stock": "reason",
     "place-order": "customerOrderId",
     "reject-supplier-order": "reason",
     "cancel-supplier-order": "reason",
@@ -288,6 +295,20 @@ def _cases() -> list[Case]:
         Case("update-product", "quantity 2**63", _json({"quantity": 2**63}), 400, "quantity"),
         Case("update-product", "quantity true", _json({"quantity": True}), 400, "quantity"),
         Case("update-product", "sku cannot change", _json({"sku": "OTHER"}), 400, "sku"),
+        Case("adjust-stock", "delta 0", _json({"delta": 0, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta 1.5", _json({"delta": 1.5, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta 2**63", _json({"delta": 2**63, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta as a string", _json({"delta": "5", "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta true", _json({"delta": True, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "a blank reason", _json({"delta": 1, "reason": "  "}), 400, "reason"),
+        # Valid, but more than the listing has: refused whole, naming the field, nothing written.
+        Case(
+            "adjust-stock",
+            "more units removed than available",
+            _json({"delta": -1000000, "reason": "x"}),
+            409,
+            "delta",
+        ),
     ]
     for what, ids in (
         ("an unknown supplier", (("s", "00000000-0000-0000-0000-000000000000"),)),

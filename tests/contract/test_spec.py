@@ -85,6 +85,7 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("Acceptance", from_file("acceptance")),
         ("Cancellation", from_file("cancellation")),
         ("ShipmentRequest", from_file("shipment")),
+        ("StockAdjustment", from_file("stock_adjustment")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:
