@@ -469,13 +469,21 @@ class World:
             key = "legalName" if "legalName" in body else "title"
             assert answer[key] == body[key]
         elif route.endswith("/stock-adjustments"):
-            # The listing's trail names the caller and the reason (orders move the quantity meanwhile).
-            history = self.ok("GET", f"/suppliers/{t.supplier}/products/LAMP-1/history?limit=100", caller)
-            changes = [
-                e["after"]["stockChange"]
-                for e in history["items"]
-                if e["after"].get("version") == answer["version"]
-            ]
+            # The listing's trail (written from the stream) has the change with its reason; orders move
+            # the quantity meanwhile, so the version the answer names is what identifies it.
+            history = f"/suppliers/{t.supplier}/products/LAMP-1/history?limit=100"
+
+            def entry() -> list[Any] | None:
+                found, token = [], ""
+                while True:
+                    page = self.ok("GET", f"{history}&nextToken={token}", caller)
+                    found += [e["after"].get("stockChange") for e in page["items"]
+                              if e["after"].get("version") == answer["version"]]  # fmt: skip
+                    token = page.get("nextToken") or ""
+                    if not token:
+                        return found or None
+
+            changes = wait_until(entry, timeout=30, what="the stock adjustment's audit entry")
             assert changes == [{"delta": 2, "reason": body["reason"]}], (changes, answer)
         elif route == "POST /suppliers/{supplierId}/products":
             assert (

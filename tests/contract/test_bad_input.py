@@ -531,6 +531,7 @@ def test_if_match_with_a_unicode_digit_or_too_many_digits_is_a_400(bad_world: Wo
     [
         ("a JSON null body", "POST", "/suppliers/{s}/imports", {}, "null", "(body)"),
         ("a null fileName", "POST", "/suppliers/{s}/imports", {}, '{"fileName": null}', "fileName"),
+        ("an unknown mode", "POST", "/suppliers/{s}/imports", {}, '{"mode": "upsert"}', "mode"),
         ("an empty include", "GET", "/suppliers/{s}/imports/{imp}", {"include": ""}, None, "include"),
         ("a malformed listingsToken", "GET", "/suppliers/{s}/imports/{imp}", {"listingsToken": "a b"}, None,
          "listingsToken"),
@@ -539,7 +540,8 @@ def test_if_match_with_a_unicode_digit_or_too_many_digits_is_a_400(bad_world: Wo
 def test_an_invalid_import_request_is_a_400_naming_the_field(
     bad_world: World, what: str, method: str, path: str, params: dict[str, str], body: str | None, field: str
 ) -> None:
-    """The four import requests the OpenAPI document forbids and the API used to accept (D29)."""
+    """The import requests the OpenAPI document forbids: four the API used to accept (D29), and a mode
+    that is neither create nor update."""
     world = bad_world
     url = Route(method, path, "supplier", None).url(world)  # refused before any import is looked up
     headers = {**world.headers("supplier"), "Content-Type": "application/json"}
