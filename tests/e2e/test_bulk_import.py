@@ -318,6 +318,7 @@ def test_an_update_import_sets_stock_and_price_of_listed_skus_and_reports_the_ba
     after = answered(lambda: requests.get(url, headers=supplier.headers, timeout=30)).json()
     assert (after["quantity"], after["price"]) == (7, {"amount": 12.5, "currency": "EUR"})
     assert after["version"] > before["version"] and after["title"] == before["title"]
+    assert not {"lastImport", "stockChange"} & set(after)  # the history's markers, not the listing's
     state = import_state(running, supplier, import_id_of(result.stderr))
     assert (state["mode"], state["imported"], state["updated"], state["failed"]) == ("update", 1, 1, 1)
 

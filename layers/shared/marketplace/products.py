@@ -148,7 +148,10 @@ def _check_attribute_names(body: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------- views
 def view(record: dict[str, Any]) -> dict[str, Any]:
     shown = record_view(record)
-    shown.pop("stockChange", None)  # the audit trail's (GET .../history), not the listing's
+    # The audit trail's (GET .../history), not the listing's: why its stock last changed, and the
+    # update-mode import that last set it (marketplace.imports).
+    for marker in ("stockChange", "lastImport"):
+        shown.pop(marker, None)
     return shown
 
 
@@ -284,10 +287,10 @@ class Products:
                 floor=0, ceiling=MAX_QUANTITY, status_not_in=("REJECTED",),
             )  # fmt: skip
         except Conflict:
-            now = self.get_for(principal, supplier_id, sku)  # 404 if it was deleted meanwhile
-        if now["status"] == "REJECTED":
+            latest = self.get_for(principal, supplier_id, sku)  # 404 if it was deleted meanwhile
+        if latest["status"] == "REJECTED":
             raise Conflict("a rejected listing cannot be changed")
-        available = int(now.get("quantity", 0))
+        available = int(latest.get("quantity", 0))
         if delta < 0:
             why = f"would take the quantity below 0: {available} available, {-delta} asked to remove"
         else:
