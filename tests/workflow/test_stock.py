@@ -172,3 +172,34 @@ def test_a_stock_adjustment_is_made_once_per_idempotency_key_and_never_takes_res
     entry = entry_of_version(api, supplier_id, sku, taken.json()["version"])
     assert entry["by"].startswith("supplier:")
     assert entry["after"]["stockChange"] == {"delta": -2, "reason": "stock take"}
+
+
+def test_a_change_without_if_match_that_loses_a_race_to_a_reservation_is_applied_again(
+    shop: Shop, monkeypatch
+):
+    """A reservation moves the version between a PATCH's read and its write: without If-Match the
+    change is read and applied again (the reservation kept), with If-Match it is 412."""
+    from marketplace.errors import PreconditionFailed
+
+    supplier_id, sku = shop.supplier_with_listing(quantity=4)
+    listings = shop.listings.products
+    table, real_update = listings.table, listings.table.update
+    raced: list[dict[str, Any]] = []
+
+    def a_reservation_first(pk, sk, version, changes, remove=()):
+        if not raced:  # an order takes a unit between the read and the write
+            raced.append(
+                table.add(pk, sk, "quantity", -1, {"updatedBy": "order:o-race"}, floor=0, ceiling=10**6)
+            )
+        return real_update(pk, sk, version, changes, remove)
+
+    monkeypatch.setattr(table, "update", a_reservation_first)
+    me = shop.listings.as_supplier(supplier_id)
+    read = listings.get(shop.tenant, supplier_id, sku)
+    changed = listings.update(me, supplier_id, sku, {"title": "Desk lamp, brass"}, None)
+    assert (changed["title"], changed["quantity"]) == ("Desk lamp, brass", 3)
+    assert changed["version"] == raced[0]["version"] + 1 == read["version"] + 2
+    raced.clear()
+    with pytest.raises(PreconditionFailed):
+        listings.update(me, supplier_id, sku, {"title": "Desk lamp, steel"}, changed["version"])
+    assert listings.get(shop.tenant, supplier_id, sku)["title"] == "Desk lamp, brass"
