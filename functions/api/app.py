@@ -68,7 +68,8 @@ def _invalid_input(exc: InvalidInput) -> Response:
 def _marketplace_error(exc: MarketplaceError) -> Response:
     if exc.status >= 500:
         logger.exception("request failed")
-    return _error(exc.status, exc.code, str(exc))
+    fields = getattr(exc, "fields", None)
+    return _error(exc.status, exc.code, str(exc), [f.as_dict() for f in fields] if fields else None)
 
 
 @app.exception_handler(IdempotencyValidationError)

@@ -3,7 +3,8 @@
 Creates the import, PUTs the file to its pre-signed URL, starts it, shows a progress bar while
 the rows are processed, and prints the counts: rows imported and failed, and the imported
 listings per workflow status (ACTIVE / FLAGGED / REJECTED / PENDING). The error report (CSV: row,
-sku, field, reason) is written next to the input, or to --report. Exit status: 0 when the import
+sku, field, reason) is written next to the input, or to --report. With --update, a row whose SKU is
+already listed updates that listing's quantity and price instead of being refused. Exit status: 0 when the import
 completed (even if some rows failed), 1 when it failed or did not finish in time, 2 on bad usage.
 
 Plain urllib: the command needs nothing beyond the local stack's own dependencies and tqdm.
@@ -51,6 +52,8 @@ def add_parser(sub: Any) -> None:
     cmd.add_argument(
         "--role", choices=ROLES, default="supplier", help="role of a minted token (default supplier)"
     )
+    cmd.add_argument("--update", action="store_true",
+                     help="update the quantity and price of SKUs already listed (a stock and price feed)")  # fmt: skip
     cmd.add_argument("--api", help="API base URL (default: the running local stack's, else 127.0.0.1:3000)")
     cmd.add_argument("--token", help="bearer token (default: mint one with the local stack's key)")
     cmd.add_argument(
@@ -80,7 +83,9 @@ def _import(args: argparse.Namespace) -> int:
     api = Api(args.api or _default_api(), _token(args))
     rows = count_rows(args.catalog)
     base = f"/suppliers/{args.supplier}/imports"
-    created = api.call("POST", base, {"fileName": args.catalog.name[:255]})
+    created = api.call(
+        "POST", base, {"fileName": args.catalog.name[:255], "mode": "update" if args.update else "create"}
+    )
     import_id = created["importId"]
     if args.catalog.stat().st_size > created["maxUploadBytes"]:
         raise CommandError(
@@ -98,7 +103,8 @@ def _import(args: argparse.Namespace) -> int:
     report = args.report or args.catalog.with_name(f"{args.catalog.stem}.errors.csv")
     if state.get("reportUrl"):
         download(state["reportUrl"], report)
-    print(f"Imported {state['imported']} of {state['rowsProcessed']} rows; {state['failed']} failed"
+    updated = f", updated {state['updated']}" if args.update else ""
+    print(f"Imported {state['imported']}{updated} of {state['rowsProcessed']} rows; {state['failed']} failed"
           + (f" (error report: {report})" if state.get("reportUrl") else ""))  # fmt: skip
     print("Listings: " + "  ".join(f"{s} {counts.get(s, 0)}" for s in STATUSES))
     return 0

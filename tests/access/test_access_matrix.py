@@ -74,6 +74,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /suppliers/{supplierId}/products/{sku}": TENANT_READERS,
     "PATCH /suppliers/{supplierId}/products/{sku}": TENANT_READERS,
     "GET /suppliers/{supplierId}/products/{sku}/history": TENANT_READERS,
+    # The stock is the supplier's: the supplier and an admin adjust it, not the retailer (D38).
+    "POST /suppliers/{supplierId}/products/{sku}/stock-adjustments": own(403, OK, OK, 404),
     "POST /suppliers/{supplierId}/products/{sku}/reject": ADMIN_ONLY,
     "POST /suppliers/{supplierId}/products/{sku}/retry": ADMIN_ONLY,
     "POST /orders": own(OK, 403, 403, 403),
@@ -429,6 +431,7 @@ class World:
             "PATCH /suppliers/{supplierId}": {"legalName": f"Globex {unique}"},
             "POST /suppliers/{supplierId}/products": listing(f"SKU-{unique}"),
             "PATCH /suppliers/{supplierId}/products/{sku}": {"title": f"Lamp {unique}"},
+            "POST /suppliers/{supplierId}/products/{sku}/stock-adjustments": {"delta": 2, "reason": f"delivery {unique}"},
             "POST /orders": {"customerOrderId": f"c-{unique}", "shipTo": SHIP_TO,
                              "lines": [{"supplierId": t.supplier, "sku": "LAMP-1", "quantity": 1, "unitPrice": PRICE}]},
             "PUT /suppliers/{supplierId}/webhook": {"url": self.receiver.url, "secret": f"{SECRET}-{unique}"},
@@ -471,6 +474,23 @@ class World:
         elif route in ("PATCH /suppliers/{supplierId}", "PATCH /suppliers/{supplierId}/products/{sku}"):
             key = "legalName" if "legalName" in body else "title"
             assert answer[key] == body[key]
+        elif route.endswith("/stock-adjustments"):
+            # The listing's trail (written from the stream) has the change with its reason; orders move
+            # the quantity meanwhile, so the version the answer names is what identifies it.
+            history = f"/suppliers/{t.supplier}/products/LAMP-1/history?limit=100"
+
+            def entry() -> list[Any] | None:
+                found, token = [], ""
+                while True:
+                    page = self.ok("GET", f"{history}&nextToken={token}", caller)
+                    found += [e["after"].get("stockChange") for e in page["items"]
+                              if e["after"].get("version") == answer["version"]]  # fmt: skip
+                    token = page.get("nextToken") or ""
+                    if not token:
+                        return found or None
+
+            changes = wait_until(entry, timeout=30, what="the stock adjustment's audit entry")
+            assert changes == [{"delta": 2, "reason": body["reason"]}], (changes, answer)
         elif route == "POST /suppliers/{supplierId}/products":
             assert (
                 self.ok("GET", f"/suppliers/{t.supplier}/products/{body['sku']}", caller)["sku"]

@@ -63,6 +63,12 @@ ROUTES = {
     "update-supplier": Route("PATCH", "/suppliers/{s}", "retailer", {"legalName": "Globex AG"}),
     "register-product": Route("POST", "/suppliers/{s}/products", "supplier", {**LISTING, "sku": "NEW-1"}),
     "update-product": Route("PATCH", "/suppliers/{s}/products/{sku}", "supplier", {"quantity": 7}),
+    "adjust-stock": Route(
+        "POST",
+        "/suppliers/{s}/products/{sku}/stock-adjustments",
+        "supplier",
+        {"delta": 1, "reason": "delivery"},
+    ),
     "reject-product": Route("POST", "/suppliers/{s}/products/{fsku}/reject", "admin", REASON),
     "retry-product": Route("POST", "/suppliers/{s}/products/{fsku}/retry", "admin", None),
     "place-order": Route("POST", "/orders", "retailer", order_body()),
@@ -113,6 +119,7 @@ FIELD = {
     "register-product": "title",
     "update-product": "quantity",
     "reject-product": "reason",
+    "adjust-stock": "reason",
     "place-order": "customerOrderId",
     "reject-supplier-order": "reason",
     "cancel-supplier-order": "reason",
@@ -293,6 +300,20 @@ def _cases() -> list[Case]:
         Case("decide-return", "refund as a string", _json({**REASON, "refund": "yes"}), 400, "refund"),
         Case("decide-return", "refund as 1", _json({**REASON, "refund": 1}), 400, "refund"),
         Case("decide-return", "reason missing", _json({"refund": False}), 400, "reason"),
+        Case("adjust-stock", "delta 0", _json({"delta": 0, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta 1.5", _json({"delta": 1.5, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta 2**63", _json({"delta": 2**63, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta as a string", _json({"delta": "5", "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "delta true", _json({"delta": True, "reason": "x"}), 400, "delta"),
+        Case("adjust-stock", "a blank reason", _json({"delta": 1, "reason": "  "}), 400, "reason"),
+        # Valid, but more than the listing has: refused whole, naming the field, nothing written.
+        Case(
+            "adjust-stock",
+            "more units removed than available",
+            _json({"delta": -1000000, "reason": "x"}),
+            409,
+            "delta",
+        ),
     ]
     for what, ids in (
         ("an unknown supplier", (("s", "00000000-0000-0000-0000-000000000000"),)),
@@ -515,6 +536,7 @@ def test_if_match_with_a_unicode_digit_or_too_many_digits_is_a_400(bad_world: Wo
     [
         ("a JSON null body", "POST", "/suppliers/{s}/imports", {}, "null", "(body)"),
         ("a null fileName", "POST", "/suppliers/{s}/imports", {}, '{"fileName": null}', "fileName"),
+        ("an unknown mode", "POST", "/suppliers/{s}/imports", {}, '{"mode": "upsert"}', "mode"),
         ("an empty include", "GET", "/suppliers/{s}/imports/{imp}", {"include": ""}, None, "include"),
         ("a malformed listingsToken", "GET", "/suppliers/{s}/imports/{imp}", {"listingsToken": "a b"}, None,
          "listingsToken"),
@@ -523,7 +545,8 @@ def test_if_match_with_a_unicode_digit_or_too_many_digits_is_a_400(bad_world: Wo
 def test_an_invalid_import_request_is_a_400_naming_the_field(
     bad_world: World, what: str, method: str, path: str, params: dict[str, str], body: str | None, field: str
 ) -> None:
-    """The four import requests the OpenAPI document forbids and the API used to accept (D29)."""
+    """The import requests the OpenAPI document forbids: four the API used to accept (D29), and a mode
+    that is neither create nor update."""
     world = bad_world
     url = Route(method, path, "supplier", None).url(world)  # refused before any import is looked up
     headers = {**world.headers("supplier"), "Content-Type": "application/json"}

@@ -292,6 +292,37 @@ def test_who_may_import_and_a_file_that_is_not_a_catalog(running, supplier, tmp_
     )
 
 
+def test_an_update_import_sets_stock_and_price_of_listed_skus_and_reports_the_bad_rows(running, tmp_path):
+    """``--update`` (mode update): a listed SKU's quantity and price are set instead of the row being
+    refused as "already listed"; a new SKU is created; a bad row is in the same error report."""
+    supplier = approved_supplier(running)
+    list_before(running, supplier, "SKU-LISTED")
+    url = f"{running.url}/suppliers/{supplier.supplier_id}/products/SKU-LISTED"
+    before = answered(lambda: requests.get(url, headers=supplier.headers, timeout=30)).json()
+    rows = [dict.fromkeys(HEADER, "") for _ in range(3)]
+    common = {"category": "home", "currency": "EUR", "images": "https://img.example/h.jpg"}
+    rows[0].update(common, sku="SKU-LISTED", title="Listed before", price="12.50", quantity="7")
+    rows[1].update(common, sku="SKU-NEW", title="New in the feed", price="8", quantity="3")
+    rows[2].update(common, sku="SKU-BAD", title="Bad price", price="12,50", quantity="1")
+    path = tmp_path / "feed.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, HEADER)
+        writer.writeheader()
+        writer.writerows(rows)
+    result = import_products(running, supplier, path, "--update")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Imported 1, updated 1 of 3 rows; 1 failed" in result.stdout, result.stdout
+    assert report_rows(tmp_path / "feed.errors.csv")[1:] == [
+        ["4", "SKU-BAD", "price.amount", "must be a number, not '12,50'"]
+    ]
+    after = answered(lambda: requests.get(url, headers=supplier.headers, timeout=30)).json()
+    assert (after["quantity"], after["price"]) == (7, {"amount": 12.5, "currency": "EUR"})
+    assert after["version"] > before["version"] and after["title"] == before["title"]
+    assert not {"lastImport", "stockChange"} & set(after)  # the history's markers, not the listing's
+    state = import_state(running, supplier, import_id_of(result.stderr))
+    assert (state["mode"], state["imported"], state["updated"], state["failed"]) == ("update", 1, 1, 1)
+
+
 # The import takes ~70 s on this machine when it is otherwise idle; with other test suites running
 # beside it (load average 20 on 2 cores) it was measured at 240 s, over the suite's 300 s default.
 @pytest.mark.timeout(600)

@@ -132,9 +132,9 @@ class Harness:
     def imports(self) -> Imports:
         return Imports(self.table, ImportStore(self.bucket), queue_url=self.queue_url)
 
-    def upload(self, rows: list[list[str]]) -> dict[str, Any]:
+    def upload(self, rows: list[list[str]], mode: str = "create") -> dict[str, Any]:
         service = self.imports()
-        created = service.create(self.retailer, self.supplier_id, {"fileName": "catalog.csv"})
+        created = service.create(self.retailer, self.supplier_id, {"fileName": "catalog.csv", "mode": mode})
         buffer = io.StringIO()
         csv.writer(buffer).writerows([HEADER, *rows])
         record = service.get(self.tenant, self.supplier_id, created["importId"])
@@ -350,3 +350,84 @@ def test_a_listing_image_url_urllib_cannot_read_is_flagged_not_a_crash():
     status, flags = products.evaluate(listing, "APPROVED")
     assert status == "FLAGGED"
     assert ("images.0", "must be an https URL") in fields(flags)
+
+
+# ------------------------------------------------------------------------------------------- update mode
+def _listed(harness: Harness, sku: str, **over: str) -> dict[str, Any]:
+    body = imports.row_to_listing(COLUMNS, row(sku=sku, **over))[0]
+    Products(harness.table).register(harness.retailer, harness.supplier_id, body)
+    return harness.table.get(f"TENANT#{harness.tenant}#SUPPLIER#{harness.supplier_id}", f"PRODUCT#{sku}")
+
+
+def test_an_update_import_sets_stock_and_price_of_listed_skus_and_creates_new_ones(harness):
+    listed = _listed(harness, "LISTED", quantity="5", price="199.99")
+    gone = _listed(harness, "GONE")
+    harness.table.update(gone["PK"], gone["SK"], gone["version"], {"status": "REJECTED"})
+    created = harness.upload([
+        row(sku="LISTED", quantity="9", price="149.50", title="Another title"),
+        row(sku="NEW-1"),
+        row(sku="BAD-PRICE", price="abc"),
+        row(sku="GONE", quantity="3"),
+    ], mode="update")  # fmt: skip
+    assert created["mode"] == "update"
+    assert (
+        harness.imports().process(harness.message(created["importId"]), lambda: 300.0).status == "COMPLETED"
+    )
+    record = harness.record(created["importId"])
+    assert (record["rowsProcessed"], record["imported"], record["updated"], record["failed"]) == (4, 1, 1, 2)
+    assert imports.view(record)["updated"] == 1
+    assert harness.report(created["importId"]) == [
+        ["row", "sku", "field", "reason"],
+        ["4", "BAD-PRICE", "price.amount", "must be a number, not 'abc'"],
+        ["5", "GONE", "sku", "is a REJECTED listing: it cannot be changed"],
+    ]
+    after = harness.table.get(listed["PK"], listed["SK"])
+    # The stock and the price change, nothing else; the version moves; the trail says why.
+    assert (after["quantity"], after["price"], after["title"]) == (
+        9,
+        {"amount": 149.5, "currency": "EUR"},
+        listed["title"],
+    )
+    assert after["version"] == listed["version"] + 1
+    assert after["stockChange"] == {"delta": 4, "reason": f"import {created['importId']}"}
+    assert after["updatedBy"] == harness.retailer.actor
+    assert sorted(i["sku"] for i in harness.listings()) == ["GONE", "LISTED", "NEW-1"]
+
+    # The same file in create mode refuses the listed SKUs, as before.
+    again = harness.upload([row(sku="LISTED", quantity="1")])
+    harness.imports().process(harness.message(again["importId"]), lambda: 300.0)
+    assert harness.report(again["importId"])[1][1:] == [
+        "LISTED",
+        "sku",
+        "is already listed for this supplier",
+    ]
+    assert harness.table.get(listed["PK"], listed["SK"])["quantity"] == 9
+
+
+def test_a_redelivered_update_chunk_does_not_put_back_units_reserved_since(harness, monkeypatch):
+    """The chunk's update is written, the commit is lost, an order reserves 2 units, SQS delivers the
+    message again: the listing already carries this import, so its quantity is not set back to the
+    file's (which would put the 2 reserved units on sale again)."""
+    listed = _listed(harness, "LISTED", quantity="5")
+    created = harness.upload([row(sku="LISTED", quantity="10")], mode="update")
+    service = harness.imports()
+    real_update = service.table.update
+
+    def crash_on_commit(pk, sk, version, changes, remove=()):
+        if "nextRow" in changes:
+            raise RuntimeError("the function died before committing its chunk")
+        return real_update(pk, sk, version, changes, remove)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(service.table, "update", crash_on_commit)
+        with pytest.raises(RuntimeError):
+            service.process(harness.message(created["importId"]), lambda: 300.0)
+    assert harness.table.get(listed["PK"], listed["SK"])["quantity"] == 10
+    harness.table.add(
+        listed["PK"], listed["SK"], "quantity", -2, {"updatedBy": "order:o-1"}, floor=0, ceiling=10**6
+    )
+    assert (
+        harness.imports().process(harness.message(created["importId"]), lambda: 300.0).status == "COMPLETED"
+    )
+    assert harness.table.get(listed["PK"], listed["SK"])["quantity"] == 8
+    assert harness.record(created["importId"])["updated"] == 1

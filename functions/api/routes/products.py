@@ -1,5 +1,5 @@
-"""A supplier's listings: register one (its approval workflow starts), list, read, change, its
-audit trail; an admin rejects or retries a flagged one."""
+"""A supplier's listings: register one (its approval workflow starts), list, read, change, adjust
+its stock, its audit trail; an admin rejects or retries a flagged one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import audit, products
+from marketplace.principal import Principal
 from routes import metrics, request
 from routes.policy import allow, caller
 
@@ -41,6 +42,24 @@ def update_product(supplierId: str, sku: str) -> dict[str, Any]:
     event = router.current_event
     changes, version = request.object_body(event), request.expected_version(event)
     return products.view(products.Products().update(caller(router), supplierId, sku, changes, version))
+
+
+# The stock is the supplier's (its warehouse): the supplier and an admin adjust it, the retailer
+# sells what they say it is (docs/decisions.md D38).
+@router.post(
+    "/suppliers/<supplierId>/products/<sku>/stock-adjustments", middlewares=[allow("supplier", "admin")]
+)
+def adjust_stock(supplierId: str, sku: str) -> dict[str, Any]:
+    """Units added or removed once per Idempotency-Key (a key per listing), answered as the listing."""
+
+    def adjust(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        return products.view(products.Products().adjust_stock(principal, supplierId, sku, body))
+
+    event = router.current_event
+    route = f"POST /suppliers/{supplierId}/products/{sku}/stock-adjustments"
+    answer = request.create(event, caller(router), route, request.object_body(event), adjust)
+    metrics.add_metric(name="StockAdjusted", unit="Count", value=1)
+    return answer
 
 
 @router.get(

@@ -55,7 +55,16 @@ class NotFound(MarketplaceError, status=404, code="not_found"):
 
 
 class Conflict(MarketplaceError, status=409, code="conflict"):
-    """A conditional write lost: the record changed since it was read."""
+    """A conditional write lost: the record changed since it was read; or the record's state
+    refuses the change, then ``fields`` may name the field and why (stock below zero)."""
+
+    def __init__(self, message: str = "", fields: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class PreconditionFailed(Conflict, status=412, code="precondition_failed"):
+    """``If-Match`` named a version the record is no longer at (RFC 9110, 13.1.1)."""
 
 
 class TransientError(MarketplaceError, status=503, code="unavailable"):

@@ -18,6 +18,13 @@ deterministic key, so a repeat overwrites it); the last chunk joins them into th
 
 A failed row never blocks the others: only a file that cannot be read as a catalog (not UTF-8,
 unknown or missing columns, broken CSV quoting, too big) fails the whole import.
+
+An import in mode ``update`` (a stock and price feed) reads the same file: a row whose SKU the supplier
+already lists updates that listing's ``quantity`` and ``price`` instead of being refused, a new SKU is
+created as above. Each update is its own write conditional on the listing's version as just read
+(a reservation in between moves it: the row is read and written again), moves the version as every
+stock change does, and marks the listing with the import (``lastImport``), so a chunk delivered again
+does not set the quantity back over units reserved since (docs/decisions.md D38).
 """
 
 from __future__ import annotations
@@ -67,6 +74,9 @@ WRITERS = 4  # transactions in flight at once
 RESERVE_SECONDS = 20.0
 TRANSACTION_ATTEMPTS = 6
 STATUS_PAGE = 1000  # listings read per GET ...?include=listings
+MODES = ("create", "update")
+# What an update-mode row changes on a listing it finds: the stock and the price.
+UPDATED_FIELDS = ("quantity", "price")
 
 
 @cache
@@ -311,6 +321,7 @@ class ImportStore:
 @dataclass
 class ChunkResult:
     imported: int = 0
+    updated: int = 0
     errors: list[RowError] = field(default_factory=list)
 
     @property
@@ -334,8 +345,10 @@ def view(record: dict[str, Any], store: ImportStore | None = None) -> dict[str, 
         "supplierId": record["supplierId"],
         "status": record["status"],
         "fileName": record.get("fileName"),
+        "mode": record.get("mode", "create"),
         "rowsProcessed": int(record.get("rowsProcessed", 0)),
         "imported": int(record.get("imported", 0)),
+        "updated": int(record.get("updated", 0)),
         "failed": int(record.get("failed", 0)),
         "createdAt": record["createdAt"],
         "updatedAt": record["updatedAt"],
@@ -388,8 +401,8 @@ class Imports:
         record = {
             "PK": keys.supplier_pk(tenant_id, supplier_id), "SK": keys.import_sk(import_id), "entity": ENTITY,
             "tenantId": tenant_id, "supplierId": supplier_id, "importId": import_id, "fileName": file_name,
-            "status": "AWAITING_UPLOAD", "version": 1, "uploadKey": key, "nextRow": 1,
-            "rowsProcessed": 0, "imported": 0, "failed": 0, "reportParts": [],
+            "status": "AWAITING_UPLOAD", "version": 1, "uploadKey": key, "nextRow": 1, "mode": body.get("mode", "create"),
+            "rowsProcessed": 0, "imported": 0, "updated": 0, "failed": 0, "reportParts": [],
             "createdAt": now, "updatedAt": now, "createdBy": principal.actor, "updatedBy": principal.actor,
         }  # fmt: skip
         self.table.put_new(record)
@@ -537,6 +550,21 @@ class Imports:
             record = products.new_record(tenant_id, supplier_id, body, by, now)
             record["importId"] = import_id
             listings.append((number, record))
+        if current.get("mode") == "update":
+            listed = {
+                (r["PK"], r["SK"]): r
+                for r in self.table.batch_get((rec["PK"], rec["SK"]) for _, rec in listings)
+            }
+            updates = [
+                (n, rec, listed[(rec["PK"], rec["SK"])])
+                for n, rec in listings
+                if (rec["PK"], rec["SK"]) in listed
+            ]
+            listings = [(n, rec) for n, rec in listings if (rec["PK"], rec["SK"]) not in listed]
+            with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+                for updated, error in pool.map(lambda u: self._update(*u, import_id, by), updates):
+                    result.updated += updated
+                    result.errors += error
         batches = [listings[i : i + TRANSACTION_ITEMS] for i in range(0, len(listings), TRANSACTION_ITEMS)]
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
             for imported, errors in pool.map(lambda b: self._write(b, import_id), batches):
@@ -547,6 +575,7 @@ class Imports:
             "nextRow": end_row,
             "rowsProcessed": int(current["rowsProcessed"]) + len({n for n, _ in chunk}),
             "imported": int(current["imported"]) + result.imported,
+            "updated": int(current.get("updated", 0)) + result.updated,
             "failed": int(current["failed"]) + result.failed_rows,
             "status": "RUNNING",
             "updatedAt": now_iso(),
@@ -605,6 +634,32 @@ class Imports:
                 f"{len(pending)} listings could not be written after {TRANSACTION_ATTEMPTS} tries"
             )
         return imported, errors
+
+    def _update(
+        self, number: int, row: dict[str, Any], listing: dict[str, Any], import_id: str, by: str
+    ) -> tuple[int, list[RowError]]:
+        """An update-mode row on a listing the supplier has: its quantity and price, written only
+        while the listing is at the version read (read again when a reservation moved it). (1, [])
+        once written, or when this import already wrote it (a chunk delivered again); else the row's
+        error for the report."""
+        for _ in range(products.ATTEMPTS):
+            if listing.get("lastImport") == import_id:
+                return 1, []
+            if listing["status"] == "REJECTED":
+                return 0, [RowError(number, row["sku"], "sku", "is a REJECTED listing: it cannot be changed")]
+            changes: dict[str, Any] = {k: row[k] for k in UPDATED_FIELDS}
+            delta = int(row["quantity"]) - int(listing.get("quantity", 0))
+            changes.update({"lastImport": import_id, "updatedAt": now_iso(), "updatedBy": by,
+                            "stockChange": products.stock_change(delta, f"import {import_id}")})  # fmt: skip
+            try:
+                self.table.update(listing["PK"], listing["SK"], int(listing["version"]), changes)
+                return 1, []
+            except Conflict:
+                fresh = self.table.get(listing["PK"], listing["SK"])
+                if fresh is None:
+                    break
+                listing = fresh
+        raise TransientError(f"row {number}: the listing {row['sku']} kept changing; the chunk is retried")
 
     def _finish(self, current: dict[str, Any]) -> None:
         tenant_id, supplier_id, import_id = current["tenantId"], current["supplierId"], current["importId"]

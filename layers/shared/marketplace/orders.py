@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from marketplace import access, keys, schemas
+from marketplace import access, keys, products, schemas
 from marketplace import order_lifecycle as lifecycle
 from marketplace.clock import iso, now, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -244,9 +244,10 @@ class Orders:
         if int(order["version"]) != version or order["status"] not in ("PENDING", "FLAGGED"):
             return {"outcome": "CHANGED", "version": int(order["version"])}
         deadline = now + timedelta(seconds=sla_seconds)
-        items: list[dict[str, Any]] = []
-        items.extend(self._stock_change(tenant_id, order, line, reserve=True) for line in order["lines"])
         stamp = iso(now)
+        # The listing's change is the order's: its audit entry names the order, at the reservation's time.
+        items = [self._stock_change(tenant_id, order, line, True, f"order:{supplier_order_id}", stamp, "reserve")
+                 for line in order["lines"]]  # fmt: skip
         items.append(self._versioned_update(
             order,
             "SET #status = :awaiting, #version = :next, reserved = :true, deadline = :deadline, due = :expire, "
@@ -613,8 +614,10 @@ class Orders:
         stock += [(line, units) for line, units in write.restock if units > 0]
         if not stock and write.new_item is None:
             return self.table.update(order["PK"], order["SK"], version - 1, changes, remove=remove)
+        at = str(changes["updatedAt"])
         items = [
-            self._stock_change(order["tenantId"], order, line, reserve=False, units=n) for line, n in stock
+            self._stock_change(order["tenantId"], order, line, False, by, at, write.transition, n)
+            for line, n in stock
         ]
         if write.new_item is not None:
             # A new item (a shipment, a return) is written once; a return's later changes overwrite it
@@ -682,7 +685,7 @@ class Orders:
         items: list[dict[str, Any]] = []
         if order.get("reserved"):
             items.extend(
-                self._stock_change(tenant_id, order, line, reserve=False, units=units)
+                self._stock_change(tenant_id, order, line, False, by, now_at, status.lower(), units)
                 for line, units in _holding(order)
                 if units > 0
             )
@@ -775,25 +778,35 @@ class Orders:
         order: dict[str, Any],
         line: dict[str, Any],
         reserve: bool,
+        by: str,
+        at: str,
+        reason: str,
         units: int | None = None,
     ) -> dict[str, Any]:
         """The transaction item that takes one line's units from its listing (only if the listing is
-        ACTIVE and has them) or gives them back."""
+        ACTIVE and has them) or gives them back. Either moves the listing's version (an If-Match read
+        before it no longer matches) and records who (``by``), when (``at``), why and for which order,
+        which is what the listing's audit entry shows (products.stock_change)."""
         key = to_item(
             {"PK": keys.supplier_pk(tenant_id, order["supplierId"]), "SK": keys.product_sk(line["sku"])}
         )
+        n = int(line["quantity"]) if units is None else units
+        stamp = "#version = #version + :one, updatedAt = :at, updatedBy = :by, stockChange = :change"
+        values = {":q": n, ":one": 1, ":at": at, ":by": by,
+                  ":change": products.stock_change(-n if reserve else n, reason, str(order["supplierOrderId"]))}  # fmt: skip
         update: dict[str, Any] = {"TableName": self.table.name, "Key": key}
         if reserve:
             update.update({
-                "UpdateExpression": "SET quantity = quantity - :q",
+                "UpdateExpression": f"SET quantity = quantity - :q, {stamp}",
                 "ConditionExpression": "#status = :active AND quantity >= :q",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": to_item({":q": int(line["quantity"]), ":active": "ACTIVE"}),
+                "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
+                "ExpressionAttributeValues": to_item({**values, ":active": "ACTIVE"}),
             })  # fmt: skip
         else:
             update.update({
-                "UpdateExpression": "SET quantity = quantity + :q",
-                "ExpressionAttributeValues": to_item({":q": int(line["quantity"]) if units is None else units}),
+                "UpdateExpression": f"SET quantity = quantity + :q, {stamp}",
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": to_item(values),
             })  # fmt: skip
         return {"Update": update}
 

@@ -3,7 +3,10 @@
 A listing is a reviewed record (:mod:`marketplace.reviewed`) that lives beside its supplier
 (:func:`marketplace.keys.product_sk`). Its ``quantity`` is what is available to sell: a reservation
 lowers it, a release restores it (the supplier-order workflow does both, conditionally, so stock
-never goes below zero).
+never goes below zero), and a supplier's stock adjustment adds or removes units. Every one of them
+moves the listing's ``version`` and says who did it, when and why (``updatedBy``, ``updatedAt``,
+``stockChange``: what the audit trail records), so an ``If-Match`` read before a reservation no
+longer matches after it (docs/decisions.md D38).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from urllib.parse import urlsplit
 
 from marketplace import access, keys, schemas, suppliers
 from marketplace.clock import now_iso
-from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
+from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table
 from marketplace.reviewed import Kind, Records, Verdict, record_view
@@ -26,6 +29,20 @@ ENTITY = "PRODUCT"
 STATUSES = ("PENDING", "ACTIVE", "FLAGGED", "REJECTED")
 EDITABLE_FIELDS = ("title", "category", "price", "quantity", "images", "attributes")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+MAX_QUANTITY = 1_000_000  # schemas/product.json's bound on quantity
+# A change that loses a race to a reservation (the version moved) is read and applied again, this
+# many times at most, when the caller named no version (If-Match) to hold it to.
+ATTEMPTS = 3
+
+
+def stock_change(delta: int, reason: str, supplier_order_id: str | None = None) -> dict[str, Any]:
+    """What a listing records of its last stock change, which its audit entry shows: the units
+    (``delta``), why, and the supplier order that reserved or gave them back."""
+    return {
+        "delta": delta,
+        "reason": reason,
+        **({"supplierOrderId": supplier_order_id} if supplier_order_id else {}),
+    }
 
 
 @cache
@@ -130,7 +147,12 @@ def _check_attribute_names(body: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------- views
 def view(record: dict[str, Any]) -> dict[str, Any]:
-    return record_view(record)
+    shown = record_view(record)
+    # The audit trail's (GET .../history), not the listing's: why its stock last changed, and the
+    # update-mode import that last set it (marketplace.imports).
+    for marker in ("stockChange", "lastImport"):
+        shown.pop(marker, None)
+    return shown
 
 
 def new_record(tenant_id: str, supplier_id: str, body: dict[str, Any], by: str, now: str) -> dict[str, Any]:
@@ -214,23 +236,66 @@ class Products:
     def update(
         self, principal: Principal, supplier_id: str, sku: str, body: Any, expected_version: int | None
     ) -> dict[str, Any]:
-        """A change of fields; on a FLAGGED listing this is the fix the drain looks for."""
-        current = self.get_for(principal, supplier_id, sku)
+        """A change of fields; on a FLAGGED listing this is the fix the drain looks for.
+
+        With ``expected_version`` (If-Match) it applies only to that version: one a reservation has
+        moved since is 412. Without, a change that loses a race (a reservation moved the version
+        between the read and the write) is read and applied again."""
         if not isinstance(body, dict) or not body:
             raise InvalidInput([FieldError("(body)", "must be an object with at least one field to change")])
         unknown = sorted(set(body) - set(EDITABLE_FIELDS))
         if unknown:
             raise InvalidInput([FieldError(f, "cannot be changed") for f in unknown])
-        changes, version = self.records.change_fields(current, body, expected_version)
-        merged = {**{k: current[k] for k in ("sku", *EDITABLE_FIELDS) if k in current}, **body}
-        schemas.validate("product", merged)
-        _check_attribute_names(body)
-        if not changes:
-            return current
-        return self.table.update(
-            current["PK"], current["SK"], version,
-            {**changes, "updatedAt": now_iso(), "updatedBy": principal.actor},
-        )  # fmt: skip
+        for _ in range(ATTEMPTS):
+            current = self.get_for(principal, supplier_id, sku)
+            changes, version = self.records.change_fields(current, body, expected_version)
+            merged = {**{k: current[k] for k in ("sku", *EDITABLE_FIELDS) if k in current}, **body}
+            schemas.validate("product", merged)
+            _check_attribute_names(body)
+            if not changes:
+                return current
+            if "quantity" in changes:
+                delta = int(changes["quantity"]) - int(current.get("quantity", 0))
+                changes["stockChange"] = stock_change(delta, "quantity set")
+            try:
+                return self.table.update(
+                    current["PK"], current["SK"], version,
+                    {**changes, "updatedAt": now_iso(), "updatedBy": principal.actor},
+                )  # fmt: skip
+            except Conflict:
+                if expected_version is not None:
+                    raise PreconditionFailed(
+                        f"the listing is no longer at version {expected_version}"
+                    ) from None
+        raise Conflict(f"the listing {supplier_id}/{sku} keeps changing; read it and try again")
+
+    def adjust_stock(self, principal: Principal, supplier_id: str, sku: str, body: Any) -> dict[str, Any]:
+        """Add (``delta`` > 0) or remove (``delta`` < 0) units of a listing's stock, with ``reason``:
+        one write conditional on the quantity staying within 0 and its maximum, not on the version,
+        so it never races a reservation (each lands whole, in either order) and a removal of more
+        than is available is refused (409 naming ``delta``), never taken from units already reserved.
+        Moves the version; the audit trail records who, when and why."""
+        listing = self.get_for(principal, supplier_id, sku)
+        if not isinstance(body, dict):
+            raise InvalidInput([FieldError("(body)", "must be a JSON object")])
+        schemas.validate("stock_adjustment", body)
+        delta, reason = int(body["delta"]), body["reason"].strip()
+        try:
+            return self.table.add(
+                listing["PK"], listing["SK"], "quantity", delta,
+                {"updatedAt": now_iso(), "updatedBy": principal.actor, "stockChange": stock_change(delta, reason)},
+                floor=0, ceiling=MAX_QUANTITY, status_not_in=("REJECTED",),
+            )  # fmt: skip
+        except Conflict:
+            latest = self.get_for(principal, supplier_id, sku)  # 404 if it was deleted meanwhile
+        if latest["status"] == "REJECTED":
+            raise Conflict("a rejected listing cannot be changed")
+        available = int(latest.get("quantity", 0))
+        if delta < 0:
+            why = f"would take the quantity below 0: {available} available, {-delta} asked to remove"
+        else:
+            why = f"would take the quantity over {MAX_QUANTITY}: {available} available"
+        raise Conflict(f"the listing's stock cannot change by {delta}", [FieldError("delta", why)])
 
     def reject(self, principal: Principal, supplier_id: str, sku: str, reason: str) -> dict[str, Any]:
         return self.records.reject(principal, record_id(supplier_id, sku), reason)

@@ -238,6 +238,49 @@ class Table:
             raise translate(error) from error
         return from_item(response["Attributes"])
 
+    def add(
+        self,
+        pk: str,
+        sk: str,
+        counter: str,
+        delta: int,
+        changes: Mapping[str, Any],
+        *,
+        floor: int,
+        ceiling: int,
+        status_not_in: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Add ``delta`` to the number ``counter``, SET ``changes`` and bump ``version`` in one write,
+        conditional on the result staying within ``[floor, ceiling]`` and the record's ``status``
+        not being one of ``status_not_in``, but not on the version: a count that others move at the
+        same time (a listing's stock, which every reservation moves) loses no change and needs no
+        read first. Conflict when the record is gone or a condition refuses; returns it as written."""
+        names = {"#version": "version", "#n": counter}
+        values: dict[str, Any] = {":one": 1, ":delta": delta, ":low": floor - delta, ":high": ceiling - delta}
+        sets = ["#n = #n + :delta", "#version = #version + :one"]
+        for i, (key, value) in enumerate(changes.items()):
+            if key in ("PK", "SK", "version", counter):
+                raise ValueError(f"{key} cannot be changed here")
+            names[f"#f{i}"], values[f":v{i}"] = key, value
+            sets.append(f"#f{i} = :v{i}")
+        condition = "attribute_exists(PK) AND #n BETWEEN :low AND :high"
+        for j, status in enumerate(status_not_in):
+            names["#status"], values[f":s{j}"] = "status", status
+            condition += f" AND #status <> :s{j}"
+        try:
+            response = self.client.update_item(
+                TableName=self.name,
+                Key=to_item({"PK": pk, "SK": sk}),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            raise translate(error) from error
+        return from_item(response["Attributes"])
+
     def query(
         self,
         pk_value: str,

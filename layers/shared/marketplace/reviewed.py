@@ -23,7 +23,7 @@ from typing import Any
 
 from marketplace import keys
 from marketplace.clock import now_iso, parse_iso
-from marketplace.errors import Conflict, FieldError, InvalidInput
+from marketplace.errors import Conflict, FieldError, InvalidInput, PreconditionFailed
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
 
@@ -202,7 +202,7 @@ class Records:
             raise Conflict(f"a rejected {self.kind.label} cannot be changed")
         version = int(record["version"])
         if expected_version is not None and expected_version != version:
-            raise Conflict(f"the {self.kind.label} is at version {version}, not {expected_version}")
+            raise PreconditionFailed(f"the {self.kind.label} is at version {version}, not {expected_version}")
         return {k: v for k, v in body.items() if record.get(k) != v}, version
 
     def request_retry(self, principal: Principal, record_id: str) -> dict[str, Any]:

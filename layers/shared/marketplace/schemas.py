@@ -167,6 +167,8 @@ def field_errors(name: str, document: Any) -> list[FieldError]:
             for extra in extras:
                 errors.append(FieldError(_clip(f"{path}.{extra}" if path else extra), "is not allowed"))
             continue
+        elif error.validator == "not" and "enum" in error.validator_value:
+            reason = f"may not be {' or '.join(json.dumps(v) for v in error.validator_value['enum'])}"
         else:
             reason = _clip(error.message)
         errors.append(FieldError(_clip(path) or "(body)", reason))

@@ -56,7 +56,14 @@ from marketplace import access, clock, config, keys, suppliers
 from marketplace import webhook_targets as targets
 from marketplace.adapters import aws
 from marketplace.clock import iso
-from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
+from marketplace.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    TransientError,
+)
 from marketplace.messages import PoisonMessage, json_object, remove_dead_letters
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, encode_token
@@ -543,7 +550,9 @@ class Webhooks:
         current = self.webhook(tenant_id, supplier_id)
         if current is None:
             if expected_version is not None:
-                raise Conflict(f"supplier {supplier_id} has no webhook yet, so no version {expected_version}")
+                raise PreconditionFailed(
+                    f"supplier {supplier_id} has no webhook yet, so no version {expected_version}"
+                )
             record = {
                 "PK": pk, "SK": sk, "entity": WEBHOOK_ENTITY, "tenantId": tenant_id, "supplierId": supplier_id,
                 "url": url, "secret": secret, "version": 1, "createdAt": now, "updatedAt": now,
@@ -553,7 +562,7 @@ class Webhooks:
             return webhook_view(record)
         version = int(current["version"])
         if expected_version is not None and expected_version != version:
-            raise Conflict(f"the webhook is at version {version}, not {expected_version}")
+            raise PreconditionFailed(f"the webhook is at version {version}, not {expected_version}")
         if current.get("url") == url and current.get("secret") == secret:
             return webhook_view(current)
         updated = self.table.update(
