@@ -137,7 +137,7 @@ def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
                    wru_by_key={"T|TENANT#t1#X": 4})  # fmt: skip
     sweep = sample(rru={"T/GSI3": 600.0}, elapsed_s=1.0, stream_reads=0, wru_by_key={},
                    invocations={"ExpireSupplierOrdersFunction": 1}, wall_ms={"ExpireSupplierOrdersFunction": 500.0},
-                   cpu_ms={"ExpireSupplierOrdersFunction": 100.0})  # fmt: skip
+                   cpu_ms={"ExpireSupplierOrdersFunction": 100.0}, calls={"ExpireSupplierOrdersFunction": 100})  # fmt: skip
     # A whole lifecycle: the order's counts, 6 WRU more, and two sweeper runs that each did the empty
     # run's work and fired one transition (a read, 0.5 RRU; 50 ms of wall time, 10 ms of CPU).
     lifecycle = sample(
@@ -150,6 +150,7 @@ def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
         invocations={"ExpireSupplierOrdersFunction": 2},
         wall_ms={"ExpireSupplierOrdersFunction": 1100.0},
         cpu_ms={"ExpireSupplierOrdersFunction": 220.0},
+        calls={"ExpireSupplierOrdersFunction": 206},
     )
     measured = {
         "samples": {"onboarding": [order, order], "order": [order, order], "lifecycle": [lifecycle, lifecycle],
@@ -182,9 +183,11 @@ def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
     assert life["usd_per_million_with_whole_sweeper_runs"]["median"] == pytest.approx(
         (life["usd_per_million"]["median"] - sweeper * 1e6) + 2 * sweep_usd * 1e6
     )
-    # 100 ms of wall time (20 ms CPU) firing one order's two transitions: 10 (50) orders/s serially.
-    assert life["sweeper_firing"]["orders_per_s_wall"] == pytest.approx(10.0)
-    assert life["sweeper_firing"]["orders_per_s_cpu"] == pytest.approx(50.0)
+    # 6 requests firing one order's two transitions, at an empty run's 5 ms (1 ms CPU) per request:
+    # 30 ms (6 ms), so 33 (167) orders/s for a serial run.
+    assert life["sweeper_firing"]["requests_per_order"] == 6
+    assert life["sweeper_firing"]["orders_per_s_wall"] == pytest.approx(1 / 0.030)
+    assert life["sweeper_firing"]["orders_per_s_cpu"] == pytest.approx(1 / 0.006)
     assert {k["key"]: k["wru_per_transaction"] for k in life["hot_keys"]} == {
         "TENANT#<t>#X": 4.0, "TENANT#<t>#SO#1": 6.0}  # fmt: skip
     assert out["lifecycle_capacity"]["us_east_1"]["orders_per_s"] == pytest.approx(1000 / 6)
