@@ -200,11 +200,14 @@ def print_report(report: dict[str, Any]) -> None:
                       t[name]["usd_per_million_with_whole_sweeper_runs"], "USD", fmt=",.2f")  # fmt: skip
         table.add("  same, Lambda billed at CPU time (lower bound)", t[name]["usd_per_million_lambda_at_cpu_time"],
                   "USD", fmt=",.2f")  # fmt: skip
-        for service, figure in sorted(
-            t[name]["usd_per_million_by_service"].items(), key=lambda i: -i[1]["median"]
-        ):
+        by_service = sorted(t[name]["usd_per_million_by_service"].items(), key=lambda i: -i[1]["median"])
+        for service, figure in by_service:
             if figure["max"] > 0:
                 table.add(f"    {service}", figure, "USD", fmt=",.2f")
+        if name != "onboarding":
+            top, figure = by_service[0]
+            table.rows.append((f"  the largest line: {top}, {figure['median'] / usd['median']:.0%} of the cost",
+                               "", "", "", "", ""))  # fmt: skip
 
     capacity_rows(table, t["capacity"], "placed -> accepted")
     capacity_rows(table, t["lifecycle_capacity"], "whole lifecycle, each transition at the order rate")
