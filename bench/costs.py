@@ -34,6 +34,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,7 @@ class Meter:
             self.wru_by_key: Counter[str] = Counter()  # "table|partition key" and "table/index|key"
             self.stream_reads = 0
             self.invocations: Counter[str] = Counter()
+            self.calls: Counter[str] = Counter()  # AWS requests by the function that made them
             self.esm_invocations = 0  # invocations by a stream or queue mapping: each starts a trace
             self.wall_ms: defaultdict[str, float] = defaultdict(float)
             self.cpu_ms: defaultdict[str, float] = defaultdict(float)
@@ -169,6 +171,7 @@ class Meter:
                 "wru_by_key": dict(self.wru_by_key),
                 "stream_reads": self.stream_reads,
                 "invocations": dict(self.invocations),
+                "calls": dict(self.calls),
                 "wall_ms": dict(self.wall_ms),
                 "cpu_ms": dict(self.cpu_ms),
                 "log_bytes": self.log_bytes,
@@ -334,6 +337,7 @@ class Meter:
         key = f"{service}:{operation}"
         with self.lock:
             self.requests[key] += 1
+            self.calls[getattr(self.local, "function", None) or source] += 1
             if (service, operation) == ("sns", "PublishBatch"):
                 # Billed and throttled per request; each message is still delivered to the subscribers.
                 self.requests[SNS_MESSAGES] += len(params.get("PublishBatchRequestEntries", []))
@@ -638,11 +642,39 @@ class Driver:
         assert status == 200 and accepted["status"] == "ACCEPTED", accepted
         return part
 
-    def sweep(self) -> None:
-        """One run of the expiry sweeper over no expired orders: its per-minute cost."""
+    def lifecycle(self, supplier_id: str, sku: str) -> str:
+        """A supplier order over its whole life: placed and accepted as :meth:`order`, shipped in full
+        by the supplier (``POST /supplier-orders/{id}/shipments``), delivered automatically and then
+        closed by the deadline sweeper at the times the order's own deadlines say (the scheduled
+        run's ``time`` is the sweeper's now, as on AWS when the days have passed); every status
+        change's notification and webhook delivered."""
+        part = self.order(supplier_id, sku)
+        shipment = {"carrier": "DHL", "trackingNumber": f"JD{uuid.uuid4().hex[:10]}",
+                    "trackingUrl": "https://track.example/JD1", "lines": [{"sku": sku, "quantity": 1}]}  # fmt: skip
+        status, body = self.call(
+            "POST", f"/supplier-orders/{part}/shipments", "supplier", shipment, supplier_id
+        )
+        assert status == 201, body
+        for expected, timer in (("SHIPPED", "auto_deliver"), ("DELIVERED", "close")):
+            order = self.get(f"/supplier-orders/{part}", "supplier", supplier_id)
+            assert (order["status"], order["due"]) == (expected, timer), order
+            self.quiet()  # the transition's event delivered before the sweeper's run
+            # The first scheduled run after the deadline (runs are a minute apart).
+            fired = self.sweep(datetime.fromisoformat(order["deadline"]) + timedelta(seconds=60))
+            assert fired == {timer: [part]}, fired  # this order's transition only
+        final = self.get(f"/supplier-orders/{part}", "supplier", supplier_id)
+        assert final["status"] == "CLOSED", final
+        return part
+
+    def sweep(self, as_of: datetime | None = None) -> dict[str, list[str]]:
+        """One run of the deadline sweeper at ``as_of`` (now by default: over nothing due, its
+        per-minute cost); the transitions it fired."""
         name = self.stack.physical_id("ExpireSupplierOrdersFunction")
-        result = self.stack.runtime.invoke(name, {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        from marketplace import clock
+
+        result = self.stack.runtime.invoke(name, {"time": clock.iso(as_of or clock.now())})
         assert not result.errored, result.payload
+        return result.json()["fired"]
 
 
 def measure(runs: int = 5) -> dict[str, Any]:
@@ -664,12 +696,19 @@ def measure(runs: int = 5) -> dict[str, Any]:
             stack.start()
             driver = Driver(stack, meter)
             seller, sku = driver.setup_seller()
-            samples: dict[str, list[dict[str, Any]]] = {"onboarding": [], "order": [], "sweep": []}
-            for i in range(runs):
+            samples: dict[str, list[dict[str, Any]]] = {
+                "onboarding": [],
+                "order": [],
+                "lifecycle": [],
+                "sweep": [],
+            }
+            for _ in range(runs):
                 samples["onboarding"].append(_one(driver, meter, driver.onboarding))
                 samples["order"].append(_one(driver, meter, lambda: driver.order(seller, sku)))
-                if i < 2:  # once a minute on AWS: two runs are enough for a share of a cent
-                    samples["sweep"].append(_one(driver, meter, driver.sweep))
+                # Its sweeper runs are days ahead of the order above, whose deadlines they never reach
+                # (each run looks back 48 hours); the sweep over nothing due is its fixed part.
+                samples["lifecycle"].append(_one(driver, meter, lambda: driver.lifecycle(seller, sku)))
+                samples["sweep"].append(_one(driver, meter, driver.sweep))
             webhooks = driver.webhook_hits
             memory = {spec.logical_id: spec.memory for spec in stack.runtime.functions.values()}
             system_log_level = {spec.logical_id: spec.log_config.get("SystemLogLevel", "INFO")
@@ -737,9 +776,7 @@ def cost_of(
         return sum(n for key, n in requests.items() if key.startswith(f"{service}:"))
 
     invocations = sample["invocations"]
-    gb_seconds = sum(
-        sample["wall_ms"].get(fn, 0.0) / 1000 * memory_mb.get(fn, 128) / 1024 for fn in invocations
-    )
+    gb_seconds = sum(ms / 1000 * memory_mb.get(fn, 128) / 1024 for fn, ms in sample["wall_ms"].items())
     api_requests = invocations.get("ApiFunction", 0)
     standard = [e for e in sample["executions"] if e["type"] == "STANDARD"]
     express = [e for e in sample["executions"] if e["type"] == "EXPRESS"]
@@ -826,18 +863,26 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
     sweep_costs = [cost_of(s, prices, memory, levels) for s in samples["sweep"]]
     sweep_share = statistics.median(sum(c.values()) for c in sweep_costs) / (rate * 60)
     out: dict[str, Any] = {"prices_as_of": prices["as_of"], "region": prices["region"]}
-    for name in ("onboarding", "order"):
-        per_run = [cost_of(s, prices, memory, levels) for s in samples[name]]
-        if name == "order":
+    # A lifecycle's two sweeper runs (auto-deliver, close) less the fixed part of a run (its index
+    # queries over nothing due, the empty sweep measured beside it): what firing its transitions costs.
+    # The fixed part is the sweeper's per-minute cost, amortised over every order as for the others.
+    lifecycles = [without(s, samples["sweep"], SWEEPS_PER_LIFECYCLE) for s in samples["lifecycle"]]
+    for name, runs in (
+        ("onboarding", samples["onboarding"]),
+        ("order", samples["order"]),
+        ("lifecycle", lifecycles),
+    ):
+        per_run = [cost_of(s, prices, memory, levels) for s in runs]
+        if name != "onboarding":
             for c in per_run:
                 c["Expiry sweeper (amortised)"] = sweep_share
         services = list(per_run[0])
         # Lambda billed at CPU time instead of the local wall time: the lower bound.
-        at_cpu = [cost_of({**s, "wall_ms": s["cpu_ms"]}, prices, memory, levels) for s in samples[name]]
+        at_cpu = [cost_of({**s, "wall_ms": s["cpu_ms"]}, prices, memory, levels) for s in runs]
         for c in at_cpu:
-            c["Expiry sweeper (amortised)"] = sweep_share if name == "order" else 0.0
+            c["Expiry sweeper (amortised)"] = sweep_share if name != "onboarding" else 0.0
         out[name] = {
-            "counts": counts_summary(samples[name]),
+            "counts": counts_summary(runs),
             "usd_per_million": stats([sum(c.values()) * 1e6 for c in per_run]),
             "usd_per_million_lambda_at_cpu_time": stats([sum(c.values()) * 1e6 for c in at_cpu]),
             "usd_per_million_by_service": {k: stats([c[k] * 1e6 for c in per_run]) for k in services},
@@ -846,11 +891,72 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
         "counts": counts_summary(samples["sweep"]),
         "usd_per_run": stats([sum(c.values()) for c in sweep_costs]),
     }
+    out["lifecycle"]["usd_per_million_with_whole_sweeper_runs"] = stats(
+        [sum(cost_of(s, prices, memory, levels).values()) * 1e6 for s in samples["lifecycle"]]
+    )
+    out["lifecycle"]["sweeper_firing"] = sweeper_firing(samples["lifecycle"], samples["sweep"])
     out["webhook_requests_received"] = measured["webhook_requests_received"]
     keys = hot_keys(samples["order"], measured["names"])
     out["order"]["hot_keys"] = keys
-    out["capacity"] = capacity(out["order"], keys, measured.get("api_stage_rate_limit_per_s"))
+    stage_limit = measured.get("api_stage_rate_limit_per_s")
+    out["capacity"] = capacity(out["order"], keys, stage_limit)
+    lifecycle_keys = hot_keys(lifecycles, measured["names"])
+    out["lifecycle"]["hot_keys"] = lifecycle_keys
+    out["lifecycle_capacity"] = capacity(out["lifecycle"], lifecycle_keys, stage_limit)
+    out["lifecycle_capacity"]["sweeper"] = out["lifecycle"]["sweeper_firing"]
     return out
+
+
+SWEEPER = "ExpireSupplierOrdersFunction"
+SWEEPS_PER_LIFECYCLE = 2  # auto-deliver, then close
+
+
+def without(sample: dict[str, Any], fixed: list[dict[str, Any]], times: int) -> dict[str, Any]:
+    """``sample`` less ``times`` the median of the ``fixed`` samples, count by count (none below 0)."""
+
+    def median(pick: Callable[[dict[str, Any]], float]) -> float:
+        return statistics.median(pick(f) for f in fixed) * times
+
+    out: dict[str, Any] = {}
+    for key, value in sample.items():
+        if key == "executions":
+            out[key] = value
+        elif isinstance(value, dict):
+            less = {k: v - median(lambda f, k=k, key=key: f[key].get(k, 0)) for k, v in value.items()}
+            out[key] = {k: v for k, v in less.items() if v > 0}
+        else:
+            out[key] = max(0, value - median(lambda f, key=key: f[key]))
+    return out
+
+
+def sweeper_firing(lifecycles: list[dict[str, Any]], empty: list[dict[str, Any]]) -> dict[str, Any]:
+    """How fast one serial sweeper run fires lifecycles: the AWS requests it made for one lifecycle's
+    transitions (its runs' requests less their fixed part: exact counts), times the time per request
+    of an empty run (~490 requests, wall and CPU time). A difference of the runs' times would drown
+    the firing (a few requests) in the noise of the fixed part (hundreds)."""
+    fixed = statistics.median(e.get("calls", {}).get(SWEEPER, 0) for e in empty)
+    calls = (
+        statistics.median(s.get("calls", {}).get(SWEEPER, 0) for s in lifecycles)
+        - SWEEPS_PER_LIFECYCLE * fixed
+    )
+
+    def per_call(field: str) -> float:
+        return statistics.median(
+            e[field][SWEEPER] / e["calls"][SWEEPER] / 1000 for e in empty if e.get("calls")
+        )
+
+    wall, cpu = calls * per_call("wall_ms"), calls * per_call("cpu_ms")
+    return {
+        "transitions_per_order": SWEEPS_PER_LIFECYCLE,
+        "requests_per_order": calls,
+        "seconds_per_order_wall": wall,
+        "seconds_per_order_cpu": cpu,
+        "orders_per_s_wall": 1 / wall if wall > 0 else None,
+        "orders_per_s_cpu": 1 / cpu if cpu > 0 else None,
+        "note": "one run a minute fires every due transition one after the other: it keeps up while a "
+        "minute of orders takes less than a minute to fire (local wall time per request: upper bound of "
+        "AWS's; CPU time: lower bound)",
+    }
 
 
 # ------------------------------------------------------------------ hot keys and capacity

@@ -11,7 +11,12 @@ on loopback (:class:`marketplace_local.faults.WebhookReceiver`, down for a while
 orders that compete for that stock, suppliers accept or reject them, admins fix half the flagged
 suppliers, drain the correction queue and cancel half the flagged orders; the rest of the awaiting
 orders expire when the expiry schedule runs at a time past their deadline (the run moves that
-time instead of waiting a day). Step Functions retry intervals run on the engine's manual clock.
+time instead of waiting a day). The accepted orders then go on down the paths of
+:data:`AFTER_ACCEPTANCE`: shipped whole or in two shipments, delivered by hand or by the deadline
+sweeper, cancelled by the retailer, by the supplier or unshipped by the sweeper (their stock back),
+returned and refunded or with their return left open, closed after the return window, with the
+webhook receiver down again for a while as they begin; the sweeper runs at the times the orders'
+own deadlines say. Step Functions retry intervals run on the engine's manual clock.
 
 What is checked, from the table, the executions and the queues (not from the API's answers):
 
@@ -21,7 +26,10 @@ What is checked, from the table, the executions and the queues (not from the API
   message in a dead-letter queue;
 * duplicated: a record version with more than one execution, an event with more than one webhook
   delivery, or a listing whose stock counter moved by more than its orders' reservations;
-* oversold: per listing, units held by ACCEPTED or AWAITING_ACCEPTANCE orders beyond its stock.
+* oversold: per listing, units held by orders (not shipped yet) and units shipped beyond its stock;
+  the listing's counter must equal its stock less those, so stock released twice or never is a drift;
+* after acceptance: each order ends in the status its path says, every change from its acceptance on
+  (each version) has its event delivered, and a received return has its exact refund.
 
 The exit status is 1 when any of them is not 0 (or the run did not settle before its deadline).
 """
@@ -45,6 +53,7 @@ from collections import ChainMap, Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +62,7 @@ import requests
 from marketplace import keys
 from marketplace.clock import parse_iso
 from marketplace.corrections import Parked
+from marketplace.order_lifecycle import held
 from marketplace.orders import HOLDS_STOCK
 from marketplace.repository import Table, from_item, to_item
 from marketplace_local.faults import KINDS, FaultConfig, FaultInjector, WebhookReceiver
@@ -61,7 +71,46 @@ from marketplace_local.samples import SHIP_TO
 from marketplace_local.stack import LocalStack, StackConfig, free_port
 
 SUPPLIER_FINAL = ("APPROVED", "REJECTED")
-ORDER_FINAL = ("ACCEPTED", "REJECTED", "EXPIRED", "CANCELLED")
+# Where the run leaves a supplier order: what it drove it to and where no timer takes it further.
+ORDER_FINAL = (
+    "ACCEPTED",
+    "REJECTED",
+    "EXPIRED",
+    "CANCELLED",
+    "PARTIALLY_SHIPPED",
+    "SHIPPED",
+    "DELIVERED",
+    "CLOSED",
+)
+# What happens to an accepted order after its acceptance (the accepted orders take them in turn, in
+# this order, so that a small run has the first few), and the status the API leaves it in.
+AFTER_ACCEPTANCE = {
+    "shipped in two, delivered automatically": "SHIPPED",  # one shipment when it has one unit
+    "cancelled by the retailer": "CANCELLED",  # its stock back
+    "returned and refunded": "DELIVERED",  # delivered by hand; the return received, it may close
+    "shipped, delivered by hand": "DELIVERED",
+    "left unshipped": "ACCEPTED",  # late, then cancelled by the sweeper (its stock back)
+    "partially shipped": "PARTIALLY_SHIPPED",  # late; one unit ships whole (SHIPPED)
+    "cancelled by the supplier": "CANCELLED",  # its stock back
+    "return left open": "DELIVERED",  # an open return keeps it from closing
+}
+TIMERS = ("late", "auto_cancel", "auto_deliver", "close")
+
+
+def expected_status(path: str, units: int, timers: tuple[str, ...]) -> str:
+    """Where an order on ``path`` ends once the sweeper has run past each deadline of ``timers``."""
+    status = AFTER_ACCEPTANCE[path]
+    if status == "PARTIALLY_SHIPPED" and units == 1:
+        status = "SHIPPED"
+    if status == "ACCEPTED" and {"late", "auto_cancel"} <= set(timers):  # auto-cancel waits for late
+        status = "CANCELLED"
+    if status == "SHIPPED" and "auto_deliver" in timers:
+        status = "DELIVERED"
+    if status == "DELIVERED" and "close" in timers and path != "return left open":
+        status = "CLOSED"
+    return status
+
+
 BLOCKED_DOMAIN = "blocked-trader.com"
 LISTING_PRICE = {"amount": 49.9, "currency": "EUR"}
 EXECUTION_ENDS = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -74,6 +123,8 @@ class RunSettings:
     shops: int = 0  # suppliers with a listing; 0: one per 50 onboardings, 4 to 20
     workers: int = 4
     deadline: float = 1800.0  # seconds, for the whole run
+    # The timed transitions the run drives the sweeper through (each costs a sweep of ~500 queries).
+    timers: tuple[str, ...] = TIMERS
     state_dir: Path | None = None
 
 
@@ -164,6 +215,9 @@ class FaultRun:
         self.fixed: set[str] = set()
         self.cancelled: set[str] = set()
         self.decided: dict[str, str] = {}
+        self.paths: dict[str, str] = {}  # accepted supplier order id -> what happens after (AFTER_ACCEPTANCE)
+        self.returns: dict[str, str] = {}  # return id -> supplier order id
+        self.sweeps: list[str] = []
         self.kinds = ChainMap(self.supplier_kinds, self.order_kinds)
         self.notes: list[str] = []
 
@@ -196,6 +250,8 @@ class FaultRun:
             self._main_phase()
             self._corrections()
             self._finish_orders()
+            self._after_acceptance()
+            self._timed_transitions()
             settled = self._wait_settled()
             result = self._verify(settled)
             result["retrySleepsRecorded"] = len(getattr(clock, "sleeps", []))
@@ -376,6 +432,124 @@ class FaultRun:
                 break
         self.notes.append(f"expiry schedule run as of {as_of.isoformat(timespec='seconds')}")
 
+    def _after_acceptance(self) -> None:
+        """Each accepted order down one path of :data:`AFTER_ACCEPTANCE` through the API, as its
+        supplier and retailer would (a create carries an Idempotency-Key, as a careful client's retry
+        does; a transition retried after it went through answers 200 again or 409)."""
+        observed = self._observe(deliveries=False)
+        accepted = sorted(o for o, r in observed.orders.items() if r["status"] == "ACCEPTED")
+        names = list(AFTER_ACCEPTANCE)
+        for n, order_id in enumerate(accepted):
+            self.paths[order_id] = names[n % len(names)]
+        started = time.monotonic()
+
+        def drive(order_id: str) -> None:
+            order = observed.orders[order_id]
+            path, supplier_id = self.paths[order_id], order["supplierId"]
+            (line,) = order["lines"]
+            sku, units = line["sku"], int(line["quantity"])
+
+            def call(method: str, action: str, role: str, body: Any = None, key: str | None = None,
+                     ok: tuple[int, ...] = (200,), under: str = "supplier-orders", of: str = order_id) -> Any:  # fmt: skip
+                answer = self.api.call(method, f"/{under}/{of}/{action}", role, body, supplier_id=supplier_id,
+                                       idempotency_key=key and f"{self.tenant}-{of}-{key}")  # fmt: skip
+                if answer.status_code not in ok:
+                    self.notes.append(
+                        f"{path}: {action} of {of} answered {answer.status_code} {answer.text[:200]}"
+                    )
+                return answer.json() if answer.content else None
+
+            def ship(quantity: int, n: int) -> None:
+                body = {
+                    "carrier": "DHL",
+                    "trackingNumber": f"JD{n}{order_id[:8]}",
+                    "lines": [{"sku": sku, "quantity": quantity}],
+                }
+                call("POST", "shipments", "supplier", body, key=f"shipment-{n}", ok=(201,))
+
+            if path == "left unshipped":
+                return
+            if path.startswith("cancelled"):
+                role = "retailer" if path.endswith("retailer") else "supplier"
+                call("POST", "cancel", role, {"reason": f"fault run: {role} cancels"}, ok=(200, 409))
+                return
+            if path in ("shipped in two, delivered automatically", "partially shipped") and units > 1:
+                ship(1, 1)
+                if path == "partially shipped":
+                    return
+                ship(units - 1, 2)
+            else:
+                ship(units, 1)
+            if path in ("shipped in two, delivered automatically", "partially shipped"):
+                return  # the sweeper delivers it
+            call("POST", "delivered", "retailer" if bucket(order_id, 2) else "supplier")
+            made = call("POST", "returns", "retailer", {"lines": [{"sku": sku, "quantity": units}],
+                        "reason": "fault run: the customer sends it back"}, key="return", ok=(201,)) if "return" in path else None  # fmt: skip
+            if made and path == "returned and refunded":
+                self.returns[made["returnId"]] = order_id
+                for step in ("accept", "received"):
+                    call("POST", step, "supplier", key=f"return-{step}", under="returns", of=made["returnId"])
+            elif made:
+                self.returns[made["returnId"]] = order_id
+
+        # The receiver is down again for as long as in the main phase, as the transitions begin.
+        back_up = None
+        if self.faults.webhook_down:
+            self.receiver.go_down()
+            back_up = threading.Timer(self.faults.webhook_down[1], self.receiver.come_up)
+            back_up.start()
+        with ThreadPoolExecutor(self.settings.workers) as pool:
+            list(pool.map(drive, accepted))
+        if back_up is not None:
+            back_up.join()
+        self.notes.append(
+            f"after acceptance: {len(accepted)} orders driven in {time.monotonic() - started:.0f}s"
+        )
+
+    def _timed_transitions(self) -> None:
+        """The deadline sweeper, run at the times the orders' own deadlines say (the schedule's event
+        carries its time, as in :meth:`_finish_orders`), until none of the run's orders carries one
+        of the run's ``timers``: late, cancelled unshipped, delivered automatically, closed. Each run looks back 48 hours, so
+        one run covers the deadlines that fall within a day of each other; the runs for deadlines
+        days apart touch different orders and go at once (a run is ~500 queries, slow on moto), and
+        the deadlines their transitions set are swept in the next round."""
+        sweeper = self.stack.physical_id("ExpireSupplierOrdersFunction")
+        started = time.monotonic()
+
+        def sweep(as_of: Any) -> None:
+            event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": as_of.isoformat()}
+            for _ in range(20):  # a failed run (an injected fault) is run again: it fires nothing twice
+                result = self.stack.runtime.invoke(sweeper, event)
+                if not result.errored:
+                    return
+                if result.json().get("errorType") == "Sandbox.Timedout":
+                    # It ran past the function's timeout (a big run on a slow machine): said, not run
+                    # again at once; the next round sweeps whatever it left due.
+                    self.notes.append(f"the sweep as of {as_of:%Y-%m-%dT%H:%M} ran past its timeout")
+                    return
+
+        for _ in range(len(AFTER_ACCEPTANCE)):
+            orders = self._observe(deliveries=False).orders
+            due = sorted(parse_iso(r["deadline"]) for o, r in orders.items()
+                         if o in self.paths and r.get("due") in self.settings.timers)  # fmt: skip
+            if not due:
+                count = sum(len(r.split(" + ")) for r in self.sweeps)
+                self.notes.append(
+                    f"{count} deadline sweeps in {len(self.sweeps)} rounds, {time.monotonic() - started:.0f}s"
+                )
+                return
+            runs: list[list[Any]] = []
+            for deadline in due:
+                if runs and deadline - runs[-1][0] < timedelta(hours=24):
+                    runs[-1].append(deadline)
+                else:
+                    runs.append([deadline])
+            times = [run[-1] + timedelta(seconds=60) for run in runs]
+            with ThreadPoolExecutor(len(times)) as pool:
+                list(pool.map(sweep, times))
+            self.sweeps.append(" + ".join(t.isoformat(timespec="minutes") for t in times))
+        self.notes.append("deadlines still due after the sweeps")
+
     # ------------------------------------------------------------------ observing
     def _supplier(self, supplier_id: str) -> dict[str, Any]:
         return self.table.get(keys.supplier_pk(self.tenant, supplier_id), keys.RECORD_SK) or {
@@ -454,6 +628,7 @@ class FaultRun:
             retrying = [d for d in observed.deliveries if d["status"] == "PENDING"]
             return not busy and len(retrying) <= messages
 
+        started = time.monotonic()
         try:
             while True:  # settled, and still so once the stream consumers have caught up
                 self._wait(settled, "every record settled and every webhook delivered", interval=2.0)
@@ -466,6 +641,7 @@ class FaultRun:
                         raise
                     continue
                 if settled():
+                    self.notes.append(f"settled in {time.monotonic() - started:.0f}s")
                     return True
         except TimeoutError as exc:
             self.notes.append(str(exc))
@@ -653,18 +829,66 @@ class FaultRun:
                 f"{pending - queued_deliveries} webhook deliveries PENDING with no message left to retry them"
             )
 
-        # Stock: computed from the orders, and the counter checked against them.
-        oversold = drift = 0
+        # After acceptance: each driven order ends where its path says, and every change from its
+        # acceptance on (a version) is one event with one delivery (unique per event id, above).
+        events_of: dict[str, dict[int, str]] = defaultdict(dict)
+        for delivery in observed.deliveries:
+            data = json.loads(delivery["payload"])["data"]
+            events_of[data["supplierOrderId"]][int(data["version"])] = data["event"]
+        after: Counter[str] = Counter()
+        wrong_status: list[str] = []
+        for order_id, path in self.paths.items():
+            record = observed.orders.get(order_id) or {"status": "MISSING", "version": 0, "lines": [{}]}
+            units = int(record["lines"][0].get("quantity", 0))
+            expected = expected_status(path, units, self.settings.timers)
+            ok = record["status"] == expected
+            after[f"{path}: {record['status']}" + ("" if ok else f" (expected {expected})")] += 1
+            if not ok:
+                wrong_status.append(f"{order_id} ({path}) {record['status']}, expected {expected}")
+            versions = events_of[order_id]
+            first = min((v for v, e in versions.items() if e == "supplier_order.accepted"), default=None)
+            if first is None:
+                lost.append(f"webhook event supplier_order.accepted of {order_id} never delivered")
+                continue
+            lost += [f"webhook event {order_id}-v{v} ({path}) never delivered"
+                     for v in range(first, int(record["version"]) + 1) if v not in versions]  # fmt: skip
+        # Returns: a received one has its exact refund (the order's unit price times its units).
+        return_status: Counter[str] = Counter()
+        wrong_refunds: list[str] = []
+        for return_id, order_id in self.returns.items():
+            made = self.table.get(keys.return_pk(self.tenant, return_id), keys.RECORD_SK) or {
+                "status": "MISSING"
+            }
+            return_status[made["status"]] += 1
+            if self.paths[order_id] != "returned and refunded":
+                continue
+            units = sum(int(line["quantity"]) for line in made.get("lines", []))
+            refund = made.get("refund") or {}
+            exact = (Decimal(str(LISTING_PRICE["amount"])) * units, LISTING_PRICE["currency"])
+            if (
+                made["status"] != "RECEIVED"
+                or (Decimal(str(refund.get("amount", "NaN"))), refund.get("currency")) != exact
+            ):
+                wrong_refunds.append(f"{return_id} of {order_id}: {made['status']} refund {refund}")
+
+        # Stock: computed from the orders, and the counter checked against them: units held by an
+        # order not shipped yet, and units shipped (gone for good); a cancelled or refused line holds
+        # none, so stock released twice (or never) shows as a drift.
+        oversold = drift = released = 0
         held_by: Counter[str] = Counter()
         for record in observed.orders.values():
-            if record["status"] in HOLDS_STOCK:
-                for line in record.get("lines", []):
-                    held_by[record["supplierId"]] += int(line["quantity"])
+            for line in record.get("lines", []):
+                shipped = int(line.get("shipped", 0))
+                held_by[record["supplierId"]] += shipped + (
+                    held(line) if record["status"] in HOLDS_STOCK else 0
+                )
+                if record["supplierOrderId"] in self.paths and record["status"] == "CANCELLED":
+                    released += int(line["quantity"]) - shipped
         for shop in self.shops:
-            held = held_by[shop.supplier_id]
-            oversold += max(0, held - shop.stock)
+            taken = held_by[shop.supplier_id]
+            oversold += max(0, taken - shop.stock)
             counter = int(observed.listings[shop.supplier_id].get("quantity", shop.stock))
-            drift += abs(shop.stock - counter - held)
+            drift += abs(shop.stock - counter - taken)
         out_of_stock = sum(1 for r in observed.orders.values() if r.get("statusReason") == "out of stock")
 
         injected = self.injector.report()
@@ -685,6 +909,12 @@ class FaultRun:
             "duplicatedExecutions": duplicated_executions,
             "duplicatedNotifications": duplicated_notifications,
             "stockCounterDrift": drift,
+            "afterAcceptance": dict(sorted(after.items())),
+            "wrongFinalStatus": wrong_status[:50],
+            "returns": dict(return_status),
+            "wrongRefunds": wrong_refunds[:50],
+            "releasedUnitsAfterAcceptance": released,
+            "sweeps": self.sweeps,
             "oversoldUnits": oversold,
             "outOfStockRejections": out_of_stock,
             "failedExecutions": failed_executions[:50],
@@ -768,6 +998,7 @@ def failed(result: dict[str, Any]) -> bool:
     return bool(
         not result["settled"] or result["lost"] or result["duplicatedExecutions"]
         or result["duplicatedNotifications"] or result["stockCounterDrift"] or result["oversoldUnits"]
+        or result["wrongFinalStatus"] or result["wrongRefunds"]
     )  # fmt: skip
 
 
@@ -789,6 +1020,12 @@ def table(result: dict[str, Any]) -> str:
         ("stock counter drift, units (must be 0)", result["stockCounterDrift"]),
         ("oversold units (must be 0)", result["oversoldUnits"]),
         ("orders rejected out of stock", result["outOfStockRejections"]),
+        *((f"  after acceptance: {path}", n) for path, n in result["afterAcceptance"].items()),
+        ("final status not the path's (must be 0)", len(result["wrongFinalStatus"])),
+        ("returns", ", ".join(f"{k} {v}" for k, v in sorted(result["returns"].items()))),
+        ("refunds wrong (must be 0)", len(result["wrongRefunds"])),
+        ("units released by cancellations after acceptance", result["releasedUnitsAfterAcceptance"]),
+        ("deadline sweeps run as of (by round)", "; ".join(result["sweeps"])),
         ("supplier decisions", ", ".join(f"{k} {v}" for k, v in sorted(result["decisions"].items()))),
         ("webhook deliveries", ", ".join(f"{k} {v}" for k, v in sorted(result["webhooks"].items()))),
         *((f"faults injected: {kind}", result["faultsInjected"].get(kind, 0)) for kind in KINDS),
@@ -799,7 +1036,7 @@ def table(result: dict[str, Any]) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     lines = [f"{label:<{width}}  {value}" for label, value in rows]
-    for extra in ("lostRecords", "failedExecutions"):
+    for extra in ("lostRecords", "failedExecutions", "wrongFinalStatus", "wrongRefunds"):
         lines += [f"  {extra}: {item}" for item in result[extra]]
     lines += [f"note: {note}" for note in result.get("notes", [])]
     return "\n".join(lines)

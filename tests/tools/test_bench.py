@@ -135,14 +135,33 @@ def test_lambdas_own_lines_are_counted_only_where_its_system_log_level_sends_the
 def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
     order = sample(requests={"stepfunctions:StartExecution": 1}, wru={"T": 4}, elapsed_s=1.0, stream_reads=0,
                    wru_by_key={"T|TENANT#t1#X": 4})  # fmt: skip
-    sweep = sample(rru={"T/GSI3": 600.0}, elapsed_s=1.0, stream_reads=0, wru_by_key={})
+    sweep = sample(rru={"T/GSI3": 600.0}, elapsed_s=1.0, stream_reads=0, wru_by_key={},
+                   invocations={"ExpireSupplierOrdersFunction": 1}, wall_ms={"ExpireSupplierOrdersFunction": 500.0},
+                   cpu_ms={"ExpireSupplierOrdersFunction": 100.0}, calls={"ExpireSupplierOrdersFunction": 100})  # fmt: skip
+    # A whole lifecycle: the order's counts, 6 WRU more, and two sweeper runs that each did the empty
+    # run's work and fired one transition (a read, 0.5 RRU; 50 ms of wall time, 10 ms of CPU).
+    lifecycle = sample(
+        requests={"stepfunctions:StartExecution": 1},
+        wru={"T": 10},
+        rru={"T/GSI3": 1200.0, "T": 0.5},
+        elapsed_s=3.0,
+        stream_reads=0,
+        wru_by_key={"T|TENANT#t1#X": 4, "T|TENANT#t1#SO#1": 6},
+        invocations={"ExpireSupplierOrdersFunction": 2},
+        wall_ms={"ExpireSupplierOrdersFunction": 1100.0},
+        cpu_ms={"ExpireSupplierOrdersFunction": 220.0},
+        calls={"ExpireSupplierOrdersFunction": 206},
+    )
     measured = {
-        "samples": {"onboarding": [order, order], "order": [order, order], "sweep": [sweep]},
+        "samples": {"onboarding": [order, order], "order": [order, order], "lifecycle": [lifecycle, lifecycle],
+                    "sweep": [sweep]},
         "memory_mb": {}, "webhook_requests_received": 0,
         "names": {"tenant": "t1", "supplier": "s1", "sku": "k1"}, "api_stage_rate_limit_per_s": None,
     }  # fmt: skip
     out = costs.report(measured, prices)
-    sweeper = 600 * 0.125e-6 / (1000 * 60)  # one run a minute over a minute of 1,000 orders/s
+    # One run: 600 RRU, a Lambda request, 0.5 s at 128 MB, Lambda's own log lines.
+    sweep_usd = 600 * 0.125e-6 + 1 * 0.2e-6 + 0.5 * 128 / 1024 * 0.0000133334 + 360 * 0.5e-9
+    sweeper = sweep_usd / (1000 * 60)  # one run a minute over a minute of 1,000 orders/s
     by_service = out["order"]["usd_per_million_by_service"]
     assert by_service["Expiry sweeper (amortised)"]["median"] == pytest.approx(sweeper * 1e6)
     assert out["order"]["usd_per_million"]["median"] == pytest.approx(4 * 0.625 + sweeper * 1e6)
@@ -154,6 +173,24 @@ def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
         "orders_per_s": 250.0,
         "binding": "dynamodb_partition_wru_per_s T TENANT#<t>#X",
     }
+    # The lifecycle's two sweeper runs less their fixed part (the empty run's 600 RRU, invocation
+    # and time each), plus the same amortised share: its writes, its one read, the firing's time.
+    life = out["lifecycle"]
+    firing_gb_s = 0.1 * 128 / 1024
+    assert life["usd_per_million"]["median"] == pytest.approx(
+        (10 * 0.625e-6 + 0.5 * 0.125e-6 + firing_gb_s * 0.0000133334) * 1e6 + sweeper * 1e6
+    )
+    assert life["usd_per_million_with_whole_sweeper_runs"]["median"] == pytest.approx(
+        (life["usd_per_million"]["median"] - sweeper * 1e6) + 2 * sweep_usd * 1e6
+    )
+    # 6 requests firing one order's two transitions, at an empty run's 5 ms (1 ms CPU) per request:
+    # 30 ms (6 ms), so 33 (167) orders/s for a serial run.
+    assert life["sweeper_firing"]["requests_per_order"] == 6
+    assert life["sweeper_firing"]["orders_per_s_wall"] == pytest.approx(1 / 0.030)
+    assert life["sweeper_firing"]["orders_per_s_cpu"] == pytest.approx(1 / 0.006)
+    assert {k["key"]: k["wru_per_transaction"] for k in life["hot_keys"]} == {
+        "TENANT#<t>#X": 4.0, "TENANT#<t>#SO#1": 6.0}  # fmt: skip
+    assert out["lifecycle_capacity"]["us_east_1"]["orders_per_s"] == pytest.approx(1000 / 6)
 
 
 def test_capacity_picks_the_quota_that_binds_first_per_region(tmp_path):
