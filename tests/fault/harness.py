@@ -834,7 +834,8 @@ class FaultRun:
         events_of: dict[str, dict[int, str]] = defaultdict(dict)
         for delivery in observed.deliveries:
             data = json.loads(delivery["payload"])["data"]
-            events_of[data["supplierOrderId"]][int(data["version"])] = data["event"]
+            if "supplierOrderId" in data:  # a supplier's or a listing's own events (D39) have none
+                events_of[data["supplierOrderId"]][int(data["version"])] = data["event"]
         after: Counter[str] = Counter()
         wrong_status: list[str] = []
         for order_id, path in self.paths.items():
