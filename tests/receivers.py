@@ -71,8 +71,10 @@ class Receiver:
         if stack is not None:
             stack.allow_webhook_port(self.port)
 
-    def events(self) -> list[str]:
-        return [json.loads(r["body"])["event"] for r in self.requests]
+    def events(self, prefix: str = "") -> list[str]:
+        """The events received, in order; with ``prefix``, only those it begins (the supplier's and
+        its listings' own events reach the same webhook: D39)."""
+        return [e for r in self.requests if (e := json.loads(r["body"])["event"]).startswith(prefix)]
 
     def assert_verified(self) -> None:
         assert not self.refused, f"deliveries that do not verify as Standard Webhooks: {self.refused}"

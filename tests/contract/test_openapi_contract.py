@@ -149,6 +149,10 @@ def answers_as_documented(case: Any, world: World, route_roles: dict[str, Iterat
         # seeded orders hold one sku): a sku the order lacks is a 400 naming the line, which no
         # schema can foretell. Negative cases still send any sku.
         case.body = {**case.body, "lines": [{**line, "sku": world.sku} for line in case.body["lines"][:1]]}
+        if label.endswith("/cancel") and "quantity" in case.body["lines"][0]:
+            # Likewise the units a cancellation names: more than the line has left is a 400 naming
+            # the line; one unit is within what a seeded line holds while it is still to ship.
+            case.body["lines"][0]["quantity"] = 1
     response = case.call(headers=world.headers(role), timeout=30)
     ANSWERS.setdefault(label, []).append(response.status_code)
     if response.status_code == 431:

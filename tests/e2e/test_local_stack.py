@@ -190,12 +190,13 @@ def test_flagged_fixed_drained_approved_with_a_complete_audit_trail(running):
     assert [(c["recordId"], c["flags"][0]["field"]) for c in queue] == [(supplier_id, "taxId")]
     assert requests.get(f"{running.url}/admin/corrections", headers=retailer, timeout=10).status_code == 403
 
-    # Nothing fixed yet: the drain leaves it waiting.
-    assert requests.post(f"{running.url}/admin/corrections/drain", headers=admin, timeout=30).json() == {
-        "resumed": 0,
-        "waiting": 1,
-        "more": False,
-    }
+    # Nothing fixed yet: the drain leaves it waiting (once the intake has parked its correction,
+    # which the queue's listing above does not wait for: D28).
+    def drain() -> dict:
+        return requests.post(f"{running.url}/admin/corrections/drain", headers=admin, timeout=30).json()
+
+    wait_until(lambda: drain() == {"resumed": 0, "waiting": 1, "more": False}, timeout=30,
+               what="the parked correction left waiting by the drain")  # fmt: skip
     fixed = requests.patch(f"{running.url}/suppliers/{supplier_id}", json={"taxId": "DE987654321"},
                            headers={**admin, "If-Match": str(flagged["version"])}, timeout=10)  # fmt: skip
     assert fixed.status_code == 200 and fixed.json()["version"] == flagged["version"] + 1
@@ -507,22 +508,31 @@ def test_an_order_over_two_suppliers_one_accepts_one_rejects_and_stock_is_releas
             timeout=30,
             what=f"{expected[supplier_id]}",
         )
-        # Not its creation (the intake follows it at once): what the supplier acts on, then the decision.
-        assert receiver.events() == ["supplier_order.awaiting_acceptance", expected[supplier_id]]
+        # Not its creation (the intake follows it at once): what the supplier acts on, and the
+        # decision, each once (deliveries are not ordered: a retried one may come after a later one).
+        assert sorted(receiver.events("supplier_order.")) == sorted(
+            ["supplier_order.awaiting_acceptance", expected[supplier_id]]
+        )
+        orders = [
+            r for r in receiver.requests if json.loads(r["body"])["event"].startswith("supplier_order.")
+        ]
         for request in receiver.requests:
             body, headers = request["body"], {k.lower(): v for k, v in request["headers"].items()}
             # The receiver verified it as Standard Webhooks; the deprecated signature matches too (D30).
             signature = "sha256=" + hmac.new(secrets[supplier_id].encode(), body, hashlib.sha256).hexdigest()
             assert hmac.compare_digest(headers.get("x-marketplace-signature", signature), signature)
             assert headers["x-marketplace-event"] == json.loads(body)["event"]
-            assert json.loads(body)["data"]["supplierOrderId"] == parts[supplier_id]
-        assert len({r["headers"]["X-Marketplace-Delivery"] for r in receiver.requests}) == 2
+        assert all(json.loads(r["body"])["data"]["supplierOrderId"] == parts[supplier_id] for r in orders)
+        assert len({r["headers"]["X-Marketplace-Delivery"] for r in orders}) == 2
         receiver.close()
     supplier_one = running.token(tenant, "supplier", supplier_id=s1)
     deliveries = requests.get(
         f"{running.url}/suppliers/{s1}/deliveries", headers=supplier_one, timeout=10
     ).json()["items"]
-    assert sorted(d["status"] for d in deliveries) == ["DELIVERED"] * 2
+    assert (
+        sorted(d["status"] for d in deliveries if d["event"].startswith("supplier_order."))
+        == ["DELIVERED"] * 2
+    )
     assert (
         requests.get(f"{running.url}/suppliers/{s2}/deliveries", headers=supplier_one, timeout=10).status_code
         == 404
@@ -603,9 +613,13 @@ def test_after_acceptance_the_supplier_cancels_a_race_ends_once_and_each_transit
 
     wanted = ["supplier_order.awaiting_acceptance", "supplier_order.accepted", "supplier_order.cancelled",
               "supplier_order.awaiting_acceptance", "supplier_order.accepted", last]  # fmt: skip
-    wait_until(lambda: len(receiver.events()) >= len(wanted), timeout=30, what="the webhook deliveries")
+    wait_until(
+        lambda: len(receiver.events("supplier_order.")) >= len(wanted),
+        timeout=30,
+        what="the webhook deliveries",
+    )
     time.sleep(1)  # nothing more comes
-    assert sorted(receiver.events()) == sorted(wanted)
+    assert sorted(receiver.events("supplier_order.")) == sorted(wanted)
     receiver.close()
 
 
