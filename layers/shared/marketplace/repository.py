@@ -224,12 +224,20 @@ class Table:
                 names[f"#r{j}"] = key
             expression += " REMOVE " + ", ".join(f"#r{j}" for j in range(len(removes)))
         names = {k: v for k, v in names.items() if k in expression}
+        return self._update_item(
+            pk, sk, expression, "attribute_exists(PK) AND #version = :expected", names, values
+        )
+
+    def _update_item(
+        self, pk: str, sk: str, expression: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One conditional UpdateItem of the item at (pk, sk); the item as written."""
         try:
             response = self.client.update_item(
                 TableName=self.name,
                 Key=to_item({"PK": pk, "SK": sk}),
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(PK) AND #version = :expected",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
                 ReturnValues="ALL_NEW",
@@ -267,19 +275,7 @@ class Table:
         for j, status in enumerate(status_not_in):
             names["#status"], values[f":s{j}"] = "status", status
             condition += f" AND #status <> :s{j}"
-        try:
-            response = self.client.update_item(
-                TableName=self.name,
-                Key=to_item({"PK": pk, "SK": sk}),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            raise translate(error) from error
-        return from_item(response["Attributes"])
+        return self._update_item(pk, sk, "SET " + ", ".join(sets), condition, names, values)
 
     def query(
         self,
