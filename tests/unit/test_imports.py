@@ -19,6 +19,7 @@ from marketplace.principal import Principal
 from marketplace.products import Products
 from marketplace.repository import Table
 from marketplace.suppliers import Suppliers
+from tests.conftest import wait_until
 
 HEADER = ["sku", "title", "category", "price", "currency", "quantity", "images", "attributes.brand",
           "attributes.model", "attributes.isbn"]  # fmt: skip
@@ -354,9 +355,18 @@ def test_a_listing_image_url_urllib_cannot_read_is_flagged_not_a_crash():
 
 # ------------------------------------------------------------------------------------------- update mode
 def _listed(harness: Harness, sku: str, **over: str) -> dict[str, Any]:
+    """A listing registered in the shared stack, once its workflow has written its verdict (a write
+    that would otherwise move the version under the test's feet)."""
     body = imports.row_to_listing(COLUMNS, row(sku=sku, **over))[0]
     Products(harness.table).register(harness.retailer, harness.supplier_id, body)
-    return harness.table.get(f"TENANT#{harness.tenant}#SUPPLIER#{harness.supplier_id}", f"PRODUCT#{sku}")
+
+    def decided() -> dict[str, Any] | None:
+        record = harness.table.get(
+            f"TENANT#{harness.tenant}#SUPPLIER#{harness.supplier_id}", f"PRODUCT#{sku}"
+        )
+        return record if record and record["status"] != "PENDING" else None
+
+    return wait_until(decided, timeout=60, what=f"the listing {sku}'s verdict")
 
 
 def test_an_update_import_sets_stock_and_price_of_listed_skus_and_creates_new_ones(harness):
