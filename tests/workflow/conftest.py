@@ -146,6 +146,24 @@ class Onboarding:
         return report["byTenant"].get(self.tenant, {}) | {"_all": report}
 
 
+@pytest.fixture
+def shop(onboarding: Onboarding) -> Any:
+    """The tenant's suppliers, listings and orders, driven through the domain (the order tests' Shop);
+    imported here, not at the top: the test modules import this one."""
+    from tests.workflow.test_product_listing import Listings
+    from tests.workflow.test_supplier_orders import Shop
+
+    return Shop(Listings(onboarding))
+
+
+@pytest.fixture
+def api(stack: Any, tenant: str) -> Any:
+    """The tenant's HTTP API through the local gateway, as each role (test_api_races.Api)."""
+    from tests.workflow.test_api_races import Api
+
+    return Api(stack, tenant)
+
+
 def inbox(stack: Any, filter_policy: dict[str, Any]) -> str:
     """An SQS queue subscribed to the supplier-notifications topic with a filter policy (raw
     delivery): what a subscriber of those events receives."""

@@ -18,7 +18,6 @@ import requests
 
 from tests.conftest import wait_until
 from tests.workflow.conftest import unique_ein
-from tests.workflow.test_product_listing import Listings
 from tests.workflow.test_supplier_orders import SHIP_TO, Shop
 
 pytestmark = pytest.mark.workflow
@@ -51,16 +50,6 @@ class Api:
         with self.spec.watch() as peak, ThreadPoolExecutor(len(calls)) as pool:
             answers = list(pool.map(one, calls))
         return answers, peak.value
-
-
-@pytest.fixture
-def api(stack, tenant) -> Api:
-    return Api(stack, tenant)
-
-
-@pytest.fixture
-def shop(onboarding) -> Shop:
-    return Shop(Listings(onboarding))
 
 
 def order_body(supplier_id: str, sku: str) -> dict[str, Any]:

@@ -14,20 +14,9 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.workflow.test_api_races import Api, order_body
-from tests.workflow.test_product_listing import Listings
 from tests.workflow.test_supplier_orders import Shop
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture
-def api(stack, tenant) -> Api:
-    return Api(stack, tenant)
-
-
-@pytest.fixture
-def shop(onboarding) -> Shop:
-    return Shop(Listings(onboarding))
 
 
 def listing_path(supplier_id: str, sku: str) -> str:

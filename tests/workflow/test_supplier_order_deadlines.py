@@ -15,16 +15,10 @@ from marketplace import clock
 from marketplace.clock import parse_iso
 from marketplace.tenant_settings import DEFAULT_ORDER_SETTINGS as SETTINGS
 from tests.conftest import wait_until
-from tests.workflow.test_product_listing import Listings
 from tests.workflow.test_supplier_order_lifecycle import shipment, two_line_order
 from tests.workflow.test_supplier_orders import Shop
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture
-def shop(onboarding) -> Shop:
-    return Shop(Listings(onboarding))
 
 
 def fired(shop: Shop, as_of: datetime) -> dict[str, list[str]]:

@@ -12,15 +12,9 @@ import pytest
 from marketplace.errors import Conflict, InvalidInput, NotFound
 from marketplace.principal import Principal
 from tests.conftest import wait_until
-from tests.workflow.test_product_listing import Listings
 from tests.workflow.test_supplier_orders import Shop
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture
-def shop(onboarding) -> Shop:
-    return Shop(Listings(onboarding))
 
 
 def two_line_order(shop: Shop, first: int = 3, second: int = 2) -> tuple[str, str, str, str]:

@@ -18,16 +18,10 @@ from marketplace import orders as orders_module
 from marketplace.errors import Conflict, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.tenant_settings import OrderSettings
-from tests.workflow.test_product_listing import Listings
 from tests.workflow.test_supplier_order_lifecycle import shipment, two_line_order
 from tests.workflow.test_supplier_orders import Shop
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture
-def shop(onboarding) -> Shop:
-    return Shop(Listings(onboarding))
 
 
 def delivered(shop: Shop) -> tuple[str, str, str, str]:

@@ -71,11 +71,6 @@ class Shop:
         return self.stack.runtime.invoke_or_raise(name, {"time": as_of.isoformat()})["expired"]
 
 
-@pytest.fixture
-def shop(onboarding) -> Shop:
-    return Shop(Listings(onboarding))
-
-
 def test_an_order_over_two_suppliers_reserves_stock_and_awaits_both(shop):
     (s1, k1), (s2, k2) = shop.supplier_with_listing(quantity=10), shop.supplier_with_listing(quantity=5)
     order = shop.place((s1, k1, 3), (s2, k2, 2))
