@@ -83,6 +83,24 @@ def stack(clock, tmp_path_factory) -> Iterator[Any]:
     local.stop()
 
 
+@pytest.fixture(scope="module")
+def quiet_table(stack) -> Iterator[Any]:
+    """A table shaped as the stack's (its keys and indexes, read from the stack's own table) with no
+    stream: what a unit test writes there starts no workflow and announces nothing (D39), so the
+    shared stack's onboarding cannot add a supplier event to what the test counts."""
+    from marketplace.repository import Table
+
+    dynamodb = stack.client("dynamodb")
+    shape = dynamodb.describe_table(TableName=stack.physical_id("MarketplaceTable"))["Table"]
+    name = f"quiet-{uuid.uuid4().hex[:12]}"
+    indexes = [{k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+               for index in shape.get("GlobalSecondaryIndexes", [])]  # fmt: skip
+    dynamodb.create_table(TableName=name, KeySchema=shape["KeySchema"], BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=shape["AttributeDefinitions"], GlobalSecondaryIndexes=indexes)  # fmt: skip
+    yield Table(name, dynamodb)
+    dynamodb.delete_table(TableName=name)
+
+
 @pytest.fixture
 def tenant() -> str:
     """A fresh tenant per test: tests share a stack, never a tenant."""

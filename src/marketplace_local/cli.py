@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,6 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # `kill -USR1 <pid>` prints where every thread of a stack that seems stuck stands.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     stack = LocalStack(config).start()
     try:
         print(f"Marketplace API ready at {stack.api_url}", flush=True)
@@ -30,7 +34,13 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         print("Stopping the local marketplace...", file=sys.stderr, flush=True)
         stack.stop()
-    return 0
+    # Everything the stack held was in this process's memory and is gone with it: exit now rather
+    # than wait, in the interpreter's shutdown, for a handler still running in some thread whose
+    # answer nobody will read (the pollers gave them their few seconds in stop()).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -61,8 +61,8 @@ def supplier(tenant: str, supplier_id: str) -> Principal:
 
 
 @pytest.fixture
-def table(stack) -> Table:
-    return Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb"))
+def table(quiet_table) -> Table:
+    return quiet_table
 
 
 # ------------------------------------------------------------------------------------ registration

@@ -58,16 +58,6 @@ class Received:
     headers: dict[str, str]  # lower-case names
 
 
-def _onboarding_event(body: bytes) -> bool:
-    """A delivery of the test supplier's own onboarding events (``supplier.approved``: the shared
-    stack onboards the suppliers these tests register, and announces it to their webhook, D39),
-    which these tests do not count."""
-    try:
-        return str(json.loads(body).get("event", "")).startswith(("supplier.", "listing."))
-    except (ValueError, AttributeError):
-        return False
-
-
 class Receiver:
     """A webhook receiver on 127.0.0.1 that records each request's raw body and headers, and
     answers from a script (a status code, "hang" to answer only after the client gave up, or
@@ -112,11 +102,6 @@ class Receiver:
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
-        if _onboarding_event(body):
-            request.send_response(200)
-            request.send_header("Content-Length", "0")
-            request.end_headers()
-            return
         with self._lock:
             self.requests.append(
                 Received(request.path, body, {k.lower(): v for k, v in request.headers.items()})
@@ -207,8 +192,8 @@ def queues(stack) -> Iterator[Queues]:
 
 
 @pytest.fixture
-def table(stack) -> Table:
-    return Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb"))
+def table(quiet_table) -> Table:
+    return quiet_table
 
 
 @pytest.fixture
@@ -755,12 +740,12 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     } for m in messages]}  # fmt: skip
 
 
-def runtime_for(stack, queues: Queues, dlq_url: str | None = None) -> LambdaRuntime:
+def runtime_for(stack, table: Table, queues: Queues, dlq_url: str | None = None) -> LambdaRuntime:
     runtime = LambdaRuntime(stack.runtime.base_environment)
     environment = {
         "POWERTOOLS_SERVICE_NAME": "webhook-delivery",
         "POWERTOOLS_METRICS_NAMESPACE": "Marketplace",
-        "TABLE_NAME": stack.physical_id("MarketplaceTable"),
+        "TABLE_NAME": table.name,
         "WEBHOOK_QUEUE_URL": queues.url,
         "WEBHOOK_DLQ_URL": dlq_url or queues.dlq,
     }
@@ -789,7 +774,7 @@ def test_the_function_delivers_a_batch_once_and_never_logs_the_secret_or_body(
     ids = [hooks.enqueue(tenant, supplier_id, EVENT, {"note": marker, "n": n}) for n in range(2)]
     receiver.script(500)  # the first POST fails: retried later, not an error of the function
     event = sqs_event(received(stack.client("sqs"), queues.url, 2), queues.arn)
-    runtime = runtime_for(stack, queues)
+    runtime = runtime_for(stack, hooks.table, queues)
     # The function's log records, every field of them: what any formatter prints comes from these.
     # (Read as records, not from stdout: Powertools binds a service's handler to the sys.stdout of the
     # moment the first instance of it loads, and the session stack's own instance runs beside this
@@ -833,7 +818,7 @@ def test_a_slow_receiver_does_not_hold_back_another_suppliers_delivery_in_the_sa
         messages.sort(
             key=lambda m: json.loads(m["Body"])["deliveryId"] != ids[slow.url]
         )  # the slow one first
-        runtime = runtime_for(stack, queues)
+        runtime = runtime_for(stack, hooks.table, queues)
 
         started = time.monotonic()
         assert runtime.invoke_or_raise("webhook-delivery", sqs_event(messages, queues.arn)) == {
@@ -841,9 +826,7 @@ def test_a_slow_receiver_does_not_hold_back_another_suppliers_delivery_in_the_sa
         }
         took = time.monotonic() - started
 
-        (fast_request,), (slow_request,) = (
-            [r for r in receiver.requests if not _onboarding_event(r["body"])] for receiver in (fast, slow)
-        )
+        (fast_request,), (slow_request,) = (receiver.requests for receiver in (fast, slow))
         assert took >= slow_seconds  # the batch ends with its slowest delivery ...
         assert fast_request["at"] - started < slow_seconds / 2  # ... but the fast one did not wait for it
         assert slow_request["at"] - started < slow_seconds / 2  # the slow one was sent first, at once
@@ -862,7 +845,7 @@ def test_the_function_reports_only_the_records_it_could_not_process(hooks, queue
     messages = received(stack.client("sqs"), queues.url, 2)
     poison = next(m for m in messages if m["Body"] == "not json")
     # Its dead-letter queue is gone, so the poison message cannot be set aside: that record fails.
-    runtime = runtime_for(stack, queues, dlq_url=queues.url.rsplit("/", 1)[0] + "/no-such-queue")
+    runtime = runtime_for(stack, hooks.table, queues, dlq_url=queues.url.rsplit("/", 1)[0] + "/no-such-queue")
 
     result = runtime.invoke_or_raise("webhook-delivery", sqs_event(messages, queues.arn))
 

@@ -85,8 +85,20 @@ class Onboarding:
         ]
 
     def wait_entered(self, arn: str, state: str, times: int = 1) -> list[str]:
-        return wait_until(lambda: (s := self.entered(arn)).count(state) >= times and s,
-                          what=f"{state} entered {times}x")  # fmt: skip
+        """Until ``state`` was entered ``times`` times. For the correction wait (a callback task)
+        also until its message is sent (``TaskSubmitted``): entered a moment before, a drain in that
+        moment finds nothing to resume (its :meth:`drain` waits only for messages already sent)."""
+
+        def reached() -> list[str] | None:
+            events = self.history(arn)
+            names = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+            if names.count(state) < times:
+                return None
+            if state == "WaitForFix" and sum(e["type"] == "TaskSubmitted" for e in events) < times:
+                return None
+            return names
+
+        return wait_until(reached, what=f"{state} entered {times}x")
 
     # ---------------------------------------------------------------- correction queue
     @property
