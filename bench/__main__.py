@@ -213,9 +213,13 @@ def print_report(report: dict[str, Any]) -> None:
     capacity_rows(table, t["lifecycle_capacity"], "whole lifecycle, each transition at the order rate")
     sweeper = t["lifecycle_capacity"]["sweeper"]
     wall, cpu = sweeper["orders_per_s_wall"], sweeper["orders_per_s_cpu"]
-    table.rows.append((f"deadline sweeper, one serial run a minute ({sweeper['requests_per_order']:,.0f} requests/order): "
+    table.rows.append((f"deadline sweeper, one at a time ({sweeper['requests_per_order']:,.0f} requests/order): "
                        "local wall time | CPU time", f"{wall:,.0f}" if wall else "-", f"{cpu:,.0f}" if cpu else "-", "",
-                       "orders/s", verdict(cpu or 0, GOALS["orders_per_s_us_east_1"], below=False)))  # fmt: skip
+                       "orders/s", ""))  # fmt: skip
+    at_once = sweeper.get("orders_per_s_wall_at_once")
+    table.rows.append((f"  {sweeper.get('concurrency', 1)} at once, as one run fires them (model: network waits "
+                       "overlap on AWS)", f"{at_once:,.0f}" if at_once else "-", "", "", "orders/s",
+                       verdict(at_once or 0, GOALS["orders_per_s_us_east_1"], below=False)))  # fmt: skip
 
     table.section(
         "cold start: import time of each handler module as on Lambda (layer on the path, tracing on)"

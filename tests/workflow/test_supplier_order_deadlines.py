@@ -123,3 +123,20 @@ def test_two_sweeps_at_once_fire_a_transition_once(shop):
     assert sum(run.get("late", []).count(part) for run in runs) == 1, runs
     items = trail(shop, part, "ACCEPTED")
     assert [i["by"] for i in items].count("system:deadline-sweeper") == 1
+
+
+def test_one_run_fires_every_due_order_each_once_several_at_once(shop):
+    """One run of the sweeper function fires the due orders of a page several at once (D43): every
+    one of them, each once; the next run fires none of them again."""
+    supplier_id, sku = shop.supplier_with_listing(quantity=20)
+    parts = [shop.place((supplier_id, sku, 1))["supplierOrders"][0]["supplierOrderId"] for _ in range(6)]
+    at = next_second()
+    for part in parts:
+        shop.wait_status(part, "AWAITING_ACCEPTANCE")
+        with clock.use(lambda: at):
+            shop.orders.accept(shop.supplier(supplier_id), part)
+    as_of = at + timedelta(hours=SETTINGS.ship_by_hours, seconds=1)
+    late = fired(shop, as_of).get("late", [])
+    assert sorted(p for p in late if p in parts) == sorted(parts)
+    assert not set(parts) & set(str(fired(shop, as_of)).split("'"))
+    assert {shop.orders.get(shop.tenant, p)["due"] for p in parts} == {"auto_cancel"}
