@@ -55,7 +55,7 @@ def own(retailer: Any, admin: Any, supplier: Any, other_supplier: Any) -> dict[s
 
 # Delivered orders for the return routes: "returns" gets the request, the others a return each
 # (named by the return route that answers it).
-RETURNED = ("returns", "return:accept", "return:refuse", "return:received", "return:decide")
+RETURNED = ("returns", "return:accept", "return:refuse", "return:received", "return:dispute", "return:decide")
 ADMIN_ONLY = own(403, 403, 403, 403)
 ADMIN_ONLY["admin"] = OK
 TENANT_READERS = own(OK, OK, OK, 404)  # retailers, admins and the supplier itself; another supplier: 404
@@ -96,6 +96,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "POST /returns/{returnId}/accept": own(403, 403, OK, 404),
     "POST /returns/{returnId}/refuse": own(403, 403, OK, 404),
     "POST /returns/{returnId}/received": own(403, 403, OK, 404),
+    # An accepted return: the retailer disputes it; the supplier's dispute meets it disputed (as is).
+    "POST /returns/{returnId}/dispute": own(OK, 403, OK, 404),
     "POST /returns/{returnId}/decide": ADMIN_ONLY,
     "POST /supplier-orders/{supplierOrderId}/retry": ADMIN_ONLY,
     "PUT /suppliers/{supplierId}/webhook": own(403, 403, OK, 404),
@@ -303,6 +305,7 @@ class World:
                 path = f"/supplier-orders/{own.supplier_orders[purpose]}/returns"
                 own.returns[purpose.split(":")[1]] = self.ok("POST", path, "own:retailer", asked)["returnId"]
         self.ok("POST", f"/returns/{own.returns['received']}/accept", owner)
+        self.ok("POST", f"/returns/{own.returns['dispute']}/accept", owner)
         self.ok(
             "POST", f"/returns/{own.returns['decide']}/refuse", owner, {"reason": "not ours"}
         )  # an incident
@@ -422,7 +425,7 @@ class World:
             ids["importId"] = t.imports.get(role, t.imports.get("supplier", "none"))
         if route == "GET /supplier-orders":
             query = {"supplierId": t.supplier}
-        if route.endswith("/reject") or route.endswith("/cancel") or route.endswith("/refuse"):
+        if route.endswith(("/reject", "/cancel", "/refuse", "/dispute")):
             body = {"reason": f"refused by {caller}"}
         if route.endswith("/decide"):
             body = {"refund": True, "reason": f"decided by {caller}"}
@@ -517,10 +520,9 @@ class World:
             action = route.rsplit("/", 1)[-1]
             assert (
                 answer["status"]
-                == {"accept": "ACCEPTED", "refuse": "REFUSED", "received": "RECEIVED", "decide": "REFUNDED"}[
-                    action
-                ]
-            )
+                == {"accept": "ACCEPTED", "refuse": "REFUSED", "received": "RECEIVED", "dispute": "DISPUTED",
+                    "decide": "REFUNDED"}[action]
+            )  # fmt: skip
             if action in ("received", "decide"):
                 assert answer["refund"] == {"amount": PRICE["amount"], "currency": PRICE["currency"],
                                             "lines": [{"sku": "LAMP-1", "quantity": 1, "amount": PRICE["amount"]}]}  # fmt: skip

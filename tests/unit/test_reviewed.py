@@ -88,16 +88,17 @@ def test_the_stream_router_filter_names_every_registered_kind():
     assert names == set(registry.KINDS)
 
 
-def test_an_incident_is_queued_while_refused_and_starts_no_workflow():
-    """A refused return is listed by the correction queue from the status index, only while REFUSED;
-    no workflow reviews it, so the stream router starts nothing for one (D35)."""
+def test_an_incident_is_queued_while_refused_or_disputed_and_starts_no_workflow():
+    """A refused or disputed return is listed by the correction queue from one partition of the
+    status index, only while an incident; no workflow reviews it, so the stream router starts
+    nothing for one (D35, D44)."""
     from marketplace import routing
 
     incident = registry.QUEUED["RETURN"]
-    assert "RETURN" not in registry.KINDS and incident.queued == "REFUSED"
-    assert incident.index_changes("t", "REFUSED", "now")["GSI1PK"] == keys.status_gsi_pk(
-        "t", "RETURN", "REFUSED"
-    )
-    assert incident.index_changes("t", "REFUNDED", "now") == {"GSI1PK": None, "GSI1SK": None}
+    assert "RETURN" not in registry.KINDS and incident.queued == "INCIDENT"
+    for status in ("REFUSED", "DISPUTED"):
+        assert incident.index_changes("t", status, "now")["GSI1PK"] == keys.status_gsi_pk("t", "RETURN", "INCIDENT")
+    for status in ("REQUESTED", "ACCEPTED", "REFUNDED", "CLOSED"):
+        assert incident.index_changes("t", status, "now") == {"GSI1PK": None, "GSI1SK": None}
     image = {"entity": "RETURN", "tenantId": "t", "returnId": "r-1", "version": 1}
     assert routing.workflow_for("INSERT", image) is None

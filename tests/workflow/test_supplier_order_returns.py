@@ -182,6 +182,64 @@ def test_a_refused_return_is_an_incident_the_admin_closes_without_a_refund(shop)
     assert shop.stock(supplier_id, sku_a) == 7
 
 
+def accepted(shop: Shop, supplier_id: str, part: str, *lines: tuple[str, int]) -> dict:
+    asked = ask(shop, part, *lines, reason="arrived broken")
+    return shop.orders.answer_return(shop.supplier(supplier_id), asked["returnId"], "accept_return")
+
+
+def test_an_accepted_return_the_retailer_disputes_is_an_incident_the_admin_refunds_in_part(shop):
+    supplier_id, sku_a, sku_b, part = delivered(shop)
+    return_id = accepted(shop, supplier_id, part, (sku_a, 2), (sku_b, 1))["returnId"]
+    assert return_id not in incidents(shop)  # accepted: the two sides agree so far
+    disputed = shop.orders.answer_return(
+        shop.retailer(), return_id, "dispute_return", "sent back on 2 December, never marked received"
+    )
+    assert (disputed["status"], disputed["disputedBy"]) == ("DISPUTED", "retailer")
+    queued = incidents(shop)[return_id]
+    assert queued["correctionId"] == f"RETURN:{return_id}" and queued["flags"] == [
+        {"field": "reason", "reason": "the retailer asked: arrived broken"},
+        {"field": "statusReason", "reason": "the retailer disputes: sent back on 2 December, never marked received"},
+    ]  # fmt: skip
+    # Disputed, nobody but the admin moves it: the supplier's "received" now is 409.
+    with pytest.raises(Conflict, match="the return is DISPUTED; receive return needs it ACCEPTED"):
+        shop.orders.answer_return(shop.supplier(supplier_id), return_id, "receive_return")
+    with pytest.raises(InvalidInput) as too_many:
+        shop.orders.decide_return(admin(shop), return_id, True, "x", [{"sku": sku_b, "quantity": 2}])
+    assert (too_many.value.fields[0].field, too_many.value.fields[0].reason) == (
+        "lines.0.quantity", "is more than the 1 units left to refund")  # fmt: skip
+    decided = shop.orders.decide_return(
+        admin(shop), return_id, True, "one lamp came back", [{"sku": sku_a, "quantity": 1}]
+    )
+    assert decided["status"] == "REFUNDED" and decided["decision"]["refund"] is True
+    refund = decided["refund"]  # one unit of the three returned, at its unit price, exactly
+    assert (Decimal(str(refund["amount"])), refund["currency"]) == (Decimal("1299.99"), "EUR")
+    assert [(line["sku"], line["quantity"]) for line in refund["lines"]] == [(sku_a, 1)]
+    assert return_id not in incidents(shop)
+    order = shop.orders.get(shop.tenant, part)
+    assert order["returns"] == {return_id: "REFUNDED"} and order["due"] == "close"
+    assert order["lastEvent"]["type"] == "supplier_order.incident_resolved"
+
+
+def test_the_supplier_disputes_an_accepted_return_and_the_admin_closes_it(shop):
+    supplier_id, sku_a, _, part = delivered(shop)
+    asked = ask(shop, part, (sku_a, 1))
+    # A requested return is answered (accepted or refused), not disputed.
+    with pytest.raises(Conflict, match="the return is REQUESTED; dispute return needs it ACCEPTED"):
+        shop.orders.answer_return(shop.retailer(), asked["returnId"], "dispute_return", "x")
+    me = shop.supplier(supplier_id)
+    shop.orders.answer_return(me, asked["returnId"], "accept_return")
+    disputed = shop.orders.answer_return(me, asked["returnId"], "dispute_return", "it came back used")
+    assert (disputed["status"], disputed["disputedBy"], disputed["statusReason"]) == (
+        "DISPUTED", "supplier", "it came back used")  # fmt: skip
+    assert shop.orders.get(shop.tenant, part)["lastEvent"]["type"] == "supplier_order.return_disputed"
+    assert "due" not in shop.orders.get(shop.tenant, part)  # an open incident: the order stays open
+    closed = registry.reject(
+        shop.orders.table, admin(shop), f"RETURN:{asked['returnId']}", "used, as the photos show"
+    )
+    assert closed["status"] == "CLOSED" and "refund" not in closed
+    assert shop.orders.get(shop.tenant, part)["due"] == "close"
+
+
 def test_an_undecided_return_is_no_incident(shop):
     _supplier_id, sku_a, _, part = delivered(shop)
     asked = ask(shop, part, (sku_a, 1))

@@ -1,8 +1,9 @@
 """Returns of a delivered supplier order: the retailer asks (``POST``, once per Idempotency-Key) within
 the tenant's return window; the order's supplier accepts or refuses it, then says the units came back
-(the refund is recorded). A refused return is an incident the admin decides, refund or not, with a
-reason. The roles of each route are the lifecycle's (``marketplace.order_lifecycle``); another
-supplier's or tenant's return is 404 (``marketplace.orders``)."""
+(the refund is recorded). A refused return, or an accepted one either side disputes, is an incident
+the admin decides, refund or not (all of its units or some), with a reason. The roles of each route
+are the lifecycle's (``marketplace.order_lifecycle``); another supplier's or tenant's return is 404
+(``marketplace.orders``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import order_lifecycle as lifecycle
 from marketplace import orders, schemas
+from marketplace.errors import FieldError, InvalidInput
 from marketplace.principal import Principal
 from routes import request
 from routes.policy import allow, caller
@@ -61,14 +63,26 @@ def receive_return(returnId: str) -> dict[str, Any]:
     return _answer("POST /returns/{returnId}/received", returnId, "receive_return")
 
 
+@router.post("/returns/<returnId>/dispute", middlewares=[allow(*lifecycle.roles("dispute_return"))])
+def dispute_return(returnId: str) -> dict[str, Any]:
+    """Either side contests an accepted return (``{"reason"}``): an incident for the admin (D44)."""
+    why = request.reason(router.current_event)
+    return _answer("POST /returns/{returnId}/dispute", returnId, "dispute_return", why)
+
+
 @router.post("/returns/<returnId>/decide", middlewares=[allow(*lifecycle.roles("decide_return"))])
 def decide_return(returnId: str) -> dict[str, Any]:
-    """The admin's decision of an incident (a refused return): ``{"refund": true|false, "reason"}``."""
+    """The admin's decision of an incident (a refused or disputed return): ``{"refund": true|false,
+    "reason", "lines"?}``, ``lines`` refunding only some of its units."""
     payload = request.object_body(router.current_event)
+    if "lines" in payload and payload.get("refund") is not True:  # the schema's anyOf, named
+        raise InvalidInput([FieldError("lines", "names units to refund: only with refund true")])
     schemas.validate("return_decision", payload)
 
     def decide(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
-        return orders.Orders().decide_return(principal, returnId, body["refund"], body["reason"].strip())
+        return orders.Orders().decide_return(
+            principal, returnId, body["refund"], body["reason"].strip(), body.get("lines")
+        )
 
     route = "POST /returns/{returnId}/decide"
     return request.create(router.current_event, caller(router), route, payload, decide)

@@ -128,7 +128,12 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     Transition("accept_return", "supplier_order.return_accepted", {access.SUPPLIER: (DELIVERED,)}, ()),
     Transition("refuse_return", "supplier_order.return_refused", {access.SUPPLIER: (DELIVERED,)}, ()),
     Transition("receive_return", "supplier_order.return_received", {access.SUPPLIER: (DELIVERED,)}, ()),
-    # A refused return is an incident: the admin decides it, refund or not, with a reason (D35).
+    # An accepted return that either side contests (the retailer: sent back, never said received;
+    # the supplier: the units came back not as described) is an incident too (D44).
+    Transition("dispute_return", "supplier_order.return_disputed",
+               {access.RETAILER: (DELIVERED,), access.SUPPLIER: (DELIVERED,)}, ()),
+    # An incident (a refused or disputed return): the admin decides it, refund or not, with a reason
+    # (D35), the refund of all its units or some (D44).
     Transition("decide_return", "supplier_order.incident_resolved", {access.ADMIN: (DELIVERED,)}, ()),
 )}  # fmt: skip
 
@@ -154,17 +159,20 @@ TIMERS: tuple[Timer, ...] = (
     Timer("close", (DELIVERED,), "deliveredAt", lambda s: timedelta(days=s.return_window_days)),
 )  # fmt: skip
 # A return's own statuses; while open, its order does not close. Each return transition takes a
-# return from these statuses to that one (the order's own status stays DELIVERED). A REFUSED return
-# is an incident in the admin's correction queue, open until the admin decides it: REFUNDED (the
-# refund recorded as a received return records it) or CLOSED (no refund), with a reason.
-RETURN_OPEN = ("REQUESTED", "ACCEPTED", "REFUSED")
+# return from these statuses to that one (the order's own status stays DELIVERED). A REFUSED or
+# DISPUTED return is an incident in the admin's correction queue, open until the admin decides it:
+# REFUNDED (the refund recorded as a received return records it) or CLOSED (no refund), with a reason.
 RETURN_INCIDENT = "REFUSED"
-RETURN_STATUSES = ("REQUESTED", "ACCEPTED", RETURN_INCIDENT, "RECEIVED", "REFUNDED", "CLOSED")
+RETURN_DISPUTED = "DISPUTED"
+INCIDENTS = (RETURN_INCIDENT, RETURN_DISPUTED)
+RETURN_OPEN = ("REQUESTED", "ACCEPTED", *INCIDENTS)
+RETURN_STATUSES = ("REQUESTED", "ACCEPTED", *INCIDENTS, "RECEIVED", "REFUNDED", "CLOSED")
 RETURN_STEPS: dict[str, tuple[tuple[str, ...], str]] = {
     "request_return": ((), "REQUESTED"),
     "accept_return": (("REQUESTED",), "ACCEPTED"),
     "refuse_return": (("REQUESTED",), RETURN_INCIDENT),
     "receive_return": (("ACCEPTED",), "RECEIVED"),
+    "dispute_return": (("ACCEPTED",), RETURN_DISPUTED),
 }
 # The admin's decision on an incident: refund -> its status.
 RETURN_DECIDED = {True: "REFUNDED", False: "CLOSED"}

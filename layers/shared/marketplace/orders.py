@@ -468,15 +468,21 @@ class Orders:
         return self._step_return(principal, return_id, name, sources, target, reason)
 
     def decide_return(
-        self, principal: Principal, return_id: str, refund_it: bool, reason: str
+        self,
+        principal: Principal,
+        return_id: str,
+        refund_it: bool,
+        reason: str,
+        lines: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The admin decides an incident (a REFUSED return) with ``reason``: a refund, recorded as a
-        received return records it (and restocked as the tenant says), leaves it REFUNDED; no refund
-        leaves it CLOSED. Either way it leaves the correction queue and the order may close. The same
-        decision again changes nothing; the other one is 409 naming the status."""
+        """The admin decides an incident (a REFUSED or DISPUTED return) with ``reason``: a refund,
+        recorded as a received return records it (and restocked as the tenant says), leaves it
+        REFUNDED; no refund leaves it CLOSED. ``lines`` (``[{sku, quantity}]``, within the return's)
+        refunds only those units. Either way it leaves the correction queue and the order may close.
+        The same decision again changes nothing; the other one is 409 naming the status."""
         target = lifecycle.RETURN_DECIDED[refund_it]
         return self._step_return(
-            principal, return_id, "decide_return", (lifecycle.RETURN_INCIDENT,), target, reason, refund_it
+            principal, return_id, "decide_return", lifecycle.INCIDENTS, target, reason, refund_it, lines
         )
 
     def _step_return(
@@ -488,6 +494,7 @@ class Orders:
         target: str,
         reason: str | None,
         refund_it: bool | None = None,
+        refund_lines: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         acting = principal.roles & frozenset(lifecycle.roles(name))
         record = self.table.get(keys.return_pk(principal.tenant_id, return_id), keys.RECORD_SK)
@@ -525,14 +532,27 @@ class Orders:
                     {"field": "reason", "reason": f"the retailer asked: {current['reason']}"},
                     {"field": "statusReason", "reason": f"the supplier refused: {reason}"},
                 ]
+            elif target == lifecycle.RETURN_DISPUTED:
+                side = "retailer" if access.RETAILER in acting else "supplier"
+                changed["disputedBy"] = side
+                changed["flags"] = [
+                    {"field": "reason", "reason": f"the retailer asked: {current['reason']}"},
+                    {"field": "statusReason", "reason": f"the {side} disputes: {reason}"},
+                ]
             # In the status index (the admin's queue) only while an incident is open.
             changed.update(RETURN_KIND.index_changes(order["tenantId"], target, at))
             changed = {k: v for k, v in changed.items() if v is not None}
             if name == "receive_return" or refund_it:
-                changed["refund"] = refund(order, current["lines"])
+                refunded = current["lines"]
+                if refund_lines is not None:  # the admin refunds some of the return's units
+                    returned = {item["sku"]: item for item in current["lines"]}
+                    some = _units_of(returned, refund_lines, lambda item: int(item["quantity"]),
+                                     "is not a line of this return", "refund")  # fmt: skip
+                    refunded = [{"sku": sku, "quantity": n} for sku, n in some.items()]
+                changed["refund"] = refund(order, refunded)
                 if order_settings(order["tenantId"]).restock_on_return:
                     by_sku = {line["sku"]: line for line in order["lines"]}
-                    restock = [(by_sku[item["sku"]], int(item["quantity"])) for item in current["lines"]]
+                    restock = [(by_sku[item["sku"]], int(item["quantity"])) for item in refunded]
                     changed["restocked"] = True
             made["return"] = changed
             returns = {**dict(order.get("returns") or {}), return_id: target}
@@ -927,12 +947,14 @@ def _return_key(tenant_id: str, return_id: str) -> tuple[str, str]:
     return keys.return_pk(tenant_id, return_id), keys.RECORD_SK
 
 
-# A refused return is an incident in the admin's correction queue (registry.QUEUED): listed from the
-# status index while REFUSED, decided by the admin (rejecting it from the queue is deciding it
-# without a refund). No workflow reviews it (D35).
+# A refused or disputed return is an incident in the admin's correction queue (registry.QUEUED):
+# listed from the status index (one partition, INCIDENT, for both) while open, decided by the admin
+# (rejecting it from the queue is deciding it without a refund). No workflow reviews it (D35, D44).
+INCIDENT = "INCIDENT"
 RETURN_KIND = Kind(
     name="RETURN", label="return", approved="RECEIVED", statuses=lifecycle.RETURN_STATUSES,
-    indexed=frozenset({lifecycle.RETURN_INCIDENT}), queued=lifecycle.RETURN_INCIDENT,
+    indexed=frozenset({INCIDENT}), queued=INCIDENT,
+    index_as=tuple((status, INCIDENT) for status in lifecycle.INCIDENTS),
     state_machine_env=None, key=_return_key, record_id=lambda record: str(record["returnId"]),
     view=return_view,
     correction_fields=lambda record: {"supplierId": record["supplierId"],

@@ -80,8 +80,11 @@ class Kind:
     # What follows the record id in the state machine's input, for a workflow that reads its record
     # by its own names (the supplier-order intake reads ``supplierOrderId``).
     input_ids: Callable[[str], dict[str, str]] = field(default=lambda record_id: {})
-    # The status in which the correction queue lists a record: FLAGGED, or REFUSED for an incident.
+    # The status in which the correction queue lists a record: FLAGGED, or INCIDENT for a return.
     queued: str = FLAGGED
+    # Statuses listed in the status index under another's name: a refused and a disputed return are
+    # both the admin's incidents, read from one partition (D44).
+    index_as: tuple[tuple[str, str], ...] = ()  # (status, listed as)
 
     def __post_init__(self) -> None:
         if self.queued not in self.indexed:
@@ -92,6 +95,7 @@ class Kind:
     # ---------------------------------------------------------------- keys
     def index_changes(self, tenant_id: str, status: str, now: str) -> dict[str, Any]:
         """The status index attributes for a record entering ``status`` (None removes them)."""
+        status = dict(self.index_as).get(status, status)
         if status in self.indexed:
             return {"GSI1PK": keys.status_gsi_pk(tenant_id, self.name, status), "GSI1SK": now}
         return {"GSI1PK": None, "GSI1SK": None}
