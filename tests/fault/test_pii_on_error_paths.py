@@ -67,8 +67,15 @@ def test_no_contact_detail_or_tax_id_reaches_the_logs_on_error_paths(stack, tena
 
     refusal = stack.runtime.patched("ApiFunction", "marketplace.adapters.aws", "client", refusing)
     refusal.__enter__()
+    # The onboarding workflow's functions fail, not the correction queue's intake nor the admin's
+    # drain: their failures are retried (or dead-lettered after a few, half of them failing) and add
+    # nothing to the logs but time and a message an operator must redrive.
+    workflow = tuple(stack.physical_id(f) for f in ("StreamRouterFunction", "ValidateSupplierFunction",
+                                                    "AuditFunction"))  # fmt: skip
     injector = FaultInjector(
-        FaultConfig(transient=0.5, duplicate=0.5, crash=0.5, only_matching=tenant, seed=11)
+        FaultConfig(
+            transient=0.5, duplicate=0.5, crash=0.5, only_matching=tenant, seed=11, functions=workflow
+        )
     )
     injector.install(stack)
     try:
