@@ -26,6 +26,7 @@ from marketplace import access, keys, products, schemas
 from marketplace import order_lifecycle as lifecycle
 from marketplace.clock import iso, now, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
+from marketplace.money import refund
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, TransactionCancelled, TransactionConflict, to_item
 from marketplace.reviewed import Kind, Records, record_view
@@ -882,25 +883,6 @@ def _final(changes: dict[str, Any], reason: str) -> dict[str, Any]:
 def _holding(order: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
     """Every line with the units it still holds."""
     return [(line, lifecycle.held(line)) for line in order["lines"]]
-
-
-def refund(order: dict[str, Any], returned: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a received return refunds: each line's units at the order's unit price, and their sum,
-    in exact decimals (never floats) and the order's currency."""
-    prices = {line["sku"]: line["unitPrice"] for line in order["lines"]}
-    currencies = {prices[item["sku"]]["currency"] for item in returned}
-    if len(currencies) != 1:
-        raise Conflict(f"the returned lines are priced in {', '.join(sorted(currencies))}: refund them apart")
-    lines = [
-        {"sku": item["sku"], "quantity": int(item["quantity"]),
-         "amount": Decimal(str(prices[item["sku"]]["amount"])) * int(item["quantity"])}
-        for item in returned
-    ]  # fmt: skip
-    return {
-        "amount": sum((line["amount"] for line in lines), Decimal(0)),
-        "currency": currencies.pop(),
-        "lines": lines,
-    }
 
 
 def return_view(item: Mapping[str, Any]) -> dict[str, Any]:
