@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from marketplace import access, keys, products, schemas
+from marketplace import access, commission, keys, products, schemas
 from marketplace import order_lifecycle as lifecycle
 from marketplace.clock import iso, now, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -87,6 +87,8 @@ class Orders:
                 raise InvalidInput(
                     [FieldError("lines", f"supplier {supplier_id} has the same sku on two lines")]
                 )
+        # One currency, priced by the tenant's commission rules as they are now (D42).
+        priced = commission.price_order(self.table, tenant_id, body["lines"])
         order_id = str(uuid.uuid4())
         supplier_orders = []
         for supplier_id, lines in by_supplier.items():
@@ -101,6 +103,7 @@ class Orders:
                 # (the admin queue, its one reader). Every order writing a tenant-wide status key
                 # capped a tenant at ~500 orders/s and cost 5 WRU per order (docs/capacity.md).
                 "GSI2PK": keys.supplier_orders_gsi(tenant_id, supplier_id), "GSI2SK": keys.created_sk(now, supplier_order_id),
+                **priced[supplier_id],  # its lines with their commission, subtotal, commission, supplierNet
             })  # fmt: skip
         order = {
             "PK": keys.order_pk(tenant_id, order_id), "SK": keys.RECORD_SK, "entity": "ORDER", "tenantId": tenant_id,
