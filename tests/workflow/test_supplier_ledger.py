@@ -42,6 +42,19 @@ def entries(shop: Shop, supplier_id: str, at_least: int) -> list[dict[str, Any]]
     return wait_until(written, what=f"{at_least} ledger entries of {supplier_id}")
 
 
+def replay(shop: Shop, order: dict[str, Any], status_before: str) -> None:
+    """The stream record of ``order``'s last change (from ``status_before``), delivered twice in one
+    batch to the events function, as a retried batch delivers it again; every record handled."""
+    before = {**order, "version": order["version"] - 1, "status": status_before}
+    record = {"eventID": "replayed", "eventName": "MODIFY", "eventSource": "aws:dynamodb",
+              "dynamodb": {"NewImage": to_item(order), "OldImage": to_item(before), "SequenceNumber": "1",
+                           "Keys": to_item({"PK": order["PK"], "SK": order["SK"]})}}  # fmt: skip
+    name = shop.stack.physical_id("SupplierOrderEventsFunction")
+    assert shop.stack.runtime.invoke_or_raise(name, {"Records": [record, record]}) == {
+        "batchItemFailures": []
+    }
+
+
 def test_the_rules_are_versioned_and_every_version_is_audited(shop):
     table = shop.orders.table
     assert commission.get_rules(table, admin(shop)) == {"defaultPercent": 0, "version": 0}
@@ -125,12 +138,39 @@ def test_an_order_delivered_and_another_refunded_balance_to_the_cent(shop):
     # The delivery's stream record delivered again (a retried batch): the same event, no new entry.
     delivered = shop.orders.get(shop.tenant, first)
     assert delivered["lastEvent"]["type"] == "supplier_order.delivered"
-    before = {**delivered, "version": delivered["version"] - 1, "status": "SHIPPED"}
-    record = {"eventID": "replayed", "eventName": "MODIFY", "eventSource": "aws:dynamodb",
-              "dynamodb": {"NewImage": to_item(delivered), "OldImage": to_item(before),
-                           "SequenceNumber": "1", "Keys": to_item({"PK": delivered["PK"], "SK": delivered["SK"]})}}  # fmt: skip
-    name = shop.stack.physical_id("SupplierOrderEventsFunction")
-    answer = shop.stack.runtime.invoke_or_raise(name, {"Records": [record, record]})
-    assert answer == {"batchItemFailures": []}
+    replay(shop, delivered, "SHIPPED")
     assert len(shop.orders.table.query(keys.ledger_pk(shop.tenant, supplier_id), limit=100).items) == 6
     assert ledger.balance(shop.orders.table, shop.tenant, supplier_id) == [money("5979.95")]
+
+
+def test_an_incident_refunded_by_the_admin_is_a_refund_and_one_decided_without_is_nothing(shop):
+    """At 10 % (the default; no category rule) of 1299.99: 129.999 -> 130.00 a unit. One order of
+    1 x A + 1 x B delivered: sale 2599.98, commission -260.00. The supplier refuses two returns; the
+    admin refunds A's (-1299.99, reversal +130.00) and not B's. Balance 2339.98 - 1299.99 + 130.00
+    = 1169.99."""
+    commission.put_rules(shop.orders.table, admin(shop), {"defaultPercent": 10}, None)
+    supplier_id, sku_a, sku_b, part = two_line_order(shop, 1, 1)
+    me = shop.supplier(supplier_id)
+    shop.orders.accept(me, part)
+    shop.orders.ship(me, part, shipment((sku_a, 1), (sku_b, 1)))
+    shop.orders.deliver(shop.retailer(), part)
+    decided = []
+    for sku, refund_it in ((sku_a, True), (sku_b, False)):
+        asked = ask(shop, part, (sku, 1))
+        shop.orders.answer_return(me, asked["returnId"], "refuse_return", "broken by the customer")
+        decided.append(
+            shop.orders.decide_return(admin(shop), asked["returnId"], refund_it, "goodwill")["status"]
+        )
+    assert decided == ["REFUNDED", "CLOSED"]
+    written = entries(shop, supplier_id, 4)
+    assert [(e["type"], e["amount"]["amount"]) for e in written] == [
+        ("SALE", "2599.98"), ("COMMISSION", "-260.00"), ("REFUND", "-1299.99"), ("COMMISSION_REVERSAL", "130.00")]  # fmt: skip
+    # The decision without a refund (the order's last change), handled again now: it writes nothing.
+    last = shop.orders.get(shop.tenant, part)
+    assert (last["lastEvent"]["type"], last["lastEvent"]["refund"]) == (
+        "supplier_order.incident_resolved",
+        False,
+    )
+    replay(shop, last, "DELIVERED")
+    assert len(shop.orders.table.query(keys.ledger_pk(shop.tenant, supplier_id), limit=100).items) == 4
+    assert ledger.balance(shop.orders.table, shop.tenant, supplier_id) == [money("1169.99")]
