@@ -21,6 +21,7 @@ from routes import (
     imports,
     logger,
     metrics,
+    money,
     orders,
     products,
     request,
@@ -48,6 +49,7 @@ for resource in (
     webhooks,
     corrections,
     blocklist,
+    money,
 ):
     app.include_router(resource.router)
 

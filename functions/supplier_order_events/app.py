@@ -1,7 +1,8 @@
 """Publishes every status-change event: each status change of a supplier, a listing or a supplier
 order after its creation (marketplace.events) becomes one message on the supplier-notifications topic (attributes
 supplier_id, tenant_id, event_type, event_id) and one signed delivery to the supplier's webhook, if it
-registered one (marketplace.webhooks).
+registered one (marketplace.webhooks); a delivery or a refund also writes the supplier's ledger
+entries (marketplace.ledger), each once per event id.
 
 Driven by the table's stream, so every writer (workflow, API, sweeper) is covered and nothing
 has to remember to notify (the onboarding workflow's own welcome publish is gone: D39).
@@ -26,12 +27,12 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import config
+from marketplace import config, ledger
 from marketplace.adapters import aws
 from marketplace.errors import TransientError
 from marketplace.events import event_for, publish_all
 from marketplace.observability import observed
-from marketplace.repository import plain
+from marketplace.repository import Table, plain
 from marketplace.webhooks import Webhooks
 
 logger = Logger()
@@ -61,6 +62,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         found = events.get(sequence)
         if found is None:
             return
+        # The supplier's ledger (a delivery's sale, a refund): each entry once per event id.
+        entries = ledger.record(Table(), found["body"])
+        if entries:
+            metrics.add_metric(name="LedgerEntries", unit="Count", value=entries)
         if sequence in refused:
             raise TransientError(f"event {found['id']} not published: {refused[sequence]}")
         delivery = webhooks.enqueue(

@@ -115,11 +115,15 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "POST /suppliers/{supplierId}/imports": TENANT_READERS,
     "POST /suppliers/{supplierId}/imports/{importId}/start": TENANT_READERS,
     "GET /suppliers/{supplierId}/imports/{importId}": TENANT_READERS,
+    "GET /admin/commission-rules": ADMIN_ONLY,
+    "PUT /admin/commission-rules": ADMIN_ONLY,
+    "GET /suppliers/{supplierId}/ledger": TENANT_READERS,
 }
 # Routes that name no record of a tenant: another tenant's caller acts in its own tenant.
 TENANT_LESS = {
     "POST /suppliers", "GET /suppliers", "POST /orders", "GET /admin/corrections",
     "POST /admin/corrections/drain", "GET /admin/blocklist", "POST /admin/blocklist",
+    "GET /admin/commission-rules", "PUT /admin/commission-rules",
 }  # fmt: skip
 
 
@@ -439,6 +443,7 @@ class World:
                              "lines": [{"supplierId": t.supplier, "sku": "LAMP-1", "quantity": 1, "unitPrice": PRICE}]},
             "PUT /suppliers/{supplierId}/webhook": {"url": self.receiver.url, "secret": f"{SECRET}-{unique}"},
             "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
+            "PUT /admin/commission-rules": {"defaultPercent": 7.5, "suppliers": {t.supplier: 5}},
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
             "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
             "POST /supplier-orders/{supplierOrderId}/returns": {"lines": [{"sku": "LAMP-1", "quantity": 1}],
@@ -542,6 +547,14 @@ class World:
             assert (t.blocklist_entry in ids) == (scope == "own"), ids
         elif route == "POST /admin/blocklist":
             assert answer["value"] == body["value"]
+        elif route in ("GET /admin/commission-rules", "PUT /admin/commission-rules"):
+            shown = self.ok("GET", "/admin/commission-rules", caller)
+            assert shown["version"] == answer["version"] and "defaultPercent" in shown, (answer, shown)
+            if body is not None:
+                assert (answer["defaultPercent"], answer["suppliers"]) == (
+                    body["defaultPercent"],
+                    body["suppliers"],
+                )
         elif route == "DELETE /admin/blocklist/{entryId}":
             listed = self.ok("GET", "/admin/blocklist", caller)["items"]
             assert t.blocklist_entry not in {i["entryId"] for i in listed}

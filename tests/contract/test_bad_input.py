@@ -109,6 +109,7 @@ ROUTES = {
     "redrive-delivery": Route("POST", "/suppliers/{s}/deliveries/{d}/redrive", "supplier", None),
     "create-import": Route("POST", "/suppliers/{s}/imports", "supplier", {"fileName": "catalog.csv"}),
     "start-import": Route("POST", "/suppliers/{s}/imports/{imp}/start", "supplier", None),
+    "put-commission-rules": Route("PUT", "/admin/commission-rules", "admin", {"defaultPercent": 10}),
 }
 OPTIONAL_BODY = {"create-import"}  # no body (or null) is a valid request there
 BODY_ROUTES = {name: r for name, r in ROUTES.items() if r.body is not None}
@@ -133,6 +134,7 @@ FIELD = {
     "reject-correction": "reason",
     "add-blocklist-entry": "value",
     "create-import": "fileName",
+    "put-commission-rules": "defaultPercent",
 }
 INJECTIONS = [
     "' OR '1'='1' --",
@@ -322,6 +324,34 @@ def _cases() -> list[Case]:
         Case("adjust-stock", "delta as a string", _json({"delta": "5", "reason": "x"}), 400, "delta"),
         Case("adjust-stock", "delta true", _json({"delta": True, "reason": "x"}), 400, "delta"),
         Case("adjust-stock", "a blank reason", _json({"delta": 1, "reason": "  "}), 400, "reason"),
+        Case(
+            "put-commission-rules",
+            "a percent over 100",
+            _json({"defaultPercent": 100.01}),
+            400,
+            "defaultPercent",
+        ),
+        Case(
+            "put-commission-rules",
+            "a percent of 1.001",
+            _json({"defaultPercent": 1.001}),
+            400,
+            "defaultPercent",
+        ),
+        Case(
+            "put-commission-rules",
+            "a category name no listing has",
+            _json({"defaultPercent": 10, "categories": {"Home!": 5}}),
+            400,
+            "categories.Home!",
+        ),
+        Case(
+            "put-commission-rules",
+            "a minimum in cents of a currency without them",
+            _json({"defaultPercent": 10, "minimumPerLine": {"JPY": 0.5}}),
+            400,
+            "minimumPerLine.JPY",
+        ),
         # Valid, but more than the listing has: refused whole, naming the field, nothing written.
         Case(
             "adjust-stock",

@@ -88,6 +88,7 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("ReturnRequest", from_file("return_request")),
         ("ReturnDecision", from_file("return_decision")),
         ("StockAdjustment", from_file("stock_adjustment")),
+        ("CommissionRules", from_file("commission_rules")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:

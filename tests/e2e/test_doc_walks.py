@@ -25,7 +25,7 @@ from tests.e2e.test_local_stack import RunningStack, marketplace_running
 
 pytestmark = pytest.mark.e2e
 
-WALKS = ("onboarding.md", "orders.md", "import.md")
+WALKS = ("onboarding.md", "orders.md", "import.md", "money.md")
 BLOCK_SECONDS = 90
 PRINTS = "# prints: "
 # `make run` is what the test does itself (marketplace run, on free ports): its line is left out.

@@ -166,7 +166,7 @@ def test_a_timed_transition_is_the_systems_only():
 def test_a_refund_is_each_lines_units_at_its_unit_price_in_exact_decimals():
     from decimal import Decimal
 
-    from marketplace.orders import refund
+    from marketplace.money import refund
 
     order = {"lines": [{"sku": "A", "unitPrice": {"amount": Decimal("0.1"), "currency": "EUR"}},
                        {"sku": "B", "unitPrice": {"amount": Decimal("1299.99"), "currency": "EUR"}}]}  # fmt: skip

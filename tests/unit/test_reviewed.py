@@ -97,7 +97,9 @@ def test_an_incident_is_queued_while_refused_or_disputed_and_starts_no_workflow(
     incident = registry.QUEUED["RETURN"]
     assert "RETURN" not in registry.KINDS and incident.queued == "INCIDENT"
     for status in ("REFUSED", "DISPUTED"):
-        assert incident.index_changes("t", status, "now")["GSI1PK"] == keys.status_gsi_pk("t", "RETURN", "INCIDENT")
+        assert incident.index_changes("t", status, "now")["GSI1PK"] == keys.status_gsi_pk(
+            "t", "RETURN", "INCIDENT"
+        )
     for status in ("REQUESTED", "ACCEPTED", "REFUNDED", "CLOSED"):
         assert incident.index_changes("t", status, "now") == {"GSI1PK": None, "GSI1SK": None}
     image = {"entity": "RETURN", "tenantId": "t", "returnId": "r-1", "version": 1}

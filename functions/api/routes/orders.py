@@ -21,7 +21,10 @@ def _place(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
         "orderId": order["orderId"],
         "customerOrderId": order["customerOrderId"],
         "supplierOrders": [
-            {"supplierOrderId": s["supplierOrderId"], "supplierId": s["supplierId"], "status": s["status"]}
+            {
+                k: s[k]
+                for k in ("supplierOrderId", "supplierId", "status", "subtotal", "commission", "supplierNet")
+            }
             for s in order["supplierOrders"]
         ],
     }

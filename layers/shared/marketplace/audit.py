@@ -14,7 +14,7 @@ from marketplace import keys
 from marketplace.errors import Conflict
 from marketplace.repository import Table
 
-AUDITED_ENTITIES = frozenset({"SUPPLIER", "PRODUCT", "SUPPLIER_ORDER"})
+AUDITED_ENTITIES = frozenset({"SUPPLIER", "PRODUCT", "SUPPLIER_ORDER", "COMMISSION_RULES"})
 _NOT_AUDITED_FIELDS = {
     "PK",
     "SK",

@@ -17,6 +17,8 @@ WEBHOOK_SK = "WEBHOOK"
 PRODUCT_SK_PREFIX = "PRODUCT#"
 AUDIT_SK_PREFIX = "AUDIT#"
 SHIPMENT_SK_PREFIX = "SHIPMENT#"
+COMMISSION_RULES_SK = "COMMISSION_RULES"
+LEDGER_SK_PREFIX = "ENTRY#"
 EXPIRY_SHARDS = 10
 CORRECTION_SHARDS = 10
 
@@ -145,6 +147,23 @@ def expiry_partition(deadline: datetime, supplier_order_id: str) -> str:
     return expiry_hour_partition(deadline, _shard(supplier_order_id, EXPIRY_SHARDS))
 
 
+# ------------------------------------------------------------------------------- tenant settings, money
+def tenant_settings_pk(tenant_id: str) -> str:
+    """The tenant's own settings, one item each (its commission rules: ``COMMISSION_RULES_SK``)."""
+    return f"TENANT#{tenant_id}#SETTINGS"
+
+
+def ledger_pk(tenant_id: str, supplier_id: str) -> str:
+    """A supplier's ledger: its own partition, apart from the supplier's records and deliveries."""
+    return f"TENANT#{tenant_id}#LEDGER#{supplier_id}"
+
+
+def ledger_sk(at: str, event_id: str, position: int, entry_type: str) -> str:
+    """One ledger entry: oldest first, an event's entries in the order it makes them (a sale before
+    its commission); the order event's id and the entry's type make a repeated event the same entry."""
+    return f"{LEDGER_SK_PREFIX}{at}#{event_id}#{position}#{entry_type}"
+
+
 # ------------------------------------------------------------------------------- webhooks
 def delivery_sk(created_at: str, delivery_id: str) -> str:
     """A webhook delivery, beside its supplier; newest last."""
@@ -238,6 +257,11 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
      "`GSI1` only while FLAGGED"),
     ("shipment", supplier_order_pk(_T, "<supplier order id>"), shipment_sk("<created>", _S),
      "carrier, tracking, the units of each line it carries"),
+    ("commission rules", tenant_settings_pk(_T), COMMISSION_RULES_SK,
+     "`version`, the rates and minimums (D42); audited from the stream"),
+    ("ledger entry", ledger_pk(_T, "<supplier id>"), ledger_sk("<at>", "<order event id>", 0, "<TYPE>"),
+     "append-only, written from the order events (sale, commission, refund, commission reversal); "
+     "the number is the entry's place in its event"),
     ("webhook", supplier_pk(_T, "<supplier id>"), WEBHOOK_SK, "the supplier's URL and signing secret"),
     ("webhook delivery", supplier_pk(_T, "<supplier id>"), delivery_sk("<created>", _S),
      f"and `{dedupe_sk('<event id>')}` claims each event once"),

@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from marketplace import access, keys, products, schemas
+from marketplace import access, commission, keys, products, schemas
 from marketplace import order_lifecycle as lifecycle
 from marketplace.clock import iso, now, now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
+from marketplace.money import refund
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, TransactionCancelled, TransactionConflict, to_item
 from marketplace.reviewed import Kind, Records, record_view
@@ -91,6 +92,8 @@ class Orders:
                 raise InvalidInput(
                     [FieldError("lines", f"supplier {supplier_id} has the same sku on two lines")]
                 )
+        # One currency, priced by the tenant's commission rules as they are now (D42).
+        priced = commission.price_order(self.table, tenant_id, body["lines"])
         order_id = str(uuid.uuid4())
         supplier_orders = []
         for supplier_id, lines in by_supplier.items():
@@ -105,6 +108,7 @@ class Orders:
                 # (the admin queue, its one reader). Every order writing a tenant-wide status key
                 # capped a tenant at ~500 orders/s and cost 5 WRU per order (docs/capacity.md).
                 "GSI2PK": keys.supplier_orders_gsi(tenant_id, supplier_id), "GSI2SK": keys.created_sk(now, supplier_order_id),
+                **priced[supplier_id],  # its lines with their commission, subtotal, commission, supplierNet
             })  # fmt: skip
         order = {
             "PK": keys.order_pk(tenant_id, order_id), "SK": keys.RECORD_SK, "entity": "ORDER", "tenantId": tenant_id,
@@ -918,25 +922,6 @@ def _final(changes: dict[str, Any], reason: str) -> dict[str, Any]:
 def _holding(order: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
     """Every line with the units it still holds."""
     return [(line, lifecycle.held(line)) for line in order["lines"]]
-
-
-def refund(order: dict[str, Any], returned: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a received return refunds: each line's units at the order's unit price, and their sum,
-    in exact decimals (never floats) and the order's currency."""
-    prices = {line["sku"]: line["unitPrice"] for line in order["lines"]}
-    currencies = {prices[item["sku"]]["currency"] for item in returned}
-    if len(currencies) != 1:
-        raise Conflict(f"the returned lines are priced in {', '.join(sorted(currencies))}: refund them apart")
-    lines = [
-        {"sku": item["sku"], "quantity": int(item["quantity"]),
-         "amount": Decimal(str(prices[item["sku"]]["amount"])) * int(item["quantity"])}
-        for item in returned
-    ]  # fmt: skip
-    return {
-        "amount": sum((line["amount"] for line in lines), Decimal(0)),
-        "currency": currencies.pop(),
-        "lines": lines,
-    }
 
 
 def return_view(item: Mapping[str, Any]) -> dict[str, Any]:

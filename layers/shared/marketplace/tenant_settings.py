@@ -1,12 +1,25 @@
 """A tenant's settings, read from this one place.
 
-Today every tenant has the defaults below; the tenants' own settings (a record per tenant that its
-admin edits) will be read here too, so that no caller changes when they come.
+The order settings are the defaults below for every tenant today. The commission rules
+(``marketplace.commission``) are the first setting a tenant's admin edits: one item per tenant
+(``keys.tenant_settings_pk`` / ``keys.COMMISSION_RULES_SK``), versioned (``If-Match``), audited from the
+table's stream as every audited record is; a tenant that never set them has none (version 0).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from marketplace import keys
+from marketplace.clock import now_iso
+from marketplace.errors import Conflict, PreconditionFailed
+from marketplace.principal import Principal
+from marketplace.repository import Table
+
+COMMISSION_RULES = "COMMISSION_RULES"
+# The fields of the commission rules (schemas/commission_rules.json).
+RULE_FIELDS = ("defaultPercent", "categories", "suppliers", "minimumPerLine")
 
 
 @dataclass(frozen=True)
@@ -36,3 +49,37 @@ def order_settings(tenant_id: str) -> OrderSettings:
     """The order settings of ``tenant_id`` (the defaults, until tenants can set their own)."""
     del tenant_id  # every tenant has the defaults today
     return DEFAULT_ORDER_SETTINGS
+
+
+def commission_rules_record(table: Table, tenant_id: str) -> dict[str, Any] | None:
+    """The tenant's commission rules as stored, or None while its admin has set none."""
+    return table.get(keys.tenant_settings_pk(tenant_id), keys.COMMISSION_RULES_SK)
+
+
+def put_commission_rules(
+    table: Table, principal: Principal, rules: dict[str, Any], expected_version: int | None
+) -> dict[str, Any]:
+    """Write the tenant's commission rules as their next version (``rules``: already validated).
+    ``expected_version`` (the caller's If-Match; 0 for "none set yet") must be the version stored,
+    else 412; without it the write still lands only on the version read (a race is 409)."""
+    current = commission_rules_record(table, principal.tenant_id)
+    version = int(current["version"]) if current else 0
+    if expected_version is not None and expected_version != version:
+        raise PreconditionFailed(f"the commission rules are at version {version}, not {expected_version}")
+    at = now_iso()
+    try:
+        if current is None:
+            record = {
+                "PK": keys.tenant_settings_pk(principal.tenant_id), "SK": keys.COMMISSION_RULES_SK,
+                "entity": COMMISSION_RULES, "tenantId": principal.tenant_id, **rules, "version": 1,
+                "createdAt": at, "createdBy": principal.actor, "updatedAt": at, "updatedBy": principal.actor,
+            }  # fmt: skip
+            table.put_new(record)
+            return record
+        # A field the new version leaves out is removed (None), so no old override outlives it.
+        changes = {name: rules.get(name) for name in (*RULE_FIELDS, *rules)}
+        return table.update(
+            current["PK"], current["SK"], version, {**changes, "updatedAt": at, "updatedBy": principal.actor}
+        )
+    except Conflict:
+        raise Conflict("the commission rules changed meanwhile; read them and try again") from None

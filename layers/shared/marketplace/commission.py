@@ -1,0 +1,203 @@
+"""The commission the retailer takes on each order line, by the tenant's rules (docs/money.md).
+
+The rules (``schemas/commission_rules.json``, stored and versioned by ``marketplace.tenant_settings``):
+a default percent, an override per listing category and one per supplier (the supplier's wins over
+the category's, which wins over the default), and an optional minimum per line in each currency.
+
+A line's commission is its percent of the line's amount (unit price times units), rounded once by
+the one rule of :mod:`marketplace.money`, raised to the minimum of the line's currency if one is set,
+and never more than the line's amount. A supplier order carries, as priced when it was placed,
+``subtotal`` (the sum of its lines' amounts), ``commission`` (the sum of its lines' commissions),
+``supplierNet`` (the difference) and ``commissionRulesVersion``; each line keeps its percent and
+minimum, so the ledger prices what was delivered and refunded by the same rule version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from marketplace import keys, money, schemas, tenant_settings
+from marketplace.errors import FieldError, InvalidInput
+from marketplace.money import Money
+from marketplace.principal import Principal
+from marketplace.repository import Table
+
+
+@dataclass(frozen=True)
+class Rules:
+    version: int = 0  # 0: the tenant's admin has set none, and no commission is taken
+    default_percent: Decimal = Decimal(0)
+    categories: dict[str, Decimal] = field(default_factory=dict)
+    suppliers: dict[str, Decimal] = field(default_factory=dict)
+    minimum_per_line: dict[str, Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any] | None) -> Rules:
+        if record is None:
+            return cls()
+
+        def decimals(name: str) -> dict[str, Decimal]:
+            return {k: money.decimal_of(v) for k, v in (record.get(name) or {}).items()}
+
+        return cls(
+            version=int(record["version"]),
+            default_percent=money.decimal_of(record["defaultPercent"]),
+            categories=decimals("categories"),
+            suppliers=decimals("suppliers"),
+            minimum_per_line=decimals("minimumPerLine"),
+        )
+
+    def percent_for(self, supplier_id: str, category: str | None) -> Decimal:
+        if supplier_id in self.suppliers:
+            return self.suppliers[supplier_id]
+        if category is not None and category in self.categories:
+            return self.categories[category]
+        return self.default_percent
+
+    def minimum_for(self, currency: str) -> Money | None:
+        found = self.minimum_per_line.get(currency)
+        return None if found is None else Money.of(found, currency)
+
+
+def line_commission(amount: Money, percent: Decimal, minimum: Money | None) -> Money:
+    """The commission of a line of ``amount``: ``percent`` of it rounded by the one rule, at least
+    ``minimum``, at most the amount itself (a line of no units has none)."""
+    if amount.amount <= 0:
+        return Money.zero(amount.currency)
+    taken = amount.percent(percent)
+    if minimum is not None and taken.amount < minimum.amount:
+        taken = minimum
+    return taken if taken.amount <= amount.amount else amount
+
+
+def commission_of(line: dict[str, Any], units: int) -> Money:
+    """A priced line's commission on ``units`` of it, by the percent and minimum it was priced with."""
+    price = Money.parse(line["unitPrice"])
+    terms = line.get("commission") or {}
+    minimum = terms.get("minimum")
+    return line_commission(
+        price.times(units),
+        money.decimal_of(terms.get("percent", 0)),
+        None if minimum is None else Money.of(minimum, price.currency),
+    )
+
+
+def check_amounts(lines: list[dict[str, Any]]) -> str:
+    """The one currency of an order's ``lines``; else 400 naming each line whose currency is not
+    the first line's, and each price with more decimals than its currency has."""
+    errors: list[FieldError] = []
+    currency = str(lines[0]["unitPrice"]["currency"])
+    for i, line in enumerate(lines):
+        price = line["unitPrice"]
+        if price["currency"] != currency:
+            errors.append(FieldError(f"lines.{i}.unitPrice.currency",
+                                     f"is {price['currency']}, but line 0 is {currency}: an order is in one currency"))  # fmt: skip
+            continue
+        try:
+            Money.parse(price)
+        except ValueError as error:
+            errors.append(FieldError(f"lines.{i}.unitPrice.amount", str(error)))
+    if errors:
+        raise InvalidInput(errors)
+    return currency
+
+
+def price_order(table: Table, tenant_id: str, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each supplier's part of an order's ``lines``, priced by the tenant's rules as they are now:
+    ``{supplierId: {"lines", "subtotal", "commission", "supplierNet", "commissionRulesVersion"}}``.
+    Reads the rules and every line's listing (its category) once: one read and one batch read per
+    order. A line whose listing is unknown gets its supplier's or the default percent (the intake
+    flags it anyway)."""
+    currency = check_amounts(lines)
+    rules = Rules.from_record(tenant_settings.commission_rules_record(table, tenant_id))
+    listings = table.batch_get(
+        (keys.supplier_pk(tenant_id, line["supplierId"]), keys.product_sk(line["sku"])) for line in lines
+    )
+    categories = {(l["PK"], l["SK"]): l.get("category") for l in listings if l.get("entity") == "PRODUCT"}  # noqa: E741
+    minimum = rules.minimum_for(currency)
+    parts: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        supplier_id = line["supplierId"]
+        category = categories.get((keys.supplier_pk(tenant_id, supplier_id), keys.product_sk(line["sku"])))
+        percent = rules.percent_for(supplier_id, category)
+        amount = Money.parse(line["unitPrice"]).times(int(line["quantity"]))
+        taken = line_commission(amount, percent, minimum)
+        terms = {
+            "percent": percent,
+            **({"minimum": minimum.text()} if minimum else {}),
+            "amount": taken.text(),
+        }
+        part = parts.setdefault(supplier_id, {"lines": [], "subtotal": Money.zero(currency),
+                                              "commission": Money.zero(currency)})  # fmt: skip
+        part["lines"].append({"sku": line["sku"], "quantity": line["quantity"], "unitPrice": line["unitPrice"],
+                              "commission": terms})  # fmt: skip
+        part["subtotal"] += amount
+        part["commission"] += taken
+    return {
+        supplier_id: {
+            "lines": part["lines"],
+            "subtotal": part["subtotal"].view(),
+            "commission": part["commission"].view(),
+            "supplierNet": (part["subtotal"] - part["commission"]).view(),
+            "commissionRulesVersion": rules.version,
+        }
+        for supplier_id, part in parts.items()
+    }
+
+
+# The names of the rules' maps, checked here: OpenAPI 3.0 (which must say what schemas/ says) has no
+# propertyNames. A category is named as a listing's (schemas/product.json).
+_NAMES = {
+    "categories": (re.compile(r"[a-z][a-z0-9-]{1,39}"), "is not a category name (a-z, 0-9, -; 2 to 40)"),
+    "suppliers": (re.compile(r".{1,64}", re.DOTALL), "is not a supplier id (1 to 64 characters)"),
+    "minimumPerLine": (re.compile(r"[A-Z]{3}"), "is not an ISO 4217 currency code"),
+}
+
+
+def _check_names(body: dict[str, Any]) -> None:
+    errors = [
+        FieldError(f"{field}.{name}"[:200], reason)
+        for field, (pattern, reason) in _NAMES.items()
+        for name in body.get(field) or {}
+        if not pattern.fullmatch(name)
+    ]
+    errors += [
+        FieldError(f"minimumPerLine.{code}", f"has more decimals than {code} has")
+        for code, amount in (body.get("minimumPerLine") or {}).items()
+        if _NAMES["minimumPerLine"][0].fullmatch(code) and not _fits(amount, code)
+    ]
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _fits(amount: Any, currency: str) -> bool:
+    try:
+        Money.of(amount, currency)
+    except ValueError:
+        return False
+    return True
+
+
+def view(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The rules as the admin set them (what ``PUT`` takes back), with their version; version 0 and
+    no commission while none were set."""
+    if record is None:
+        return {"defaultPercent": 0, "version": 0}
+    shown = {k: record[k] for k in tenant_settings.RULE_FIELDS if k in record}
+    return {**shown, "version": int(record["version"]), **{k: record[k] for k in ("updatedAt", "updatedBy")}}
+
+
+def get_rules(table: Table, principal: Principal) -> dict[str, Any]:
+    return view(tenant_settings.commission_rules_record(table, principal.tenant_id))
+
+
+def put_rules(table: Table, principal: Principal, body: Any, expected_version: int | None) -> dict[str, Any]:
+    """Validate ``body`` (400 naming each bad field) and write it as the rules' next version."""
+    if not isinstance(body, dict):
+        raise InvalidInput([FieldError("(body)", "must be a JSON object")])
+    schemas.validate("commission_rules", body)
+    _check_names(body)
+    return view(tenant_settings.put_commission_rules(table, principal, body, expected_version))
