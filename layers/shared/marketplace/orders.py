@@ -29,7 +29,8 @@ from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, TransactionCancelled, TransactionConflict, to_item
 from marketplace.reviewed import Kind, Records, record_view
-from marketplace.suppliers import Suppliers
+from marketplace.suppliers import SUSPENDED, Suppliers
+from marketplace.suppliers import record_key as supplier_key
 from marketplace.tenant_settings import order_settings
 
 ENTITY = "SUPPLIER_ORDER"
@@ -86,6 +87,7 @@ class Orders:
                 raise InvalidInput(
                     [FieldError("lines", f"supplier {supplier_id} has the same sku on two lines")]
                 )
+        self._refuse_withdrawn(tenant_id, body["lines"])
         order_id = str(uuid.uuid4())
         supplier_orders = []
         for supplier_id, lines in by_supplier.items():
@@ -121,6 +123,54 @@ class Orders:
         except Conflict:
             raise Conflict(f"customer order {body['customerOrderId']} was already placed") from None
         return {**order, "supplierOrders": supplier_orders}
+
+    def _refuse_withdrawn(self, tenant_id: str, lines: list[dict[str, Any]]) -> None:
+        """409 naming each line (``lines.<n>.sku``) of a suspended supplier or a delisted listing:
+        what an admin or the supplier took off sale is not ordered at all, rather than placed and
+        flagged by the intake (docs/decisions.md D40). One consistent read of the suppliers and
+        listings named; any other status is the intake's to judge, as before."""
+
+        def listing_key(line: dict[str, Any]) -> tuple[str, str]:
+            return keys.supplier_pk(tenant_id, line["supplierId"]), keys.product_sk(line["sku"])
+
+        suppliers = {supplier_key(tenant_id, line["supplierId"]) for line in lines}
+        found = {(i["PK"], i["SK"]): i for i in self.table.batch_get([*suppliers, *map(listing_key, lines)])}
+        errors = []
+        for n, line in enumerate(lines):
+            supplier = found.get(supplier_key(tenant_id, line["supplierId"])) or {}
+            listing = found.get(listing_key(line)) or {}
+            if supplier.get("status") == SUSPENDED:
+                why = f"its supplier {line['supplierId']} is SUSPENDED: its listings cannot be ordered"
+                errors.append(FieldError(f"lines.{n}.sku", why))
+            elif listing.get("status") == products.DELISTED:
+                errors.append(
+                    FieldError(f"lines.{n}.sku", f"{line['sku']} is DELISTED: it cannot be ordered")
+                )
+        if errors:
+            raise Conflict("some lines cannot be ordered", errors)
+
+    def cancel_awaiting(self, principal: Principal, supplier_id: str, reason: str) -> list[str]:
+        """Cancel every order of ``supplier_id`` still awaiting its acceptance, each with its stock
+        released in the transaction that cancels it (:meth:`cancel`), as ``principal``; an order
+        decided meanwhile is left as it is. Returns the ids cancelled. Orders already accepted go
+        on. Reads the supplier's orders (its index, GSI2) page by page, keeping the awaiting ones."""
+        cancelled, token = [], None
+        while True:
+            page = self.table.query(
+                keys.supplier_orders_gsi(principal.tenant_id, supplier_id), index="GSI2", pk_name="GSI2PK",
+                sk_name="GSI2SK", limit=100, next_token=token, where={"status": lifecycle.AWAITING},
+                project=("supplierOrderId",),
+            )  # fmt: skip
+            for item in page.items:
+                try:
+                    order = self.cancel(principal, str(item["supplierOrderId"]), reason)
+                except Conflict:
+                    continue  # accepted or decided since the page was read: it goes on
+                if order["status"] == lifecycle.CANCELLED:
+                    cancelled.append(str(item["supplierOrderId"]))
+            token = page.next_token
+            if not token:
+                return cancelled
 
     # ---------------------------------------------------------------- reads
     def get_order(self, principal: Principal, order_id: str) -> dict[str, Any]:
