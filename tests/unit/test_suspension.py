@@ -234,3 +234,16 @@ def test_each_change_is_announced_as_the_status_it_sets_with_its_reason():
         assert (back["type"], back["body"]["reason"]) == (
             f"{event.split('.')[0]}.{before['status'].lower()}", "audit passed",
         )  # fmt: skip
+
+
+def test_the_suspension_cancels_an_order_only_while_it_awaits_acceptance(table, admin):
+    """An order accepted between the suspension's read of the index and its cancellation goes on
+    (an admin may cancel an accepted order otherwise)."""
+    supplier_id = approved_supplier(table, admin)
+    active_listing(table, admin, supplier_id)
+    store = Orders(table)
+    placed = order(table, admin, supplier_id)["supplierOrders"][0]["supplierOrderId"]
+    store.reserve(admin.tenant_id, placed, 1, 3600, datetime.now(UTC))
+    store.accept(supplier_of(admin, supplier_id), placed)
+    kept = store.cancel(admin, placed, "the supplier is suspended: audit", only_from=("AWAITING_ACCEPTANCE",))
+    assert (kept["status"], kept["version"]) == ("ACCEPTED", 3)

@@ -163,9 +163,11 @@ class Orders:
             )  # fmt: skip
             for item in page.items:
                 try:
-                    order = self.cancel(principal, str(item["supplierOrderId"]), reason)
+                    order = self.cancel(
+                        principal, str(item["supplierOrderId"]), reason, only_from=(lifecycle.AWAITING,)
+                    )
                 except Conflict:
-                    continue  # accepted or decided since the page was read: it goes on
+                    continue  # it keeps changing: decided meanwhile, it goes on
                 if order["status"] == lifecycle.CANCELLED:
                     cancelled.append(str(item["supplierOrderId"]))
             token = page.next_token
@@ -371,14 +373,18 @@ class Orders:
         supplier_order_id: str,
         reason: str,
         lines: list[dict[str, Any]] | None = None,
+        only_from: tuple[str, ...] | None = None,
     ) -> dict[str, Any]:
         """The whole order, or the units of the ``lines`` named (``{sku, quantity?}``; without a
         quantity, every unit the line still has to ship), cancelled with ``reason``; the stock they
         hold goes back in the same transaction. Who may cancel from which status: the lifecycle's
         ``cancel`` and ``cancel_lines`` (the retailer or an admin before shipment, the supplier once it
-        has accepted), and ``cancel_unshipped`` for the rest of a partly shipped order."""
+        has accepted), and ``cancel_unshipped`` for the rest of a partly shipped order. With
+        ``only_from``, an order in another status (decided meanwhile) is answered as it is."""
 
         def plan(order: dict[str, Any]) -> _Write | None:
+            if only_from is not None and order["status"] not in only_from:
+                return None
             if lines is None and order["status"] in (lifecycle.CANCELLED, lifecycle.REJECTED, "EXPIRED"):
                 return None
             partly_shipped = order["status"] == lifecycle.PARTIALLY_SHIPPED
