@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from marketplace import keys
+from marketplace.access import ADMIN
 from marketplace.clock import now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, PreconditionFailed
 from marketplace.principal import Principal
@@ -30,7 +31,6 @@ from marketplace.repository import Page, Table, to_item
 SYSTEM_FIELD = "(system)"
 # A withdrawal or restoration that loses a race to another write is read and decided again this often.
 WITHDRAW_ATTEMPTS = 3
-ADMIN_ROLE = "admin"
 # Who took a record out of use, as whom, and when: kept while it is withdrawn.
 WITHDRAWAL_FIELDS = ("withdrawnBy", "withdrawnAs", "withdrawnAt")
 REJECTED, FLAGGED, PENDING = "REJECTED", "FLAGGED", "PENDING"
@@ -149,7 +149,7 @@ class Kind:
 
 def _acting_as(principal: Principal) -> str:
     """The role a caller withdraws a record in: an admin's decision outranks a supplier's own."""
-    return ADMIN_ROLE if ADMIN_ROLE in principal.roles else "+".join(sorted(principal.roles))
+    return ADMIN if ADMIN in principal.roles else "+".join(sorted(principal.roles))
 
 
 class Records:
@@ -289,7 +289,7 @@ class Records:
                 return current
             if current["status"] != status:
                 raise self._refused(current, action, status)
-            if current.get("withdrawnAs") == ADMIN_ROLE and _acting_as(principal) != ADMIN_ROLE:
+            if current.get("withdrawnAs") == ADMIN and _acting_as(principal) != ADMIN:
                 raise Conflict(
                     f"the {self.kind.label} was {status.lower()} by an admin: only an admin may {action} it",
                     [FieldError("status", f"{status} by an admin")],
