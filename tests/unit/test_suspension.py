@@ -247,3 +247,17 @@ def test_the_suspension_cancels_an_order_only_while_it_awaits_acceptance(table, 
     store.accept(supplier_of(admin, supplier_id), placed)
     kept = store.cancel(admin, placed, "the supplier is suspended: audit", only_from=("AWAITING_ACCEPTANCE",))
     assert (kept["status"], kept["version"]) == ("ACCEPTED", 3)
+
+
+def test_a_suspended_supplier_cannot_accept_an_order_that_reached_it_after_the_suspension(table, admin):
+    """An order validated before the suspension and reserved after its cancellations read the index
+    awaits a supplier that is suspended: the supplier cannot accept it (it expires, its stock back)."""
+    supplier_id = approved_supplier(table, admin)
+    active_listing(table, admin, supplier_id)
+    store = Orders(table)
+    placed = order(table, admin, supplier_id)["supplierOrders"][0]["supplierOrderId"]
+    suspension.suspend(admin, supplier_id, "audit", table)  # nothing awaiting yet
+    assert store.reserve(admin.tenant_id, placed, 1, 3600, datetime.now(UTC))["outcome"] == "RESERVED"
+    with pytest.raises(Conflict, match="the supplier is SUSPENDED: it cannot accept orders"):
+        store.accept(supplier_of(admin, supplier_id), placed)
+    assert store.get(admin.tenant_id, placed)["status"] == "AWAITING_ACCEPTANCE"

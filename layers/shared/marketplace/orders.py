@@ -149,6 +149,17 @@ class Orders:
         if errors:
             raise Conflict("some lines cannot be ordered", errors)
 
+    def _refuse_suspended(self, order: dict[str, Any]) -> None:
+        """A suspended supplier accepts nothing: an order that reached it after its suspension
+        cancelled what was awaiting (reserved in the instant between the two) expires after the SLA,
+        its stock back, instead (docs/decisions.md D40)."""
+        supplier = Suppliers(self.table).get(str(order["tenantId"]), str(order["supplierId"]))
+        if supplier["status"] == SUSPENDED:
+            raise Conflict(
+                "the supplier is SUSPENDED: it cannot accept orders",
+                [FieldError("supplierId", "is SUSPENDED")],
+            )
+
     def cancel_awaiting(self, principal: Principal, supplier_id: str, reason: str) -> list[str]:
         """Cancel every order of ``supplier_id`` still awaiting its acceptance, each with its stock
         released in the transaction that cancels it (:meth:`cancel`), as ``principal``; an order
@@ -338,6 +349,7 @@ class Orders:
             ):
                 return None  # a repeat of the decision already taken
             lifecycle.transition("accept").check(order["status"], acting)
+            self._refuse_suspended(order)
             lines = [
                 {**line, "status": lifecycle.LINE_REFUSED, "refusedReason": refused[line["sku"]]}
                 if line["sku"] in refused
