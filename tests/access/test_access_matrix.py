@@ -77,6 +77,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
     # The stock is the supplier's: the supplier and an admin adjust it, not the retailer (D38).
     "POST /suppliers/{supplierId}/products/{sku}/stock-adjustments": own(403, OK, OK, 404),
     "POST /suppliers/{supplierId}/products/{sku}/reject": ADMIN_ONLY,
+    "POST /suppliers/{supplierId}/suspend": ADMIN_ONLY,
+    "POST /suppliers/{supplierId}/reinstate": ADMIN_ONLY,
+    "POST /suppliers/{supplierId}/products/{sku}/delist": own(403, OK, OK, 404),
+    "POST /suppliers/{supplierId}/products/{sku}/relist": own(403, OK, OK, 404),
     "POST /suppliers/{supplierId}/products/{sku}/retry": ADMIN_ONLY,
     "POST /orders": own(OK, 403, 403, 403),
     "GET /orders/{orderId}": own(OK, OK, 403, 403),
@@ -184,6 +188,10 @@ class Tenant:
     returns: dict[str, str] = field(default_factory=dict)  # purpose (the route's last word) -> id
     flagged_suppliers: dict[str, str] = field(default_factory=dict)
     flagged_skus: dict[str, str] = field(default_factory=dict)
+    # Approved suppliers and active listings for the suspend and delist routes (by the route's last
+    # word); the "reinstate" supplier and the "relist" listing are taken off sale first.
+    held_suppliers: dict[str, str] = field(default_factory=dict)
+    held_skus: dict[str, str] = field(default_factory=dict)
     delivered: str = ""
     failed: dict[str, str] = field(default_factory=dict)  # caller role -> a FAILED delivery
     blocklist_entry: str = ""
@@ -247,8 +255,9 @@ class World:
                 tenant.flagged_suppliers = {
                     p: self._register(scope, taxId="DE12345") for p in ("reject", "retry")
                 }
+                tenant.held_suppliers = {p: self._register(scope) for p in ("suspend", "reinstate")}
         for scope, tenant in self._tenants():
-            for supplier_id in (tenant.supplier, tenant.other_supplier):
+            for supplier_id in (tenant.supplier, tenant.other_supplier, *tenant.held_suppliers.values()):
                 self._wait(scope, f"/suppliers/{supplier_id}", "APPROVED")
             for supplier_id in tenant.flagged_suppliers.values():
                 self._wait(scope, f"/suppliers/{supplier_id}", "FLAGGED")
@@ -259,7 +268,8 @@ class World:
                 self.ok("PUT", f"/suppliers/{tenant.supplier}/webhook", owner, hook)
                 # A "home" listing needs attributes.material: these are flagged.
                 tenant.flagged_skus = {p: f"FLAG-{p}" for p in ("reject", "retry")}
-            for sku in ("LAMP-1", *tenant.flagged_skus.values()):
+                tenant.held_skus = {p: f"HELD-{p}" for p in ("delist", "relist")}
+            for sku in ("LAMP-1", *tenant.flagged_skus.values(), *tenant.held_skus.values()):
                 attributes = {} if sku.startswith("FLAG-") else {"material": "steel"}
                 self.ok(
                     "POST",
@@ -268,7 +278,8 @@ class World:
                     listing(sku, attributes=attributes),
                 )
         for scope, tenant in self._tenants():
-            self._wait(scope, f"/suppliers/{tenant.supplier}/products/LAMP-1", "ACTIVE")
+            for sku in ("LAMP-1", *tenant.held_skus.values()):
+                self._wait(scope, f"/suppliers/{tenant.supplier}/products/{sku}", "ACTIVE")
             for sku in tenant.flagged_skus.values():
                 self._wait(scope, f"/suppliers/{tenant.supplier}/products/{sku}", "FLAGGED")
         for scope, tenant in self._tenants():
@@ -298,6 +309,9 @@ class World:
                 status = "FLAGGED" if purpose == "retry" else "AWAITING_ACCEPTANCE"
                 self._wait(scope, f"/supplier-orders/{supplier_order_id}", status)
         own, owner = self.own, "own:supplier"
+        held = {"reason": "taken off sale for the matrix"}
+        self.ok("POST", f"/suppliers/{own.held_suppliers['reinstate']}/suspend", "own:admin", held)
+        self.ok("POST", f"/suppliers/{own.supplier}/products/{own.held_skus['relist']}/delist", owner, held)
         for purpose in ("cancel", "shipments", "delivered", *RETURNED):  # accepted; the rest shipped in full
             self.ok("POST", f"/supplier-orders/{own.supplier_orders[purpose]}/accept", owner)
         for purpose in ("delivered", *RETURNED):
@@ -415,6 +429,10 @@ class World:
         query: dict[str, str] = {}
         if route.endswith("/products/{sku}/reject") or route.endswith("/products/{sku}/retry"):
             ids["sku"] = t.flagged_skus[template.rsplit("/", 1)[-1]]
+        if route.endswith("/products/{sku}/delist") or route.endswith("/products/{sku}/relist"):
+            ids["sku"] = t.held_skus[template.rsplit("/", 1)[-1]]
+        if route.endswith("{supplierId}/suspend") or route.endswith("{supplierId}/reinstate"):
+            ids["supplierId"] = t.held_suppliers[template.rsplit("/", 1)[-1]]
         if route.startswith("POST /supplier-orders/{supplierOrderId}/"):
             ids["supplierOrderId"] = t.supplier_orders[template.rsplit("/", 1)[-1]]
         if route == "GET /supplier-orders/{supplierOrderId}/shipments":  # one with a shipment
@@ -429,7 +447,9 @@ class World:
             ids["importId"] = t.imports.get(role, t.imports.get("supplier", "none"))
         if route == "GET /supplier-orders":
             query = {"supplierId": t.supplier}
-        if route.endswith(("/reject", "/cancel", "/refuse", "/dispute")):
+        if route.endswith(
+            ("/reject", "/cancel", "/refuse", "/dispute", "/suspend", "/reinstate", "/delist", "/relist")
+        ):
             body = {"reason": f"refused by {caller}"}
         if route.endswith("/decide"):
             body = {"refund": True, "reason": f"decided by {caller}"}
@@ -463,7 +483,8 @@ class World:
         # The own tenant's record ids (another tenant's records may name our supplier ids: an order
         # line typed by its retailer; they are still its records, not ours).
         foreign = {*t.flagged_suppliers.values(), *t.supplier_orders.values(), t.supplier, t.other_supplier,
-                   *(f"{t.supplier}/{sku}" for sku in t.flagged_skus.values())}  # fmt: skip
+                   *t.held_suppliers.values(),
+                   *(f"{t.supplier}/{sku}" for sku in (*t.flagged_skus.values(), *t.held_skus.values()))}  # fmt: skip
         text = response.text
         if route == "POST /suppliers":
             created = self.ok("GET", f"/suppliers/{answer['supplierId']}", f"{scope}:retailer")
@@ -508,6 +529,19 @@ class World:
             assert answer["status"] == "REJECTED"
         elif route.endswith("/retry"):
             assert answer.get("retryRequestedAt"), answer
+        elif route.endswith(("/suspend", "/reinstate", "/delist", "/relist")):
+            action = route.rsplit("/", 1)[-1]
+            wanted = {
+                "suspend": "SUSPENDED",
+                "reinstate": "APPROVED",
+                "delist": "DELISTED",
+                "relist": "ACTIVE",
+            }
+            assert answer["status"] == wanted[action], answer
+            record = f"/suppliers/{answer['supplierId']}" + (
+                f"/products/{answer['sku']}" if "sku" in answer else ""
+            )
+            assert self.ok("GET", record, caller)["status"] == wanted[action]
         elif route == "POST /orders":
             order = self.ok("GET", f"/orders/{answer['orderId']}", f"{scope}:retailer")
             assert order["customerOrderId"] == body["customerOrderId"]

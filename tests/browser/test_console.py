@@ -1,5 +1,6 @@
 """The admin console in headless Chromium: a flagged supplier is fixed through the page, drained and
-ends APPROVED with its audit trail; another is rejected with a reason; sign-in and the fix form by
+ends APPROVED with its audit trail, then is suspended and reinstated; another is rejected with a reason;
+sign-in and the fix form by
 keyboard alone; API errors shown with their field and reason; an incident (a refused return) shown
 in the queue with both sides' reasons and decided with a refund."""
 
@@ -170,6 +171,24 @@ def test_a_flagged_supplier_is_fixed_through_the_console_and_ends_approved(stack
     expect(page.locator("#queue-empty")).to_be_visible()
     screen.shot("console-7-queue-empty")
 
+    # The approved supplier, opened by its id, is suspended with a reason and reinstated (D40).
+    page.get_by_label("Supplier id").fill(fixable)
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.locator("#record-status")).to_have_text("APPROVED")
+    page.get_by_role("button", name="Suspend the supplier").click()
+    expect(page.get_by_role("alert")).to_contain_text("reason is required")
+    page.get_by_label("Reason", exact=True).fill("unpaid marketplace fees")
+    page.get_by_role("button", name="Suspend the supplier").click()
+    expect(page.locator("#record-status")).to_have_text("SUSPENDED")
+    expect(page.locator("#record-summary")).to_contain_text("unpaid marketplace fees")
+    expect(page.get_by_role("status")).to_have_text("Supplier is SUSPENDED.")
+    screen.shot("console-8-suspended")
+    page.get_by_label("Reason", exact=True).fill("fees paid")
+    page.get_by_role("button", name="Reinstate the supplier").click()
+    expect(page.locator("#record-status")).to_have_text("APPROVED")
+    rows = audit_rows(page, 6)
+    assert [(r[1].split(":")[0], r[4]) for r in rows[-2:]] == [("admin", "SUSPENDED"), ("admin", "APPROVED")]
+
     # Signing out forgets the token.
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -177,7 +196,7 @@ def test_a_flagged_supplier_is_fixed_through_the_console_and_ends_approved(stack
     assert screen.errors == []
     # The page's config.json is served (locally: the API at the page's origin), as on AWS.
     assert [u for u in screen.not_found if u.endswith("/config.json")] == []
-    assert all(p.stat().st_size > 1000 for p in screen.saved) and len(screen.saved) == 7
+    assert all(p.stat().st_size > 1000 for p in screen.saved) and len(screen.saved) == 8
 
 
 def test_the_console_refuses_a_token_that_is_not_an_admins(stack, tenant, screen):

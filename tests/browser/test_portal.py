@@ -172,6 +172,7 @@ def test_a_supplier_is_told_how_to_fix_a_flagged_listing_and_to_register_a_webho
     for body, status in (
         (listing(sku="SOFA-1", title="Gilded sofa", price={"amount": 25000, "currency": "EUR"}), "FLAGGED"),
         (listing(sku="KNIFE-1", title="Hunting knife", category="weapons", quantity=7), "REJECTED"),
+        (listing(sku="LAMP-1", quantity=3), "ACTIVE"),
     ):
         url = f"{stack.api_url}/suppliers/{supplier_id}/products"
         assert requests.post(url, json=body, headers=supplier, timeout=10).status_code == 202
@@ -194,6 +195,30 @@ def test_a_supplier_is_told_how_to_fix_a_flagged_listing_and_to_register_a_webho
     expect(page.locator("#webhook-hint")).to_contain_text(f"PUT /suppliers/{supplier_id}/webhook")
     expect(page.locator("#accepted-none")).to_be_visible()
     screen.shot("portal-6-hints")
+
+    # The supplier takes its own active listing off sale with a reason, and puts it back (D40).
+    page.get_by_role("button", name="Delist LAMP-1…").click()
+    page.get_by_label("Reason to delist LAMP-1").fill("out of season")
+    page.get_by_role("button", name="Confirm: delist LAMP-1").click()
+    lamp = page.locator("#listings-table tbody tr", has_text="LAMP-1")
+    expect(lamp.locator(".status-badge")).to_have_text("DELISTED")
+    expect(lamp.locator("td").nth(2)).to_contain_text("out of season")
+    expect(lamp.locator("td").nth(3)).to_have_text("none (delisted; 3 in stock)")
+    page.get_by_role("button", name="Relist LAMP-1…").click()
+    page.get_by_label("Reason to relist LAMP-1").fill("back in season")
+    page.get_by_role("button", name="Confirm: relist LAMP-1").click()
+    expect(lamp.locator(".status-badge")).to_have_text("ACTIVE")
+    expect(page.get_by_role("status")).to_have_text("Listing LAMP-1 is ACTIVE.")
+    # Suspended by an admin: the supplier sees it, with the reason and what it means.
+    suspended = requests.post(f"{stack.api_url}/suppliers/{supplier_id}/suspend", json={"reason": "unpaid fees"},
+                              headers=bearer(stack, tenant, "admin"), timeout=10)  # fmt: skip
+    assert suspended.status_code == 200, suspended.text
+    page.get_by_role("button", name="Refresh everything").click()
+    expect(page.locator("#registration-status")).to_have_text("SUSPENDED")
+    expect(page.locator("#registration")).to_contain_text("unpaid fees")
+    expect(page.locator("#suspended-note")).to_have_text(
+        "your listings cannot be ordered; orders you had accepted go on"
+    )
 
     # Once a webhook is registered the hint goes.
     hook = requests.put(f"{stack.api_url}/suppliers/{supplier_id}/webhook", headers=supplier, timeout=10,

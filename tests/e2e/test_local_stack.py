@@ -454,6 +454,117 @@ def test_a_supplier_hears_its_listing_go_live_on_its_signed_webhook(running):
     receiver.close()
 
 
+def test_an_admin_suspends_a_supplier_and_delists_a_listing_and_the_blocklist_suspends(running):
+    """The issue's observation: an admin could not suspend an approved supplier or delist an active
+    listing (reject answered 409), and adding an approved supplier's tax id to the blocked list changed
+    nothing. Now (docs/decisions.md D40): suspended, its awaiting order cancelled with its stock back,
+    its accepted order going on, its listings refused by POST /orders naming the line; a listing
+    delisted and relisted by its supplier; each change announced on the topic and the signed webhook,
+    and in the audit trail with the admin's name; the blocked list suspends."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    url, retailer, admin = running.url, running.token(tenant, "retailer"), running.token(tenant, "admin")
+    supplier_id, sku = approved_supplier_with_listing(running, tenant, quantity=5)
+    supplier = running.token(tenant, "supplier", supplier_id=supplier_id)
+    secret = f"whsec-{uuid.uuid4().hex}"
+    receiver = running.receiver(secret)
+    hook = {"url": receiver.url, "secret": secret}
+    assert requests.put(f"{url}/suppliers/{supplier_id}/webhook", json=hook, headers=supplier, timeout=10).ok
+    sqs, sns = running.client("sqs"), running.client("sns")
+    inbox = sqs.create_queue(QueueName=f"suspension-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=running.resources["SupplierNotificationsTopic"]["ref"], Protocol="sqs", Endpoint=arn,
+                  Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"supplier_id": [supplier_id]})})  # fmt: skip
+    price = {"amount": 49.9, "currency": "EUR"}
+
+    def order(units: int) -> requests.Response:
+        body = {"customerOrderId": f"c-{uuid.uuid4().hex[:8]}", "shipTo": {"name": "Ada", "line1": "1 Analytical St",
+                "city": "London", "postalCode": "N1 9GU", "country": "GB"},
+                "lines": [{"supplierId": supplier_id, "sku": sku, "quantity": units, "unitPrice": price}]}  # fmt: skip
+        return requests.post(f"{url}/orders", json=body, headers=retailer, timeout=10)
+
+    def awaiting(answer: requests.Response) -> str:
+        assert answer.status_code == 202, answer.text
+        part = answer.json()["supplierOrders"][0]["supplierOrderId"]
+        wait_until(lambda: requests.get(f"{url}/supplier-orders/{part}", headers=retailer, timeout=10).json()["status"]
+                   == "AWAITING_ACCEPTANCE", timeout=30, what="the order awaiting acceptance")  # fmt: skip
+        return part
+
+    waiting, accepted = awaiting(order(2)), awaiting(order(1))
+    assert requests.post(f"{url}/supplier-orders/{accepted}/accept", headers=supplier, timeout=10).ok
+
+    suspend = f"{url}/suppliers/{supplier_id}/suspend"
+    missing = requests.post(suspend, json={}, headers=admin, timeout=10)
+    assert (missing.status_code, [f["field"] for f in missing.json()["error"]["fields"]]) == (400, ["reason"])
+    assert requests.post(suspend, json={"reason": "x"}, headers=retailer, timeout=10).status_code == 403
+    once = {**admin, "Idempotency-Key": f"suspend-{supplier_id}"}
+    suspended = requests.post(suspend, json={"reason": "unpaid fees"}, headers=once, timeout=10)
+    assert suspended.status_code == 200, suspended.text
+    assert (suspended.json()["status"], suspended.json()["statusReason"]) == ("SUSPENDED", "unpaid fees")
+    again = requests.post(suspend, json={"reason": "unpaid fees"}, headers=once, timeout=10)
+    assert (again.status_code, again.json()) == (200, suspended.json())  # a retry: the same answer
+    shown = {o: requests.get(f"{url}/supplier-orders/{o}", headers=retailer, timeout=10).json()
+             for o in (waiting, accepted)}  # fmt: skip
+    assert (shown[waiting]["status"], shown[waiting]["statusReason"]) == (
+        "CANCELLED", "the supplier is suspended: unpaid fees",
+    )  # fmt: skip
+    assert shown[accepted]["status"] == "ACCEPTED"  # accepted orders go on
+    listing = f"{url}/suppliers/{supplier_id}/products/{sku}"
+    # The 2 units of the cancelled order are back; the accepted order still holds its 1.
+    assert requests.get(listing, headers=retailer, timeout=10).json()["quantity"] == 4
+    refused = order(1)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["fields"] == [{"field": "lines.0.sku", "reason": f"its supplier {supplier_id} is "
+                                                  "SUSPENDED: its listings cannot be ordered"}]  # fmt: skip
+    trail = requests.get(f"{url}/suppliers/{supplier_id}/history", headers=admin, timeout=10).json()["items"]
+    assert [e["by"].split(":")[0] for e in trail if e["after"].get("status") == "SUSPENDED"] == ["admin"]
+
+    reinstated = requests.post(f"{url}/suppliers/{supplier_id}/reinstate", json={"reason": "fees paid"},
+                               headers=admin, timeout=10)  # fmt: skip
+    assert reinstated.json()["status"] == "APPROVED", reinstated.text
+    delisted = requests.post(
+        f"{listing}/delist", json={"reason": "out of season"}, headers=supplier, timeout=10
+    )
+    assert delisted.json()["status"] == "DELISTED", delisted.text
+    refused = order(1)
+    assert (refused.status_code, refused.json()["error"]["fields"]) == (
+        409, [{"field": "lines.0.sku", "reason": f"{sku} is DELISTED: it cannot be ordered"}],
+    )  # fmt: skip
+    relisted = requests.post(
+        f"{listing}/relist", json={"reason": "back in season"}, headers=supplier, timeout=10
+    )
+    assert relisted.json()["status"] == "ACTIVE", relisted.text
+    assert order(1).status_code == 202
+
+    changes = ["supplier.suspended", "supplier.approved", "listing.delisted", "listing.active"]
+    wait_until(lambda: set(changes) <= set(receiver.events()), timeout=30, what="the changes on the webhook")
+    receiver.close()
+    announced: list[dict[str, Any]] = []
+
+    def on_topic() -> bool:
+        while got := sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+            announced.extend(json.loads(m["Body"]) for m in got)
+            for m in got:
+                sqs.delete_message(QueueUrl=inbox, ReceiptHandle=m["ReceiptHandle"])
+        return set(changes) <= {a["event"] for a in announced}
+
+    wait_until(on_topic, timeout=30, what="the four changes on the topic")
+    reasons = {a["event"]: a["reason"] for a in announced if a["event"] in changes}
+    assert reasons == {"supplier.suspended": "unpaid fees", "supplier.approved": "fees paid",
+                       "listing.delisted": "out of season", "listing.active": "back in season"}  # fmt: skip
+
+    # The blocked list: another approved supplier's tax id added suspends it.
+    other = approved_supplier(running, tenant)
+    tax_id = requests.get(f"{url}/suppliers/{other}", headers=admin, timeout=10).json()["taxId"]
+    entry = {"kind": "taxId", "value": tax_id, "country": "DE", "reason": "fraud ring"}
+    blocked = requests.post(f"{url}/admin/blocklist", json=entry, headers=admin, timeout=10)
+    assert (blocked.status_code, blocked.json()["suspendedSuppliers"]) == (201, [other]), blocked.text
+    after = requests.get(f"{url}/suppliers/{other}", headers=admin, timeout=10).json()
+    assert (after["status"], after["statusReason"]) == (
+        "SUSPENDED",
+        "on the tenant's blocked list: fraud ring",
+    )
+
+
 def test_an_order_over_two_suppliers_one_accepts_one_rejects_and_stock_is_released(running):
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     retailer = running.token(tenant, "retailer")

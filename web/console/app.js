@@ -1,6 +1,6 @@
 // The admin console: the correction queue, a record with its fix form, the drain, rejection, an
-// incident's decision and the audit trail. Plain ES module, no build step.
-import { ApiError, createClient, enc, loadApiBase } from "../shared/api.js";
+// incident's decision, suspension and delisting, and the audit trail. Plain ES module, no build step.
+import { ApiError, actionKey, createClient, enc, loadApiBase } from "../shared/api.js";
 import { Session, checkToken, signInWith } from "../shared/session.js";
 import { $, announce, clearError, el, flagsList, formatAge, formatTime, guardedBy, requiredText, showError, showView } from "../shared/ui.js";
 
@@ -9,6 +9,7 @@ let api;
 let current = null; // {kind, recordId, correctionId, supplierId, supplierOrderId, sku, record}
 let nextToken = null;
 const supplierNames = new Map(); // supplierId -> legal name, for listings and orders
+const saleOnce = actionKey(); // suspend, reinstate, delist, relist
 
 // A listing or order names its supplier by id; the admin reads its name (the id when unknown).
 async function nameSuppliers(ids) {
@@ -34,6 +35,8 @@ const retry = (c) => `/admin/corrections/${enc(c.correctionId)}/retry`;
 const KINDS = {
   SUPPLIER: {
     label: "Supplier",
+    // Taken off sale and back (docs/decisions.md D40): the action the record's status offers.
+    sale: { APPROVED: ["suspend", "Suspend the supplier"], SUSPENDED: ["reinstate", "Reinstate the supplier"] },
     path: (c) => `/suppliers/${enc(c.recordId)}`,
     editable: true,
     history: (c) => `/suppliers/${enc(c.recordId)}/history`,
@@ -41,6 +44,7 @@ const KINDS = {
   },
   PRODUCT: {
     label: "Listing",
+    sale: { ACTIVE: ["delist", "Delist the listing"], DELISTED: ["relist", "Relist the listing"] },
     path: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}`,
     editable: true,
     history: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/history`,
@@ -212,6 +216,55 @@ function renderRecord() {
   if (!open) $("#fix-note").hidden = true;
   if (kind.editable && open) renderFixForm(record);
   $("#reject").textContent = current.kind === "SUPPLIER_ORDER" ? "Cancel the order" : "Reject the record";
+  const sale = kind.sale && kind.sale[record.status];
+  $("#sale-form").hidden = !sale;
+  if (sale) {
+    const off = sale[0] === "suspend" || sale[0] === "delist";
+    $("#sale-heading").textContent = off ? "Take off sale" : "Put back on sale";
+    $("#sale").textContent = sale[1];
+    $("#sale").className = off ? "danger" : "";
+    const kept = "The reason is kept on the record, in its audit trail and in the event the supplier receives.";
+    $("#sale-hint").textContent = `${kept} ${SALE_HINTS[sale[0]]}`;
+  }
+}
+
+const SALE_HINTS = {
+  suspend: "Its orders awaiting acceptance are cancelled (their stock is released); accepted orders go on.",
+  reinstate: "Its onboarding rules run again first: a supplier that no longer passes them stays suspended.",
+  delist: "It can no longer be ordered; orders already placed go on.",
+  relist: "The listing rules run again first (its supplier must be approved).",
+};
+
+// A supplier or a listing opened by its ids, to take it off sale or put it back.
+async function onFind(event) {
+  event.preventDefault();
+  clearError();
+  const supplierId = requiredText($("#find-supplier"), "Cannot open", "supplierId");
+  if (!supplierId) return;
+  const sku = $("#find-sku").value.trim();
+  const item = sku
+    ? { recordType: "PRODUCT", recordId: `${supplierId}/${sku}`, correctionId: `PRODUCT:${supplierId}:${sku}`, supplierId, sku }
+    : { recordType: "SUPPLIER", recordId: supplierId, correctionId: supplierId, supplierId };
+  await openRecord(item);
+}
+
+async function onSale(event) {
+  event.preventDefault();
+  const [action] = KINDS[current.kind].sale[current.record.status];
+  const field = $("#sale-reason");
+  const reason = requiredText(field, `Cannot ${action}`);
+  if (!reason) return;
+  field.removeAttribute("aria-invalid");
+  const doing = { suspend: "Suspending", reinstate: "Reinstating", delist: "Delisting", relist: "Relisting" }[action];
+  await guarded($("#sale"), doing, async () => {
+    // One Idempotency-Key per action meant: a retried lost answer is answered once (web/shared/api.js).
+    const path = `${KINDS[current.kind].path(current)}/${action}`;
+    current.record = await saleOnce((headers) => api.post(path, { reason }, headers));
+    field.value = "";
+    renderRecord();
+    announce(`${KINDS[current.kind].label} is ${current.record.status}.`);
+    await loadAudit();
+  });
 }
 
 // Every editable leaf of the record, as "a.b.c" paths; arrays are edited as JSON.
@@ -497,6 +550,8 @@ async function start() {
   $("#reject-form").addEventListener("submit", onReject);
   $("#retry").addEventListener("click", onRetry);
   $("#decide-form").addEventListener("submit", onDecide);
+  $("#find-form").addEventListener("submit", onFind);
+  $("#sale-form").addEventListener("submit", onSale);
   const token = session.token;
   if (token && !checkToken(token, "admin").problem && (await openQueue())) {
     signedIn();

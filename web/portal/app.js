@@ -67,6 +67,9 @@ async function loadRegistration() {
     ["Supplier id", record.supplierId],
   ];
   if (record.statusReason) rows.push(["Reason", record.statusReason]);
+  if (record.status === "SUSPENDED") {
+    rows.push(["While suspended", el("span", { id: "suspended-note" }, "your listings cannot be ordered; orders you had accepted go on")]);
+  }
   if (record.updatedAt) rows.push(["Last change", formatTime(record.updatedAt)]);
   $("#registration").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
   $("#registration-flags").replaceChildren(flagsList(record.flags));
@@ -93,16 +96,38 @@ async function loadListings() {
         {},
         el("td", {}, p.sku),
         el("td", {}, p.title || ""),
-        el("td", {}, el("span", { class: `status-badge status-${p.status}` }, p.status)),
-        // A rejected listing sells nothing, whatever quantity it was given.
-        el("td", {}, p.status === "REJECTED" ? "none (rejected)" : (p.quantity ?? "")),
+        el("td", {}, badge(p.status), p.status === "DELISTED" && p.statusReason ? el("p", { class: "hint" }, p.statusReason) : ""),
+        // A rejected or delisted listing sells nothing, whatever quantity it was given.
+        el("td", {}, p.status === "REJECTED" ? "none (rejected)" : p.status === "DELISTED" ? `none (delisted; ${p.quantity ?? 0} in stock)` : (p.quantity ?? "")),
         el("td", {}, p.price ? `${p.price.amount} ${p.price.currency}` : ""),
         el("td", {}, p.flags && p.flags.length ? flagsList(p.flags) : "", p.status === "FLAGGED" ? fixHint(p) : ""),
+        el("td", {}, ...saleActions(p)),
       ),
     ),
   );
   $("#listings-none").hidden = items.length > 0;
   $("#listings-table").hidden = items.length === 0;
+}
+
+// A supplier takes its own active listing off sale and puts it back, with a reason; one the
+// marketplace's admins delisted is theirs to relist (docs/decisions.md D40).
+function saleActions(listing) {
+  const action = { ACTIVE: "delist", DELISTED: "relist" }[listing.status];
+  if (!action) return [];
+  if (action === "relist" && listing.withdrawnAs === "admin") {
+    return [el("p", { class: "hint" }, "Delisted by the marketplace: ask its admins to relist it.")];
+  }
+  const send = actionKey();
+  const verb = action === "delist" ? "Delist" : "Relist";
+  const form = reasonForm(`${action}-${listing.sku}`, `Reason to ${action} ${listing.sku}`, `Confirm: ${action} ${listing.sku}`, (f, reason) =>
+    act(f.querySelector("button[type=submit]"), f, `${verb}ing ${listing.sku}`, async () => {
+      const path = `/suppliers/${enc(supplierId())}/products/${enc(listing.sku)}/${action}`;
+      const result = await send((headers) => api.post(path, { reason }, headers));
+      announce(`Listing ${listing.sku} is ${result.status}.`);
+    }),
+  );
+  if (action === "relist") form.querySelector("button[type=submit]").className = "";
+  return [toggleFor(form, `${verb} ${listing.sku}…`), form];
 }
 
 // What a supplier does about a flagged listing: change the flagged fields; the marketplace then

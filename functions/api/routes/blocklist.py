@@ -1,4 +1,5 @@
-"""The tenant's blocked list (tax ids, domains, ...): an admin lists, adds and removes entries."""
+"""The tenant's blocked list (tax ids, domains, ...): an admin lists, adds and removes entries; a tax id
+added suspends the approved suppliers that claim it (``marketplace.suspension.block``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import blocklist
+from marketplace import blocklist, suspension
 from routes import request
 from routes.policy import allow, caller
 
@@ -23,8 +24,9 @@ def list_blocklist() -> dict[str, Any]:
 
 @router.post("/admin/blocklist", middlewares=[allow("admin")])
 def add_blocklist() -> Response:
-    entry = blocklist.add(caller(router), request.object_body(router.current_event))
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=blocklist.view(entry))
+    entry = suspension.block(caller(router), request.object_body(router.current_event))
+    shown = {**blocklist.view(entry), "suspendedSuppliers": entry["suspendedSuppliers"]}
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=shown)
 
 
 @router.delete("/admin/blocklist/<entryId>", middlewares=[allow("admin")])

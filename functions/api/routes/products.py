@@ -1,5 +1,6 @@
 """A supplier's listings: register one (its approval workflow starts), list, read, change, adjust
-its stock, its audit trail; an admin rejects or retries a flagged one."""
+its stock, its audit trail; an admin rejects or retries a flagged one; an admin or its supplier delists
+and relists one (docs/decisions.md D40)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import audit, products
+from marketplace import audit, products, suspension
 from marketplace.principal import Principal
 from routes import metrics, request
 from routes.policy import allow, caller
@@ -82,3 +83,30 @@ def reject_product(supplierId: str, sku: str) -> dict[str, Any]:
 @router.post("/suppliers/<supplierId>/products/<sku>/retry", middlewares=[allow("admin")])
 def retry_product(supplierId: str, sku: str) -> dict[str, Any]:
     return products.view(products.Products().request_retry(caller(router), supplierId, sku))
+
+
+def _once(route: str, change: Any) -> dict[str, Any]:
+    """``change(principal, reason)`` once per Idempotency-Key (a key per listing, as the route names
+    it), answered as the listing after it."""
+    reason = request.reason(router.current_event)
+
+    def make(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        return products.view(change(principal, body["reason"]))
+
+    return request.create(router.current_event, caller(router), route, {"reason": reason}, make)
+
+
+@router.post("/suppliers/<supplierId>/products/<sku>/delist", middlewares=[allow("supplier", "admin")])
+def delist_product(supplierId: str, sku: str) -> dict[str, Any]:
+    return _once(
+        f"POST /suppliers/{supplierId}/products/{sku}/delist",
+        lambda principal, reason: suspension.delist(principal, supplierId, sku, reason),
+    )
+
+
+@router.post("/suppliers/<supplierId>/products/<sku>/relist", middlewares=[allow("supplier", "admin")])
+def relist_product(supplierId: str, sku: str) -> dict[str, Any]:
+    return _once(
+        f"POST /suppliers/{supplierId}/products/{sku}/relist",
+        lambda principal, reason: suspension.relist(principal, supplierId, sku, reason),
+    )

@@ -1,4 +1,5 @@
-"""Suppliers: onboard one (its workflow starts), list, read, change, and its audit trail."""
+"""Suppliers: onboard one (its workflow starts), list, read, change, its audit trail; an admin suspends
+and reinstates one (docs/decisions.md D40)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import audit
+from marketplace import audit, suspension
 from marketplace.principal import Principal
 from marketplace.suppliers import Suppliers, view
 from routes import request
@@ -53,3 +54,24 @@ def supplier_history(supplierId: str) -> dict[str, Any]:
     limit, token = request.page_args(router.current_event)
     page = Suppliers().history(caller(router).tenant_id, supplierId, limit, token)
     return {"items": [audit.view(i) for i in page.items], "nextToken": page.next_token}
+
+
+def _once(route: str, supplier_id: str, change: Any) -> dict[str, Any]:
+    """``change(principal, supplier_id, reason)`` once per Idempotency-Key (as every POST that
+    changes a record), answered as the supplier after it."""
+    reason = request.reason(router.current_event)
+
+    def make(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        return view(change(principal, supplier_id, body["reason"]))
+
+    return request.create(router.current_event, caller(router), route, {"reason": reason}, make)
+
+
+@router.post("/suppliers/<supplierId>/suspend", middlewares=[allow("admin")])
+def suspend_supplier(supplierId: str) -> dict[str, Any]:
+    return _once(f"POST /suppliers/{supplierId}/suspend", supplierId, suspension.suspend)
+
+
+@router.post("/suppliers/<supplierId>/reinstate", middlewares=[allow("admin")])
+def reinstate_supplier(supplierId: str) -> dict[str, Any]:
+    return _once(f"POST /suppliers/{supplierId}/reinstate", supplierId, suspension.reinstate)

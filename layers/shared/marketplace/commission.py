@@ -105,18 +105,17 @@ def check_amounts(lines: list[dict[str, Any]]) -> str:
     return currency
 
 
-def price_order(table: Table, tenant_id: str, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def price_order(
+    table: Table, tenant_id: str, lines: list[dict[str, Any]], read: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """Each supplier's part of an order's ``lines``, priced by the tenant's rules as they are now:
     ``{supplierId: {"lines", "subtotal", "commission", "supplierNet", "commissionRulesVersion"}}``.
-    Reads the rules and every line's listing (its category) once: one read and one batch read per
-    order. A line whose listing is unknown gets its supplier's or the default percent (the intake
-    flags it anyway)."""
+    ``read`` holds the lines' listings (their category), read by the caller in its one batch read
+    of the order's records; this reads the rules. A line whose listing is unknown gets its
+    supplier's or the default percent (the intake flags it anyway)."""
     currency = check_amounts(lines)
     rules = Rules.from_record(tenant_settings.commission_rules_record(table, tenant_id))
-    listings = table.batch_get(
-        (keys.supplier_pk(tenant_id, line["supplierId"]), keys.product_sk(line["sku"])) for line in lines
-    )
-    categories = {(l["PK"], l["SK"]): l.get("category") for l in listings if l.get("entity") == "PRODUCT"}  # noqa: E741
+    categories = {(i["PK"], i["SK"]): i.get("category") for i in read if i.get("entity") == "PRODUCT"}
     minimum = rules.minimum_for(currency)
     parts: dict[str, dict[str, Any]] = {}
     for line in lines:

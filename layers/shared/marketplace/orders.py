@@ -31,7 +31,8 @@ from marketplace.money import refund
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, TransactionCancelled, TransactionConflict, to_item
 from marketplace.reviewed import Kind, Records, record_view
-from marketplace.suppliers import Suppliers
+from marketplace.suppliers import SUSPENDED, Suppliers
+from marketplace.suppliers import record_key as supplier_key
 from marketplace.tenant_settings import order_settings
 
 ENTITY = "SUPPLIER_ORDER"
@@ -92,8 +93,11 @@ class Orders:
                 raise InvalidInput(
                     [FieldError("lines", f"supplier {supplier_id} has the same sku on two lines")]
                 )
+        # One consistent batch read of the suppliers and listings the lines name, for both checks.
+        read = self.table.batch_get(_placed_keys(tenant_id, body["lines"]))
+        self._refuse_withdrawn(tenant_id, body["lines"], read)
         # One currency, priced by the tenant's commission rules as they are now (D42).
-        priced = commission.price_order(self.table, tenant_id, body["lines"])
+        priced = commission.price_order(self.table, tenant_id, body["lines"], read)
         order_id = str(uuid.uuid4())
         supplier_orders = []
         for supplier_id, lines in by_supplier.items():
@@ -130,6 +134,64 @@ class Orders:
         except Conflict:
             raise Conflict(f"customer order {body['customerOrderId']} was already placed") from None
         return {**order, "supplierOrders": supplier_orders}
+
+    def _refuse_withdrawn(
+        self, tenant_id: str, lines: list[dict[str, Any]], read: list[dict[str, Any]]
+    ) -> None:
+        """409 naming each line (``lines.<n>.sku``) of a suspended supplier or a delisted listing:
+        what an admin or the supplier took off sale is not ordered at all, rather than placed and
+        flagged by the intake (docs/decisions.md D40). ``read``: the suppliers and listings named
+        (:func:`_placed_keys`); any other status is the intake's to judge, as before."""
+        found = {(i["PK"], i["SK"]): i for i in read}
+        errors = []
+        for n, line in enumerate(lines):
+            supplier = found.get(supplier_key(tenant_id, line["supplierId"])) or {}
+            listing = found.get(_listing_key(tenant_id, line)) or {}
+            if supplier.get("status") == SUSPENDED:
+                why = f"its supplier {line['supplierId']} is SUSPENDED: its listings cannot be ordered"
+                errors.append(FieldError(f"lines.{n}.sku", why))
+            elif listing.get("status") == products.DELISTED:
+                errors.append(
+                    FieldError(f"lines.{n}.sku", f"{line['sku']} is DELISTED: it cannot be ordered")
+                )
+        if errors:
+            raise Conflict("some lines cannot be ordered", errors)
+
+    def _refuse_suspended(self, order: dict[str, Any]) -> None:
+        """A suspended supplier accepts nothing: an order that reached it after its suspension
+        cancelled what was awaiting (reserved in the instant between the two) expires after the SLA,
+        its stock back, instead (docs/decisions.md D40)."""
+        supplier = Suppliers(self.table).get(str(order["tenantId"]), str(order["supplierId"]))
+        if supplier["status"] == SUSPENDED:
+            raise Conflict(
+                "the supplier is SUSPENDED: it cannot accept orders",
+                [FieldError("supplierId", "is SUSPENDED")],
+            )
+
+    def cancel_awaiting(self, principal: Principal, supplier_id: str, reason: str) -> list[str]:
+        """Cancel every order of ``supplier_id`` still awaiting its acceptance, each with its stock
+        released in the transaction that cancels it (:meth:`cancel`), as ``principal``; an order
+        decided meanwhile is left as it is. Returns the ids cancelled. Orders already accepted go
+        on. Reads the supplier's orders (its index, GSI2) page by page, keeping the awaiting ones."""
+        cancelled, token = [], None
+        while True:
+            page = self.table.query(
+                keys.supplier_orders_gsi(principal.tenant_id, supplier_id), index="GSI2", pk_name="GSI2PK",
+                sk_name="GSI2SK", limit=100, next_token=token, where={"status": lifecycle.AWAITING},
+                project=("supplierOrderId",),
+            )  # fmt: skip
+            for item in page.items:
+                try:
+                    order = self.cancel(
+                        principal, str(item["supplierOrderId"]), reason, only_from=(lifecycle.AWAITING,)
+                    )
+                except Conflict:
+                    continue  # it keeps changing: decided meanwhile, it goes on
+                if order["status"] == lifecycle.CANCELLED:
+                    cancelled.append(str(item["supplierOrderId"]))
+            token = page.next_token
+            if not token:
+                return cancelled
 
     # ---------------------------------------------------------------- reads
     def get_order(self, principal: Principal, order_id: str) -> dict[str, Any]:
@@ -295,6 +357,7 @@ class Orders:
             ):
                 return None  # a repeat of the decision already taken
             lifecycle.transition("accept").check(order["status"], acting)
+            self._refuse_suspended(order)
             lines = [
                 {**line, "status": lifecycle.LINE_REFUSED, "refusedReason": refused[line["sku"]]}
                 if line["sku"] in refused
@@ -330,14 +393,18 @@ class Orders:
         supplier_order_id: str,
         reason: str,
         lines: list[dict[str, Any]] | None = None,
+        only_from: tuple[str, ...] | None = None,
     ) -> dict[str, Any]:
         """The whole order, or the units of the ``lines`` named (``{sku, quantity?}``; without a
         quantity, every unit the line still has to ship), cancelled with ``reason``; the stock they
         hold goes back in the same transaction. Who may cancel from which status: the lifecycle's
         ``cancel`` and ``cancel_lines`` (the retailer or an admin before shipment, the supplier once it
-        has accepted), and ``cancel_unshipped`` for the rest of a partly shipped order."""
+        has accepted), and ``cancel_unshipped`` for the rest of a partly shipped order. With
+        ``only_from``, an order in another status (decided meanwhile) is answered as it is."""
 
         def plan(order: dict[str, Any]) -> _Write | None:
+            if only_from is not None and order["status"] not in only_from:
+                return None
             if lines is None and order["status"] in (lifecycle.CANCELLED, lifecycle.REJECTED, "EXPIRED"):
                 return None
             partly_shipped = order["status"] == lifecycle.PARTIALLY_SHIPPED
@@ -849,6 +916,16 @@ class Orders:
                 "ExpressionAttributeValues": to_item(values),
             })  # fmt: skip
         return {"Update": update}
+
+
+def _listing_key(tenant_id: str, line: Mapping[str, Any]) -> tuple[str, str]:
+    return keys.supplier_pk(tenant_id, line["supplierId"]), keys.product_sk(line["sku"])
+
+
+def _placed_keys(tenant_id: str, lines: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The records an order's placement reads: each supplier named once and each line's listing."""
+    suppliers = dict.fromkeys(supplier_key(tenant_id, line["supplierId"]) for line in lines)
+    return [*suppliers, *(_listing_key(tenant_id, line) for line in lines)]
 
 
 @dataclass

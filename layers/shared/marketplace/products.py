@@ -26,7 +26,9 @@ from marketplace.repository import Page, Table
 from marketplace.reviewed import Kind, Records, Verdict, record_view
 
 ENTITY = "PRODUCT"
-STATUSES = ("PENDING", "ACTIVE", "FLAGGED", "REJECTED")
+# DELISTED: an active listing taken off sale by an admin or its supplier (docs/decisions.md D40).
+DELISTED = "DELISTED"
+STATUSES = ("PENDING", "ACTIVE", "FLAGGED", "REJECTED", DELISTED)
 EDITABLE_FIELDS = ("title", "category", "price", "quantity", "images", "attributes")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 MAX_QUANTITY = 1_000_000  # schemas/product.json's bound on quantity
@@ -186,7 +188,7 @@ KIND = Kind(
     state_machine_env="PRODUCT_LISTING_STATE_MACHINE_ARN", key=record_key,
     record_id=lambda record: record_id(record["supplierId"], record["sku"]), view=view,
     correction_fields=lambda record: {"supplierId": record["supplierId"], "sku": record["sku"]},
-    rules=rules, correction_prefix="PRODUCT:",
+    rules=rules, correction_prefix="PRODUCT:", withdrawn=DELISTED,
 )  # fmt: skip
 
 

@@ -22,12 +22,17 @@ from datetime import datetime
 from typing import Any
 
 from marketplace import keys
+from marketplace.access import ADMIN
 from marketplace.clock import now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, PreconditionFailed
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
 
 SYSTEM_FIELD = "(system)"
+# A withdrawal or restoration that loses a race to another write is read and decided again this often.
+WITHDRAW_ATTEMPTS = 3
+# Who took a record out of use, as whom, and when: kept while it is withdrawn.
+WITHDRAWAL_FIELDS = ("withdrawnBy", "withdrawnAs", "withdrawnAt")
 REJECTED, FLAGGED, PENDING = "REJECTED", "FLAGGED", "PENDING"
 
 
@@ -85,6 +90,10 @@ class Kind:
     # Statuses listed in the status index under another's name: a refused and a disputed return are
     # both the admin's incidents, read from one partition (D44).
     index_as: tuple[tuple[str, str], ...] = ()  # (status, listed as)
+    # The status an approved record is taken out of use in (a supplier SUSPENDED, a listing
+    # DELISTED), and back from, by :meth:`Records.withdraw` and :meth:`Records.restore`; None for a
+    # kind that has none (docs/decisions.md D40).
+    withdrawn: str | None = None
 
     def __post_init__(self) -> None:
         if self.queued not in self.indexed:
@@ -140,6 +149,11 @@ class Kind:
 
     def execution_name(self, record_id: str, version: int) -> str:
         return keys.execution_name(self.name, record_id, version)
+
+
+def _acting_as(principal: Principal) -> str:
+    """The role a caller withdraws a record in: an admin's decision outranks a supplier's own."""
+    return ADMIN if ADMIN in principal.roles else "+".join(sorted(principal.roles))
 
 
 class Records:
@@ -241,6 +255,80 @@ class Records:
             {"status": REJECTED, "statusReason": reason, "updatedAt": now, "updatedBy": principal.actor,
              **self.kind.index_changes(principal.tenant_id, REJECTED, now)},
         )  # fmt: skip
+
+    def withdraw(self, principal: Principal, record_id: str, reason: str, action: str) -> dict[str, Any]:
+        """Take an approved record out of use (``kind.withdrawn``) with the reason and who did it
+        (``withdrawnBy``, the caller's role in ``withdrawnAs``). The same again answers the record
+        as it is; from any other status, 409 naming it. A write that loses a race to another change
+        (a reservation moves a listing's version) is read and decided again."""
+        status = self._withdrawn()
+        for _ in range(WITHDRAW_ATTEMPTS):
+            current = self.get(principal.tenant_id, record_id)
+            if current["status"] == status:
+                return current
+            if current["status"] != self.kind.approved:
+                raise self._refused(current, action, self.kind.approved)
+            now = now_iso()
+            try:
+                return self.table.update(
+                    current["PK"], current["SK"], int(current["version"]),
+                    {"status": status, "statusReason": reason, "withdrawnBy": principal.actor,
+                     "withdrawnAs": _acting_as(principal), "withdrawnAt": now, "updatedAt": now,
+                     "updatedBy": principal.actor, **self.kind.index_changes(principal.tenant_id, status, now)},
+                )  # fmt: skip
+            except Conflict:
+                continue
+        raise Conflict(f"the {self.kind.label} {record_id} keeps changing; read it and try again")
+
+    def restore(self, principal: Principal, record_id: str, reason: str, action: str) -> dict[str, Any]:
+        """Put a withdrawn record back in its approved status, with the reason. Its kind's rules
+        run first, at once: a record changed while withdrawn, or one whose rules no longer pass (a
+        supplier now on the blocked list, a listing whose supplier is suspended), stays withdrawn
+        (409 with the flags). A record an admin withdrew only an admin restores. The same again
+        answers the record as it is; from any other status, 409 naming it."""
+        status = self._withdrawn()
+        for _ in range(WITHDRAW_ATTEMPTS):
+            current = self.get(principal.tenant_id, record_id)
+            if current["status"] == self.kind.approved:
+                return current
+            if current["status"] != status:
+                raise self._refused(current, action, status)
+            if current.get("withdrawnAs") == ADMIN and _acting_as(principal) != ADMIN:
+                raise Conflict(
+                    f"the {self.kind.label} was {status.lower()} by an admin: only an admin may {action} it",
+                    [FieldError("status", f"{status} by an admin")],
+                )
+            if self.kind.rules is not None:
+                verdict = self.kind.rules(self.table, principal.tenant_id, current)
+                if verdict.outcome != self.kind.approved:
+                    raise Conflict(
+                        f"{action} refused: the {self.kind.label}'s rules say {verdict.outcome}",
+                        list(verdict.flags),
+                    )
+            now = now_iso()
+            try:
+                return self.table.update(
+                    current["PK"], current["SK"], int(current["version"]),
+                    {"status": self.kind.approved, "statusReason": reason, "updatedAt": now,
+                     "updatedBy": principal.actor,
+                     **self.kind.index_changes(principal.tenant_id, self.kind.approved, now)},
+                    remove=WITHDRAWAL_FIELDS,
+                )  # fmt: skip
+            except Conflict:
+                continue
+        raise Conflict(f"the {self.kind.label} {record_id} keeps changing; read it and try again")
+
+    def _withdrawn(self) -> str:
+        if self.kind.withdrawn is None:
+            raise TypeError(f"{self.kind.name} records cannot be withdrawn")
+        return self.kind.withdrawn
+
+    def _refused(self, current: Mapping[str, Any], action: str, needed: str) -> Conflict:
+        status = current["status"]
+        return Conflict(
+            f"the {self.kind.label} is {status}; {action} needs it {needed}",
+            [FieldError("status", f"is {status}, not {needed}")],
+        )
 
     def flag_for_operator(
         self, tenant_id: str, record_id: str, expected_version: int, reason: str

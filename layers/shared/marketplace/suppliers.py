@@ -24,7 +24,9 @@ from marketplace.repository import Page, Table, to_item
 from marketplace.reviewed import PENDING, Kind, Records, Verdict, record_view
 
 ENTITY = "SUPPLIER"
-STATUSES = ("PENDING", "APPROVED", "FLAGGED", "REJECTED")
+# SUSPENDED: an approved supplier an admin took out of the marketplace (docs/decisions.md D40).
+SUSPENDED = "SUSPENDED"
+STATUSES = ("PENDING", "APPROVED", "FLAGGED", "REJECTED", SUSPENDED)
 DUPLICATE_TAX_ID = "duplicate tax id: this tax id is already registered"
 EDITABLE_FIELDS = ("legalName", "taxId", "country", "contactEmail", "website", "phone", "address")
 
@@ -147,7 +149,7 @@ KIND = Kind(
     state_machine_env="SUPPLIER_ONBOARDING_STATE_MACHINE_ARN", key=record_key,
     record_id=lambda record: str(record["supplierId"]), view=view,
     correction_fields=lambda record: {"supplierId": record["supplierId"]},
-    rules=rules,
+    rules=rules, withdrawn=SUSPENDED,
 )  # fmt: skip
 
 
