@@ -515,8 +515,14 @@ def test_an_admin_suspends_a_supplier_and_delists_a_listing_and_the_blocklist_su
     assert refused.status_code == 409, refused.text
     assert refused.json()["error"]["fields"] == [{"field": "lines.0.sku", "reason": f"its supplier {supplier_id} is "
                                                   "SUSPENDED: its listings cannot be ordered"}]  # fmt: skip
-    trail = requests.get(f"{url}/suppliers/{supplier_id}/history", headers=admin, timeout=10).json()["items"]
-    assert [e["by"].split(":")[0] for e in trail if e["after"].get("status") == "SUSPENDED"] == ["admin"]
+
+    def suspensions() -> list[str]:  # the audit trail is written from the stream, a moment later
+        trail = requests.get(f"{url}/suppliers/{supplier_id}/history", headers=admin, timeout=10).json()[
+            "items"
+        ]
+        return [e["by"].split(":")[0] for e in trail if e["after"].get("status") == "SUSPENDED"]
+
+    assert wait_until(suspensions, what="the suspension in the audit trail") == ["admin"]
 
     reinstated = requests.post(f"{url}/suppliers/{supplier_id}/reinstate", json={"reason": "fees paid"},
                                headers=admin, timeout=10)  # fmt: skip
