@@ -69,8 +69,16 @@ def test_no_state_machine_composes_a_key_and_one_definition_serves_every_reviewe
     uris = {name: r["Properties"]["DefinitionUri"] for name, r in resources.items()
             if r["Type"] == "AWS::Serverless::StateMachine"}  # fmt: skip
     assert uris["SupplierOnboardingStateMachine"] == uris["ProductListingStateMachine"]
-    envs = {kind.state_machine_env for kind in registry.KINDS.values()}
-    assert len(envs) == len(registry.KINDS)
+    # Each record kind has its machine; a proposal (D41) runs in its record's machine, with its rules.
+    envs = {kind.state_machine_env for kind in registry.KINDS.values() if kind.on_approval is None}
+    assert len(envs) == len([k for k in registry.KINDS.values() if k.on_approval is None])
+    for proposal in (k for k in registry.KINDS.values() if k.on_approval is not None):
+        live = registry.KINDS[proposal.name.removesuffix("_PROPOSAL")]
+        assert (proposal.state_machine_env, proposal.rules, proposal.approved) == (
+            live.state_machine_env,
+            live.rules,
+            live.approved,
+        )
     definition = json.loads((ROOT / uris["ProductListingStateMachine"]).read_text())
     messages = [s["Parameters"]["MessageBody"] for s in definition["States"].values()
                 if "MessageBody" in s.get("Parameters", {})]  # fmt: skip

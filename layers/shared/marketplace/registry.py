@@ -15,7 +15,10 @@ from marketplace.principal import Principal
 from marketplace.repository import Table
 from marketplace.reviewed import Kind, Records
 
-KINDS: dict[str, Kind] = {k.name: k for k in (suppliers.KIND, products.KIND, orders.KIND)}
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (suppliers.KIND, products.KIND, orders.KIND, suppliers.PROPOSAL_KIND, products.PROPOSAL_KIND)
+}
 # What the admin's correction queue lists: every reviewed kind, and the incidents no workflow waits
 # on (a refused return, decided by the admin: docs/decisions.md D35). The stream router and the
 # drain start and resume workflows, so they know only KINDS.
