@@ -109,3 +109,46 @@ def test_an_incident_is_queued_while_refused_and_starts_no_workflow():
     assert incident.index_changes("t", "REFUNDED", "now") == {"GSI1PK": None, "GSI1SK": None}
     image = {"entity": "RETURN", "tenantId": "t", "returnId": "r-1", "version": 1}
     assert routing.workflow_for("INSERT", image) is None
+
+
+def test_a_proposal_starts_its_review_when_new_and_is_applied_when_approved(monkeypatch):
+    """D41: the router starts a proposal's review on its INSERT, and on a new proposal written over a
+    finished one (a MODIFY to PENDING from REJECTED or approved), never on a fix; what follows its
+    approval runs once per approval, for proposals only."""
+    import dataclasses
+
+    from marketplace import routing
+
+    monkeypatch.setenv("PRODUCT_LISTING_STATE_MACHINE_ARN", "arn:listing")
+    image = {"entity": "PRODUCT_PROPOSAL", "tenantId": "t", "supplierId": "s", "sku": "K", "version": 3}
+    pending = {**image, "status": "PENDING"}
+    arn, name, execution_input = routing.workflow_for("INSERT", pending)
+    assert (arn, name.startswith("product-proposal-"), name.endswith("-v3")) == ("arn:listing", True, True)
+    assert execution_input["keys"]["record"]["SK"] == {"S": "PROPOSAL#PRODUCT#K"}
+    assert routing.workflow_for("MODIFY", pending, {**image, "status": "REJECTED"}) is not None
+    assert routing.workflow_for("MODIFY", pending, {**image, "status": "ACTIVE"}) is not None
+    assert routing.workflow_for("MODIFY", pending, {**image, "status": "PENDING"}) is None  # amended
+    assert (
+        routing.workflow_for("MODIFY", {**image, "status": "FLAGGED"}, {**image, "status": "FLAGGED"}) is None
+    )
+    listing = {"entity": "PRODUCT", "tenantId": "t", "supplierId": "s", "sku": "K", "version": 3}
+    assert (
+        routing.workflow_for("MODIFY", {**listing, "status": "PENDING"}, {**listing, "status": "REJECTED"})
+        is None
+    )
+    applied: list[dict] = []
+    recording = dataclasses.replace(registry.KINDS["PRODUCT_PROPOSAL"],
+                                    on_approval=lambda table, approved: applied.append(approved) or "applied")  # fmt: skip
+    monkeypatch.setitem(registry.KINDS, "PRODUCT_PROPOSAL", recording)
+    assert (
+        routing.follow_approval("MODIFY", {**image, "status": "ACTIVE"}, pending, table=object()) == "applied"
+    )
+    assert (
+        routing.follow_approval("MODIFY", {**image, "status": "ACTIVE"}, {**image, "status": "ACTIVE"})
+        is None
+    )
+    assert (
+        routing.follow_approval("MODIFY", {**listing, "status": "ACTIVE"}, {**listing, "status": "PENDING"})
+        is None
+    )
+    assert len(applied) == 1

@@ -86,7 +86,13 @@ def test_a_new_category_is_proposed_reviewed_and_applied_while_the_listing_sells
     assert shop.listings.onboarding.entered(arn) == [
         "Prepare", "Validate", "Decide", "MarkApprovedOutOfIndex", "Approved",
     ]  # fmt: skip
-    # A finished proposal is no longer shown; the record's trail has the change, by the workflow.
+    # The stream delivers the approval again: it finds the proposal applied and writes nothing.
+    approved = proposal_of(shop, supplier_id, sku)
+    assert approved["status"] == "ACTIVE"
+    before = shop.listings.products.get(shop.tenant, supplier_id, sku)
+    assert shop.listings.products.proposals.apply(approved) == "duplicate"
+    assert shop.listings.products.get(shop.tenant, supplier_id, sku)["version"] == before["version"]
+    # A finished proposal is no longer shown.
     assert "proposal" not in shop.listings.products.shown_for(shop.supplier(supplier_id), supplier_id, sku)
     orderable(shop, supplier_id, sku)
     heard = wait_until(lambda: received(stack, events), what="listing.proposal_approved")
