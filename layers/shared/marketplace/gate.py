@@ -11,7 +11,7 @@ A reason names what changes, never a value: it is shown to the caller and sent i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -73,22 +73,15 @@ def _high(rule: Mapping[str, Any], old: Any, new: Any) -> str | None:
     return ""
 
 
-def _email_domain(rule: Mapping[str, Any], old: Any, new: Any) -> str | None:
-    same = (
-        isinstance(old, str)
-        and isinstance(new, str)
-        and normalize.email_domain(old) == normalize.email_domain(new)
-    )
-    return None if same and normalize.email_domain(new) else ""
+def _same_domain(domain_of: Callable[[str], str]) -> Callable[[Mapping[str, Any], Any, Any], str | None]:
+    """A test that is low risk while ``domain_of`` the value stays the same, readable domain (another
+    mailbox or page of it), high risk otherwise."""
 
+    def test(rule: Mapping[str, Any], old: Any, new: Any) -> str | None:
+        same = isinstance(old, str) and isinstance(new, str) and domain_of(old) == domain_of(new)
+        return None if same and domain_of(new) else ""
 
-def _url_domain(rule: Mapping[str, Any], old: Any, new: Any) -> str | None:
-    same = (
-        isinstance(old, str)
-        and isinstance(new, str)
-        and normalize.website_domain(old) == normalize.website_domain(new)
-    )
-    return None if same and normalize.website_domain(new) else ""
+    return test
 
 
 def _host(url: Any) -> str | None:
@@ -123,8 +116,8 @@ def _price_move(rule: Mapping[str, Any], old: Any, new: Any) -> str | None:
 _TESTS = {
     "low": _low,
     "high": _high,
-    "emailDomain": _email_domain,
-    "urlDomain": _url_domain,
+    "emailDomain": _same_domain(normalize.email_domain),
+    "urlDomain": _same_domain(normalize.website_domain),
     "imageHosts": _image_hosts,
     "priceMove": _price_move,
 }
