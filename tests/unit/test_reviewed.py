@@ -46,12 +46,16 @@ def test_a_listing_is_in_the_status_index_only_while_flagged():
 @pytest.mark.parametrize(
     ("name", "record_id", "correction_id"),
     [("SUPPLIER", "9b2e-1", "9b2e-1"), ("PRODUCT", "s-1/SKU-1", "PRODUCT:s-1:SKU-1"),
-     ("SUPPLIER_ORDER", "so-1", "SUPPLIER_ORDER:so-1"), ("RETURN", "r-1", "RETURN:r-1")],
+     ("SUPPLIER_ORDER", "so-1", "SUPPLIER_ORDER:so-1"), ("RETURN", "r-1", "RETURN:r-1"),
+     ("SUPPLIER_PROPOSAL", "9b2e-1", "SUPPLIER_PROPOSAL:9b2e-1"),
+     ("PRODUCT_PROPOSAL", "s-1/SKU-1", "PRODUCT_PROPOSAL:s-1:SKU-1")],
 )  # fmt: skip
 def test_a_correction_id_names_one_record_of_one_kind_in_one_path_segment(name, record_id, correction_id):
     kind = registry.QUEUED[name]
     assert kind.correction_id(record_id) == correction_id and "/" not in correction_id
     assert registry.resolve(correction_id) == (kind, record_id)
+    # As the console sends it (encodeURIComponent) and the gateway passes it on.
+    assert registry.resolve(correction_id.replace(":", "%3A")) == (kind, record_id)
 
 
 @pytest.mark.parametrize("bad", ["PRODUCT:", "SUPPLIER_ORDER:", "OTHER:x", ""])

@@ -59,6 +59,8 @@ def view(proposal: Mapping[str, Any]) -> dict[str, Any]:
     }
     if proposal["status"] in (FLAGGED, REJECTED):
         shown["flags"] = proposal.get("flags", [])
+    if proposal.get("statusReason"):  # an admin's rejection
+        shown["statusReason"] = proposal["statusReason"]
     return shown
 
 

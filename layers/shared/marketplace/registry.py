@@ -8,6 +8,7 @@ carries, and never switch over the kinds themselves.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from marketplace import clock, orders, products, suppliers
 from marketplace.errors import FieldError, InvalidInput, NotFound
@@ -30,7 +31,10 @@ def find(name: object) -> Kind | None:
 
 
 def resolve(correction_id: str) -> tuple[Kind, str]:
-    """(kind, record id) of a correction id (:meth:`Kind.correction_id`); NotFound if none."""
+    """(kind, record id) of a correction id (:meth:`Kind.correction_id`); NotFound if none. A caller
+    that URL-encodes the path segment (the console, ``encodeURIComponent``) sends ``:`` as ``%3A``,
+    and the gateway hands the segment on as it came: no id has a ``%`` of its own, so it is decoded."""
+    correction_id = unquote(correction_id)
     for kind in QUEUED.values():
         record_id = kind.parse_correction_id(correction_id)
         if record_id is not None:
