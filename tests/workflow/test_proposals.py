@@ -208,3 +208,35 @@ def test_a_supplier_identity_change_is_flagged_fixed_and_applied_while_it_stays_
     ]
     assert suppliers.duplicates(onboarding.table, shop.tenant, {**live, "supplierId": "someone-else"}) == []
     orderable(shop, supplier_id, sku)
+
+
+def test_a_proposal_rejected_by_an_admin_and_proposed_again_before_the_drain_runs_its_own_review(shop):
+    """The drain finds the record's proposal PENDING at a later version than the one it parked: the
+    rejected proposal's wait ends, and the new proposal is neither flagged as stuck nor held up."""
+    supplier_id, sku = shop.supplier_with_listing(quantity=10)
+    change(shop, supplier_id, sku, price={"amount": 25000, "currency": "EUR"})
+    flagged = wait_proposal(shop, supplier_id, sku, "FLAGGED")
+    wait_until(lambda: shop.listings.onboarding.queued(f"{supplier_id}/{sku}"), what="the parked correction")
+    arn = proposal_execution(shop, supplier_id, sku, 1)
+    shop.listings.onboarding.wait_entered(arn, "WaitForFix")
+    admin = shop.listings.onboarding.principal("admin")
+    from marketplace import registry
+
+    registry.reject(
+        shop.listings.products.table, admin, f"PRODUCT_PROPOSAL:{supplier_id}:{sku}", "not this price"
+    )
+    again = change(shop, supplier_id, sku, price={"amount": 1999, "currency": "EUR"})
+    assert (again["status"], again["version"]) == ("PENDING", flagged["version"] + 2)
+    assert shop.listings.onboarding.drain().get("closed") == 1
+    import time
+
+    time.sleep(3)
+    print(
+        "DEBUG",
+        shop.listings.onboarding.sfn.describe_execution(executionArn=arn)["status"],
+        shop.listings.onboarding.entered(arn),
+    )
+    shop.listings.onboarding.wait_execution(arn, "SUCCEEDED")
+    assert shop.listings.onboarding.entered(arn)[-1] == "RejectedByAdmin"
+    wait_live(shop, supplier_id, sku, "price", {"amount": 1999, "currency": "EUR"})
+    assert proposal_of(shop, supplier_id, sku).get("flags") in (None, [])
