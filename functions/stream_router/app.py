@@ -1,4 +1,5 @@
-"""Starts the workflow that a stream record needs, with a deterministic execution name.
+"""Starts the workflow that a stream record needs, with a deterministic execution name, and
+applies an approved proposal to its record (marketplace.routing.follow_approval).
 
 The event source mapping's FilterCriteria already limit deliveries to the transitions that start a
 workflow; the router checks again (the filter is an optimisation, not the rule). A duplicate
@@ -25,7 +26,14 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    started = routing.route(record.event_name.name if record.event_name else "", record.dynamodb.new_image)
+    event_name = record.event_name.name if record.event_name else ""
+    new_image, old_image = record.dynamodb.new_image, record.dynamodb.old_image
+    applied = routing.follow_approval(event_name, new_image, old_image)
+    if applied is not None:
+        logger.info("approved proposal", extra={"outcome": applied, "entity": new_image.get("entity")})
+        metrics.add_metric(name="ProposalsApplied" if applied == "applied" else "ProposalsNotApplied",
+                           unit="Count", value=1)  # fmt: skip
+    started = routing.route(event_name, new_image, old_image)
     if started is not None:
         logger.info("workflow started", extra={"execution": started.name, "duplicate": started.duplicate})
         metrics.add_metric(

@@ -25,10 +25,10 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     supplier_id, sku = split_record_id(event["recordId"])
     logger.append_keys(tenant_id=event.get("tenantId"), supplier_id=supplier_id, sku=sku)
-    result = Products().validation_step(event["tenantId"], supplier_id, sku)
+    result = Products().review_step(event.get("kind"), event["tenantId"], supplier_id, sku)
     logger.info(
         "listing validated",
-        extra={"outcome": result["outcome"], "round": event.get("round"),
+        extra={"outcome": result["outcome"], "round": event.get("round"), "kind": event.get("kind"),
                "flagged_fields": [f["field"] for f in result["flags"]]},
     )  # fmt: skip
     metrics.add_metric(name=f"Listings{result['outcome'].title()}", unit="Count", value=1)

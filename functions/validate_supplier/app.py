@@ -24,8 +24,9 @@ metrics = Metrics()
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(tenant_id=event.get("tenantId"), supplier_id=event.get("recordId"))
-    result = Suppliers().validation_step(event["tenantId"], event["recordId"])
+    result = Suppliers().review_step(event.get("kind"), event["tenantId"], event["recordId"])
     logger.info("supplier validated", extra={"outcome": result["outcome"], "round": event.get("round"),
+                                             "kind": event.get("kind"),
                                              "flagged_fields": [f["field"] for f in result["flags"]]})  # fmt: skip
     metrics.add_metric(name=f"Suppliers{result['outcome'].title()}", unit="Count", value=1)
     return result

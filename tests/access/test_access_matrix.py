@@ -455,7 +455,8 @@ class World:
             body = {"refund": True, "reason": f"decided by {caller}"}
         bodies = {
             "POST /suppliers": {**SUPPLIER, "taxId": tax_id()},
-            "PATCH /suppliers/{supplierId}": {"legalName": f"Globex {unique}"},
+            # A low-risk change, applied at once: a new legal name would wait for review (D41).
+            "PATCH /suppliers/{supplierId}": {"phone": f"+49 30 {int(unique, 16) % 10**7:07d}"},
             "POST /suppliers/{supplierId}/products": listing(f"SKU-{unique}"),
             "PATCH /suppliers/{supplierId}/products/{sku}": {"title": f"Lamp {unique}"},
             "POST /suppliers/{supplierId}/products/{sku}/stock-adjustments": {"delta": 2, "reason": f"delivery {unique}"},
@@ -501,7 +502,7 @@ class World:
             else:
                 assert not ids & foreign, ids
         elif route in ("PATCH /suppliers/{supplierId}", "PATCH /suppliers/{supplierId}/products/{sku}"):
-            key = "legalName" if "legalName" in body else "title"
+            key = "phone" if "phone" in body else "title"
             assert answer[key] == body[key]
         elif route.endswith("/stock-adjustments"):
             # The listing's trail (written from the stream) has the change with its reason; orders move

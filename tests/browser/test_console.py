@@ -391,3 +391,41 @@ def test_an_incident_is_shown_in_the_queue_and_decided_with_a_refund(stack, tena
     order = requests.get(f"{stack.api_url}/supplier-orders/{part}", headers=admin, timeout=10).json()
     assert order["returns"] == {return_id: "REFUNDED"}
     assert screen.errors == [] and screen.unlabelled() == []
+
+
+def test_a_flagged_proposal_is_shown_as_its_suppliers_change_and_rejected_while_the_supplier_stays_approved(
+    stack, tenant, screen
+):
+    """D41: an APPROVED supplier PATCHed to a malformed tax id and a free-mail contact keeps its
+    status; the change waits in the queue as the supplier's change, with what its review found, and
+    the admin rejects it: dropped, the supplier as it was."""
+    page = screen.page
+    supplier_id = register(stack, tenant, "APPROVED", legalName="Lichtwerk GmbH",
+                           taxId=f"DE{uuid.uuid4().int % 10**9:09d}")  # fmt: skip
+    retailer, url = bearer(stack, tenant, "retailer"), f"{stack.api_url}/suppliers/{supplier_id}"
+    answer = requests.patch(url, json={"taxId": "DE12", "contactEmail": "lichtwerk@gmail.com"}, headers=retailer,
+                            timeout=10)  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    wait_until(lambda: requests.get(url, headers=retailer, timeout=10).json().get("proposal", {}).get("status")
+               == "FLAGGED", timeout=30, what="the proposal flagged")  # fmt: skip
+    page.goto(f"{stack.api_url}/console/")
+    page.get_by_label("Admin token").fill(stack.issuer.mint(tenant, "admin"))
+    page.get_by_role("button", name="Sign in").click()
+    row = page.locator(f'#queue-table tr[data-record-id="{supplier_id}"]')
+    expect(row).to_contain_text(f"Supplier change of Lichtwerk GmbH ({supplier_id})")
+    row.get_by_role("button", name=f"Open {supplier_id}").click()
+    expect(page.locator("#record-status")).to_have_text("FLAGGED")
+    expect(page.locator("#record-flags")).to_contain_text("invalid format for DE")
+    expect(page.get_by_role("button", name="Save the fix")).to_be_hidden()  # fixed by a PATCH of the supplier
+    screen.shot("console-13-proposal-flagged")
+    page.get_by_label("Reason for rejecting").fill("the trade register has the old tax id")
+    page.get_by_role("button", name="Reject the record").click()
+    expect(page.locator("#record-status")).to_have_text("REJECTED")
+    expect(page.locator("#record-summary")).to_contain_text("the trade register has the old tax id")
+    shown = requests.get(url, headers=retailer, timeout=10).json()
+    assert (shown["status"], shown["contactEmail"], "proposal" in shown) == (
+        "APPROVED",
+        SUPPLIER["contactEmail"],
+        False,
+    )
+    assert screen.errors == [] and screen.unlabelled() == []

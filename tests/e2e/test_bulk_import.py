@@ -301,7 +301,8 @@ def test_an_update_import_sets_stock_and_price_of_listed_skus_and_reports_the_ba
     before = answered(lambda: requests.get(url, headers=supplier.headers, timeout=30)).json()
     rows = [dict.fromkeys(HEADER, "") for _ in range(3)]
     common = {"category": "home", "currency": "EUR", "images": "https://img.example/h.jpg"}
-    rows[0].update(common, sku="SKU-LISTED", title="Listed before", price="12.50", quantity="7")
+    # 11.50: a price move within the change gate's threshold (D41), applied by a feed.
+    rows[0].update(common, sku="SKU-LISTED", title="Listed before", price="11.50", quantity="7")
     rows[1].update(common, sku="SKU-NEW", title="New in the feed", price="8", quantity="3")
     rows[2].update(common, sku="SKU-BAD", title="Bad price", price="12,50", quantity="1")
     path = tmp_path / "feed.csv"
@@ -316,7 +317,7 @@ def test_an_update_import_sets_stock_and_price_of_listed_skus_and_reports_the_ba
         ["4", "SKU-BAD", "price.amount", "must be a number, not '12,50'"]
     ]
     after = answered(lambda: requests.get(url, headers=supplier.headers, timeout=30)).json()
-    assert (after["quantity"], after["price"]) == (7, {"amount": 12.5, "currency": "EUR"})
+    assert (after["quantity"], after["price"]) == (7, {"amount": 11.5, "currency": "EUR"})
     assert after["version"] > before["version"] and after["title"] == before["title"]
     assert not {"lastImport", "stockChange"} & set(after)  # the history's markers, not the listing's
     state = import_state(running, supplier, import_id_of(result.stderr))

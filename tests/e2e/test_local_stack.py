@@ -571,6 +571,70 @@ def test_an_admin_suspends_a_supplier_and_delists_a_listing_and_the_blocklist_su
     )
 
 
+def test_the_change_gate_holds_the_issues_two_changes_for_review(running):
+    """The issue's first two observations, over HTTP (docs/decisions.md D41): an ACTIVE listing
+    PATCHed to a prohibited category, a huge price and an http image is a proposal, rejected, while
+    the listing sells as it was; an APPROVED supplier PATCHed to a malformed tax id and a free-mail
+    contact is a proposal, flagged, while the supplier stays APPROVED with no flags."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    retailer = running.token(tenant, "retailer")
+    supplier_id, sku = approved_supplier_with_listing(running, tenant)
+    supplier = running.token(tenant, "supplier", supplier_id=supplier_id)
+    listing_url = f"{running.url}/suppliers/{supplier_id}/products/{sku}"
+    answer = requests.patch(listing_url, headers=supplier, timeout=10, json={
+        "category": "weapons", "price": {"amount": 999999, "currency": "EUR"},
+        "images": ["http://cheap.example.net/gun.gif"]})  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    proposal = answer.json()["proposal"]
+    assert (proposal["status"], [r["field"] for r in proposal["reasons"]]) == (
+        "PENDING", ["category", "images", "price"]
+    )  # fmt: skip
+    assert answer.headers["Location"] == f"/suppliers/{supplier_id}/products/{sku}"
+
+    def decided() -> dict[str, Any] | None:
+        shown = requests.get(listing_url, headers=supplier, timeout=10).json()
+        return shown if "proposal" not in shown else None
+
+    listing = wait_until(decided, timeout=30, what="the listing's proposal decided")
+    assert (listing["status"], listing["category"], listing["price"]) == (
+        "ACTIVE", "home", {"amount": 49.9, "currency": "EUR"}
+    )  # fmt: skip
+    # The retailer orders the listing as it is, and the supplier accepts.
+    body = {"customerOrderId": f"gate-{uuid.uuid4().hex[:8]}", "shipTo": {"name": "Ada", "line1": "1 Analytical St",
+            "city": "London", "postalCode": "N1 9GU", "country": "GB"},
+            "lines": [{"supplierId": supplier_id, "sku": sku, "quantity": 1, "unitPrice": {"amount": 49.9, "currency": "EUR"}}]}  # fmt: skip
+    placed = requests.post(f"{running.url}/orders", json=body, headers=retailer, timeout=10)
+    assert placed.status_code == 202, placed.text
+    part = placed.json()["supplierOrders"][0]["supplierOrderId"]
+
+    def accepted() -> bool:
+        answer = requests.post(f"{running.url}/supplier-orders/{part}/accept", headers=supplier, timeout=10)
+        return answer.status_code == 200 and answer.json()["status"] == "ACCEPTED"
+
+    wait_until(accepted, timeout=30, what="the order accepted")
+
+    supplier_url = f"{running.url}/suppliers/{supplier_id}"
+    answer = requests.patch(supplier_url, headers=retailer, timeout=10,
+                            json={"taxId": "DE12", "contactEmail": "globex@gmail.com"})  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    assert [r["field"] for r in answer.json()["proposal"]["reasons"]] == ["contactEmail", "taxId"]
+
+    def flagged() -> dict[str, Any] | None:
+        shown = requests.get(supplier_url, headers=retailer, timeout=10).json()
+        return shown if shown.get("proposal", {}).get("status") == "FLAGGED" else None
+
+    shown = wait_until(flagged, timeout=30, what="the supplier's proposal flagged")
+    assert (shown["status"], shown["contactEmail"]) == ("APPROVED", SUPPLIER["contactEmail"])
+    assert "flags" not in shown and shown["taxId"] != "DE12"
+    assert {f["field"] for f in shown["proposal"]["flags"]} == {"taxId", "contactEmail"}
+    assert shown["proposal"]["changes"] == {"taxId": "DE12", "contactEmail": "globex@gmail.com"}
+    # It is in the admin's correction queue under its own kind.
+    queue = requests.get(
+        f"{running.url}/admin/corrections", headers=running.token(tenant, "admin"), timeout=10
+    ).json()
+    assert [i["correctionId"] for i in queue["items"]] == [f"SUPPLIER_PROPOSAL:{supplier_id}"]
+
+
 def test_an_order_over_two_suppliers_one_accepts_one_rejects_and_stock_is_released(running):
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     retailer = running.token(tenant, "retailer")

@@ -213,3 +213,31 @@ def test_a_page_token_of_the_right_partition_with_a_key_dynamodb_refuses_is_a_40
         decode_token(encode_token({"PK": pk, "SK": {"S": "AUDIT#1"}}), "PK", "TENANT#a#X", sk_prefix="PRODUCT#",
                      field="listingsToken")  # fmt: skip
     assert info.value.fields[0].field == "listingsToken"
+
+
+def test_a_proposal_is_announced_as_the_records_proposal_and_its_approval_by_the_record_it_changed():
+    """D41: a proposal's flag and rejection are ``<kind>.proposal_<status>`` with ids of their own;
+    its creation and its approved status are no events; the record's write that applied it is
+    ``<kind>.proposal_approved`` with the record's new version."""
+
+    def proposal(status: str, version: int) -> dict:
+        return {"entity": "PRODUCT_PROPOSAL", "tenantId": "t1", "supplierId": "s1", "sku": "LAMP-1",
+                "status": status, "version": version, "category": "weapons"}  # fmt: skip
+
+    assert event_for(None, proposal("PENDING", 1)) is None
+    flagged = event_for(proposal("PENDING", 1), proposal("FLAGGED", 2))
+    assert (flagged["type"], flagged["id"]) == ("listing.proposal_flagged", "s1:LAMP-1-proposal-v2")
+    rejected = event_for(proposal("PENDING", 1), proposal("REJECTED", 2))
+    assert (rejected["type"], rejected["body"]["sku"]) == ("listing.proposal_rejected", "LAMP-1")
+    assert event_for(proposal("PENDING", 1), proposal("ACTIVE", 2)) is None  # announced once applied
+    assert event_for(proposal("REJECTED", 2), proposal("PENDING", 3)) is None  # a new proposal
+    live = {"entity": "SUPPLIER", "tenantId": "t1", "supplierId": "s1", "status": "APPROVED", "version": 4}
+    applied = {**live, "version": 5, "appliedProposal": {"proposal": 2, "version": 5, "fields": ["taxId"]}}
+    approved = event_for(live, applied)
+    assert (approved["type"], approved["id"], approved["body"]["version"]) == (
+        "supplier.proposal_approved",
+        "s1-v5",
+        5,
+    )
+    # A later change of the record (an order's reservation) carries the marker but is no second event.
+    assert event_for(applied, {**applied, "version": 6}) is None

@@ -373,35 +373,47 @@ def test_an_update_import_sets_stock_and_price_of_listed_skus_and_creates_new_on
     listed = _listed(harness, "LISTED", quantity="5", price="199.99")
     gone = _listed(harness, "GONE")
     harness.table.update(gone["PK"], gone["SK"], gone["version"], {"status": "REJECTED"})
+    held = _listed(harness, "HELD", quantity="5", price="199.99")
     created = harness.upload([
-        row(sku="LISTED", quantity="9", price="149.50", title="Another title"),
+        row(sku="LISTED", quantity="9", price="169.50", title="Another title"),
         row(sku="NEW-1"),
         row(sku="BAD-PRICE", price="abc"),
         row(sku="GONE", quantity="3"),
+        row(sku="HELD", quantity="9", price="1999.90"),
     ], mode="update")  # fmt: skip
     assert created["mode"] == "update"
     assert (
         harness.imports().process(harness.message(created["importId"]), lambda: 300.0).status == "COMPLETED"
     )
     record = harness.record(created["importId"])
-    assert (record["rowsProcessed"], record["imported"], record["updated"], record["failed"]) == (4, 1, 1, 2)
+    assert (record["rowsProcessed"], record["imported"], record["updated"], record["failed"]) == (5, 1, 1, 3)
     assert imports.view(record)["updated"] == 1
+    # A price move beyond the change gate's threshold on an ACTIVE listing waits for review (D41):
+    # not in a feed, which sets what applies at once.
+    assert held["status"] == "ACTIVE"
     assert harness.report(created["importId"]) == [
         ["row", "sku", "field", "reason"],
         ["4", "BAD-PRICE", "price.amount", "must be a number, not 'abc'"],
         ["5", "GONE", "sku", "is a REJECTED listing: it cannot be changed"],
+        [
+            "6",
+            "HELD",
+            "price",
+            "the price moves 900.0%, beyond 20%: PATCH the listing, where the change waits for review",
+        ],
     ]
+    assert harness.table.get(held["PK"], held["SK"])["price"] == {"amount": 199.99, "currency": "EUR"}
     after = harness.table.get(listed["PK"], listed["SK"])
     # The stock and the price change, nothing else; the version moves; the trail says why.
     assert (after["quantity"], after["price"], after["title"]) == (
         9,
-        {"amount": 149.5, "currency": "EUR"},
+        {"amount": 169.5, "currency": "EUR"},
         listed["title"],
     )
     assert after["version"] == listed["version"] + 1
     assert after["stockChange"] == {"delta": 4, "reason": f"import {created['importId']}"}
     assert after["updatedBy"] == harness.retailer.actor
-    assert sorted(i["sku"] for i in harness.listings()) == ["GONE", "LISTED", "NEW-1"]
+    assert sorted(i["sku"] for i in harness.listings()) == ["GONE", "HELD", "LISTED", "NEW-1"]
 
     # The same file in create mode refuses the listed SKUs, as before.
     again = harness.upload([row(sku="LISTED", quantity="1")])

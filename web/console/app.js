@@ -50,6 +50,27 @@ const KINDS = {
     history: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/history`,
     name: (r) => r.title,
   },
+  // A high-risk change to a live record, reviewed while the record stays live (docs/decisions.md D41):
+  // shown with its record (GET shows the pending proposal); fixed by a PATCH of the record through
+  // the API, rejected or retried here.
+  SUPPLIER_PROPOSAL: {
+    label: "Supplier change",
+    path: (c) => `/suppliers/${enc(c.recordId)}`,
+    editable: false,
+    history: (c) => `/suppliers/${enc(c.recordId)}/history`,
+    name: (r) => r.legalName,
+    // The pending proposal is what the queue holds; once decided it is no longer shown.
+    view: (r) => (r.proposal ? { ...r.proposal, legalName: r.legalName } : { status: "NO LONGER PENDING", version: r.version }),
+  },
+  PRODUCT_PROPOSAL: {
+    label: "Listing change",
+    path: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}`,
+    editable: false,
+    history: (c) => `/suppliers/${enc(c.supplierId)}/products/${enc(c.sku)}/history`,
+    name: (r) => r.title,
+    // The pending proposal is what the queue holds; once decided it is no longer shown.
+    view: (r) => (r.proposal ? { ...r.proposal, title: r.title } : { status: "NO LONGER PENDING", version: r.version }),
+  },
   SUPPLIER_ORDER: {
     label: "Supplier order",
     path: (c) => `/supplier-orders/${enc(c.recordId)}`,
@@ -176,7 +197,9 @@ async function openRecord(item) {
 }
 
 async function loadRecord() {
-  current.record = await api.get(KINDS[current.kind].path(current));
+  const kind = KINDS[current.kind];
+  const got = await api.get(kind.path(current));
+  current.record = kind.view ? kind.view(got) : got;
   if (current.kind !== "SUPPLIER") await nameSuppliers([current.supplierId]);
   renderRecord();
 }

@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import audit, products, suspension
+from marketplace import audit, products, proposals, suspension
 from marketplace.principal import Principal
 from routes import metrics, request
 from routes.policy import allow, caller
@@ -35,14 +35,18 @@ def list_products(supplierId: str) -> dict[str, Any]:
 
 @router.get("/suppliers/<supplierId>/products/<sku>", middlewares=[allow("supplier", "retailer", "admin")])
 def get_product(supplierId: str, sku: str) -> dict[str, Any]:
-    return products.view(products.Products().get_for(caller(router), supplierId, sku))
+    return products.Products().shown_for(caller(router), supplierId, sku)
 
 
 @router.patch("/suppliers/<supplierId>/products/<sku>", middlewares=[allow("supplier", "retailer", "admin")])
-def update_product(supplierId: str, sku: str) -> dict[str, Any]:
+def update_product(supplierId: str, sku: str) -> dict[str, Any] | Response:
+    """200 with the listing when the change applied; 202 with the proposal when it waits for review."""
     event = router.current_event
     changes, version = request.object_body(event), request.expected_version(event)
-    return products.view(products.Products().update(caller(router), supplierId, sku, changes, version))
+    record = products.Products().update(caller(router), supplierId, sku, changes, version)
+    if proposals.is_proposal(record):
+        return request.proposed(record, f"/suppliers/{supplierId}/products/{sku}")
+    return products.view(record)
 
 
 # The stock is the supplier's (its warehouse): the supplier and an admin adjust it, the retailer

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from marketplace import schemas
+from marketplace import proposals, schemas
 from marketplace.adapters import aws
 from marketplace.errors import FieldError, InvalidInput
 from marketplace.principal import Principal
@@ -153,3 +153,9 @@ def located(status: int, body: dict[str, Any], location: str) -> Response:
         body=body,
         headers={"Location": location},
     )
+
+
+def proposed(proposal: dict[str, Any], location: str) -> Response:
+    """A change that waits for review (the change gate): 202 with the proposal, at its record's
+    ``location`` (a GET there shows it while it is pending)."""
+    return located(202, {"proposal": proposals.view(proposal)}, location)

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import audit, suspension
+from marketplace import audit, proposals, suspension
 from marketplace.principal import Principal
 from marketplace.suppliers import Suppliers, view
 from routes import request
@@ -39,14 +39,18 @@ def list_suppliers() -> dict[str, Any]:
 
 @router.get("/suppliers/<supplierId>", middlewares=[allow("retailer", "admin", "supplier")])
 def get_supplier(supplierId: str) -> dict[str, Any]:
-    return view(Suppliers().get(caller(router).tenant_id, supplierId))
+    return Suppliers().shown(caller(router).tenant_id, supplierId)
 
 
 @router.patch("/suppliers/<supplierId>", middlewares=[allow("retailer", "admin")])
-def update_supplier(supplierId: str) -> dict[str, Any]:
+def update_supplier(supplierId: str) -> dict[str, Any] | Response:
+    """200 with the supplier when the change applied; 202 with the proposal when it waits for review."""
     event = router.current_event
     changes, version = request.object_body(event), request.expected_version(event)
-    return view(Suppliers().update(caller(router), supplierId, changes, version))
+    record = Suppliers().update(caller(router), supplierId, changes, version)
+    if proposals.is_proposal(record):
+        return request.proposed(record, f"/suppliers/{supplierId}")
+    return view(record)
 
 
 @router.get("/suppliers/<supplierId>/history", middlewares=[allow("retailer", "admin", "supplier")])

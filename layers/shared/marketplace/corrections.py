@@ -260,6 +260,14 @@ class Drain:
         except NotFound:
             return "closed"
         status, version = record.get("status"), int(record.get("version", 0))
+        replaced = (
+            self._records(correction).kind.on_approval is not None and version > correction.flagged_version
+        )
+        if replaced and status != "FLAGGED":
+            # The proposal this correction is about was rejected and a new one written over it,
+            # which may be decided already (D41): the old one's wait ends as a rejection.
+            self._fail_task(correction, record.get("statusReason") or "replaced by a newer proposal")
+            return "closed"
         if status in ("REJECTED", "CANCELLED"):
             self._fail_task(correction, record.get("statusReason") or "rejected by an admin")
             return "closed"

@@ -4,7 +4,11 @@ Suppliers and listings (the reviewed kinds of :mod:`marketplace.registry`): each
 the record's creation is one event named by the kind's label and the new status
 (``supplier.approved``, ``supplier.flagged``, ``listing.active``, ``listing.rejected``, ...), so the
 supplier hears of each verdict, each flag it must fix, and each record going back to review after
-its fix. Its creation is not an event: the supplier made the request and has the answer.
+its fix. Its creation is not an event: the supplier made the request and has the answer. A
+proposed version of an approved record (marketplace.proposals) is announced the same way
+(``supplier.proposal_flagged``, ``listing.proposal_rejected``), but its approval is announced by its
+record once the proposal is applied to it (``supplier.proposal_approved``, with the record's new
+version).
 
 A supplier order is written as PENDING and, within the intake's few hundred milliseconds, moves to the
 status the supplier acts on (AWAITING_ACCEPTANCE) or to its end (REJECTED out of stock, FLAGGED,
@@ -39,10 +43,16 @@ def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[st
     if kind.name == orders.ENTITY:
         return _order_event(old, new)
     status = str(new["status"])
-    if old.get("status") == status:
+    applied = new.get("appliedProposal")
+    if isinstance(applied, dict) and applied.get("version") == new.get("version") != old.get("version"):
+        # An approved proposal became the live version (marketplace.proposals): announced here, by
+        # the record it changed, once it has changed.
+        event_type = f"{kind.label}.proposal_approved"
+    elif old.get("status") == status or status in kind.quiet:
         return None
-    event_type = f"{kind.label}.{status.lower()}"
-    event_id = f"{kind.record_id(new).replace('/', ':')}-v{new['version']}"
+    else:
+        event_type = kind.event_type(status)
+    event_id = f"{kind.record_id(new).replace('/', ':')}{kind.event_id_tag}-v{new['version']}"
     body = {
         "event": event_type,
         "eventId": event_id,

@@ -48,7 +48,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from marketplace import config, keys, products, schemas
+from marketplace import config, gate, keys, products, schemas
 from marketplace.adapters import aws
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
@@ -647,6 +647,13 @@ class Imports:
                 return 1, []
             if listing["status"] == "REJECTED":
                 return 0, [RowError(number, row["sku"], "sku", "is a REJECTED listing: it cannot be changed")]
+            if listing["status"] == products.KIND.approved:
+                # A feed sets what applies at once; a price move the change gate holds for review
+                # (docs/decisions.md D41) is refused here, to be PATCHed, where it becomes a proposal.
+                held = gate.score(gate.rules_for(products.KIND.label), listing, {"price": row["price"]})
+                if held.high:
+                    reason = f"{held.reasons[0].reason}: PATCH the listing, where the change waits for review"
+                    return 0, [RowError(number, row["sku"], "price", reason)]
             changes: dict[str, Any] = {k: row[k] for k in UPDATED_FIELDS}
             delta = int(row["quantity"]) - int(listing.get("quantity", 0))
             changes.update({"lastImport": import_id, "updatedAt": now_iso(), "updatedBy": by,

@@ -19,6 +19,7 @@ AUDIT_SK_PREFIX = "AUDIT#"
 SHIPMENT_SK_PREFIX = "SHIPMENT#"
 COMMISSION_RULES_SK = "COMMISSION_RULES"
 LEDGER_SK_PREFIX = "ENTRY#"
+PROPOSAL_SK_PREFIX = "PROPOSAL#"
 EXPIRY_SHARDS = 10
 CORRECTION_SHARDS = 10
 
@@ -36,6 +37,12 @@ def supplier_pk(tenant_id: str, supplier_id: str) -> str:
 def product_sk(sku: str) -> str:
     """A listing, beside its supplier's record."""
     return f"{PRODUCT_SK_PREFIX}{sku}"
+
+
+def proposal_sk(record_sk: str) -> str:
+    """A record's proposed version (a high-risk change waiting for review), beside the record: one
+    per record (``PROPOSAL#RECORD`` for a supplier, ``PROPOSAL#PRODUCT#<sku>`` for a listing)."""
+    return f"{PROPOSAL_SK_PREFIX}{record_sk}"
 
 
 def entity_pk(tenant_id: str, entity: str) -> str:
@@ -250,6 +257,8 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
      f"`{blocked_name_sk('<name>')}`", ""),
     ("product listing", supplier_pk(_T, "<supplier id>"), product_sk("<sku>"),
      "`quantity` available to sell; `GSI1` only while FLAGGED"),
+    ("proposed version", "the record's PK", f"`{proposal_sk(RECORD_SK)}`, `{proposal_sk(product_sk('<sku>'))}`",
+     "a high-risk change under review while the record stays live; `GSI1` only while FLAGGED"),
     ("customer order", order_pk(_T, _S), RECORD_SK,
      f"and `{customer_order_pk(_T, '<customer order id>')}` / `{RECORD_SK}` for uniqueness"),
     ("supplier order", supplier_order_pk(_T, _S), RECORD_SK,

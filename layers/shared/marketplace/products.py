@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from marketplace import access, keys, schemas, suppliers
+from marketplace import access, keys, proposals, schemas, suppliers
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from marketplace.principal import Principal
@@ -192,11 +192,20 @@ KIND = Kind(
 )  # fmt: skip
 
 
+# A high-risk change of an ACTIVE listing waits for review as a proposal (marketplace.proposals).
+PROPOSAL_KIND = proposals.kind_for(KIND, lambda table, approved: Products(table).proposals.apply(approved))
+
+
 # ------------------------------------------------------------------------------------------- service
 class Products:
     def __init__(self, table: Table | None = None) -> None:
         self.table = table or Table()
         self.records = Records(KIND, self.table)
+        # The stock never waits for review: a proposal applied later would set a count that
+        # reservations have moved since (D38).
+        self.proposals = proposals.Proposals(
+            KIND, PROPOSAL_KIND, "product", ("sku", *EDITABLE_FIELDS), self.table, immediate=("quantity",)
+        )
 
     def visible_supplier(self, principal: Principal, supplier_id: str) -> dict[str, Any]:
         """The supplier, if the caller may see its listings (404 otherwise, never 403)."""
@@ -209,6 +218,11 @@ class Products:
     def get_for(self, principal: Principal, supplier_id: str, sku: str) -> dict[str, Any]:
         self.visible_supplier(principal, supplier_id)
         return self.get(principal.tenant_id, supplier_id, sku)
+
+    def shown_for(self, principal: Principal, supplier_id: str, sku: str) -> dict[str, Any]:
+        """The listing as the API shows it, with its pending proposal if it has one."""
+        shown = view(self.get_for(principal, supplier_id, sku))
+        return self.proposals.shown_with(shown, principal.tenant_id, record_id(supplier_id, sku))
 
     def list_for(self, principal: Principal, supplier_id: str, limit: int, next_token: str | None) -> Page:
         self.visible_supplier(principal, supplier_id)
@@ -242,7 +256,9 @@ class Products:
 
         With ``expected_version`` (If-Match) it applies only to that version: one a reservation has
         moved since is 412. Without, a change that loses a race (a reservation moved the version
-        between the read and the write) is read and applied again."""
+        between the read and the write) is read and applied again. On an ACTIVE listing a high-risk
+        change (or one to a pending proposal's fields) is not applied: the proposal it makes or
+        amends is returned instead (marketplace.proposals)."""
         if not isinstance(body, dict) or not body:
             raise InvalidInput([FieldError("(body)", "must be an object with at least one field to change")])
         unknown = sorted(set(body) - set(EDITABLE_FIELDS))
@@ -254,6 +270,9 @@ class Products:
             merged = {**{k: current[k] for k in ("sku", *EDITABLE_FIELDS) if k in current}, **body}
             schemas.validate("product", merged)
             _check_attribute_names(body)
+            proposal = self.proposals.gate(principal, current, body)
+            if proposal is not None:
+                return proposal
             if not changes:
                 return current
             if "quantity" in changes:
@@ -308,3 +327,10 @@ class Products:
     # ---------------------------------------------------------------- the listing workflow's step
     def validation_step(self, tenant_id: str, supplier_id: str, sku: str) -> dict[str, Any]:
         return self.records.validation_step(tenant_id, record_id(supplier_id, sku))
+
+    def review_step(self, kind: str | None, tenant_id: str, supplier_id: str, sku: str) -> dict[str, Any]:
+        """The workflow's Validate step for the record its input names: the listing, or its
+        proposal (``kind``), which the same rules review."""
+        if kind == PROPOSAL_KIND.name:
+            return Records(PROPOSAL_KIND, self.table).validation_step(tenant_id, record_id(supplier_id, sku))
+        return self.validation_step(tenant_id, supplier_id, sku)

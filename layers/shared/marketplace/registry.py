@@ -8,6 +8,7 @@ carries, and never switch over the kinds themselves.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from marketplace import clock, orders, products, suppliers
 from marketplace.errors import FieldError, InvalidInput, NotFound
@@ -15,7 +16,10 @@ from marketplace.principal import Principal
 from marketplace.repository import Table
 from marketplace.reviewed import Kind, Records
 
-KINDS: dict[str, Kind] = {k.name: k for k in (suppliers.KIND, products.KIND, orders.KIND)}
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (suppliers.KIND, products.KIND, orders.KIND, suppliers.PROPOSAL_KIND, products.PROPOSAL_KIND)
+}
 # What the admin's correction queue lists: every reviewed kind, and the incidents no workflow waits
 # on (a refused return, decided by the admin: docs/decisions.md D35). The stream router and the
 # drain start and resume workflows, so they know only KINDS.
@@ -27,7 +31,10 @@ def find(name: object) -> Kind | None:
 
 
 def resolve(correction_id: str) -> tuple[Kind, str]:
-    """(kind, record id) of a correction id (:meth:`Kind.correction_id`); NotFound if none."""
+    """(kind, record id) of a correction id (:meth:`Kind.correction_id`); NotFound if none. A caller
+    that URL-encodes the path segment (the console, ``encodeURIComponent``) sends ``:`` as ``%3A``,
+    and the gateway hands the segment on as it came: no id has a ``%`` of its own, so it is decoded."""
+    correction_id = unquote(correction_id)
     for kind in QUEUED.values():
         record_id = kind.parse_correction_id(correction_id)
         if record_id is not None:

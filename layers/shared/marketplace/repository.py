@@ -189,6 +189,21 @@ class Table:
         except ClientError as error:
             raise translate(error) from error
 
+    def put_at(self, record: Mapping[str, Any], expected_version: int | None) -> None:
+        """Create the item (``expected_version`` None: only while there is none) or overwrite it
+        whole, only while its ``version`` is still ``expected_version``; Conflict otherwise."""
+        if expected_version is None:
+            self.put_new(record)
+            return
+        try:
+            self.client.put_item(
+                TableName=self.name, Item=to_item(record), ConditionExpression="#version = :expected",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues=to_item({":expected": expected_version}),
+            )  # fmt: skip
+        except ClientError as error:
+            raise translate(error) from error
+
     def put(self, record: Mapping[str, Any]) -> None:
         """Unconditional write, for append-only records whose key is unique by construction."""
         try:

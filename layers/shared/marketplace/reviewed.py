@@ -41,12 +41,17 @@ INTERNAL = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3P
                       "expiresAt"})  # fmt: skip
 
 
+# What a write leaves for the audit trail and the events, not a field of the record: the proposal an
+# approval applied (marketplace.proposals).
+MARKERS = frozenset({"appliedProposal"})
+
+
 def record_view(
     record: Mapping[str, Any], flags_while: tuple[str, ...] = (FLAGGED, REJECTED)
 ) -> dict[str, Any]:
     """A record as the API shows it: no internal attributes, and its flags only while they are why
     it is in its status."""
-    shown = {k: v for k, v in record.items() if k not in INTERNAL}
+    shown = {k: v for k, v in record.items() if k not in INTERNAL and k not in MARKERS}
     if record.get("status") not in flags_while:
         shown.pop("flags", None)
     return shown
@@ -94,6 +99,15 @@ class Kind:
     # DELISTED), and back from, by :meth:`Records.withdraw` and :meth:`Records.restore`; None for a
     # kind that has none (docs/decisions.md D40).
     withdrawn: str | None = None
+    # Its events are named "<event_prefix><status>" ("supplier.approved"); the default is the label
+    # and a dot. ``event_id_tag`` keeps its event ids apart from another kind's of the same record
+    # (a proposal's from its record's). A status in ``quiet`` is announced by another record's change.
+    event_prefix: str | None = None
+    event_id_tag: str = ""
+    quiet: frozenset[str] = frozenset()
+    # What follows its approval, run from the table's stream (marketplace.routing): an approved
+    # proposal becomes its record's live version. Returns what it did, for the log.
+    on_approval: Callable[[Table, dict[str, Any]], str] | None = None
 
     def __post_init__(self) -> None:
         if self.queued not in self.indexed:
@@ -146,6 +160,9 @@ class Kind:
             "flaggedAt": flagged_at, "ageSeconds": int(age) if age is not None else None,
             "record": self.view(record),
         }  # fmt: skip
+
+    def event_type(self, status: str) -> str:
+        return f"{self.event_prefix if self.event_prefix is not None else self.label + '.'}{status.lower()}"
 
     def execution_name(self, record_id: str, version: int) -> str:
         return keys.execution_name(self.name, record_id, version)

@@ -16,7 +16,7 @@ import re
 import uuid
 from typing import Any
 
-from marketplace import blocklist, keys, normalize, schemas
+from marketplace import blocklist, keys, normalize, proposals, schemas
 from marketplace.clock import now_iso
 from marketplace.errors import FieldError, InvalidInput
 from marketplace.principal import Principal
@@ -153,15 +153,39 @@ KIND = Kind(
 )  # fmt: skip
 
 
+# A change of an APPROVED supplier's identity waits for review as a proposal (marketplace.proposals).
+PROPOSAL_KIND = proposals.kind_for(KIND, lambda table, approved: Suppliers(table).proposals.apply(approved))
+
+
 # ------------------------------------------------------------------------------------------- service
 class Suppliers:
     def __init__(self, table: Table | None = None) -> None:
         self.table = table or Table()
         self.records = Records(KIND, self.table)
+        self.proposals = proposals.Proposals(
+            KIND, PROPOSAL_KIND, "supplier", EDITABLE_FIELDS, self.table, also=self._claim_moves
+        )
+
+    def _claim_moves(
+        self, tenant_id: str, live: dict[str, Any], merged: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The transaction items that move a supplier's tax id claim when its country or tax id changes."""
+        old = _claim(tenant_id, live["supplierId"], live["country"], live["taxId"])
+        new = _claim(tenant_id, live["supplierId"], merged["country"], merged["taxId"])
+        if old["PK"] == new["PK"]:
+            return []
+        return [
+            {"Delete": {"TableName": self.table.name, "Key": to_item({"PK": old["PK"], "SK": old["SK"]})}},
+            {"Put": {"TableName": self.table.name, "Item": to_item(new)}},
+        ]
 
     # ---------------------------------------------------------------- reads
     def get(self, tenant_id: str, supplier_id: str) -> dict[str, Any]:
         return self.records.get(tenant_id, supplier_id)
+
+    def shown(self, tenant_id: str, supplier_id: str) -> dict[str, Any]:
+        """The supplier as the API shows it, with its pending proposal if it has one."""
+        return self.proposals.shown_with(view(self.get(tenant_id, supplier_id)), tenant_id, supplier_id)
 
     def list(self, tenant_id: str, status: str | None, limit: int, next_token: str | None) -> Page:
         if status is not None:
@@ -177,6 +201,13 @@ class Suppliers:
     # ---------------------------------------------------------------- the onboarding step
     def validation_step(self, tenant_id: str, supplier_id: str) -> dict[str, Any]:
         return self.records.validation_step(tenant_id, supplier_id)
+
+    def review_step(self, kind: str | None, tenant_id: str, supplier_id: str) -> dict[str, Any]:
+        """The workflow's Validate step for the record its input names: the supplier, or its
+        proposal (``kind``), which the same rules review."""
+        if kind == PROPOSAL_KIND.name:
+            return Records(PROPOSAL_KIND, self.table).validation_step(tenant_id, supplier_id)
+        return self.validation_step(tenant_id, supplier_id)
 
     # ---------------------------------------------------------------- writes
     def register(self, principal: Principal, body: Any) -> dict[str, Any]:
@@ -204,7 +235,9 @@ class Suppliers:
     def update(
         self, principal: Principal, supplier_id: str, body: Any, expected_version: int | None
     ) -> dict[str, Any]:
-        """A change of fields; on a FLAGGED record this is the human fix the drain looks for."""
+        """A change of fields; on a FLAGGED record this is the human fix the drain looks for. On an
+        APPROVED one a high-risk change (or one to a pending proposal's fields) is not applied: the
+        proposal it makes or amends is returned instead (marketplace.proposals)."""
         if not isinstance(body, dict) or not body:
             raise InvalidInput([FieldError("(body)", "must be an object with at least one field to change")])
         unknown = sorted(set(body) - set(EDITABLE_FIELDS))
@@ -214,6 +247,9 @@ class Suppliers:
         changes, version = self.records.change_fields(current, body, expected_version)
         merged = {**{k: current[k] for k in EDITABLE_FIELDS if k in current}, **body}
         schemas.validate("supplier", merged)
+        proposal = self.proposals.gate(principal, current, body)
+        if proposal is not None:
+            return proposal
         if not changes:
             return current
         tenant_id = principal.tenant_id
@@ -236,12 +272,7 @@ class Suppliers:
                 }
             }
         ]
-        old_claim = _claim(tenant_id, supplier_id, current["country"], current["taxId"])
-        new_claim = _claim(tenant_id, supplier_id, merged["country"], merged["taxId"])
-        if old_claim["PK"] != new_claim["PK"]:
-            old_key = {"PK": old_claim["PK"], "SK": old_claim["SK"]}
-            items.append({"Delete": {"TableName": self.table.name, "Key": to_item(old_key)}})
-            items.append({"Put": {"TableName": self.table.name, "Item": to_item(new_claim)}})
+        items += self._claim_moves(tenant_id, current, merged)
         self.table.transact(items)
         return self.get(tenant_id, supplier_id)
 
