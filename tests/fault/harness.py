@@ -194,6 +194,25 @@ class Shop:
 
 
 @dataclass
+class Proposed:
+    """A high-risk change PATCHed to a live shop record (D41), and what it should end as: the record
+    changed (``applied``) or its proposal held for a human (``flagged``)."""
+
+    path: str  # the record's API path
+    supplier_id: str
+    field: str
+    value: Any
+    expected: str  # applied | flagged
+
+    def outcome(self, shown: dict[str, Any]) -> str:
+        """applied, flagged, pending, or what it wrongly is (another status, the change missing)."""
+        proposal = shown.get("proposal")
+        if proposal is None:
+            return "applied" if shown.get(self.field) == self.value else "dropped"
+        return str(proposal.get("status", "?")).lower()
+
+
+@dataclass
 class Observed:
     suppliers: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -219,6 +238,7 @@ class FaultRun:
         self.paths: dict[str, str] = {}  # accepted supplier order id -> what happens after (AFTER_ACCEPTANCE)
         self.returns: dict[str, str] = {}  # return id -> supplier order id
         self.sweeps: list[str] = []
+        self.proposals: list[Proposed] = []  # high-risk changes to the shops, reviewed under the faults
         self.kinds = ChainMap(self.supplier_kinds, self.order_kinds)
         self.notes: list[str] = []
 
@@ -294,6 +314,53 @@ class FaultRun:
             assert made.status_code in (201, 202), made.text
             self.shops.append(Shop(supplier_id, "LAMP-1", stock, secret))
         self._wait(self._shop_listings_active, "listings active")
+        self._propose()
+
+    def _propose(self) -> None:
+        """High-risk changes to the live shops (D41), reviewed while their orders go on under the
+        faults: every other shop renames itself (approved, then applied), the rest give an invalid
+        tax id (flagged, held for a human); every third listing moves its images to a new host."""
+        for n, shop in enumerate(self.shops):
+            supplier = f"/suppliers/{shop.supplier_id}"
+            changes = [Proposed(supplier, shop.supplier_id, "legalName", f"Fault Run Shop {n} AG", "applied")
+                       if n % 2 == 0 else Proposed(supplier, shop.supplier_id, "taxId", "DE21111", "flagged")]  # fmt: skip
+            if n % 3 == 0:
+                images = [f"https://images.shop{n}.example.net/lamp.webp"]
+                changes.append(
+                    Proposed(f"{supplier}/products/{shop.sku}", shop.supplier_id, "images", images, "applied")
+                )
+            for change in changes:
+                role = "retailer" if change.path == supplier else "supplier"
+                answer = self.api.call("PATCH", change.path, role, {change.field: change.value},
+                                       supplier_id=shop.supplier_id)  # fmt: skip
+                assert answer.status_code == 202, answer.text  # held for review, the record untouched
+                self.proposals.append(change)
+
+    def _retry_proposals(self) -> list[Proposed]:
+        """A proposal that should apply but was flagged (its review failed every retry: a system
+        error) is validated again at an admin's request, as the runbook says; the drain then resumes
+        it. The ones asked for."""
+        asked = []
+        for change in self.proposals:
+            shown = self.api.call("GET", change.path, "retailer").json()
+            if change.expected != "applied" or (shown.get("proposal") or {}).get("status") != "FLAGGED":
+                continue
+            listing = "/products/" in change.path
+            record = (
+                f"{change.supplier_id}:{change.path.rsplit('/', 1)[-1]}" if listing else change.supplier_id
+            )
+            kind = "PRODUCT_PROPOSAL" if listing else "SUPPLIER_PROPOSAL"
+            if self.api.call("POST", f"/admin/corrections/{kind}:{record}/retry", "admin").status_code == 200:
+                asked.append(change)
+        return asked
+
+    def _proposal_outcomes(self) -> Counter[str]:
+        """How the proposals stand, by ``<expected> -> <outcome>``, read through the API."""
+        found: Counter[str] = Counter()
+        for change in self.proposals:
+            shown = self.api.call("GET", change.path, "retailer").json()
+            found[f"{change.expected} -> {change.outcome(shown)}"] += 1
+        return found
 
     def _shop_listings_active(self) -> bool:
         """The shops' listings are set up under the faults too: one whose validation failed every
@@ -429,13 +496,21 @@ class FaultRun:
             if answer.status_code == 200:
                 self.cancelled.add(order_id)
 
+        retried = self._retry_proposals()
+        if retried:
+            self.notes.append(f"{len(retried)} proposal(s) flagged by a system error retried by an admin")
+
         def drained() -> bool:
             # As the API asks: called again while it answers more (the queue held more than one
             # call's time), so the last call has read the whole queue.
             answer = self.api.call("POST", "/admin/corrections/drain", "admin")
             more = answer.status_code != 200 or bool(answer.json().get("more"))
             states = self._observe(deliveries=False).suppliers
-            return not more and all(states[s]["status"] in SUPPLIER_FINAL for s in self.fixed)
+            resumed = all(
+                change.outcome(self.api.call("GET", change.path, "retailer").json()) != "flagged"
+                for change in retried
+            )
+            return not more and resumed and all(states[s]["status"] in SUPPLIER_FINAL for s in self.fixed)
 
         try:
             self._wait(drained, "fixed suppliers drained and decided", interval=1.0, within=120)
@@ -653,7 +728,9 @@ class FaultRun:
             # A delivery still PENDING is being retried by SQS (a delay after a failed attempt, or a
             # visibility timeout after a failed invocation): settled once every one has a message.
             retrying = [d for d in observed.deliveries if d["status"] == "PENDING"]
-            return not busy and len(retrying) <= messages
+            if busy or len(retrying) > messages:
+                return False
+            return not any(k.endswith("-> pending") for k in self._proposal_outcomes())
 
         started = time.monotonic()
         try:
@@ -783,6 +860,13 @@ class FaultRun:
                     lost.append(
                         f"{label[:-1]} {record_id} {status} v{record.get('version')} ({self.kinds.get(record_id)})"
                     )
+        # Proposals: each applied, or flagged and held for a human, as its change says; none pending
+        # or dropped (the live record untouched throughout is what the orders above show).
+        proposals = self._proposal_outcomes()
+        for outcome, count in proposals.items():
+            expected, _, got = outcome.partition(" -> ")
+            if got != expected:
+                lost += [f"proposal expected {expected}, {got}"] * count
         missing = set(self.supplier_kinds) - set(observed.suppliers)
         missing |= set(self.order_kinds) - set(observed.orders)
         lost += [f"record {m} never written" for m in sorted(missing)]
@@ -940,6 +1024,7 @@ class FaultRun:
             "afterAcceptance": dict(sorted(after.items())),
             "wrongFinalStatus": wrong_status[:50],
             "returns": dict(return_status),
+            "proposals": dict(proposals),
             "wrongRefunds": wrong_refunds[:50],
             "releasedUnitsAfterAcceptance": released,
             "sweeps": self.sweeps,
@@ -1051,6 +1136,10 @@ def table(result: dict[str, Any]) -> str:
         *((f"  after acceptance: {path}", n) for path, n in result["afterAcceptance"].items()),
         ("final status not the path's (must be 0)", len(result["wrongFinalStatus"])),
         ("returns", ", ".join(f"{k} {v}" for k, v in sorted(result["returns"].items()))),
+        (
+            "proposals (expected -> found)",
+            ", ".join(f"{k} {v}" for k, v in sorted(result["proposals"].items())),
+        ),
         ("refunds wrong (must be 0)", len(result["wrongRefunds"])),
         ("units released by cancellations after acceptance", result["releasedUnitsAfterAcceptance"]),
         ("deadline sweeps run as of (by round)", "; ".join(result["sweeps"])),

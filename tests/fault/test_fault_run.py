@@ -50,6 +50,9 @@ def test_a_small_fault_run_loses_nothing_duplicates_nothing_and_oversells_nothin
             "returned and refunded: DELIVERED", "shipped, delivered by hand: DELIVERED"} <= set(result["afterAcceptance"])  # fmt: skip
     assert result["returns"].get("RECEIVED", 0) > 0 and result["releasedUnitsAfterAcceptance"] > 0
     assert result["outOfStockRejections"] > 0
+    # High-risk changes to the four shops, reviewed under the faults while they sold (D41): two
+    # renames and two image hosts applied, two invalid tax ids held for a human.
+    assert result["proposals"] == {"applied -> applied": 4, "flagged -> flagged": 2}
     assert result["waitingInCorrectionQueue"] > 0
     missing = [kind for kind in KINDS if result["faultsInjected"].get(kind, 0) == 0]
     assert not missing, f"faults never injected: {missing}"
