@@ -80,7 +80,10 @@ def test_a_supplier_decides_its_orders_in_the_portal_and_sees_its_deliveries(sta
         expect(page.locator("#registration-flags")).to_have_text("No flags.")
         listing = page.locator("#listings-table tbody tr")
         expect(listing).to_have_count(1)
-        expect(listing.locator("td")).to_have_text(["LAMP-1", "Desk lamp", "ACTIVE", "2", "49.9 EUR", ""])
+        # The last cell: the supplier takes its own listing off sale from here (D40).
+        expect(listing.locator("td")).to_have_text(
+            ["LAMP-1", "Desk lamp", "ACTIVE", "2", "49.9 EUR", "", re.compile(r"^Delist LAMP-1")]
+        )
         orders = page.locator("#orders-table tbody tr")
         expect(orders).to_have_count(2)
         expect(page.locator("#webhook")).to_have_text(f"Your webhook: {receiver.url}")

@@ -77,7 +77,7 @@ class RunningStack:
 
 @contextlib.contextmanager
 def marketplace_running(
-    state_dir: Path, stop_seconds: float = 20, webhook_receivers: int = 5
+    state_dir: Path, stop_seconds: float = 20, webhook_receivers: int = 12
 ) -> Iterator[RunningStack]:
     """`marketplace run` in its own process on free ports, as a user starts it; Ctrl-C at the end
     (killed if it has not stopped after ``stop_seconds``). Webhooks may reach loopback only on
