@@ -255,6 +255,32 @@ class Meter:
             sys.stdout = real_stdout
 
         self._undo.append(undo)
+        self._follow_pools()
+
+    def _follow_pools(self) -> None:
+        """A handler's own thread pool (the sweeper fires due orders on one, the webhook function
+        delivers on one) works for that handler: its AWS calls are counted as the handler's, not as
+        the Step Functions engine's (the thread's name would say)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        meter, submit = self, ThreadPoolExecutor.submit
+
+        def attributed(pool: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            function = getattr(meter.local, "function", None)
+            if function is None:
+                return submit(pool, fn, *args, **kwargs)
+
+            def run(*a: Any, **k: Any) -> Any:
+                meter.local.function = function
+                try:
+                    return fn(*a, **k)
+                finally:
+                    meter.local.function = None
+
+            return submit(pool, run, *args, **kwargs)
+
+        ThreadPoolExecutor.submit = attributed  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(ThreadPoolExecutor, "submit", submit))
 
     def uninstall(self) -> None:
         while self._undo:
