@@ -958,7 +958,7 @@ def without(sample: dict[str, Any], fixed: list[dict[str, Any]], times: int) -> 
 def sweeper_firing(lifecycles: list[dict[str, Any]], empty: list[dict[str, Any]]) -> dict[str, Any]:
     """How fast one serial sweeper run fires lifecycles: the AWS requests it made for one lifecycle's
     transitions (its runs' requests less their fixed part: exact counts), times the time per request
-    of an empty run (~490 requests, wall and CPU time). A difference of the runs' times would drown
+    of an empty run (~30 requests since D49, wall and CPU time). A difference of the runs' times would drown
     the firing (a few requests) in the noise of the fixed part (hundreds)."""
     fixed = statistics.median(e.get("calls", {}).get(SWEEPER, 0) for e in empty)
     calls = (
@@ -1003,7 +1003,7 @@ def hot_keys(samples: list[dict[str, Any]], names: dict[str, str]) -> list[dict[
             runs[key] += 1
             total[key] += units
     found = []
-    # The expiry index is sharded by hour and ten ways by order id, across all tenants: which shard
+    # The expiry index is sharded by day and ten ways by order id, across all tenants: which shard
     # an order lands on is chance, so its keys count as one pattern spread over the shards.
     from marketplace.keys import EXPIRY_SHARDS
 
@@ -1012,9 +1012,9 @@ def hot_keys(samples: list[dict[str, Any]], names: dict[str, str]) -> list[dict[
         (key.partition("|")[0] for key in total if key.partition("|")[2].startswith("EXPIRY#")), ""
     )
     if expiry:
-        found.append({"table": expiry_table.rsplit("-", 1)[-1], "key": "EXPIRY#<hour>#<shard>", "scope": "tenant",
+        found.append({"table": expiry_table.rsplit("-", 1)[-1], "key": "EXPIRY#<day>#<shard>", "scope": "tenant",
                       "wru_per_transaction": expiry / len(samples) / EXPIRY_SHARDS,
-                      "note": f"per shard; {EXPIRY_SHARDS} shards per hour shared by every tenant of the stack"})  # fmt: skip
+                      "note": f"per shard; {EXPIRY_SHARDS} shards per day shared by every tenant of the stack"})  # fmt: skip
     for key, count in runs.items():
         table, _, value = key.partition("|")
         if count < 2 or value.startswith("EXPIRY#"):

@@ -140,3 +140,17 @@ def test_one_run_fires_every_due_order_each_once_several_at_once(shop):
     assert sorted(p for p in late if p in parts) == sorted(parts)
     assert not set(parts) & set(str(fired(shop, as_of)).split("'"))
     assert {shop.orders.get(shop.tenant, p)["due"] for p in parts} == {"auto_cancel"}
+
+
+def test_a_deadline_missed_for_47_hours_two_calendar_days_back_is_still_fired(shop):
+    """The sweeper reads the index by deadline day (D49): a run after an outage of almost two days
+    still finds a deadline two calendar days back, and fires it once."""
+    supplier_id, _, _, part = two_line_order(shop)
+    at = (datetime.now(UTC) + timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+    with clock.use(lambda: at):
+        shop.orders.accept(shop.supplier(supplier_id), part)
+    ship_by = at + timedelta(hours=SETTINGS.ship_by_hours)
+    as_of = ship_by + timedelta(hours=47)
+    assert (as_of.date() - ship_by.date()).days == 2
+    assert part in fired(shop, as_of)["late"]
+    assert part not in str(fired(shop, as_of + timedelta(seconds=1)))

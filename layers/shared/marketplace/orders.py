@@ -814,13 +814,14 @@ class Orders:
 
     def _due_pages(self, now: datetime, lookback_hours: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of the orders whose deadline is due by ``now``: the deadline index (GSI3) holds each
-        order's one next deadline, by hour (``lookback_hours`` back) and shard."""
-        for hours_back in range(lookback_hours, -1, -1):
-            hour = now - timedelta(hours=hours_back)
+        order's one next deadline, by day (the days ``lookback_hours`` back reach) and shard."""
+        first = (now - timedelta(hours=lookback_hours)).date()
+        for days_back in range((now.date() - first).days, -1, -1):
+            day = now - timedelta(days=days_back)
             for shard in range(keys.EXPIRY_SHARDS):
-                partition, token = keys.expiry_hour_partition(hour, shard), None
+                partition, token = keys.expiry_day_partition(day, shard), None
                 while True:
-                    # Only the deadlines already due: the rest of the hour is not read every minute.
+                    # Only the deadlines already due: the rest of the day is not read every minute.
                     page = self.table.query(partition, index="GSI3", pk_name="GSI3PK", sk_name="GSI3SK",
                                             limit=100, next_token=token,
                                             sk_below=keys.deadline_due_below(iso(now)))  # fmt: skip
