@@ -24,8 +24,8 @@ def test_a_small_fault_run_loses_nothing_duplicates_nothing_and_oversells_nothin
     faults = FaultConfig(
         transient=0.2, throttle=0.05, duplicate=0.35, crash=0.3, webhook_down=(3.0, 6.0), seed=11
     )
-    # The sweeper only delivers automatically here: each sweep is ~500 queries, slow on moto (`make
-    # faults` drives every timed transition, late, auto-cancel and close too).
+    # The sweeper only delivers automatically here, to keep the run short (`make faults` drives every
+    # timed transition, late, auto-cancel and close too).
     settings = RunSettings(
         onboardings=40, orders=40, shops=4, workers=3, deadline=240, timers=("auto_deliver",)
     )
