@@ -48,7 +48,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # checkov is installed too: the template tests run it (cfn-lint and the SAM transform are in .venv).
 test: $(STAMP) $(CHECKOV_STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq

@@ -40,7 +40,7 @@ from marketplace_local.template import load_sam
 from tests.conftest import wait_until
 from tests.receivers import Receiver
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("access-matrix")]
 
 OK = "ok"
 ROLES = ("retailer", "admin", "supplier", "other_supplier")

@@ -14,7 +14,7 @@ import pytest
 
 from marketplace_local.template import load_sam
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
 @pytest.fixture(scope="module")

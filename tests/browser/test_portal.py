@@ -19,7 +19,7 @@ from tests.browser.test_console import bearer, register, tab_to
 from tests.conftest import wait_until
 from tests.receivers import Receiver
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 LISTING = listing(quantity=5)
 

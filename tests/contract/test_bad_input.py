@@ -20,6 +20,9 @@ from marketplace import keys
 from tests.conftest import wait_until
 from tests.contract.conftest import LISTING, SHIP_TO, SUPPLIER, World
 
+# One worker takes the contract modules: they share the session's seeded world (conftest.py).
+pytestmark = pytest.mark.xdist_group("contract")
+
 GATEWAY_LIMIT = 10 * 1024 * 1024  # API Gateway's request payload limit
 RECORD_LIMIT = 400 * 1024  # DynamoDB's item size limit
 

@@ -32,6 +32,9 @@ from schemathesis.config import SchemathesisConfig
 
 from tests.contract.conftest import World
 
+# One worker takes the contract modules: they share the session's seeded world (conftest.py).
+pytestmark = pytest.mark.xdist_group("contract")
+
 MAX_EXAMPLES = 4  # random cases per operation and mode, besides the coverage phase's
 
 

@@ -29,7 +29,7 @@ import requests
 from tests.conftest import ROOT, wait_until
 from tests.e2e.test_local_stack import BIN, RunningStack, marketplace_running
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bulk-import")]
 
 HEADER = ["sku", "title", "category", "price", "currency", "quantity", "images",
           "attributes.brand", "attributes.model", "attributes.size", "attributes.color",

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.e2e.test_local_stack import RunningStack, marketplace_running
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("doc-walks")]
 
 WALKS = ("onboarding.md", "orders.md", "import.md", "money.md")
 BLOCK_SECONDS = 90

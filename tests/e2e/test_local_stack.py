@@ -27,7 +27,7 @@ from marketplace_local.stack import free_port
 from tests.conftest import ROOT, wait_until
 from tests.receivers import Receiver
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-running")]
 BIN = Path(sys.executable).parent
 
 
