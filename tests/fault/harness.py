@@ -824,6 +824,73 @@ class FaultRun:
         return found
 
     # ------------------------------------------------------------------ verdict
+
+    def _ledger_errors(self, observed: Observed) -> list[str]:
+        """Each shop's ledger against its orders (D42), with amounts worked out here from the orders
+        and returns, not by the ledger's code: one sale of the shipped units at their unit price and
+        one commission per delivered order (the order's own commission, priced at placement, when it
+        shipped whole), one refund of the return's refund and one commission reversal (between nothing
+        and the order's commission) per refunded return, nothing else; and the balance, to the cent,
+        the delivered orders' sales less their commissions less the refunds plus the reversals."""
+        wrong: list[str] = []
+        found: Counter[str] = Counter()
+        refunds: dict[str, dict[str, Any]] = {}  # supplier order id -> its refunded return
+        for return_id, order_id in self.returns.items():
+            made = self.table.get(keys.return_pk(self.tenant, return_id), keys.RECORD_SK) or {}
+            if made.get("refund"):
+                refunds[order_id] = made
+        for shop in self.shops:
+            entries: list[dict[str, Any]] = []
+            token = None
+            while True:
+                page = self.table.query(keys.ledger_pk(self.tenant, shop.supplier_id),
+                                        sk_prefix=keys.LEDGER_SK_PREFIX, limit=1000, next_token=token)  # fmt: skip
+                entries += page.items
+                token = page.next_token
+                if not token:
+                    break
+            made: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+            for entry in entries:
+                found[entry["type"]] += 1
+                made[(entry["type"], entry["supplierOrderId"])].append(
+                    Decimal(str(entry["amount"]["amount"]))
+                )
+            expected: dict[tuple[str, str], Decimal | None] = {}
+            balance = Decimal(0)
+            for order_id, order in observed.orders.items():
+                if order["supplierId"] != shop.supplier_id or not order.get("deliveredAt"):
+                    continue
+                lines = order.get("lines", [])
+                sold = sum(
+                    Decimal(str(line["unitPrice"]["amount"])) * int(line.get("shipped", 0)) for line in lines
+                )
+                whole = all(int(line.get("shipped", 0)) == int(line["quantity"]) for line in lines)
+                commission = Decimal(str(order["commission"]["amount"]))
+                expected[("SALE", order_id)] = sold
+                expected[("COMMISSION", order_id)] = -commission if whole else None
+                balance += sold - commission if whole else sold + sum(made[("COMMISSION", order_id)])
+                if order_id in refunds:
+                    refund = Decimal(str(refunds[order_id]["refund"]["amount"]))
+                    expected[("REFUND", order_id)] = -refund
+                    expected[("COMMISSION_REVERSAL", order_id)] = None
+                    reversal = made[("COMMISSION_REVERSAL", order_id)]
+                    if len(reversal) == 1 and not Decimal(0) <= reversal[0] <= commission:
+                        wrong.append(f"{order_id}: commission reversal {reversal[0]} outside 0..{commission}")
+                    balance += -refund + sum(reversal)
+            for key in sorted(set(made) | set(expected)):
+                amounts, amount = made.get(key, []), expected.get(key)
+                if key not in expected:
+                    wrong.append(f"{key[1]}: a {key[0]} entry the order's events do not make: {amounts}")
+                elif len(amounts) != 1:
+                    wrong.append(f"{key[1]}: {len(amounts)} {key[0]} entries, expected one")
+                elif amount is not None and amounts[0] != amount:
+                    wrong.append(f"{key[1]}: {key[0]} {amounts[0]}, expected {amount}")
+            total = sum((Decimal(str(e["amount"]["amount"])) for e in entries), Decimal(0))
+            if total != balance:
+                wrong.append(f"shop {shop.supplier_id}: ledger balance {total}, its orders say {balance}")
+        self.ledger_entries = dict(found)
+        return wrong
+
     def _verify(self, settled: bool) -> dict[str, Any]:
         # Counted before the deliveries are read: a delivery still PENDING when read had its message
         # then (one handled in between is DELIVERED, or PENDING with its next attempt queued), so
@@ -983,6 +1050,8 @@ class FaultRun:
             ):
                 wrong_refunds.append(f"{return_id} of {order_id}: {made['status']} refund {refund}")
 
+        wrong_ledgers = self._ledger_errors(observed)
+
         # Stock: computed from the orders, and the counter checked against them: units held by an
         # order not shipped yet, and units shipped (gone for good); a cancelled or refused line holds
         # none, so stock released twice (or never) shows as a drift.
@@ -1026,6 +1095,8 @@ class FaultRun:
             "returns": dict(return_status),
             "proposals": dict(proposals),
             "wrongRefunds": wrong_refunds[:50],
+            "wrongLedgers": wrong_ledgers[:50],
+            "ledgerEntries": self.ledger_entries,
             "releasedUnitsAfterAcceptance": released,
             "sweeps": self.sweeps,
             "oversoldUnits": oversold,
@@ -1111,7 +1182,7 @@ def failed(result: dict[str, Any]) -> bool:
     return bool(
         not result["settled"] or result["lost"] or result["duplicatedExecutions"]
         or result["duplicatedNotifications"] or result["stockCounterDrift"] or result["oversoldUnits"]
-        or result["wrongFinalStatus"] or result["wrongRefunds"]
+        or result["wrongFinalStatus"] or result["wrongRefunds"] or result["wrongLedgers"]
     )  # fmt: skip
 
 
@@ -1141,6 +1212,8 @@ def table(result: dict[str, Any]) -> str:
             ", ".join(f"{k} {v}" for k, v in sorted(result["proposals"].items())),
         ),
         ("refunds wrong (must be 0)", len(result["wrongRefunds"])),
+        ("ledger entries", ", ".join(f"{k} {v}" for k, v in sorted(result["ledgerEntries"].items()))),
+        ("ledger entries or balances wrong (must be 0)", len(result["wrongLedgers"])),
         ("units released by cancellations after acceptance", result["releasedUnitsAfterAcceptance"]),
         ("deadline sweeps run as of (by round)", "; ".join(result["sweeps"])),
         ("supplier decisions", ", ".join(f"{k} {v}" for k, v in sorted(result["decisions"].items()))),
@@ -1153,7 +1226,7 @@ def table(result: dict[str, Any]) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     lines = [f"{label:<{width}}  {value}" for label, value in rows]
-    for extra in ("lostRecords", "failedExecutions", "wrongFinalStatus", "wrongRefunds"):
+    for extra in ("lostRecords", "failedExecutions", "wrongFinalStatus", "wrongRefunds", "wrongLedgers"):
         lines += [f"  {extra}: {item}" for item in result[extra]]
     lines += [f"note: {note}" for note in result.get("notes", [])]
     return "\n".join(lines)

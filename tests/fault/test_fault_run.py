@@ -49,6 +49,9 @@ def test_a_small_fault_run_loses_nothing_duplicates_nothing_and_oversells_nothin
     assert {"shipped in two, delivered automatically: DELIVERED", "cancelled by the retailer: CANCELLED",
             "returned and refunded: DELIVERED", "shipped, delivered by hand: DELIVERED"} <= set(result["afterAcceptance"])  # fmt: skip
     assert result["returns"].get("RECEIVED", 0) > 0 and result["releasedUnitsAfterAcceptance"] > 0
+    # The ledgers balance to the cent against the orders, each entry once (D42): `failed` holds
+    # `wrongLedgers` to nothing; sales, commissions, refunds and reversals were really written.
+    assert {"SALE", "COMMISSION", "REFUND", "COMMISSION_REVERSAL"} <= set(result["ledgerEntries"])
     assert result["outOfStockRejections"] > 0
     # High-risk changes to the four shops, reviewed under the faults while they sold (D41): two
     # renames and two image hosts applied, two invalid tax ids held for a human.
@@ -96,3 +99,43 @@ def test_the_verdict_reads_every_message_a_queue_holds_visible_in_flight_or_dela
         assert [(m["Body"], m["Attributes"]["ApproximateReceiveCount"]) for m in again] == [("visible", "2")]
     finally:
         sqs.delete_queue(QueueUrl=url)
+
+
+def test_the_ledger_verdict_finds_a_doubled_a_wrong_and_a_stray_entry_and_the_balance_off(quiet_table):
+    """The fault run's ledger check (``FaultRun._ledger_errors``) on a table written by hand: the
+    entries the ledger makes for a delivered order pass; a second sale (as a delivery announced
+    twice under two versions would make), an amount off by a cent and an entry for an order never
+    delivered are each named."""
+    from marketplace import ledger
+    from tests.fault.harness import Observed, Shop
+
+    run = FaultRun(RunSettings(onboardings=0, orders=0), FaultConfig())
+    run.table, supplier = quiet_table, f"s-{uuid.uuid4().hex[:8]}"
+    run.shops = [Shop(supplier, "SKU-1", 10, "secret")]
+    line = {"sku": "SKU-1", "quantity": 2, "shipped": 2, "unitPrice": {"amount": "49.90", "currency": "EUR"},
+            "commission": {"percent": "12.5"}}  # fmt: skip
+    order = {"supplierOrderId": "so-1", "orderId": "o-1", "supplierId": supplier, "tenantId": run.tenant,
+             "lines": [line], "deliveredAt": "2026-12-07T10:00:00+00:00",
+             "commission": {"amount": "12.48", "currency": "EUR"}}  # fmt: skip
+    event = {"event": "supplier_order.delivered", "eventId": "so-1-v5", "at": order["deliveredAt"], **order}
+    assert ledger.record(quiet_table, event) == 2
+    observed = Observed(orders={"so-1": order})
+    assert run._ledger_errors(observed) == [] and run.ledger_entries == {"SALE": 1, "COMMISSION": 1}
+
+    # The order says its commission is a cent less than the entry: the entry and the balance are named.
+    off = Observed(orders={"so-1": {**order, "commission": {"amount": "12.47", "currency": "EUR"}}})
+    assert run._ledger_errors(off) == [
+        "so-1: COMMISSION -12.48, expected -12.47",
+        f"shop {supplier}: ledger balance 87.32, its orders say 87.33",
+    ]
+    # The delivery announced again under another version, and a sale of an order never delivered.
+    assert ledger.record(quiet_table, {**event, "eventId": "so-1-v6", "at": "2026-12-07T10:00:01+00:00"}) == 2
+    stray = ledger.entries_for({**event, "eventId": "so-2-v5", "supplierOrderId": "so-2"}, quiet_table)[0]
+    quiet_table.put(stray)
+    errors = run._ledger_errors(observed)
+    assert errors[:3] == [
+        "so-1: 2 COMMISSION entries, expected one",
+        "so-1: 2 SALE entries, expected one",
+        "so-2: a SALE entry the order's events do not make: [Decimal('99.80')]",
+    ]
+    assert errors[3].startswith(f"shop {supplier}: ledger balance ") and len(errors) == 4
