@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from marketplace import performance
 from marketplace.performance import counts_for, delay_count, median_delay, rate, window
+from marketplace.repository import TransactionCancelled, TransactionConflict
 
 PLACED = "2026-12-01T10:00:00.000Z"
 
@@ -147,3 +150,44 @@ def test_a_window_sums_the_days_it_spans_and_its_rates_share_those_sums():
 def test_an_order_counts_on_the_day_it_was_placed_in_utc():
     assert performance.placed_day({"createdAt": "2026-12-01T23:59:59.999Z"}) == "2026-12-01"
     assert performance.placed_day({"createdAt": "2026-12-01T23:30:00.000-01:00"}) == "2026-12-02"
+
+
+class Transactions:
+    """A table whose transactions answer, in turn, what ``outcomes`` says (an exception to raise, or
+    None for written); each transaction sent is kept."""
+
+    name = "t"
+
+    def __init__(self, *outcomes: Exception | None) -> None:
+        self.outcomes, self.sent = list(outcomes), []
+
+    def transact(self, items: list) -> None:
+        self.sent.append(items)
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+
+def test_a_change_is_counted_in_one_transaction_retried_while_another_holds_the_day_item(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(performance.time, "sleep", slept.append)
+    old = order("AWAITING_ACCEPTANCE", version=2)
+    new = order("REJECTED", version=3)
+    busy = TransactionCancelled([{"Code": "None"}, {"Code": "TransactionConflict"}])
+    table = Transactions(busy, None)
+    assert performance.record(table, "so-1-v3", old, new) is True  # type: ignore[arg-type]
+    mark, day = table.sent[0]
+    assert (mark["Put"]["ConditionExpression"], day["Update"]["UpdateExpression"]) == (
+        "attribute_not_exists(PK)", "SET #f0 = :f0, #f1 = :f1, #f2 = :f2, #f3 = :f3, #f4 = :f4 ADD #c0 :c0, #c1 :c1")  # fmt: skip
+    assert day["Update"]["Key"] == {"PK": {"S": "TENANT#t#PERFORMANCE#s-1"}, "SK": {"S": "DAY#2026-12-01"}}
+    assert mark["Put"]["Item"]["SK"] == {"S": "COUNTED#so-1-v3"} and table.sent[1] == table.sent[0]
+    assert slept == [0.1]
+    # Counted already (the mark's condition failed): nothing more, no retry.
+    counted = Transactions(TransactionConflict([{"Code": "ConditionalCheckFailed"}, {"Code": "None"}]))
+    assert performance.record(counted, "so-1-v3", old, new) is False  # type: ignore[arg-type]
+    # Cancelled every time: the stream record fails after the last try (the mapping delivers it again).
+    with pytest.raises(TransactionCancelled):
+        performance.record(Transactions(busy, busy, busy, busy), "so-1-v3", old, new)  # type: ignore[arg-type]
+    assert slept == [0.1, 0.1, 0.2, 0.4]
+    # A change that counts nothing writes nothing.
+    assert performance.record(Transactions(), "so-1-v4", new, {**new, "version": 4}) is False  # type: ignore[arg-type]

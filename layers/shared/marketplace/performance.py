@@ -29,6 +29,7 @@ two instances at once count it once (docs/decisions.md D46).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -40,7 +41,7 @@ from marketplace import order_lifecycle as lifecycle
 from marketplace.clock import iso, now, parse_iso
 from marketplace.orders import ENTITY as ORDER  # the entity whose changes count
 from marketplace.principal import Principal
-from marketplace.repository import Table, TransactionConflict, plain, to_item
+from marketplace.repository import Table, TransactionCancelled, TransactionConflict, plain, to_item
 from marketplace.suppliers import Suppliers
 
 ENTITY = "PERFORMANCE_DAY"
@@ -71,6 +72,7 @@ RATES: dict[str, tuple[str, str]] = {
     "incidentRate": ("incidents", "delivered"),
 }
 RATE_PLACES = Decimal("0.0001")
+TRANSACTION_ATTEMPTS = 4
 
 _DECISIONS = {lifecycle.ACCEPTED: "accepted", lifecycle.REJECTED: "refused", "EXPIRED": "expired"}
 # A return's statuses that say, once any return of an order has reached one, that the order had a
@@ -147,17 +149,29 @@ def record(table: Table, event_id: str, old: Mapping[str, Any] | None, new: Mapp
               **{f":c{i}": n for i, n in enumerate(counts.values())}}  # fmt: skip
     sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
     adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counts)))
-    try:
-        table.transact([
-            {"Put": {"TableName": table.name, "Item": to_item(mark), "ConditionExpression": "attribute_not_exists(PK)"}},
-            {"Update": {"TableName": table.name,
-                        "Key": to_item({"PK": keys.performance_pk(tenant_id, supplier_id), "SK": keys.performance_day_sk(day)}),
-                        "UpdateExpression": f"SET {sets} ADD {adds}", "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": to_item(values)}},
-        ])  # fmt: skip
-    except TransactionConflict:
-        return False  # this event was counted already
-    return True
+    items = [
+        {"Put": {"TableName": table.name, "Item": to_item(mark), "ConditionExpression": "attribute_not_exists(PK)"}},
+        {"Update": {"TableName": table.name,
+                    "Key": to_item({"PK": keys.performance_pk(tenant_id, supplier_id), "SK": keys.performance_day_sk(day)}),
+                    "UpdateExpression": f"SET {sets} ADD {adds}", "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": to_item(values)}},
+    ]  # fmt: skip
+    attempt = 1
+    while True:
+        try:
+            table.transact(items)
+        except TransactionConflict:
+            return False  # this event was counted already
+        except TransactionCancelled:
+            # Another transaction on the supplier's day item at that moment (its other orders'
+            # changes, counted by other instances): back off and try again; the last refusal fails
+            # the stream record, which the mapping delivers again.
+            if attempt == TRANSACTION_ATTEMPTS:
+                raise
+            time.sleep(0.05 * 2**attempt)
+            attempt += 1
+        else:
+            return True
 
 
 def rate(numerator: int, denominator: int) -> int | float | None:
