@@ -2,7 +2,8 @@
 order after its creation (marketplace.events) becomes one message on the supplier-notifications topic (attributes
 supplier_id, tenant_id, event_type, event_id) and one signed delivery to the supplier's webhook, if it
 registered one (marketplace.webhooks); a delivery or a refund also writes the supplier's ledger
-entries (marketplace.ledger), each once per event id.
+entries (marketplace.ledger), and a supplier order's change counts in its supplier's performance
+(marketplace.performance), each once per event id.
 
 Driven by the table's stream, so every writer (workflow, API, sweeper) is covered and nothing
 has to remember to notify (the onboarding workflow's own welcome publish is gone: D39).
@@ -27,7 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import config, ledger
+from marketplace import config, ledger, performance
 from marketplace.adapters import aws
 from marketplace.errors import TransientError
 from marketplace.events import event_for, publish_all
@@ -42,10 +43,14 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 webhooks = Webhooks()
 
 
-def _event(record: DynamoDBRecord) -> dict[str, Any] | None:
+def _images(record: DynamoDBRecord) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     stream = record.dynamodb
     # The images in plain JSON types: SNS and the webhook carry the same numbers (a version 2, not "2").
-    return event_for(plain(stream.old_image) if stream else None, plain(stream.new_image) if stream else None)
+    return (plain(stream.old_image) if stream else None, plain(stream.new_image) if stream else None)
+
+
+def _event(record: DynamoDBRecord) -> dict[str, Any] | None:
+    return event_for(*_images(record))
 
 
 def _sequence(record: DynamoDBRecord) -> str:
@@ -66,6 +71,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         entries = ledger.record(Table(), found["body"])
         if entries:
             metrics.add_metric(name="LedgerEntries", unit="Count", value=entries)
+        # The supplier's performance counters: each change counted once per event id.
+        if performance.record(Table(), found["id"], *_images(record)):
+            metrics.add_metric(name="PerformanceChangesCounted", unit="Count", value=1)
         if sequence in refused:
             raise TransientError(f"event {found['id']} not published: {refused[sequence]}")
         delivery = webhooks.enqueue(

@@ -69,6 +69,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /suppliers/{supplierId}": TENANT_READERS,
     "PATCH /suppliers/{supplierId}": own(OK, OK, 403, 403),
     "GET /suppliers/{supplierId}/history": TENANT_READERS,
+    "GET /suppliers/{supplierId}/performance": TENANT_READERS,
     "POST /suppliers/{supplierId}/products": TENANT_READERS,
     "GET /suppliers/{supplierId}/products": TENANT_READERS,
     "GET /suppliers/{supplierId}/products/{sku}": TENANT_READERS,

@@ -175,6 +175,14 @@ def test_a_flagged_supplier_is_fixed_through_the_console_and_ends_approved(stack
     page.get_by_label("Supplier id").fill(fixable)
     page.get_by_role("button", name="Open", exact=True).click()
     expect(page.locator("#record-status")).to_have_text("APPROVED")
+    # Its performance (D46): no order yet, so no rate, in either window.
+    performance = page.locator("#performance-table")
+    expect(performance.locator("td[data-rate=acceptanceRate]")).to_have_text(
+        ["none yet (0 of 0 decided)"] * 2
+    )
+    expect(performance.locator("td[data-rate=medianAcceptanceDelay]")).to_have_text(
+        ["none yet (no order accepted)"] * 2
+    )
     page.get_by_role("button", name="Suspend the supplier").click()
     expect(page.get_by_role("alert")).to_contain_text("reason is required")
     page.get_by_label("Reason", exact=True).fill("unpaid marketplace fees")

@@ -388,6 +388,21 @@ def test_a_supplier_takes_an_order_from_acceptance_to_its_returns_in_the_portal(
     answered = requests.get(f"{stack.api_url}/returns/{returned[0]}", headers=retailer, timeout=10).json()
     assert (answered["status"], answered["refund"]["amount"]) == ("RECEIVED", 49.9)
 
+    # Its performance, counted from these orders' events a moment after each (D46): both accepted
+    # within minutes, one cancelled by the supplier, the other shipped on time, delivered, returned,
+    # refunded (the received return) and an incident (the refused one).
+    counts = {"decided": 2, "accepted": 2, "refused": 0, "expired": 0, "shipped": 1, "shippedLate": 0,
+              "cancelled": 1, "delivered": 1, "returned": 1, "refunded": 1, "incidents": 1}  # fmt: skip
+    performance_url = f"{stack.api_url}/suppliers/{supplier_id}/performance"
+    wait_until(lambda: requests.get(performance_url, headers=supplier, timeout=10).json()["last30Days"]["counts"]
+               == counts, timeout=30, what="the orders counted in the performance")  # fmt: skip
+    page.get_by_role("button", name="Refresh everything").click()
+    expect(page.locator("#performance-table td[data-days='30']")).to_have_text([
+        "100.0 % (2 of 2 decided)", "0.0 % (0 of 2 decided)", "0.0 % (0 of 2 decided)", "0.0 % (0 of 1 shipped)",
+        "50.0 % (1 of 2 accepted)", "100.0 % (1 of 1 delivered)", "100.0 % (1 of 1 delivered)",
+        "100.0 % (1 of 1 delivered)", "under 5 min"])  # fmt: skip
+    screen.shot("portal-11-performance")
+
     # Every POST carried a key; only the retry of the lost answer repeated one.
     keyed = [(url.removeprefix(orders_url), key) for url, key in posts]
     assert all(key for _, key in keyed), keyed

@@ -16,7 +16,8 @@ from marketplace.events import event_for, publish_all
 
 def _order(tenant: str, n: int, status: str, version: int) -> dict[str, Any]:
     return {"entity": "SUPPLIER_ORDER", "tenantId": tenant, "supplierId": "s-none", "supplierOrderId": f"so{n}",
-            "orderId": f"o{n}", "status": status, "version": version, "lines": []}  # fmt: skip
+            "orderId": f"o{n}", "status": status, "version": version, "lines": [],
+            "createdAt": "2026-12-01T10:00:00.000Z", "acceptedAt": "2026-12-01T10:04:00.000Z"}  # fmt: skip
 
 
 def _events(tenant: str, count: int) -> dict[str, dict[str, Any]]:

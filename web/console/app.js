@@ -1,8 +1,21 @@
 // The admin console: the correction queue, a record with its fix form, the drain, rejection, an
-// incident's decision, suspension and delisting, and the audit trail. Plain ES module, no build step.
+// incident's decision, suspension and delisting, a supplier's performance, and the audit trail. Plain ES module, no build step.
 import { ApiError, actionKey, createClient, enc, loadApiBase } from "../shared/api.js";
 import { Session, checkToken, signInWith } from "../shared/session.js";
-import { $, announce, clearError, el, flagsList, formatAge, formatTime, guardedBy, requiredText, showError, showView } from "../shared/ui.js";
+import {
+  $,
+  announce,
+  clearError,
+  el,
+  flagsList,
+  formatAge,
+  formatTime,
+  guardedBy,
+  performanceTable,
+  requiredText,
+  showError,
+  showView,
+} from "../shared/ui.js";
 
 const session = new Session("marketplace.console.token");
 let api;
@@ -201,6 +214,10 @@ async function loadRecord() {
   const got = await api.get(kind.path(current));
   current.record = kind.view ? kind.view(got) : got;
   if (current.kind !== "SUPPLIER") await nameSuppliers([current.supplierId]);
+  // A supplier's record shows how it performs (GET /suppliers/{id}/performance).
+  const figures = current.kind === "SUPPLIER" ? await api.get(`${kind.path(current)}/performance`) : null;
+  $("#performance-section").hidden = !figures;
+  $("#performance").replaceChildren(...(figures ? [performanceTable(figures, "performance-table")] : []));
   renderRecord();
 }
 

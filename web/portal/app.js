@@ -1,4 +1,4 @@
-// The supplier portal: registration status and flags, listings, orders awaiting acceptance (accept,
+// The supplier portal: registration status and flags, its performance over 30 and 90 days, listings, orders awaiting acceptance (accept,
 // reject with a reason, or decide line by line), orders to ship (shipments with tracking, cancel with
 // a reason, delivered), returns to answer (accept, refuse with a reason, received) and webhook
 // deliveries. Every POST that takes an Idempotency-Key sends one (actionKey). Plain ES module, no
@@ -14,6 +14,7 @@ import {
   formatTime,
   guardedBy,
   markFields,
+  performanceTable,
   requiredText,
   showView,
 } from "../shared/ui.js";
@@ -47,7 +48,7 @@ async function onSignIn(event) {
 async function openHome() {
   const loaded = await guarded($("#refresh"), "Loading your account", async () => {
     const registration = await loadRegistration();
-    await Promise.all([loadListings(), loadOrders(), loadRecent(), loadDeliveries()]);
+    await Promise.all([loadPerformance(), loadListings(), loadOrders(), loadRecent(), loadDeliveries()]);
     return registration;
   });
   if (!loaded) return false;
@@ -74,6 +75,11 @@ async function loadRegistration() {
   $("#registration").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
   $("#registration-flags").replaceChildren(flagsList(record.flags));
   return record;
+}
+
+async function loadPerformance() {
+  const figures = await api.get(`/suppliers/${enc(supplierId())}/performance`);
+  $("#performance").replaceChildren(performanceTable(figures, "performance-table"));
 }
 
 async function all(path, query) {
@@ -158,7 +164,7 @@ function lineText(line) {
 }
 
 async function reloadAll() {
-  await Promise.all([loadOrders(), loadRecent(), loadListings(), loadDeliveries()]);
+  await Promise.all([loadOrders(), loadRecent(), loadListings(), loadDeliveries(), loadPerformance()]);
 }
 
 // Runs one action of a form or button: busy and guarded as every call, the API's field errors marked

@@ -145,3 +145,54 @@ export function markFields(form, error) {
   }
   if (first) first.focus();
 }
+
+// A supplier's performance (GET /suppliers/{id}/performance) as a table: each rate with the counts
+// it shares, and the median acceptance delay's bucket, over the last 30 and 90 days. Shown by the
+// console (a supplier's record) and the portal (the supplier's own).
+const RATE_ROWS = [
+  ["Acceptance rate", "acceptanceRate", "accepted", "decided"],
+  ["Refusal rate", "refusalRate", "refused", "decided"],
+  ["Expiry rate", "expiryRate", "expired", "decided"],
+  ["Late shipment rate", "lateShipmentRate", "shippedLate", "shipped"],
+  ["Cancellation rate", "cancellationRate", "cancelled", "accepted"],
+  ["Return rate", "returnRate", "returned", "delivered"],
+  ["Refund rate", "refundRate", "refunded", "delivered"],
+  ["Incident rate", "incidentRate", "incidents", "delivered"],
+];
+
+function delaySpan(seconds) {
+  return seconds < 3600 ? `${seconds / 60} min` : `${seconds / 3600} h`;
+}
+
+function delayBucket(bucket) {
+  if (!bucket) return "none yet (no order accepted)";
+  if (bucket.toSeconds === null) return `${delaySpan(bucket.fromSeconds)} or more`;
+  if (bucket.fromSeconds === 0) return `under ${delaySpan(bucket.toSeconds)}`;
+  return `${delaySpan(bucket.fromSeconds)} to ${delaySpan(bucket.toSeconds)}`;
+}
+
+function rateText(window, key, numerator, denominator) {
+  const counts = window.counts;
+  const value = window.rates[key];
+  const share = `${counts[numerator]} of ${counts[denominator]} ${denominator}`;
+  return value === null ? `none yet (${share})` : `${(value * 100).toFixed(1)} % (${share})`;
+}
+
+export function performanceTable(figures, id) {
+  const windows = [figures.last30Days, figures.last90Days];
+  const cell = (key, window, text) => el("td", { dataset: { rate: key, days: window === figures.last30Days ? "30" : "90" } }, text);
+  return el(
+    "table",
+    { id },
+    el("caption", {}, `What became of the orders placed in the last 30 days (from ${figures.last30Days.from}) and 90 days (from ${figures.last90Days.from})`),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Indicator"), el("th", { scope: "col" }, "Last 30 days"), el("th", { scope: "col" }, "Last 90 days"))),
+    el(
+      "tbody",
+      {},
+      RATE_ROWS.map(([label, key, numerator, denominator]) =>
+        el("tr", {}, el("th", { scope: "row" }, label), windows.map((w) => cell(key, w, rateText(w, key, numerator, denominator)))),
+      ),
+      el("tr", {}, el("th", { scope: "row" }, "Median acceptance delay"), windows.map((w) => cell("medianAcceptanceDelay", w, delayBucket(w.medianAcceptanceDelay)))),
+    ),
+  );
+}

@@ -1,5 +1,5 @@
-"""Suppliers: onboard one (its workflow starts), list, read, change, its audit trail; an admin suspends
-and reinstates one (docs/decisions.md D40)."""
+"""Suppliers: onboard one (its workflow starts), list, read, change, its audit trail, its performance
+(docs/decisions.md D46); an admin suspends and reinstates one (docs/decisions.md D40)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import audit, proposals, suspension
+from marketplace import audit, performance, proposals, suspension
 from marketplace.principal import Principal
 from marketplace.suppliers import Suppliers, view
 from routes import request
@@ -58,6 +58,11 @@ def supplier_history(supplierId: str) -> dict[str, Any]:
     limit, token = request.page_args(router.current_event)
     page = Suppliers().history(caller(router).tenant_id, supplierId, limit, token)
     return {"items": [audit.view(i) for i in page.items], "nextToken": page.next_token}
+
+
+@router.get("/suppliers/<supplierId>/performance", middlewares=[allow("retailer", "admin", "supplier")])
+def supplier_performance(supplierId: str) -> dict[str, Any]:
+    return performance.read(caller(router), supplierId)
 
 
 def _once(route: str, supplier_id: str, change: Any) -> dict[str, Any]:

@@ -19,6 +19,8 @@ AUDIT_SK_PREFIX = "AUDIT#"
 SHIPMENT_SK_PREFIX = "SHIPMENT#"
 COMMISSION_RULES_SK = "COMMISSION_RULES"
 LEDGER_SK_PREFIX = "ENTRY#"
+PERFORMANCE_DAY_SK_PREFIX = "DAY#"
+COUNTED_SK_PREFIX = "COUNTED#"
 PROPOSAL_SK_PREFIX = "PROPOSAL#"
 EXPIRY_SHARDS = 10
 CORRECTION_SHARDS = 10
@@ -174,6 +176,24 @@ def ledger_sk(at: str, event_id: str, position: int, entry_type: str) -> str:
     return f"{LEDGER_SK_PREFIX}{at}#{event_id}#{position}#{entry_type}"
 
 
+# ------------------------------------------------------------------------------- supplier performance
+def performance_pk(tenant_id: str, supplier_id: str) -> str:
+    """A supplier's performance counters: one item per day, apart from its records and its ledger."""
+    return f"TENANT#{tenant_id}#PERFORMANCE#{supplier_id}"
+
+
+def performance_day_sk(day: str) -> str:
+    """The counters of the orders placed on ``day`` (``YYYY-MM-DD``, UTC): the days sort in time order,
+    so a window of days is one sort-key range."""
+    return f"{PERFORMANCE_DAY_SK_PREFIX}{day}"
+
+
+def counted_sk(event_id: str) -> str:
+    """Beside a supplier order: its event ``event_id`` was counted in its supplier's performance
+    (written in the counters' transaction, so a repeated event counts once)."""
+    return f"{COUNTED_SK_PREFIX}{event_id}"
+
+
 # ------------------------------------------------------------------------------- webhooks
 def delivery_sk(created_at: str, delivery_id: str) -> str:
     """A webhook delivery, beside its supplier; newest last."""
@@ -274,6 +294,12 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("ledger entry", ledger_pk(_T, "<supplier id>"), ledger_sk("<at>", "<order event id>", 0, "<TYPE>"),
      "append-only, written from the order events (sale, commission, refund, commission reversal); "
      "the number is the entry's place in its event"),
+    ("performance day", performance_pk(_T, "<supplier id>"), performance_day_sk("<YYYY-MM-DD>"),
+     "the counters of the supplier's orders placed that day (UTC), each moved by `ADD` (D46); expires 120 days "
+     "after the day"),
+    ("counted event", supplier_order_pk(_T, "<supplier order id>"), counted_sk("<order event id>"),
+     "the order event was counted in its supplier's performance; written in the same transaction as the "
+     "counters, expires after 7 days"),
     ("webhook", supplier_pk(_T, "<supplier id>"), WEBHOOK_SK, "the supplier's URL and signing secret"),
     ("webhook delivery", supplier_pk(_T, "<supplier id>"), delivery_sk("<created>", _S),
      f"and `{dedupe_sk('<event id>')}` claims each event once"),

@@ -58,6 +58,12 @@ class Principal:
         """Who did it, as the records' ``createdBy``/``updatedBy`` and the audit trail say it."""
         return f"{'+'.join(sorted(self.roles)) or 'user'}:{self.subject}"
 
+    @staticmethod
+    def acting_as(actor: str) -> frozenset[str]:
+        """Who an ``actor`` (:attr:`actor`, or a system actor such as ``system:deadline-sweeper``) acted
+        as: its roles, or ``system``."""
+        return frozenset(actor.partition(":")[0].split("+"))
+
     def require(self, *roles: str) -> None:
         """403 unless the caller has one of ``roles`` (``marketplace.access.require_role``)."""
         require_role(self, roles)

@@ -307,6 +307,7 @@ class Table:
         project: Iterable[str] = (),
         page_field: str = "nextToken",
         sk_below: str | None = None,
+        sk_between: tuple[str, str] | None = None,
     ) -> Page:
         """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
         ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
@@ -324,6 +325,10 @@ class Table:
             names["#sk"] = sk_name
             values[":below"] = sk_below
             condition += " AND #sk < :below"
+        if sk_between is not None:  # the sort keys from the first to the last, both included
+            names["#sk"] = sk_name
+            values[":from"], values[":to"] = sk_between
+            condition += " AND #sk BETWEEN :from AND :to"
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,
