@@ -154,3 +154,21 @@ def test_a_deadline_missed_for_47_hours_two_calendar_days_back_is_still_fired(sh
     assert (as_of.date() - ship_by.date()).days == 2
     assert part in fired(shop, as_of)["late"]
     assert part not in str(fired(shop, as_of + timedelta(seconds=1)))
+
+
+def test_an_awaiting_order_with_a_line_cancelled_still_expires_after_the_sla(shop):
+    """Cancelling some lines of an order still awaiting the supplier keeps its expiry deadline: the
+    order stays in the sweeper's index and expires at the SLA with the rest of its stock back."""
+    supplier_id, sku_a, sku_b, part = two_line_order(shop)
+    awaiting = shop.orders.get(shop.tenant, part)
+    shop.orders.cancel(shop.retailer(), part, "customer changed their mind", [{"sku": sku_b}])
+    after = shop.orders.get(shop.tenant, part)
+    assert (after["status"], after["due"], after["deadline"]) == (
+        "AWAITING_ACCEPTANCE",
+        "expire",
+        awaiting["deadline"],
+    )
+    assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (7, 10)
+    assert part in shop.sweep(parse_iso(awaiting["deadline"]) + timedelta(seconds=1))
+    assert shop.orders.get(shop.tenant, part)["status"] == "EXPIRED"
+    assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (10, 10)

@@ -953,6 +953,9 @@ def _next_deadline(
     the order as the write leaves it (``order_lifecycle.next_deadline``) in the sweeper's sparse index
     (GSI3), with ``deadline`` and ``due``; none, and the order leaves the index."""
     remove = tuple(r for r in remove if r not in ("GSI3PK", "GSI3SK"))
+    if after.get("status") == lifecycle.AWAITING and after.get("due") == "expire":
+        # Still awaiting the supplier (some lines cancelled): its expiry stays where the intake put it.
+        return changes, remove
     upcoming = lifecycle.next_deadline(after, order_settings(str(after["tenantId"])))
     if upcoming is None:
         return changes, (*remove, "GSI3PK", "GSI3SK", "due")
