@@ -104,28 +104,38 @@ def read_units(size_bytes: int, consistent: bool = False, transactional: bool = 
 
 
 def index_writes(
-    indexes: list[tuple[str, list[str]]], before: dict | None, after: dict | None
+    indexes: list[tuple[Any, ...]], before: dict | None, after: dict | None
 ) -> list[tuple[str, int, str]]:
-    """(index, WRU, index partition key) of the index writes one base-table write causes
-    (projection ALL: the index item is the whole item)."""
+    """(index, WRU, index partition key) of the index writes one base-table write causes. An index
+    is ``(name, key attributes)`` (projection ALL: the index item is the whole item) or ``(name, key
+    attributes, projected attributes)`` (KEYS_ONLY or INCLUDE: the index item is only those, the
+    table's keys among them)."""
 
     def pk(item: dict[str, Any], attrs: list[str]) -> str:
         return str(next(iter(item[attrs[0]].values())))
 
     writes = []
-    for name, key_attrs in indexes:
+    for name, key_attrs, *projection in indexes:
+        projected = projection[0] if projection and projection[0] is not None else None
+
+        def shown(item: dict[str, Any], projected: list[str] | None = projected) -> dict[str, Any]:
+            return item if projected is None else {k: v for k, v in item.items() if k in projected}
+
+        def sized(item: dict[str, Any]) -> int:
+            return item_size(shown(item))
+
         old_in = bool(before) and all(a in before for a in key_attrs)
         new_in = bool(after) and all(a in after for a in key_attrs)
         if old_in and new_in:
             if any(before[a] != after[a] for a in key_attrs):
-                writes += [(name, write_units(item_size(before)), pk(before, key_attrs)),
-                           (name, write_units(item_size(after)), pk(after, key_attrs))]  # fmt: skip
-            elif before != after:
-                writes.append((name, write_units(item_size(after)), pk(after, key_attrs)))
+                writes += [(name, write_units(sized(before)), pk(before, key_attrs)),
+                           (name, write_units(sized(after)), pk(after, key_attrs))]  # fmt: skip
+            elif shown(before) != shown(after):  # a change the index item does not hold writes nothing there
+                writes.append((name, write_units(sized(after)), pk(after, key_attrs)))
         elif old_in:
-            writes.append((name, write_units(item_size(before)), pk(before, key_attrs)))
+            writes.append((name, write_units(sized(before)), pk(before, key_attrs)))
         elif new_in:
-            writes.append((name, write_units(item_size(after)), pk(after, key_attrs)))
+            writes.append((name, write_units(sized(after)), pk(after, key_attrs)))
     return writes
 
 
@@ -305,9 +315,18 @@ class Meter:
         item = table.get_item(hash_value, range_value)
         return json.loads(json.dumps(item.to_json()["Attributes"])) if item else None
 
-    def _indexes(self, table_name: str) -> list[tuple[str, list[str]]]:
+    def _indexes(self, table_name: str) -> list[tuple[str, list[str], list[str] | None]]:
         table = self._table(table_name)
-        return [(index.name, [k["AttributeName"] for k in index.schema]) for index in table.global_indexes]
+        found = []
+        for index in table.global_indexes:
+            keys = [k["AttributeName"] for k in index.schema]
+            projection = index.projection or {}
+            projected = None
+            if projection.get("ProjectionType", "ALL") != "ALL":
+                table_keys = [a for a in (table.hash_key_attr, table.range_key_attr) if a]
+                projected = [*table_keys, *keys, *projection.get("NonKeyAttributes", [])]
+            found.append((index.name, keys, projected))
+        return found
 
     def _targets(self, operation: str, params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         """(kind, table, key) of every item a write touches."""

@@ -57,6 +57,9 @@ def test_index_writes_move_put_touch_or_skip():
     assert costs.index_writes(indexes, base, None) == [("GSI1", 1, "STATUS#A")]  # a delete
     big = {**base, "blob": {"S": "x" * 1500}}  # 1.5 KB: 2 units in the index too
     assert costs.index_writes(indexes, None, big) == [("GSI1", 2, "STATUS#A")]
+    # An INCLUDE (or KEYS_ONLY) index holds only its projected attributes: the blob is not written there.
+    included = [("GSI4", ["GSI1PK", "GSI1SK"], ["PK", "SK", "GSI1PK", "GSI1SK", "hash"])]
+    assert costs.index_writes(included, None, big) == [("GSI4", 1, "STATUS#A")]
 
 
 # ------------------------------------------------------------------ cost of one transaction
