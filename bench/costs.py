@@ -163,6 +163,8 @@ class Meter:
             self.wru: Counter[str] = Counter()  # "table" / "table/index"
             self.rru: Counter[str] = Counter()
             self.wru_by_key: Counter[str] = Counter()  # "table|partition key" and "table/index|key"
+            self.wru_by_function: Counter[str] = Counter()  # by the function that made the request
+            self.rru_by_function: Counter[str] = Counter()
             self.stream_reads = 0
             self.invocations: Counter[str] = Counter()
             self.calls: Counter[str] = Counter()  # AWS requests by the function that made them
@@ -179,6 +181,8 @@ class Meter:
                 "wru": dict(self.wru),
                 "rru": dict(self.rru),
                 "wru_by_key": dict(self.wru_by_key),
+                "wru_by_function": dict(self.wru_by_function),
+                "rru_by_function": dict(self.rru_by_function),
                 "stream_reads": self.stream_reads,
                 "invocations": dict(self.invocations),
                 "calls": dict(self.calls),
@@ -432,6 +436,9 @@ class Meter:
             self.wru.update(wru)
             self.rru.update(rru)
             self.wru_by_key.update(by_key)
+            who = getattr(self.local, "function", None) or "states"
+            self.wru_by_function[who] += sum(wru.values())
+            self.rru_by_function[who] += sum(rru.values())
             self.trace.append((getattr(self.local, "function", None) or "states", operation,
                                _describe(operation, params), dict(wru), dict(rru)))  # fmt: skip
 
@@ -797,6 +804,17 @@ def _one(driver: Driver, meter: Meter, action: Callable[[], Any]) -> dict[str, A
     return counted
 
 
+AUDIT_FUNCTION = "AuditFunction"
+
+
+def audit_dynamodb_usd(sample: dict[str, Any], prices: dict[str, Any]) -> float:
+    """What the audit trail's own DynamoDB requests in ``sample`` cost (on-demand units)."""
+    p = prices["prices"]
+    wru = sample.get("wru_by_function", {}).get(AUDIT_FUNCTION, 0)
+    rru = sample.get("rru_by_function", {}).get(AUDIT_FUNCTION, 0)
+    return wru * p["dynamodb_on_demand_per_wru"]["usd"] + rru * p["dynamodb_on_demand_per_rru"]["usd"]
+
+
 # ------------------------------------------------------------------ prices
 
 
@@ -891,6 +909,10 @@ def counts_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "dynamodb_rru": of(lambda s: sum(s["rru"].values())),
         "dynamodb_wru_by_table_index": {t: of(lambda s, t=t: s["wru"].get(t, 0)) for t in tables},
         "dynamodb_rru_by_table_index": {t: of(lambda s, t=t: s["rru"].get(t, 0)) for t in tables},
+        # The audit trail's own requests (its entries, their links and GSI4, D48); the entry is
+        # written by AuditFunction from the stream, so what it costs is what that function requests.
+        "dynamodb_wru_audit": of(lambda s: s.get("wru_by_function", {}).get(AUDIT_FUNCTION, 0)),
+        "dynamodb_rru_audit": of(lambda s: s.get("rru_by_function", {}).get(AUDIT_FUNCTION, 0)),
         "requests": {k: of(lambda s, k=k: s["requests"].get(k, 0)) for k in keys},
         "stream_get_records": of(lambda s: s["stream_reads"]),
         "log_bytes": of(lambda s: s["log_bytes"]),
@@ -931,6 +953,7 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
             "usd_per_million": stats([sum(c.values()) * 1e6 for c in per_run]),
             "usd_per_million_lambda_at_cpu_time": stats([sum(c.values()) * 1e6 for c in at_cpu]),
             "usd_per_million_by_service": {k: stats([c[k] * 1e6 for c in per_run]) for k in services},
+            "usd_per_million_audit_dynamodb": stats([audit_dynamodb_usd(s, prices) * 1e6 for s in runs]),
         }
     out["sweep"] = {
         "counts": counts_summary(samples["sweep"]),
@@ -967,7 +990,7 @@ def without(sample: dict[str, Any], fixed: list[dict[str, Any]], times: int) -> 
         if key == "executions":
             out[key] = value
         elif isinstance(value, dict):
-            less = {k: v - median(lambda f, k=k, key=key: f[key].get(k, 0)) for k, v in value.items()}
+            less = {k: v - median(lambda f, k=k, key=key: f.get(key, {}).get(k, 0)) for k, v in value.items()}
             out[key] = {k: v for k, v in less.items() if v > 0}
         else:
             out[key] = max(0, value - median(lambda f, key=key: f[key]))
