@@ -195,3 +195,27 @@ def test_a_webhook_secret_never_reaches_the_trail_and_a_deleted_record_is_the_ve
     removed = audit.audit_entry("e", "REMOVE", "T", entry, None)
     assert removed is not None and (removed["action"], removed["version"]) == ("deleted", 2)
     assert removed["SK"] == keys.audit_sk("DOMAIN#x.example", "C1", 2)
+
+
+def test_the_blocked_lists_entries_sort_after_its_audit_trail():
+    """The blocked list is listed from ``keys.after_audit()`` on: a kind whose key sorted below the
+    audit's would vanish from ``GET /admin/blocklist``."""
+    from marketplace import blocklist
+
+    for kind in blocklist.KINDS:
+        sort_key = blocklist.entry_sort_key(kind, "a", "DE")
+        assert sort_key > keys.after_audit() > keys.audit_sk(sort_key, "2026-12-01T10:00:00.000Z", 1), kind
+
+
+def test_a_page_token_below_the_blocked_lists_range_is_refused():
+    """A token naming an audit entry of the blocked list's partition (below its listed range) is a
+    400 naming the token, not a service error."""
+    from marketplace.errors import InvalidInput
+    from marketplace.repository import decode_token, encode_token
+
+    pk = keys.blocklist_pk("t")
+    inside = {"PK": {"S": pk}, "SK": {"S": "DOMAIN#x.example"}}
+    below = {"PK": {"S": pk}, "SK": {"S": keys.audit_sk("DOMAIN#x.example", "C", 1)}}
+    assert decode_token(encode_token(inside), "PK", pk, sk_above=keys.after_audit()) == inside
+    with pytest.raises(InvalidInput):
+        decode_token(encode_token(below), "PK", pk, sk_above=keys.after_audit())

@@ -103,6 +103,12 @@ def audit_sk(record_sk: str, created_at: str, version: int) -> str:
     return f"{audit_prefix(record_sk)}{created_at}#{version:012d}"
 
 
+def after_audit() -> str:
+    """Every audit entry's sort key sorts below this one ("$" follows "#"): a partition listed whole
+    (the blocked list, whose kinds DOMAIN, NAME and TAXID sort above it) starts its query here."""
+    return f"{AUDIT_SK_PREFIX[:-1]}$"
+
+
 def audit_log_partition(written: datetime, shard: int) -> str:
     """GSI4 (sparse, keys and hashes only): the audit entries written in one hour, sharded; the
     digest job reads them to write each tenant's digest."""

@@ -370,6 +370,7 @@ class Table:
         project: Iterable[str] = (),
         page_field: str = "nextToken",
         sk_below: str | None = None,
+        sk_above: str | None = None,
     ) -> Page:
         """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
         ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
@@ -383,6 +384,12 @@ class Table:
             names["#sk"] = sk_name
             values[":sk"] = sk_prefix
             condition += " AND begins_with(#sk, :sk)"
+        if (
+            sk_above is not None
+        ):  # only the sort keys after this one (a partition's records past its audit trail)
+            names["#sk"] = sk_name
+            values[":above"] = sk_above
+            condition += " AND #sk > :above"
         if sk_below is not None:  # only the sort keys before this one (the deadlines already due)
             names["#sk"] = sk_name
             values[":below"] = sk_below
@@ -411,7 +418,7 @@ class Table:
             kwargs["IndexName"] = index
         if next_token:
             kwargs["ExclusiveStartKey"] = decode_token(
-                next_token, pk_name, pk_value, sk_name, sk_prefix, page_field
+                next_token, pk_name, pk_value, sk_name, sk_prefix, page_field, sk_above
             )
         try:
             response = self.client.query(**kwargs)
@@ -441,6 +448,7 @@ def decode_token(
     sk_name: str = "SK",
     sk_prefix: str | None = None,
     field: str = "nextToken",
+    sk_above: str | None = None,
 ) -> dict[str, Any]:
     """A page token back to its key, validated as fully as DynamoDB will check it as an
     ExclusiveStartKey: exactly the table's key attributes plus the queried index's, each a non-empty
@@ -468,5 +476,7 @@ def decode_token(
             raise bad
         values[name] = typed["S"]
     if values[pk_name] != pk_value or (sk_prefix is not None and not values[sk_name].startswith(sk_prefix)):
+        raise bad
+    if sk_above is not None and values[sk_name] <= sk_above:  # outside the query's range
         raise bad
     return key
