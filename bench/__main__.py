@@ -181,6 +181,10 @@ def print_report(report: dict[str, Any]) -> None:
         table.add("Lambda wall time (local)", c["lambda_wall_ms"], "ms", fmt=",.0f")
         table.add("DynamoDB write request units", c["dynamodb_wru"], "WRU", fmt=",.0f")
         table.add("DynamoDB read request units", c["dynamodb_rru"], "RRU")
+        table.add(
+            "  of which the audit trail (entries, links, GSI4)", c["dynamodb_wru_audit"], "WRU", fmt=",.0f"
+        )
+        table.add("  of which the audit trail (the entry before each)", c["dynamodb_rru_audit"], "RRU")
         for key, label in (("stepfunctions:StartExecution", "StartExecution requests"),
                            ("sns:Publish", "SNS Publish requests"), ("sns:PublishBatch", "SNS PublishBatch requests"),
                            (costs.SNS_MESSAGES, "SNS messages published")):  # fmt: skip
@@ -198,6 +202,8 @@ def print_report(report: dict[str, Any]) -> None:
         if name == "lifecycle":
             table.add("  same, the sweeper runs' fixed part counted whole, not amortised",
                       t[name]["usd_per_million_with_whole_sweeper_runs"], "USD", fmt=",.2f")  # fmt: skip
+        table.add("  of which the audit trail's DynamoDB requests", t[name]["usd_per_million_audit_dynamodb"],
+                  "USD", fmt=",.2f")  # fmt: skip
         table.add("  same, Lambda billed at CPU time (lower bound)", t[name]["usd_per_million_lambda_at_cpu_time"],
                   "USD", fmt=",.2f")  # fmt: skip
         by_service = sorted(t[name]["usd_per_million_by_service"].items(), key=lambda i: -i[1]["median"])

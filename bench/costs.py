@@ -104,28 +104,38 @@ def read_units(size_bytes: int, consistent: bool = False, transactional: bool = 
 
 
 def index_writes(
-    indexes: list[tuple[str, list[str]]], before: dict | None, after: dict | None
+    indexes: list[tuple[Any, ...]], before: dict | None, after: dict | None
 ) -> list[tuple[str, int, str]]:
-    """(index, WRU, index partition key) of the index writes one base-table write causes
-    (projection ALL: the index item is the whole item)."""
+    """(index, WRU, index partition key) of the index writes one base-table write causes. An index
+    is ``(name, key attributes)`` (projection ALL: the index item is the whole item) or ``(name, key
+    attributes, projected attributes)`` (KEYS_ONLY or INCLUDE: the index item is only those, the
+    table's keys among them)."""
 
     def pk(item: dict[str, Any], attrs: list[str]) -> str:
         return str(next(iter(item[attrs[0]].values())))
 
     writes = []
-    for name, key_attrs in indexes:
+    for name, key_attrs, *projection in indexes:
+        projected = projection[0] if projection and projection[0] is not None else None
+
+        def shown(item: dict[str, Any], projected: list[str] | None = projected) -> dict[str, Any]:
+            return item if projected is None else {k: v for k, v in item.items() if k in projected}
+
+        def sized(item: dict[str, Any]) -> int:
+            return item_size(shown(item))
+
         old_in = bool(before) and all(a in before for a in key_attrs)
         new_in = bool(after) and all(a in after for a in key_attrs)
         if old_in and new_in:
             if any(before[a] != after[a] for a in key_attrs):
-                writes += [(name, write_units(item_size(before)), pk(before, key_attrs)),
-                           (name, write_units(item_size(after)), pk(after, key_attrs))]  # fmt: skip
-            elif before != after:
-                writes.append((name, write_units(item_size(after)), pk(after, key_attrs)))
+                writes += [(name, write_units(sized(before)), pk(before, key_attrs)),
+                           (name, write_units(sized(after)), pk(after, key_attrs))]  # fmt: skip
+            elif shown(before) != shown(after):  # a change the index item does not hold writes nothing there
+                writes.append((name, write_units(sized(after)), pk(after, key_attrs)))
         elif old_in:
-            writes.append((name, write_units(item_size(before)), pk(before, key_attrs)))
+            writes.append((name, write_units(sized(before)), pk(before, key_attrs)))
         elif new_in:
-            writes.append((name, write_units(item_size(after)), pk(after, key_attrs)))
+            writes.append((name, write_units(sized(after)), pk(after, key_attrs)))
     return writes
 
 
@@ -153,6 +163,8 @@ class Meter:
             self.wru: Counter[str] = Counter()  # "table" / "table/index"
             self.rru: Counter[str] = Counter()
             self.wru_by_key: Counter[str] = Counter()  # "table|partition key" and "table/index|key"
+            self.wru_by_function: Counter[str] = Counter()  # by the function that made the request
+            self.rru_by_function: Counter[str] = Counter()
             self.stream_reads = 0
             self.invocations: Counter[str] = Counter()
             self.calls: Counter[str] = Counter()  # AWS requests by the function that made them
@@ -169,6 +181,8 @@ class Meter:
                 "wru": dict(self.wru),
                 "rru": dict(self.rru),
                 "wru_by_key": dict(self.wru_by_key),
+                "wru_by_function": dict(self.wru_by_function),
+                "rru_by_function": dict(self.rru_by_function),
                 "stream_reads": self.stream_reads,
                 "invocations": dict(self.invocations),
                 "calls": dict(self.calls),
@@ -305,9 +319,18 @@ class Meter:
         item = table.get_item(hash_value, range_value)
         return json.loads(json.dumps(item.to_json()["Attributes"])) if item else None
 
-    def _indexes(self, table_name: str) -> list[tuple[str, list[str]]]:
+    def _indexes(self, table_name: str) -> list[tuple[str, list[str], list[str] | None]]:
         table = self._table(table_name)
-        return [(index.name, [k["AttributeName"] for k in index.schema]) for index in table.global_indexes]
+        found = []
+        for index in table.global_indexes:
+            keys = [k["AttributeName"] for k in index.schema]
+            projection = index.projection or {}
+            projected = None
+            if projection.get("ProjectionType", "ALL") != "ALL":
+                table_keys = [a for a in (table.hash_key_attr, table.range_key_attr) if a]
+                projected = [*table_keys, *keys, *projection.get("NonKeyAttributes", [])]
+            found.append((index.name, keys, projected))
+        return found
 
     def _targets(self, operation: str, params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         """(kind, table, key) of every item a write touches."""
@@ -413,6 +436,9 @@ class Meter:
             self.wru.update(wru)
             self.rru.update(rru)
             self.wru_by_key.update(by_key)
+            who = getattr(self.local, "function", None) or "states"
+            self.wru_by_function[who] += sum(wru.values())
+            self.rru_by_function[who] += sum(rru.values())
             self.trace.append((getattr(self.local, "function", None) or "states", operation,
                                _describe(operation, params), dict(wru), dict(rru)))  # fmt: skip
 
@@ -778,6 +804,17 @@ def _one(driver: Driver, meter: Meter, action: Callable[[], Any]) -> dict[str, A
     return counted
 
 
+AUDIT_FUNCTION = "AuditFunction"
+
+
+def audit_dynamodb_usd(sample: dict[str, Any], prices: dict[str, Any]) -> float:
+    """What the audit trail's own DynamoDB requests in ``sample`` cost (on-demand units)."""
+    p = prices["prices"]
+    wru = sample.get("wru_by_function", {}).get(AUDIT_FUNCTION, 0)
+    rru = sample.get("rru_by_function", {}).get(AUDIT_FUNCTION, 0)
+    return wru * p["dynamodb_on_demand_per_wru"]["usd"] + rru * p["dynamodb_on_demand_per_rru"]["usd"]
+
+
 # ------------------------------------------------------------------ prices
 
 
@@ -872,6 +909,10 @@ def counts_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "dynamodb_rru": of(lambda s: sum(s["rru"].values())),
         "dynamodb_wru_by_table_index": {t: of(lambda s, t=t: s["wru"].get(t, 0)) for t in tables},
         "dynamodb_rru_by_table_index": {t: of(lambda s, t=t: s["rru"].get(t, 0)) for t in tables},
+        # The audit trail's own requests (its entries, their links and GSI4, D48); the entry is
+        # written by AuditFunction from the stream, so what it costs is what that function requests.
+        "dynamodb_wru_audit": of(lambda s: s.get("wru_by_function", {}).get(AUDIT_FUNCTION, 0)),
+        "dynamodb_rru_audit": of(lambda s: s.get("rru_by_function", {}).get(AUDIT_FUNCTION, 0)),
         "requests": {k: of(lambda s, k=k: s["requests"].get(k, 0)) for k in keys},
         "stream_get_records": of(lambda s: s["stream_reads"]),
         "log_bytes": of(lambda s: s["log_bytes"]),
@@ -912,6 +953,7 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
             "usd_per_million": stats([sum(c.values()) * 1e6 for c in per_run]),
             "usd_per_million_lambda_at_cpu_time": stats([sum(c.values()) * 1e6 for c in at_cpu]),
             "usd_per_million_by_service": {k: stats([c[k] * 1e6 for c in per_run]) for k in services},
+            "usd_per_million_audit_dynamodb": stats([audit_dynamodb_usd(s, prices) * 1e6 for s in runs]),
         }
     out["sweep"] = {
         "counts": counts_summary(samples["sweep"]),
@@ -948,7 +990,7 @@ def without(sample: dict[str, Any], fixed: list[dict[str, Any]], times: int) -> 
         if key == "executions":
             out[key] = value
         elif isinstance(value, dict):
-            less = {k: v - median(lambda f, k=k, key=key: f[key].get(k, 0)) for k, v in value.items()}
+            less = {k: v - median(lambda f, k=k, key=key: f.get(key, {}).get(k, 0)) for k, v in value.items()}
             out[key] = {k: v for k, v in less.items() if v > 0}
         else:
             out[key] = max(0, value - median(lambda f, key=key: f[key]))

@@ -1,4 +1,8 @@
-"""Writes the audit trail from the table's stream (see marketplace.audit)."""
+"""Writes the audit trail from the table's stream (see marketplace.audit).
+
+A record's entries are chained in its order (D48): once one of its changes fails in a batch, its later
+changes in the batch fail too (Lambda delivers them again after the failed one), so that no entry is
+linked past one that is not written yet."""
 
 from __future__ import annotations
 
@@ -18,9 +22,23 @@ logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+_failed: set[tuple[str, str]] = set()  # the records (PK, SK) with a failed change in this batch
 
 
 def record_handler(record: DynamoDBRecord) -> None:
+    stream = record.dynamodb
+    image = (stream.new_image or stream.old_image or {}) if stream else {}
+    item = (str(image.get("PK")), str(image.get("SK")))
+    if item in _failed:
+        raise RuntimeError("an earlier change of this record failed in this batch; retried after it")
+    try:
+        _record(record)
+    except Exception:
+        _failed.add(item)
+        raise
+
+
+def _record(record: DynamoDBRecord) -> None:
     stream = record.dynamodb
     created = stream.approximate_creation_date_time if stream else None
     created_at = (
@@ -43,6 +61,7 @@ def record_handler(record: DynamoDBRecord) -> None:
 
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _failed.clear()
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -1,4 +1,4 @@
-"""`marketplace` command: run the local stack, mint tokens for it."""
+"""`marketplace` command: run the local stack, mint tokens for it, import a catalog, verify the audit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from marketplace_local import import_cli
+from marketplace_local import audit_cli, import_cli
 from marketplace_local.auth import ROLES, TokenIssuer
 
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(func=_token)
 
     import_cli.add_parser(sub)  # marketplace import-products (docs/import.md)
+    audit_cli.add_parser(sub)  # marketplace audit verify|digest (docs/audit.md)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -374,10 +374,18 @@ class Provisioner:
 
     def _s3_bucket(self, logical_id: str, props: dict[str, Any]) -> Physical:
         """The bucket with the settings moto holds: encryption, public access block, versioning,
-        lifecycle rules (moto stores them; it never expires objects by itself)."""
+        lifecycle rules (moto stores them; it never expires objects by itself), Object Lock (moto
+        refuses to delete a locked version, as S3 does)."""
         s3 = self.client("s3")
         name = props.get("BucketName") or self._name(logical_id, 63).lower()
-        s3.create_bucket(Bucket=name)
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
+        lock = props.get("ObjectLockConfiguration")
+        if lock:
+            retention = lock["Rule"]["DefaultRetention"]
+            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
+                "ObjectLockEnabled": lock["ObjectLockEnabled"],
+                "Rule": {"DefaultRetention": {"Mode": retention["Mode"], "Days": int(retention["Days"])}},
+            })  # fmt: skip
         if "BucketEncryption" in props:
             s3.put_bucket_encryption(
                 Bucket=name,

@@ -80,6 +80,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "POST /suppliers/{supplierId}/products/{sku}/reject": ADMIN_ONLY,
     "POST /suppliers/{supplierId}/suspend": ADMIN_ONLY,
     "POST /suppliers/{supplierId}/reinstate": ADMIN_ONLY,
+    "POST /admin/suppliers/{supplierId}/erase": ADMIN_ONLY,
     "POST /suppliers/{supplierId}/products/{sku}/delist": own(403, OK, OK, 404),
     "POST /suppliers/{supplierId}/products/{sku}/relist": own(403, OK, OK, 404),
     "POST /suppliers/{supplierId}/products/{sku}/retry": ADMIN_ONLY,
@@ -256,7 +257,7 @@ class World:
                 tenant.flagged_suppliers = {
                     p: self._register(scope, taxId="DE12345") for p in ("reject", "retry")
                 }
-                tenant.held_suppliers = {p: self._register(scope) for p in ("suspend", "reinstate")}
+                tenant.held_suppliers = {p: self._register(scope) for p in ("suspend", "reinstate", "erase")}
         for scope, tenant in self._tenants():
             for supplier_id in (tenant.supplier, tenant.other_supplier, *tenant.held_suppliers.values()):
                 self._wait(scope, f"/suppliers/{supplier_id}", "APPROVED")
@@ -432,7 +433,7 @@ class World:
             ids["sku"] = t.flagged_skus[template.rsplit("/", 1)[-1]]
         if route.endswith("/products/{sku}/delist") or route.endswith("/products/{sku}/relist"):
             ids["sku"] = t.held_skus[template.rsplit("/", 1)[-1]]
-        if route.endswith("{supplierId}/suspend") or route.endswith("{supplierId}/reinstate"):
+        if route.endswith(("{supplierId}/suspend", "{supplierId}/reinstate", "{supplierId}/erase")):
             ids["supplierId"] = t.held_suppliers[template.rsplit("/", 1)[-1]]
         if route.startswith("POST /supplier-orders/{supplierOrderId}/"):
             ids["supplierOrderId"] = t.supplier_orders[template.rsplit("/", 1)[-1]]
@@ -449,7 +450,17 @@ class World:
         if route == "GET /supplier-orders":
             query = {"supplierId": t.supplier}
         if route.endswith(
-            ("/reject", "/cancel", "/refuse", "/dispute", "/suspend", "/reinstate", "/delist", "/relist")
+            (
+                "/reject",
+                "/cancel",
+                "/refuse",
+                "/dispute",
+                "/suspend",
+                "/reinstate",
+                "/delist",
+                "/relist",
+                "/erase",
+            )
         ):
             body = {"reason": f"refused by {caller}"}
         if route.endswith("/decide"):
@@ -544,6 +555,13 @@ class World:
                 f"/products/{answer['sku']}" if "sku" in answer else ""
             )
             assert self.ok("GET", record, caller)["status"] == wanted[action]
+        elif route == "POST /admin/suppliers/{supplierId}/erase":
+            # Out of the record and masked in every entry of its trail written so far (D48).
+            erased = t.held_suppliers["erase"]
+            assert answer["maskedEntries"] >= 1 and "contactEmail" not in answer["supplier"], answer
+            shown = self.call("GET", f"/suppliers/{erased}", caller).text
+            trail = self.call("GET", f"/suppliers/{erased}/history", caller).text
+            assert SUPPLIER["contactEmail"] not in shown + trail and "[erased]" in trail, trail
         elif route == "POST /orders":
             order = self.ok("GET", f"/orders/{answer['orderId']}", f"{scope}:retailer")
             assert order["customerOrderId"] == body["customerOrderId"]

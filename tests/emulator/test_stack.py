@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from botocore.exceptions import ClientError
 
 from marketplace_local.stack import schedule_interval
 
@@ -39,8 +42,20 @@ def test_queues_keep_their_redrive_policy(stack):
 
 def test_the_table_has_its_indexes_and_stream(stack):
     table = stack.client("dynamodb").describe_table(TableName=stack.physical_id("MarketplaceTable"))["Table"]
-    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"GSI1", "GSI2", "GSI3"}
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"GSI1", "GSI2", "GSI3", "GSI4"}
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_the_audit_digest_bucket_keeps_what_is_written(stack):
+    """Object Lock as the template sets it: a digest's version cannot be deleted, as on S3 (D48)."""
+    s3, bucket = stack.client("s3"), stack.physical_id("AuditDigestBucket")
+    rule = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]["Rule"]
+    assert rule["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    key = f"audit-digests/emulator-test/{uuid.uuid4().hex}.json"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=b"{}", ChecksumAlgorithm="SHA256")["VersionId"]
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    assert s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read() == b"{}"
 
 
 @pytest.mark.parametrize(("expression", "seconds"), [("rate(1 minute)", 60), ("rate(5 minutes)", 300),

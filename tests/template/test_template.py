@@ -697,3 +697,22 @@ def test_the_webhook_delivery_pool_holds_a_whole_batch():
     events = load_sam()["Resources"]["WebhookDeliveryFunction"]["Properties"]["Events"]
     sizes = [e["Properties"]["BatchSize"] for e in events.values() if e["Type"] == "SQS"]
     assert sizes and all(size <= DELIVERY_CONCURRENCY for size in sizes), sizes
+
+
+def test_the_audit_stream_filter_names_exactly_the_audited_kinds(tpl):
+    """Adding an audited kind is one line in marketplace.audit.AUDITED; its stream filter must name it
+    too (for a change and for a deletion), or its changes never reach the audit function."""
+    from marketplace import audit
+
+    mapping = props(tpl.sam["Resources"]["AuditFunction"])["Events"]["TableStream"]["Properties"]
+    for pattern in (json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]):
+        image = pattern["dynamodb"].get("NewImage") or pattern["dynamodb"]["OldImage"]
+        assert set(image["entity"]["S"]) == set(audit.AUDITED), pattern
+
+
+def test_the_audit_digests_are_written_once(tpl):
+    """The digest bucket locks each object in COMPLIANCE mode (D48): no one deletes or rewrites one."""
+    bucket = props(tpl.sam["Resources"]["AuditDigestBucket"])
+    assert bucket["ObjectLockEnabled"] is True
+    assert bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"

@@ -57,6 +57,9 @@ def test_index_writes_move_put_touch_or_skip():
     assert costs.index_writes(indexes, base, None) == [("GSI1", 1, "STATUS#A")]  # a delete
     big = {**base, "blob": {"S": "x" * 1500}}  # 1.5 KB: 2 units in the index too
     assert costs.index_writes(indexes, None, big) == [("GSI1", 2, "STATUS#A")]
+    # An INCLUDE (or KEYS_ONLY) index holds only its projected attributes: the blob is not written there.
+    included = [("GSI4", ["GSI1PK", "GSI1SK"], ["PK", "SK", "GSI1PK", "GSI1SK", "hash"])]
+    assert costs.index_writes(included, None, big) == [("GSI4", 1, "STATUS#A")]
 
 
 # ------------------------------------------------------------------ cost of one transaction
@@ -191,6 +194,27 @@ def test_report_per_million_adds_the_services_and_amortises_the_sweeper(prices):
     assert {k["key"]: k["wru_per_transaction"] for k in life["hot_keys"]} == {
         "TENANT#<t>#X": 4.0, "TENANT#<t>#SO#1": 6.0}  # fmt: skip
     assert out["lifecycle_capacity"]["us_east_1"]["orders_per_s"] == pytest.approx(1000 / 6)
+
+
+def test_the_audit_trails_share_is_what_the_audit_function_requested(prices):
+    """D48: the audit's entries, links and GSI4 writes are the audit function's requests; the report
+    prints them apart, in units and in dollars per million."""
+    order = sample(wru={"T": 9, "T/GSI4": 2}, rru={"T": 3}, elapsed_s=1.0, stream_reads=0, wru_by_key={},
+                   wru_by_function={"AuditFunction": 5, "ApiFunction": 6}, rru_by_function={"AuditFunction": 2, "ApiFunction": 1})  # fmt: skip
+    sweep = sample(rru={"T/GSI3": 600.0}, elapsed_s=1.0, stream_reads=0, wru_by_key={},
+                   invocations={"ExpireSupplierOrdersFunction": 1}, wall_ms={"ExpireSupplierOrdersFunction": 500.0},
+                   cpu_ms={"ExpireSupplierOrdersFunction": 100.0}, calls={"ExpireSupplierOrdersFunction": 100})  # fmt: skip
+    measured = {
+        "samples": {"onboarding": [order], "order": [order], "lifecycle": [order], "sweep": [sweep]},
+        "memory_mb": {}, "webhook_requests_received": 0,
+        "names": {"tenant": "t1", "supplier": "s1", "sku": "k1"}, "api_stage_rate_limit_per_s": None,
+    }  # fmt: skip
+    out = costs.report(measured, prices)["order"]
+    assert (out["counts"]["dynamodb_wru_audit"]["median"], out["counts"]["dynamodb_rru_audit"]["median"]) == (
+        5,
+        2,
+    )
+    assert out["usd_per_million_audit_dynamodb"]["median"] == pytest.approx(5 * 0.625 + 2 * 0.125)
 
 
 def test_capacity_picks_the_quota_that_binds_first_per_region(tmp_path):

@@ -105,7 +105,7 @@ def test_an_audit_entry_says_who_when_what_changed_before_and_after():
            "taxId": "1", "version": 1, "updatedBy": "retailer:u1", "updatedAt": "T1"}  # fmt: skip
     new = {**old, "taxId": "2", "version": 2, "updatedBy": "admin:u2", "updatedAt": "T2"}
     entry = audit.audit_entry("ev1", "MODIFY", "T0", old, new)
-    assert entry["SK"] == "AUDIT#RECORD#T2#ev1" and entry["PK"] == old["PK"]
+    assert entry["SK"] == "AUDIT#RECORD##000000000002" and entry["PK"] == old["PK"]
     assert (entry["by"], entry["at"], entry["action"]) == ("admin:u2", "T2", "changed")
     assert entry["changed"] == ["taxId", "updatedAt", "updatedBy", "version"]
     assert entry["before"]["taxId"] == "1" and entry["after"]["taxId"] == "2"

@@ -31,5 +31,5 @@ def add_blocklist() -> Response:
 
 @router.delete("/admin/blocklist/<entryId>", middlewares=[allow("admin")])
 def delete_blocklist(entryId: str) -> Response:
-    blocklist.remove(caller(router).tenant_id, entryId)
+    blocklist.remove(caller(router), entryId)
     return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")

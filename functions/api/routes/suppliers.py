@@ -1,5 +1,6 @@
 """Suppliers: onboard one (its workflow starts), list, read, change, its audit trail, its performance
-(docs/decisions.md D46); an admin suspends and reinstates one (docs/decisions.md D40)."""
+(docs/decisions.md D46); an admin suspends and reinstates one (docs/decisions.md D40), and erases its
+contact details on request (D48)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,15 @@ def suspend_supplier(supplierId: str) -> dict[str, Any]:
 @router.post("/suppliers/<supplierId>/reinstate", middlewares=[allow("admin")])
 def reinstate_supplier(supplierId: str) -> dict[str, Any]:
     return _once(f"POST /suppliers/{supplierId}/reinstate", supplierId, suspension.reinstate)
+
+
+@router.post("/admin/suppliers/<supplierId>/erase", middlewares=[allow("admin")])
+def erase_supplier(supplierId: str) -> dict[str, Any]:
+    """GDPR: the supplier's contact details out of its record and masked in its audit trail."""
+    reason = request.reason(router.current_event)
+
+    def make(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        return Suppliers().erase(principal, supplierId, body["reason"])
+
+    route = f"POST /admin/suppliers/{supplierId}/erase"
+    return request.create(router.current_event, caller(router), route, {"reason": reason}, make)

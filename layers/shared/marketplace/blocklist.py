@@ -11,7 +11,7 @@ from typing import Any
 
 from marketplace import keys, normalize
 from marketplace.clock import now_iso
-from marketplace.errors import FieldError, InvalidInput, NotFound
+from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table
 
@@ -106,25 +106,39 @@ def add(principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
     if sort_key.endswith("#") or len(sort_key.encode()) > MAX_KEY_BYTES:
         # Nothing left once normalised (".", "---"), or longer than a key: it could match nothing.
         raise InvalidInput([FieldError("value", f"is no {kind}: empty or too long once normalised")])
+    now = now_iso()
     entry = {
         "PK": keys.blocklist_pk(principal.tenant_id), "SK": sort_key, "entity": "BLOCKLIST",
         "tenantId": principal.tenant_id, "kind": kind, "value": value.strip(), "reason": reason.strip(),
-        "country": country if kind == "taxId" else None, "createdAt": now_iso(), "createdBy": principal.actor,
+        "country": country if kind == "taxId" else None, "createdAt": now, "createdBy": principal.actor,
+        "version": 1, "updatedAt": now, "updatedBy": principal.actor,
     }  # fmt: skip
     Table().put(entry)
     return entry
 
 
 def list_entries(tenant_id: str, limit: int, next_token: str | None) -> Page:
-    return Table().query(keys.blocklist_pk(tenant_id), limit=limit, next_token=next_token)
+    # The partition also holds the entries' audit trail (D48), whose keys sort before every entry's.
+    return Table().query(
+        keys.blocklist_pk(tenant_id), limit=limit, next_token=next_token, sk_above=keys.after_audit()
+    )
 
 
-def remove(tenant_id: str, entry_id_value: str) -> None:
+def remove(principal: Principal, entry_id_value: str) -> None:
+    """Who removes the entry is written on it first (one versioned write), so that the audit trail's
+    deletion names them: a deletion carries nothing but the item as it was."""
     sort_key = _sort_key_of(entry_id_value)
-    table = Table()
-    if table.get(keys.blocklist_pk(tenant_id), sort_key) is None:
+    table, pk = Table(), keys.blocklist_pk(principal.tenant_id)
+    existing = table.get(pk, sort_key)
+    if existing is None:
         raise NotFound(f"no blocked-list entry {entry_id_value}")
-    table.delete(keys.blocklist_pk(tenant_id), sort_key)
+    now = now_iso()
+    try:
+        table.update(pk, sort_key, int(existing.get("version", 1)),
+                     {"removedAt": now, "removedBy": principal.actor, "updatedAt": now, "updatedBy": principal.actor})  # fmt: skip
+    except Conflict:
+        raise Conflict(f"blocked-list entry {entry_id_value} changed meanwhile; try again") from None
+    table.delete(pk, sort_key)
 
 
 def view(entry: dict[str, Any]) -> dict[str, Any]:

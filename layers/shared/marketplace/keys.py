@@ -24,6 +24,7 @@ COUNTED_SK_PREFIX = "COUNTED#"
 PROPOSAL_SK_PREFIX = "PROPOSAL#"
 EXPIRY_SHARDS = 10
 CORRECTION_SHARDS = 10
+AUDIT_LOG_SHARDS = 10
 
 
 def tenant_prefix(tenant_id: str) -> str:
@@ -96,9 +97,46 @@ def audit_prefix(record_sk: str) -> str:
     return f"{AUDIT_SK_PREFIX}{record_sk}#"
 
 
-def audit_sk(record_sk: str, when: str, event_id: str) -> str:
-    """One audit entry: the trail sorts by time; the stream event id makes a replay the same entry."""
-    return f"{audit_prefix(record_sk)}{when}#{event_id}"
+def audit_sk(record_sk: str, created_at: str, version: int) -> str:
+    """One audit entry, one per version of the record (D48): a repeated stream record is the same
+    entry, and the trail sorts in the record's own order. ``created_at`` is the record's creation
+    (a record deleted and made again, such as a blocked-list entry, starts a new run of versions
+    after the old one)."""
+    return f"{audit_prefix(record_sk)}{created_at}#{version:012d}"
+
+
+def after_audit() -> str:
+    """Every audit entry's sort key sorts below this one ("$" follows "#"): a partition listed whole
+    (the blocked list, whose kinds DOMAIN, NAME and TAXID sort above it) starts its query here."""
+    return f"{AUDIT_SK_PREFIX[:-1]}$"
+
+
+def audit_log_partition(written: datetime, shard: int) -> str:
+    """GSI4 (sparse, keys and hashes only): the audit entries written in one hour, sharded; the
+    digest job reads them to write each tenant's digest."""
+    return _audit_log_key(written.strftime("%Y-%m-%dT%H"), str(shard))
+
+
+def _audit_log_key(hour: str, shard: str) -> str:
+    return f"AUDITLOG#{hour}#{shard}"
+
+
+def audit_log_shard(record_pk: str) -> int:
+    return _shard(record_pk, AUDIT_LOG_SHARDS)
+
+
+def audit_digest_state() -> tuple[str, str]:
+    """Where the digest job keeps the moment its last digests reach (one item for every tenant)."""
+    return "AUDIT_DIGEST", "STATE"
+
+
+def audit_digest_prefix(tenant_id: str) -> str:
+    """S3 (the Object Lock bucket): one tenant's digests, oldest first."""
+    return f"audit-digests/{tenant_id}/"
+
+
+def audit_digest_key(tenant_id: str, until: str) -> str:
+    return f"{audit_digest_prefix(tenant_id)}{until}.json"
 
 
 # ------------------------------------------------------------------------------- orders
@@ -272,8 +310,10 @@ _T, _S = "<t>", "<id>"
 LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("supplier", supplier_pk(_T, _S), RECORD_SK,
      "`version`, `status`, `flags`, `createdAt/By`, `updatedAt/By`; `GSI1` by status, `GSI2` by tenant"),
-    ("audit entry", "the audited record's PK", audit_sk("<record SK>", "<when>", "<stream event id>"),
-     "append-only, written from the table's stream"),
+    ("audit entry", "the audited record's PK", f"`{audit_prefix('<record SK>')}<record createdAt>#<version, 12 digits>`",
+     "append-only, hash-chained, written from the table's stream (D48); `GSI4` by the hour written"),
+    ("audit digest state", audit_digest_state()[0], audit_digest_state()[1],
+     f"`through`: what the digests reach; the digests at S3 `{audit_digest_key(_T, '<until>')}`"),
     ("tax id claim", tax_claim_pk(_T, "<country>", "<tax id>"), tax_claim_sk(_S), "the duplicate rule reads it"),
     ("blocked-list entry", blocklist_pk(_T),
      f"`{blocked_tax_id_sk('<country>', '<tax id>')}`, `{blocked_domain_sk('<domain>')}`, "
@@ -321,4 +361,6 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
      "the expiry sweeper"),
     ("`GSI3` (sparse)", f"{correction_shard('<shard>')} / parked time",
      "the scheduled drain: every tenant's parked corrections"),
+    ("`GSI4` (sparse, keys and `hash`)", f"{_audit_log_key('<hour written>', '<shard>')} / written time",
+     "the audit digest job: every tenant's audit entries written since its last run"),
 )  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -153,6 +153,69 @@ class Table:
                 found += [from_item(i) for i in response.get("Responses", {}).get(self.name, [])]
                 request = response.get("UnprocessedKeys") or {}
         return found
+
+    def last_up_to(self, pk: str, sk_prefix: str, sk: str) -> dict[str, Any] | None:
+        """The item of ``pk`` with the greatest sort key from ``sk_prefix`` up to ``sk`` included
+        (a consistent read of one item): ``sk`` itself when it exists, else the one before it."""
+        try:
+            response = self.client.query(
+                TableName=self.name, ConsistentRead=True, Limit=1, ScanIndexForward=False,
+                KeyConditionExpression="PK = :pk AND SK BETWEEN :low AND :high",
+                ExpressionAttributeValues=to_item({":pk": pk, ":low": sk_prefix, ":high": sk}),
+            )  # fmt: skip
+        except ClientError as error:
+            raise translate(error) from error
+        items = response.get("Items", [])
+        return from_item(items[0]) if items else None
+
+    def partition(self, pk: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
+        """Every item of ``pk`` whose sort key starts with ``sk_prefix``, in key order (all pages)."""
+        token: str | None = None
+        while True:
+            page = self.query(pk, sk_prefix=sk_prefix, limit=500, next_token=token)
+            yield from page.items
+            if not page.next_token:
+                return
+            token = page.next_token
+
+    def index_range(self, index: str, pk: str, low: str, high: str) -> Iterator[dict[str, Any]]:
+        """Every item of index ``index``'s partition ``pk`` whose sort key is from ``low`` to
+        ``high``, both included (the index's keys are named ``<index>PK`` and ``<index>SK``)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name, "IndexName": index,
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+            "ExpressionAttributeNames": {"#pk": f"{index}PK", "#sk": f"{index}SK"},
+            "ExpressionAttributeValues": to_item({":pk": pk, ":low": low, ":high": high}),
+        }  # fmt: skip
+        while True:
+            try:
+                response = self.client.query(**kwargs)
+            except ClientError as error:
+                raise translate(error) from error
+            yield from (from_item(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def scan_where(self, where: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item whose attributes equal ``where`` (a whole-table Scan: for offline tools, such
+        as the audit's ``verify``, never for a request)."""
+        names = {f"#w{i}": name for i, name in enumerate(where)}
+        values = to_item({f":w{i}": value for i, value in enumerate(where.values())})
+        kwargs: dict[str, Any] = {
+            "TableName": self.name, "ConsistentRead": True, "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "FilterExpression": " AND ".join(f"#w{i} = :w{i}" for i in range(len(where))),
+        }  # fmt: skip
+        while True:
+            try:
+                response = self.client.scan(**kwargs)
+            except ClientError as error:
+                raise translate(error) from error
+            yield from (from_item(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def delete(self, pk: str, sk: str) -> None:
         try:
@@ -308,6 +371,7 @@ class Table:
         page_field: str = "nextToken",
         sk_below: str | None = None,
         sk_between: tuple[str, str] | None = None,
+        sk_above: str | None = None,
     ) -> Page:
         """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
         ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
@@ -321,6 +385,10 @@ class Table:
             names["#sk"] = sk_name
             values[":sk"] = sk_prefix
             condition += " AND begins_with(#sk, :sk)"
+        if sk_above is not None:  # only the sort keys after this one (a partition's records past its audit trail)
+            names["#sk"] = sk_name
+            values[":above"] = sk_above
+            condition += " AND #sk > :above"
         if sk_below is not None:  # only the sort keys before this one (the deadlines already due)
             names["#sk"] = sk_name
             values[":below"] = sk_below
@@ -353,7 +421,7 @@ class Table:
             kwargs["IndexName"] = index
         if next_token:
             kwargs["ExclusiveStartKey"] = decode_token(
-                next_token, pk_name, pk_value, sk_name, sk_prefix, page_field
+                next_token, pk_name, pk_value, sk_name, sk_prefix, page_field, sk_above
             )
         try:
             response = self.client.query(**kwargs)
@@ -383,6 +451,7 @@ def decode_token(
     sk_name: str = "SK",
     sk_prefix: str | None = None,
     field: str = "nextToken",
+    sk_above: str | None = None,
 ) -> dict[str, Any]:
     """A page token back to its key, validated as fully as DynamoDB will check it as an
     ExclusiveStartKey: exactly the table's key attributes plus the queried index's, each a non-empty
@@ -410,5 +479,7 @@ def decode_token(
             raise bad
         values[name] = typed["S"]
     if values[pk_name] != pk_value or (sk_prefix is not None and not values[sk_name].startswith(sk_prefix)):
+        raise bad
+    if sk_above is not None and values[sk_name] <= sk_above:  # outside the query's range
         raise bad
     return key

@@ -16,9 +16,9 @@ import re
 import uuid
 from typing import Any
 
-from marketplace import blocklist, keys, normalize, proposals, schemas
+from marketplace import audit, blocklist, keys, normalize, proposals, schemas
 from marketplace.clock import now_iso
-from marketplace.errors import FieldError, InvalidInput
+from marketplace.errors import Conflict, FieldError, InvalidInput
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
 from marketplace.reviewed import PENDING, Kind, Records, Verdict, record_view
@@ -281,3 +281,34 @@ class Suppliers:
 
     def reject(self, principal: Principal, supplier_id: str, reason: str) -> dict[str, Any]:
         return self.records.reject(principal, supplier_id, reason)
+
+    # ---------------------------------------------------------------- erasure (GDPR, D48)
+    def erase(self, principal: Principal, supplier_id: str, reason: str) -> dict[str, Any]:
+        """Remove the supplier's contact details from its record (one versioned write: its audit
+        entry is the erasure, ``erasedAt``/``erasedBy``/``erasureReason``) and mask them in its
+        audit entries (their commitments stay, so every hash still holds). Erasing again answers
+        the supplier as it is. Refused (409) while its onboarding workflow runs (PENDING) or a
+        change to it waits for review: either would carry the details on."""
+        tenant_id = principal.tenant_id
+        current = self.get(tenant_id, supplier_id)
+        if current["status"] == PENDING:
+            raise Conflict(
+                f"the supplier is {PENDING}: its onboarding is running; erase it once decided",
+                [FieldError("status", f"is {PENDING}")],
+            )
+        if self.proposals.current(tenant_id, supplier_id) is not None:
+            raise Conflict("a change to the supplier waits for review; approve or reject it first",
+                           [FieldError("proposal", "is pending")])  # fmt: skip
+        personal = audit.AUDITED[ENTITY].personal
+        record = current
+        if any(current.get(name) is not None for name in personal) or not current.get(audit.ERASED_AT):
+            at = now_iso()
+            changes: dict[str, Any] = dict.fromkeys(personal)
+            changes.update({audit.ERASED_AT: at, "erasedBy": principal.actor, "erasureReason": reason,
+                            "updatedAt": at, "updatedBy": principal.actor})  # fmt: skip
+            try:
+                record = self.table.update(current["PK"], current["SK"], int(current["version"]), changes)
+            except Conflict:
+                raise Conflict("the supplier changed meanwhile; erase it again") from None
+        masked = audit.mask_trail(self.table, current["PK"], current["SK"])
+        return {"supplier": view(record), "maskedEntries": masked}
