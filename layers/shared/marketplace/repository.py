@@ -385,7 +385,7 @@ class Table:
             names["#sk"] = sk_name
             values[":sk"] = sk_prefix
             condition += " AND begins_with(#sk, :sk)"
-        if sk_above is not None:  # only the sort keys after this one (a partition's records past its audit trail)
+        if sk_above is not None:  # only the sort keys after this one (records past the audit trail)
             names["#sk"] = sk_name
             values[":above"] = sk_above
             condition += " AND #sk > :above"
