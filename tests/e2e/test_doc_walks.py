@@ -1,6 +1,6 @@
-"""The curl walks of the docs are tests: each ```sh block of docs/onboarding.md, docs/orders.md and
-docs/import.md runs, in order and as written, in one bash session per doc (so variables carry from
-block to block as in a user's shell), against `marketplace run` on free ports; each block's
+"""The curl walks of the docs are tests: each ```sh block of the docs in ``WALKS`` runs, in order
+and as written, in one bash session per doc (so variables carry from block to block as in a
+user's shell), against `marketplace run` on free ports; each block's
 documented output must be what it printed. The convention is in docs/testing.md ("The doc walks").
 """
 
@@ -25,7 +25,7 @@ from tests.e2e.test_local_stack import RunningStack, marketplace_running
 
 pytestmark = pytest.mark.e2e
 
-WALKS = ("onboarding.md", "orders.md", "import.md", "money.md")
+WALKS = ("onboarding.md", "orders.md", "import.md", "money.md", "tenants.md")
 BLOCK_SECONDS = 90
 PRINTS = "# prints: "
 # `make run` is what the test does itself (marketplace run, on free ports): its line is left out.
