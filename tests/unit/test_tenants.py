@@ -50,7 +50,7 @@ class CountingTable:
 
 
 @pytest.fixture
-def clock(monkeypatch) -> list[float]:
+def monotonic(monkeypatch) -> list[float]:
     now = [1000.0]
     monkeypatch.setattr(tenants.time, "monotonic", lambda: now[0])
     tenants.forget("t-cache")
@@ -58,20 +58,20 @@ def clock(monkeypatch) -> list[float]:
     tenants.forget("t-cache")
 
 
-def test_a_tenant_s_status_is_read_once_per_period_and_a_suspension_names_the_tenant_and_reason(clock):
+def test_a_tenant_s_status_is_read_once_per_period_and_a_suspension_names_the_tenant_and_reason(monotonic):
     table = CountingTable({"tenantId": "t-cache", "status": "LIVE"})
     assert [tenants.refusal("t-cache", table) for _ in range(100)] == [None] * 100
     assert table.reads == 1, "one read per period, not one per request"
     table.record = {"tenantId": "t-cache", "status": "SUSPENDED", "reason": "unpaid invoice"}
-    clock[0] += tenants.STATUS_TTL_SECONDS - 0.1
+    monotonic[0] += tenants.STATUS_TTL_SECONDS - 0.1
     assert tenants.refusal("t-cache", table) is None, "within the period the status read is trusted"
-    clock[0] += 0.2
+    monotonic[0] += 0.2
     why = tenants.refusal("t-cache", table)
     assert why == "tenant t-cache is suspended by the platform operator: unpaid invoice"
     assert table.reads == 2
 
 
-def test_a_tenant_with_no_record_is_served_and_its_absence_is_cached_too(clock):
+def test_a_tenant_with_no_record_is_served_and_its_absence_is_cached_too(monotonic):
     table = CountingTable(None)
     assert tenants.refusal("t-cache", table) is None and tenants.refusal("t-cache", table) is None
     assert table.reads == 1
@@ -107,3 +107,20 @@ def test_a_tenant_body_is_refused_naming_the_field(changes, field):
         schemas.validate("tenant", {**GOOD, **changes})
     assert field in [f.field for f in refused.value.fields], refused.value.fields
     schemas.validate("tenant", GOOD)
+
+
+def test_a_workflow_step_about_test_data_says_so(quiet_table):
+    """The validate step's result carries ``testData`` for a smoke-test record, which its handler
+    leaves out of the business metrics; a real record's result does not."""
+    from marketplace import suppliers as supplier_module
+
+    staff = Principal("smoke", "t-metrics", frozenset({"retailer"}), test_data=True)
+    body = {**tenants.SMOKE_SUPPLIER, "taxId": "DE123123123"}
+    smoke = supplier_module.Suppliers(quiet_table).register(staff, body)
+    real = supplier_module.Suppliers(quiet_table).register(
+        Principal("u", "t-metrics", frozenset({"retailer"})), {**body, "taxId": "DE321321321"}
+    )
+    smoke_step = supplier_module.Suppliers(quiet_table).validation_step("t-metrics", smoke["supplierId"])
+    real_step = supplier_module.Suppliers(quiet_table).validation_step("t-metrics", real["supplierId"])
+    assert smoke_step.get("testData") is True and "testData" not in real_step
+    assert smoke["testData"] is True and "testData" not in real

@@ -278,7 +278,7 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
      "carrier, tracking, the units of each line it carries"),
     ("tenant", PLATFORM_TENANTS_PK, tenant_sk(_T),
      "`version`, `status` (PROVISIONING, LIVE, FAILED, SUSPENDED), `tier`, `admins`, the smoke test's "
-     "outcome (D47); the operator's, audited from the stream"),
+     "outcome (D47); written by the operator's routes only"),
     ("commission rules", tenant_settings_pk(_T), COMMISSION_RULES_SK,
      "`version`, the rates and minimums (D42); audited from the stream"),
     ("ledger entry", ledger_pk(_T, "<supplier id>"), ledger_sk("<at>", "<order event id>", 0, "<TYPE>"),
