@@ -10,6 +10,8 @@ written as JSON to ``bench/results/<timestamp>.json``.
 2. Capacity at AWS default quotas (bench/quotas.json), derived from those counts: supplier orders
    per second per tenant in us-east-1 and in the lowest-quota region, and the quota that binds; for
    the lifecycle also how fast the deadline sweeper fires its transitions.
+   And how long a new standard tenant takes to go live (POST /platform/tenants: its record, its
+   admin, its smoke test through the workflows; docs/tenants.md).
 3. Cold start: import time of each Lambda handler module as on Lambda (bench/imports.py), and of
    the shared libraries they all import.
 4. Warm validation of one supplier record, and records validated per second.
@@ -43,6 +45,7 @@ GOALS = {
     "validation_us": 1000.0,
     "orders_per_s_us_east_1": 3000.0,
     "orders_per_s_every_region": 1000.0,
+    "tenant_go_live_s": 60.0,
 }
 
 
@@ -226,6 +229,15 @@ def print_report(report: dict[str, Any]) -> None:
     table.rows.append((f"  {sweeper.get('concurrency', 1)} at once, as one run fires them (model: network waits "
                        "overlap on AWS)", f"{at_once:,.0f}" if at_once else "-", "", "", "orders/s",
                        verdict(at_once or 0, GOALS["orders_per_s_us_east_1"], below=False)))  # fmt: skip
+
+    go_live = report["measured_with"].get("tenant_go_live_s")
+    table.section(
+        "a new standard tenant: POST /platform/tenants -> LIVE (admin, smoke test through the workflows)"
+    )
+    if go_live:
+        figure = costs.stats(go_live)
+        table.add("time to go live (local)", figure, "s", verdict(figure["median"], GOALS["tenant_go_live_s"]),
+                  fmt=",.2f")  # fmt: skip
 
     table.section(
         "cold start: import time of each handler module as on Lambda (layer on the path, tracing on)"

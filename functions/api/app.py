@@ -23,6 +23,7 @@ from routes import (
     metrics,
     money,
     orders,
+    platform,
     products,
     request,
     returns,
@@ -50,6 +51,7 @@ for resource in (
     corrections,
     blocklist,
     money,
+    platform,
 ):
     app.include_router(resource.router)
 

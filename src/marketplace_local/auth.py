@@ -19,7 +19,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ROLES = ("retailer", "supplier", "admin")
+ROLES = ("retailer", "supplier", "admin", "operator")
+OPERATOR = "operator"  # the platform's operator: a token of no tenant (docs/decisions.md D47)
 ISSUER = "marketplace-local"
 AUDIENCE = "marketplace-local-client"
 DEFAULT_STATE_DIR = Path(__file__).resolve().parents[2] / ".local"
@@ -67,7 +68,7 @@ class TokenIssuer:
 
     def mint(
         self,
-        tenant: str,
+        tenant: str | None,
         role: str,
         supplier_id: str | None = None,
         ttl_seconds: int = 3600,
@@ -79,6 +80,8 @@ class TokenIssuer:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role == "supplier" and not supplier_id:
             raise ValueError("a supplier token needs --supplier-id")
+        if (role == OPERATOR) == bool(tenant):
+            raise ValueError("an operator token has no --tenant; every other role needs one")
         now = int(time.time())
         sub = subject or str(uuid.uuid4())
         claims: dict[str, Any] = {
@@ -88,11 +91,12 @@ class TokenIssuer:
             "token_use": "id",
             "cognito:username": sub,
             "cognito:groups": [role],
-            "custom:tenant_id": tenant,
             "iat": now,
             "auth_time": now,
             "exp": now + ttl_seconds,
         }
+        if tenant:
+            claims["custom:tenant_id"] = tenant
         if supplier_id:
             claims["custom:supplier_id"] = supplier_id
         claims.update(extra or {})

@@ -1,4 +1,5 @@
-"""`marketplace` command: run the local stack, mint tokens for it, import a catalog, verify the audit."""
+"""`marketplace` command: run the local stack, mint tokens for it, import a catalog, verify the
+audit, create tenants."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import signal
 import sys
 import threading
 
-from marketplace_local import audit_cli, import_cli
-from marketplace_local.auth import ROLES, TokenIssuer
+from marketplace_local import audit_cli, import_cli, tenant_cli
+from marketplace_local.auth import OPERATOR, ROLES, TokenIssuer
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -46,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     issuer = TokenIssuer.load_or_create()
     try:
+        if (args.role == OPERATOR) == bool(args.tenant):
+            raise ValueError("--tenant is required, except for --role operator (a member of no tenant)")
         token = issuer.mint(args.tenant, args.role, supplier_id=args.supplier_id, ttl_seconds=args.ttl)
     except ValueError as exc:
         print(f"marketplace token: {exc}", file=sys.stderr)
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_run)
 
     token = sub.add_parser("token", help="print a bearer token that the local API accepts")
-    token.add_argument("--tenant", required=True, help="the retailer (tenant) id")
+    token.add_argument("--tenant", help="the retailer (tenant) id; none for --role operator")
     token.add_argument("--role", required=True, choices=ROLES)
     token.add_argument("--supplier-id", help="required for --role supplier")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires")
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import_cli.add_parser(sub)  # marketplace import-products (docs/import.md)
     audit_cli.add_parser(sub)  # marketplace audit verify|digest (docs/audit.md)
+    tenant_cli.add_parser(sub)  # marketplace tenant (docs/tenants.md)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from marketplace_local.auth import ROLES, TokenIssuer, resolve_state_dir
+from marketplace_local.auth import OPERATOR, ROLES, TokenIssuer, resolve_state_dir
 
 STATUSES = ("ACTIVE", "FLAGGED", "REJECTED", "PENDING")
 
@@ -50,7 +50,10 @@ def add_parser(sub: Any) -> None:
     cmd.add_argument("--supplier", required=True, help="the supplier whose listings these are")
     cmd.add_argument("--tenant", help="the retailer (tenant) id; needed to mint a local token")
     cmd.add_argument(
-        "--role", choices=ROLES, default="supplier", help="role of a minted token (default supplier)"
+        "--role",
+        choices=[r for r in ROLES if r != OPERATOR],
+        default="supplier",
+        help="role of a minted token (default supplier)",
     )
     cmd.add_argument("--update", action="store_true",
                      help="update the quantity and price of SKUs already listed (a stock and price feed)")  # fmt: skip
@@ -69,10 +72,15 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return guarded("import-products", _import, args)
+
+
+def guarded(command: str, body: Any, args: argparse.Namespace) -> int:
+    """``body(args)``'s exit status; a CommandError is its message on stderr and status 1."""
     try:
-        return _import(args)
+        return int(body(args))
     except CommandError as exc:
-        print(f"marketplace import-products: {exc}", file=sys.stderr)
+        print(f"marketplace {command}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -26,9 +26,7 @@ log = logging.getLogger("marketplace_local.provision")
 
 # Resource types that exist on AWS but have no local counterpart, each with the reason.
 NOT_EMULATED = {
-    "AWS::Cognito::UserPool": "tokens are signed by the local key in .local/ (marketplace token)",
-    "AWS::Cognito::UserPoolClient": "tokens are signed by the local key in .local/",
-    "AWS::Cognito::UserPoolGroup": "the group travels in the local token's cognito:groups claim",
+    "AWS::Cognito::UserPoolClient": "tokens are signed by the local key in .local/ (marketplace token)",
     "AWS::Lambda::Permission": "the local HTTP API and engine call handlers in-process",
     "AWS::Lambda::LayerVersion": "the layer's package is installed in the local virtual environment",
     "AWS::ApiGateway::Deployment": "the local HTTP API serves the RestApi body directly",
@@ -98,6 +96,8 @@ class Provisioner:
             "AWS::Events::Rule": self._events_rule,
             "AWS::S3::Bucket": self._s3_bucket,
             "AWS::S3::BucketPolicy": self._s3_bucket_policy,
+            "AWS::Cognito::UserPool": self._user_pool,
+            "AWS::Cognito::UserPoolGroup": self._user_pool_group,
         }
 
     # ------------------------------------------------------------------ driver
@@ -139,18 +139,35 @@ class Provisioner:
     def _synthetic(self, logical_id: str, rtype: str) -> Physical:
         ident = self._name(logical_id).lower()
         attributes: dict[str, Any] = {"Arn": self._arn(rtype.split("::")[1].lower(), ident)}
-        if rtype == "AWS::Cognito::UserPool":
-            ident = f"{self.region}_local{logical_id}"
-            attributes = {
-                "Arn": self._arn("cognito-idp", f"userpool/{ident}"),
-                "ProviderName": f"cognito-idp.{self.region}.amazonaws.com/{ident}",
-                "ProviderURL": f"https://cognito-idp.{self.region}.amazonaws.com/{ident}",
-            }
-        elif rtype == "AWS::Lambda::LayerVersion":
+        if rtype == "AWS::Lambda::LayerVersion":
             ident = self._arn("lambda", f"layer:{self._name(logical_id)}:1")
         return Physical(ref=ident, attributes=attributes)
 
     # ------------------------------------------------------------------ creators
+    def _user_pool(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """The user pool in moto's Cognito, with its groups (below): provisioning a tenant creates
+        its first admins there as on AWS (docs/decisions.md D47). The local API still verifies the
+        tokens the local key signs (marketplace token), not Cognito's."""
+        schema = [{k: a[k] for k in ("Name", "AttributeDataType", "Mutable") if k in a}
+                  for a in props.get("Schema", [])]  # fmt: skip
+        pool = self.client("cognito-idp").create_user_pool(
+            PoolName=self._name(logical_id, 128), UsernameAttributes=props.get("UsernameAttributes", []),
+            Schema=schema,
+        )["UserPool"]  # fmt: skip
+        ident = pool["Id"]
+        return Physical(ref=ident, attributes={
+            "Arn": pool["Arn"], "ProviderName": f"cognito-idp.{self.region}.amazonaws.com/{ident}",
+            "ProviderURL": f"https://cognito-idp.{self.region}.amazonaws.com/{ident}",
+        })  # fmt: skip
+
+    def _user_pool_group(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        self.client("cognito-idp").create_group(
+            GroupName=props["GroupName"],
+            UserPoolId=props["UserPoolId"],
+            Description=props.get("Description", ""),
+        )
+        return Physical(ref=props["GroupName"])
+
     def _kms_key(self, logical_id: str, props: dict[str, Any]) -> Physical:
         kwargs: dict[str, Any] = {"Description": props.get("Description", logical_id)}
         if "KeyPolicy" in props:

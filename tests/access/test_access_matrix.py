@@ -4,9 +4,11 @@ The routes come from the OpenAPI body in template.yaml; ``EXPECTED`` says, for e
 role of the route's own tenant gets: ``OK`` (2xx and the effect happened) or the status of the
 refusal. A route with no entry fails the test: a new route needs its row here first.
 
-Callers: no token; and in the tenant that owns the records (``own``) and in another tenant
+Callers: no token; in the tenant that owns the records (``own``) and in another tenant
 (``other``): a retailer, an admin, the supplier that owns the records (``supplier``) and a second
-supplier of the same tenant (``other_supplier``). Every refusal is a JSON error of the documented
+supplier of the same tenant (``other_supplier``); and the platform's ``operator``, a member of no
+tenant: only the /platform/ routes let it in, every tenant route refuses it (403, D47), and no
+tenant's caller reaches a /platform/ route. Every refusal is a JSON error of the documented
 shape and leaves the table as it was (snapshots of both tenants' items before and after). Another
 tenant's ids are 404 (never 403) unless the caller's role is refused on that route whatever the id.
 
@@ -32,6 +34,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from marketplace import keys
 from marketplace.repository import Table
 from marketplace.webhooks import MAX_ATTEMPTS, DeliveryMessage, HttpResult, Webhooks
 from marketplace_local.auth import AUDIENCE, ISSUER
@@ -44,7 +47,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("access-matrix")]
 
 OK = "ok"
 ROLES = ("retailer", "admin", "supplier", "other_supplier")
-CALLERS = ("anonymous", *(f"{scope}:{role}" for scope in ("own", "other") for role in ROLES))
+CALLERS = ("anonymous", *(f"{scope}:{role}" for scope in ("own", "other") for role in ROLES), "operator")
 ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 SECRET = "access-matrix-secret-0123456789"
 
@@ -59,6 +62,9 @@ RETURNED = ("returns", "return:accept", "return:refuse", "return:received", "ret
 ADMIN_ONLY = own(403, 403, 403, 403)
 ADMIN_ONLY["admin"] = OK
 TENANT_READERS = own(OK, OK, OK, 404)  # retailers, admins and the supplier itself; another supplier: 404
+# The platform's routes: the operator's only (every tenant role: 403). A tenant route refuses the
+# operator (a row without an "operator" key).
+PLATFORM = {**own(403, 403, 403, 403), "operator": OK}
 
 # What each role of the records' own tenant gets. Another tenant's callers get 404 where the role may
 # use the route (the id is unknown to them), the same 403 where the role may not; on the routes that
@@ -124,6 +130,11 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /admin/commission-rules": ADMIN_ONLY,
     "PUT /admin/commission-rules": ADMIN_ONLY,
     "GET /suppliers/{supplierId}/ledger": TENANT_READERS,
+    "POST /platform/tenants": PLATFORM,
+    "GET /platform/tenants": PLATFORM,
+    "GET /platform/tenants/{tenantId}": PLATFORM,
+    "POST /platform/tenants/{tenantId}/suspend": PLATFORM,
+    "POST /platform/tenants/{tenantId}/reinstate": PLATFORM,
 }
 # Routes that name no record of a tenant: another tenant's caller acts in its own tenant.
 TENANT_LESS = {
@@ -136,6 +147,8 @@ TENANT_LESS = {
 def expected(route: str, caller: str) -> Any:
     if caller == "anonymous":
         return 401
+    if caller == "operator":
+        return EXPECTED[route].get("operator", 403)
     scope, role = caller.split(":")
     outcome = EXPECTED[route][role]
     if scope == "own" or route in TENANT_LESS:
@@ -176,6 +189,15 @@ def listing(sku: str, **overrides: Any) -> dict[str, Any]:
             "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"}, **overrides}  # fmt: skip
 
 
+def platform_tenant(tenant_id: str) -> dict[str, Any]:
+    return {
+        "tenantId": tenant_id,
+        "name": "Matrix shop",
+        "tier": "standard",
+        "admins": [f"a@{tenant_id}.example"],
+    }
+
+
 def tax_id() -> str:
     return f"DE{uuid.uuid4().int % 10**9:09d}"
 
@@ -198,6 +220,9 @@ class Tenant:
     failed: dict[str, str] = field(default_factory=dict)  # caller role -> a FAILED delivery
     blocklist_entry: str = ""
     imports: dict[str, str] = field(default_factory=dict)  # "read" or the caller role that starts it
+    # Platform tenants (not this one) by the route's last word: "suspend" (LIVE, also the one read)
+    # and "reinstate" (suspended first).
+    platform: dict[str, str] = field(default_factory=dict)
 
 
 class World:
@@ -219,6 +244,9 @@ class World:
     def headers(self, caller: str) -> dict[str, str]:
         if caller == "anonymous":
             return {}
+        if caller == "operator":
+            subject = self.subjects.setdefault(caller, f"operator-{uuid.uuid4().hex[:6]}")
+            return {"Authorization": f"Bearer {self.stack.issuer.mint(None, 'operator', subject=subject)}"}
         scope, role = caller.split(":")
         tenant = self.tenant(scope)
         subject = self.subjects.setdefault(caller, f"{caller.replace(':', '-')}-{uuid.uuid4().hex[:6]}")
@@ -346,8 +374,32 @@ class World:
 
         # awaiting_acceptance for each of the 4 awaiting orders (and flagged for the fifth)
         own.delivered = wait_until(delivered, timeout=30, what="the webhook deliveries")[0]["deliveryId"]
+        # Platform tenants last: their smoke tests run on functions the records above have warmed.
+        for purpose in ("suspend", "reinstate"):
+            tenant_id = f"t-platform-{purpose}-{uuid.uuid4().hex[:8]}"
+            created = self.ok("POST", "/platform/tenants", "operator", platform_tenant(tenant_id))
+            assert created["status"] == "LIVE", created
+            own.platform[purpose] = tenant_id
+        self.ok("POST", f"/platform/tenants/{own.platform['reinstate']}/suspend", "operator",
+                {"reason": "suspended for the matrix"})  # fmt: skip
         self.settle()
         return self
+
+    def _check_platform(self, route: str, body: Any, answer: Any) -> None:
+        if route == "POST /platform/tenants":
+            assert (answer["tenantId"], answer["status"]) == (body["tenantId"], "LIVE"), answer
+        elif route == "GET /platform/tenants":
+            seen, token = [t["tenantId"] for t in answer["items"]], answer.get("nextToken")
+            while token:
+                page = self.ok("GET", "/platform/tenants", "operator", nextToken=token)
+                seen, token = seen + [t["tenantId"] for t in page["items"]], page.get("nextToken")
+            assert set(self.own.platform.values()) <= set(seen), seen
+        elif route.endswith("/suspend"):
+            assert (answer["tenantId"], answer["status"]) == (self.own.platform["suspend"], "SUSPENDED")
+        elif route.endswith("/reinstate"):
+            assert (answer["tenantId"], answer["status"]) == (self.own.platform["reinstate"], "LIVE")
+        else:
+            assert answer["tenantId"] == self.own.platform["suspend"], answer
 
     def _tenants(self) -> list[tuple[str, Tenant]]:
         return [("own", self.own), ("other", self.other)]
@@ -383,7 +435,8 @@ class World:
 
     # ---------------------------------------------------------------- the table
     def snapshot(self) -> dict[tuple[str, str], str]:
-        """Every item of both tenants (their keys all start with TENANT#<id>#)."""
+        """Every item of both tenants (their keys all start with TENANT#<id>#), and the platform's
+        tenant records."""
         started = time.perf_counter()
         try:
             return self._snapshot()
@@ -392,10 +445,11 @@ class World:
 
     def _snapshot(self) -> dict[tuple[str, str], str]:
         client, name = self.stack.client("dynamodb"), self.stack.physical_id("MarketplaceTable")
-        values = {":a": {"S": f"TENANT#{self.own.id}#"}, ":b": {"S": f"TENANT#{self.other.id}#"}}
+        values = {":a": {"S": f"TENANT#{self.own.id}#"}, ":b": {"S": f"TENANT#{self.other.id}#"},
+                  ":p": {"S": keys.PLATFORM_TENANTS_PK}}  # fmt: skip
         items: dict[tuple[str, str], str] = {}
         for page in client.get_paginator("scan").paginate(
-            TableName=name, FilterExpression="begins_with(PK, :a) OR begins_with(PK, :b)",
+            TableName=name, FilterExpression="begins_with(PK, :a) OR begins_with(PK, :b) OR PK = :p",
             ExpressionAttributeValues=values,
         ):  # fmt: skip
             for item in page["Items"]:
@@ -426,6 +480,7 @@ class World:
             "supplierId": t.supplier, "sku": "LAMP-1", "orderId": t.order, "deliveryId": t.delivered,
             "supplierOrderId": t.supplier_orders["read"], "entryId": t.blocklist_entry,
             "importId": t.imports.get("read", "none"), "returnId": t.returns.get("accept", "none"),
+            "tenantId": t.platform.get("suspend", "none"),
         }  # fmt: skip
         body: Any = None
         query: dict[str, str] = {}
@@ -439,6 +494,8 @@ class World:
             ids["supplierOrderId"] = t.supplier_orders[template.rsplit("/", 1)[-1]]
         if route == "GET /supplier-orders/{supplierOrderId}/shipments":  # one with a shipment
             ids["supplierOrderId"] = t.supplier_orders["delivered"]
+        if route.endswith("{tenantId}/suspend") or route.endswith("{tenantId}/reinstate"):
+            ids["tenantId"] = t.platform[template.rsplit("/", 1)[-1]]
         if route.startswith("POST /returns/{returnId}/"):
             ids["returnId"] = t.returns[template.rsplit("/", 1)[-1]]
         if route.startswith("POST /admin/corrections/{recordId}/"):
@@ -478,6 +535,7 @@ class World:
             "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
             "PUT /admin/commission-rules": {"defaultPercent": 7.5, "suppliers": {t.supplier: 5}},
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
+            "POST /platform/tenants": platform_tenant(f"t-platform-{unique}"),
             "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
             "POST /supplier-orders/{supplierOrderId}/returns": {"lines": [{"sku": "LAMP-1", "quantity": 1}],
                                                                "reason": "broken"},
@@ -499,7 +557,9 @@ class World:
                    *t.held_suppliers.values(),
                    *(f"{t.supplier}/{sku}" for sku in (*t.flagged_skus.values(), *t.held_skus.values()))}  # fmt: skip
         text = response.text
-        if route == "POST /suppliers":
+        if route.startswith(("POST /platform/", "GET /platform/")):
+            self._check_platform(route, body, answer)
+        elif route == "POST /suppliers":
             created = self.ok("GET", f"/suppliers/{answer['supplierId']}", f"{scope}:retailer")
             assert created["taxId"] == body["taxId"]
             if scope == "other":
@@ -683,6 +743,14 @@ BAD_TOKENS: dict[str, Callable[[World], str]] = {
         _claims(w, **{"cognito:groups": ["x,admin"]}), w.stack.issuer.private_key, algorithm="RS256"
     ),
     "no group": lambda w: jwt.encode(_claims(w, **{"cognito:groups": None}), w.stack.issuer.private_key, algorithm="RS256"),
+    # The operator belongs to no tenant (D47): with a tenant, or with a tenant role too, it is nobody.
+    "operator with a tenant": lambda w: jwt.encode(
+        _claims(w, **{"cognito:groups": ["operator"]}), w.stack.issuer.private_key, algorithm="RS256"
+    ),
+    "operator and admin at once": lambda w: jwt.encode(
+        _claims(w, **{"cognito:groups": ["operator", "admin"], "custom:tenant_id": None}),
+        w.stack.issuer.private_key, algorithm="RS256",
+    ),
     "garbage": lambda w: "not.a.jwt",
     "unsigned (alg none)": lambda w: jwt.encode(_claims(w), None, algorithm="none"),
 }  # fmt: skip

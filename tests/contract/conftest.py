@@ -45,7 +45,8 @@ class World:
     def headers(self, role: str, tenant: str | None = None, supplier_id: str | None = None) -> dict[str, str]:
         if role == "supplier":
             supplier_id = supplier_id or self.supplier_id
-        token = self.stack.issuer.mint(tenant or self.tenant, role, supplier_id=supplier_id)
+        tenant = None if role == "operator" else tenant or self.tenant  # the operator is of no tenant
+        token = self.stack.issuer.mint(tenant, role, supplier_id=supplier_id)
         return {"Authorization": f"Bearer {token}"}
 
     def call(self, method: str, path: str, role: str = "retailer", **kwargs: Any) -> requests.Response:

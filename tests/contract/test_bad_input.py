@@ -45,6 +45,7 @@ class Route:
             "d": "no-such-delivery",
             "imp": "no-such-import",
             "r": "no-such-return",
+            "t": "no-such-tenant",
             **ids,
         }
         return world.url + self.path.format(**values)
@@ -118,6 +119,14 @@ ROUTES = {
     "create-import": Route("POST", "/suppliers/{s}/imports", "supplier", {"fileName": "catalog.csv"}),
     "start-import": Route("POST", "/suppliers/{s}/imports/{imp}/start", "supplier", None),
     "put-commission-rules": Route("PUT", "/admin/commission-rules", "admin", {"defaultPercent": 10}),
+    "create-tenant": Route(
+        "POST",
+        "/platform/tenants",
+        "operator",
+        {"tenantId": "bad-input-shop", "name": "Shop", "tier": "standard", "admins": ["a@shop.example"]},
+    ),
+    "suspend-tenant": Route("POST", "/platform/tenants/{t}/suspend", "operator", REASON),
+    "reinstate-tenant": Route("POST", "/platform/tenants/{t}/reinstate", "operator", REASON),
 }
 OPTIONAL_BODY = {"create-import"}  # no body (or null) is a valid request there
 BODY_ROUTES = {name: r for name, r in ROUTES.items() if r.body is not None}
@@ -148,6 +157,9 @@ FIELD = {
     "add-blocklist-entry": "value",
     "create-import": "fileName",
     "put-commission-rules": "defaultPercent",
+    "create-tenant": "name",
+    "suspend-tenant": "reason",
+    "reinstate-tenant": "reason",
 }
 INJECTIONS = [
     "' OR '1'='1' --",
@@ -332,6 +344,16 @@ def _cases() -> list[Case]:
             "lines.0.quantity",
         ),
         Case("adjust-stock", "delta 0", _json({"delta": 0, "reason": "x"}), 400, "delta"),
+        *(
+            Case("create-tenant", what, _json({**ROUTES["create-tenant"].body, **change}), 400, field)
+            for what, change, field in (
+                ("an upper-case tenant id", {"tenantId": "Shop"}, "tenantId"),
+                ("a tenant id with a #", {"tenantId": "shop#1"}, "tenantId"),
+                ("a tier of gold", {"tier": "gold"}, "tier"),
+                ("no admins", {"admins": []}, "admins"),
+                ("an admin that is no e-mail", {"admins": ["boss"]}, "admins.0"),
+            )
+        ),
         Case("adjust-stock", "delta 1.5", _json({"delta": 1.5, "reason": "x"}), 400, "delta"),
         Case("adjust-stock", "delta 2**63", _json({"delta": 2**63, "reason": "x"}), 400, "delta"),
         Case("adjust-stock", "delta as a string", _json({"delta": "5", "reason": "x"}), 400, "delta"),
@@ -385,6 +407,7 @@ def _cases() -> list[Case]:
         ("another tenant's flagged record", (("flagged", "OTHER_SUPPLIER"),)),
         ("an unknown blocked-list entry", (("entry", "bm8tc3VjaA"),)),
         ("an unknown return", (("r", "00000000-0000-0000-0000-000000000000"),)),
+        ("an unknown tenant", (("t", "no-such-shop"),)),
     ):
         for name, route in ROUTES.items():
             if any("{" + key + "}" in route.path for key, _ in ids):
@@ -424,6 +447,7 @@ PLACEHOLDERS = {
     "{d}": "{deliveryId}",
     "{imp}": "{importId}",
     "{r}": "{returnId}",
+    "{t}": "{tenantId}",
 }
 # Write routes this matrix leaves out, and why.
 EXEMPT = {

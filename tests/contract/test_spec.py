@@ -89,6 +89,7 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("ReturnDecision", from_file("return_decision")),
         ("StockAdjustment", from_file("stock_adjustment")),
         ("CommissionRules", from_file("commission_rules")),
+        ("TenantInput", from_file("tenant")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:

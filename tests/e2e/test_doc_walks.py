@@ -1,5 +1,4 @@
-"""The curl walks of the docs are tests: each ```sh block of the docs in ``WALKS`` runs, in order and
-as written, in one bash session per doc (so variables carry from block to block as in a user's shell), against `marketplace run` on free ports; each block's
+WALKS = ("onboarding.md", "orders.md", "import.md", "money.md", "audit.md", "tenants.md")
 documented output must be what it printed. The convention is in docs/testing.md ("The doc walks").
 """
 
@@ -24,7 +23,7 @@ from tests.e2e.test_local_stack import RunningStack, marketplace_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("doc-walks")]
 
-WALKS = ("onboarding.md", "orders.md", "import.md", "money.md", "audit.md")
+WALKS = ("onboarding.md", "orders.md", "import.md", "money.md", "audit.md", "tenants.md")
 BLOCK_SECONDS = 90
 PRINTS = "# prints: "
 # `make run` is what the test does itself (marketplace run, on free ports): its line is left out.

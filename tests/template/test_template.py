@@ -25,6 +25,7 @@ import pytest
 import yaml
 from cfnlint.api import lint, lint_file
 
+from marketplace.access import ROLES
 from marketplace_local.template import Template, load, load_sam
 
 pytestmark = pytest.mark.template
@@ -40,7 +41,7 @@ STREAM_ROUTER = "StreamRouterFunction"
 CORRECTION_QUEUE = "CorrectionQueue"
 CORRECTION_DLQ = "CorrectionDeadLetterQueue"
 USER_POOL_ATTRIBUTES = {"tenant_id", "supplier_id"}
-USER_POOL_GROUPS = {"retailer", "supplier", "admin"}
+USER_POOL_GROUPS = set(ROLES)  # every role the API knows is a group of the pool (the operator's too)
 
 # The only Allow statements that may name Resource "*", by Sid: the actions they may hold, and why.
 WILDCARD_RESOURCE_ALLOWLIST: dict[str, tuple[frozenset[str], str]] = {

@@ -5,9 +5,10 @@
         principal = caller(router)
 
 :func:`allow` is a Powertools route middleware. It reads the caller from the authorizer's claims
-(401 for claims no token of ours has), refuses a role the route does not allow (403), and on a path
-that names a ``<supplierId>`` refuses a supplier that is not that one (404, as an unknown id: D10);
-the rules are ``marketplace.access``. The route then gets the caller with :func:`caller`. Every route
+(401 for claims no token of ours has), refuses a suspended tenant's caller (403 naming the
+suspension, D47), a role the route does not allow (403), and on a path that names a
+``<supplierId>`` a supplier that is not that one (404, as an unknown id: D10); the rules are
+``marketplace.access``. The route then gets the caller with :func:`caller`. Every route
 declares its policy: ``tests/unit/test_api_routes.py`` fails for a route without one, and checks the
 roles against those the OpenAPI body names for the operation.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, BaseRouter, Response
 from aws_lambda_powertools.event_handler.middlewares import BaseMiddlewareHandler, NextMiddleware
 
-from marketplace import access
+from marketplace import access, tenants
 from marketplace.principal import Principal
 
 _PRINCIPAL = "principal"  # the resolver context's key for the caller of this request
@@ -36,6 +37,10 @@ class Policy(BaseMiddlewareHandler):
             principal = Principal.from_claims(
                 event.request_context.authorizer.claims, event.headers.get("Authorization")
             )
+            if not principal.is_operator:
+                # A suspended tenant's tokens: 403 naming the suspension on every route, before
+                # anything else is told (a cached read, D47).
+                tenants.require_active(principal.tenant_id)
             supplier_id = app.request.path_parameters.get("supplierId")
             access.authorize(principal, self.roles, supplier_id)
             app.append_context(**{_PRINCIPAL: principal})

@@ -22,8 +22,13 @@ if TYPE_CHECKING:
     from marketplace.principal import Principal
 
 RETAILER, SUPPLIER, ADMIN = "retailer", "supplier", "admin"
+# The platform's operator: above the tenants and a member of none (docs/decisions.md D47). Its token
+# carries no tenant; only the /platform/ routes allow it, so it reads no tenant's data.
+OPERATOR = "operator"
+# The roles of a tenant's members.
+TENANT_ROLES = frozenset({RETAILER, SUPPLIER, ADMIN})
 # The Cognito groups a token may carry; a token in none of them is refused (Principal.from_claims).
-ROLES = frozenset({RETAILER, SUPPLIER, ADMIN})
+ROLES = TENANT_ROLES | {OPERATOR}
 # The tenant's own staff: they see every supplier of their tenant. A supplier sees only itself.
 STAFF = frozenset({RETAILER, ADMIN})
 

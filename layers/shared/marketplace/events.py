@@ -34,8 +34,10 @@ from marketplace import orders, registry
 
 def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
     """The event for one change of a record, or None when it is its creation, its status did not
-    change, or the record is of no kind that has events."""
-    if not new or not old:
+    change, the record is test data, or it is of no kind that has events."""
+    if not new or not old or new.get("testData"):
+        # Test data (a tenant's smoke test, marketplace.tenants) is never announced: no message, no
+        # webhook, no ledger entry, no event metric.
         return None
     kind = registry.find(new.get("entity"))
     if kind is None:

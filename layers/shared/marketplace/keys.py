@@ -197,6 +197,16 @@ def expiry_partition(deadline: datetime, supplier_order_id: str) -> str:
     return expiry_day_partition(deadline, _shard(supplier_order_id, EXPIRY_SHARDS))
 
 
+# ------------------------------------------------------------------------------- the platform's tenants
+PLATFORM_TENANTS_PK = "PLATFORM#TENANTS"
+TENANT_SK_PREFIX = "TENANT#"
+
+
+def tenant_sk(tenant_id: str) -> str:
+    """A tenant's record in the platform partition (outside every tenant's keys: the operator's)."""
+    return f"{TENANT_SK_PREFIX}{tenant_id}"
+
+
 # ------------------------------------------------------------------------------- tenant settings, money
 def tenant_settings_pk(tenant_id: str) -> str:
     """The tenant's own settings, one item each (its commission rules: ``COMMISSION_RULES_SK``)."""
@@ -329,6 +339,9 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
      "`GSI1` only while FLAGGED"),
     ("shipment", supplier_order_pk(_T, "<supplier order id>"), shipment_sk("<created>", _S),
      "carrier, tracking, the units of each line it carries"),
+    ("tenant", PLATFORM_TENANTS_PK, tenant_sk(_T),
+     "`version`, `status` (PROVISIONING, LIVE, FAILED, SUSPENDED), `tier`, `admins`, the smoke test's "
+     "outcome (D47); written by the operator's routes only"),
     ("commission rules", tenant_settings_pk(_T), COMMISSION_RULES_SK,
      "`version`, the rates and minimums (D42); audited from the stream"),
     ("ledger entry", ledger_pk(_T, "<supplier id>"), ledger_sk("<at>", "<order event id>", 0, "<TYPE>"),

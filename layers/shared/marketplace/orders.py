@@ -30,7 +30,7 @@ from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.money import refund
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, TransactionCancelled, TransactionConflict, to_item
-from marketplace.reviewed import Kind, Records, record_view
+from marketplace.reviewed import Kind, Records, data_marker, record_view
 from marketplace.suppliers import SUSPENDED, Suppliers
 from marketplace.suppliers import record_key as supplier_key
 from marketplace.tenant_settings import order_settings
@@ -107,7 +107,7 @@ class Orders:
                 "tenantId": tenant_id, "supplierOrderId": supplier_order_id, "orderId": order_id,
                 "customerOrderId": body["customerOrderId"], "supplierId": supplier_id, "lines": lines,
                 "status": "PENDING", "version": 1, "createdAt": now, "updatedAt": now,
-                "createdBy": principal.actor, "updatedBy": principal.actor,
+                "createdBy": principal.actor, "updatedBy": principal.actor, **principal.marker(),
                 # No GSI1 (status index) entry: a supplier order is in it only while FLAGGED
                 # (the admin queue, its one reader). Every order writing a tenant-wide status key
                 # capped a tenant at ~500 orders/s and cost 5 WRU per order (docs/capacity.md).
@@ -118,7 +118,7 @@ class Orders:
             "PK": keys.order_pk(tenant_id, order_id), "SK": keys.RECORD_SK, "entity": "ORDER", "tenantId": tenant_id,
             "orderId": order_id, "customerOrderId": body["customerOrderId"], "shipTo": body["shipTo"],
             "supplierOrderIds": [s["supplierOrderId"] for s in supplier_orders], "createdAt": now,
-            "createdBy": principal.actor,
+            "createdBy": principal.actor, **principal.marker(),
         }  # fmt: skip
         unique = {
             "PK": keys.customer_order_pk(tenant_id, body["customerOrderId"]), "SK": keys.RECORD_SK,
@@ -301,6 +301,7 @@ class Orders:
             "flags": flag_dicts,
             "flagsAttribute": to_item({"flags": flag_dicts})["flags"],
             "version": int(order["version"]),
+            **data_marker(order),
         }
 
     def reserve(
@@ -338,7 +339,12 @@ class Orders:
                 order["lines"][i]["sku"] for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"
             ]
             return {"outcome": "OUT_OF_STOCK", "skus": short, "version": version}
-        return {"outcome": "RESERVED", "version": version + 1, "deadline": iso(deadline)}
+        return {
+            "outcome": "RESERVED",
+            "version": version + 1,
+            "deadline": iso(deadline),
+            **data_marker(order),
+        }
 
     # ---------------------------------------------------------------- transitions (order_lifecycle)
     def accept(

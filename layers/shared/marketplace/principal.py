@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from marketplace.access import ROLES, require_role
+from marketplace.access import OPERATOR, ROLES, require_role
 from marketplace.errors import Unauthorized
 
 
@@ -28,6 +28,9 @@ class Principal:
     tenant_id: str
     roles: frozenset[str]
     supplier_id: str | None = None
+    # The tenant's smoke test acts with this set (marketplace.tenants): every record it creates
+    # carries ``testData: true`` (:meth:`marker`), which no event, ledger, statement or metric counts.
+    test_data: bool = False
 
     @classmethod
     def from_claims(cls, claims: dict[str, Any] | None, authorization: str | None = None) -> Principal:
@@ -37,13 +40,21 @@ class Principal:
             raise Unauthorized("no authorizer claims")
         tenant = str(claims.get("custom:tenant_id") or "").strip()
         subject = str(claims.get("sub") or "").strip()
-        if not tenant or not subject:
+        if not subject:
             raise Unauthorized("the token has no tenant_id or sub claim")
         if authorization:
             groups = token_groups(authorization, subject)
         else:
             groups = parse_groups(claims.get("cognito:groups"))
         roles = frozenset(groups) & ROLES
+        if OPERATOR in roles:
+            # The platform's operator belongs to no tenant (D47): a token that mixes the two is
+            # nobody's, refused like a bad token.
+            if tenant or roles != {OPERATOR}:
+                raise Unauthorized("an operator token carries no tenant and no tenant role")
+            return cls(subject=subject, tenant_id="", roles=roles)
+        if not tenant:
+            raise Unauthorized("the token has no tenant_id or sub claim")
         if not roles:
             # A user in none of our groups has no identity here: refused like a bad token, on every
             # route alike, before any route could tell what exists.
@@ -52,6 +63,14 @@ class Principal:
         if "supplier" in roles and supplier_id is None:
             raise Unauthorized("a supplier token has no supplier_id claim")
         return cls(subject=subject, tenant_id=tenant, roles=roles, supplier_id=supplier_id)
+
+    @property
+    def is_operator(self) -> bool:
+        return OPERATOR in self.roles
+
+    def marker(self) -> dict[str, bool]:
+        """What a record this caller creates carries to say it is test data (nothing otherwise)."""
+        return {"testData": True} if self.test_data else {}
 
     @property
     def actor(self) -> str:

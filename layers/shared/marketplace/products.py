@@ -242,7 +242,10 @@ class Products:
             raise InvalidInput([FieldError("(body)", "must be a JSON object")])
         schemas.validate("product", body)
         _check_attribute_names(body)
-        record = new_record(principal.tenant_id, supplier_id, body, principal.actor, now_iso())
+        record = {
+            **new_record(principal.tenant_id, supplier_id, body, principal.actor, now_iso()),
+            **principal.marker(),
+        }
         try:
             self.table.put_new(record)
         except Conflict:

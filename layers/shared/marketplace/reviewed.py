@@ -57,6 +57,12 @@ def record_view(
     return shown
 
 
+def data_marker(record: Mapping[str, Any]) -> dict[str, bool]:
+    """``{"testData": True}`` for a step's result about test data (a tenant's smoke test,
+    marketplace.tenants), which the step's handler then leaves out of its metrics; else nothing."""
+    return {"testData": True} if record.get("testData") else {}
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: str  # the kind's approved status | FLAGGED | REJECTED
@@ -224,6 +230,7 @@ class Records:
             "flags": flags,
             "flagsAttribute": to_item({"flags": flags})["flags"],
             "version": int(record["version"]),
+            **data_marker(record),
         }
 
     # ---------------------------------------------------------------- changes

@@ -218,7 +218,7 @@ class Suppliers:
             "PK": pk, "SK": sk, "entity": ENTITY, "tenantId": tenant_id, "supplierId": supplier_id,
             **{k: body[k] for k in EDITABLE_FIELDS if k in body},
             "status": PENDING, "version": 1, "createdAt": now, "updatedAt": now,
-            "createdBy": principal.actor, "updatedBy": principal.actor,
+            "createdBy": principal.actor, "updatedBy": principal.actor, **principal.marker(),
             **KIND.index_changes(tenant_id, PENDING, now),
             "GSI2PK": keys.entity_pk(tenant_id, ENTITY), "GSI2SK": keys.created_sk(now, supplier_id),
         }  # fmt: skip
