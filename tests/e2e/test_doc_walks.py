@@ -1,4 +1,6 @@
-WALKS = ("onboarding.md", "orders.md", "import.md", "money.md", "audit.md", "tenants.md")
+"""The curl walks of the docs are tests: each ```sh block of the docs in ``WALKS`` runs, in order
+and as written, in one bash session per doc (so variables carry from block to block as in a
+user's shell), against `marketplace run` on free ports; each block's
 documented output must be what it printed. The convention is in docs/testing.md ("The doc walks").
 """
 
