@@ -130,6 +130,20 @@ def test_a_suspended_tenant_s_tokens_get_403_naming_the_suspension_and_work_agai
     assert reinstated.json()["status"] == "LIVE"
     wait_until(lambda: all(r.status_code == 200 for r in statuses().values()),
                timeout=tenants.STATUS_TTL_SECONDS + 5, what="the tenant's tokens work again")  # fmt: skip
+    # The tenant record's changes are in the audit trail, by the operator, with their reasons.
+    table = Table(stack.physical_id("MarketplaceTable"), stack.client("dynamodb"))
+
+    def audited() -> list[dict[str, Any]] | None:
+        found = list(table.partition(keys.PLATFORM_TENANTS_PK, keys.audit_prefix(keys.tenant_sk(tenant_id))))
+        return (
+            found
+            if found and (found[-1].get("after") or {}).get("status") == "LIVE" and len(found) >= 4
+            else None
+        )
+
+    entries = wait_until(audited, what="the tenant's audit trail up to its reinstatement")
+    assert [(e["after"] or {}).get("status") for e in entries][-2:] == ["SUSPENDED", "LIVE"]
+    assert {e["by"].split(":")[0] for e in entries[-2:]} == {"operator"}
 
 
 def test_the_operator_reads_no_tenant_data_and_tenants_reach_no_platform_route(stack):

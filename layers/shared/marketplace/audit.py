@@ -59,6 +59,7 @@ AUDITED: dict[str, Audited] = {
     "COMMISSION_RULES": Audited(),
     "BLOCKLIST": Audited(),
     "WEBHOOK": Audited(secret=("secret",)),
+    "TENANT": Audited(personal=("admins",)),
 }
 AUDITED_ENTITIES = frozenset(AUDITED)
 _NOT_AUDITED_FIELDS = {
