@@ -89,6 +89,7 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("ReturnDecision", from_file("return_decision")),
         ("StockAdjustment", from_file("stock_adjustment")),
         ("CommissionRules", from_file("commission_rules")),
+        ("StatementPayment", from_file("statement_payment")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:
@@ -108,6 +109,7 @@ PARAMETER_DEFS = json.loads((ROOT / "schemas" / "parameters.json").read_text())[
         ("IfMatch", "ifMatch"),
         ("IdempotencyKey", "idempotencyKey"),
         ("Include", "include"),
+        ("Period", "period"),
     ],
 )
 def test_parameters_match_schemas_folder(component: str, definition: str) -> None:

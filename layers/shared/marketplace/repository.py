@@ -307,6 +307,7 @@ class Table:
         project: Iterable[str] = (),
         page_field: str = "nextToken",
         sk_below: str | None = None,
+        sk_from: str | None = None,
     ) -> Page:
         """One page of a partition. ``next_token`` is opaque to callers and bound to this partition.
         ``where`` keeps only the items whose attributes equal those values (a filter: ``limit``
@@ -320,7 +321,13 @@ class Table:
             names["#sk"] = sk_name
             values[":sk"] = sk_prefix
             condition += " AND begins_with(#sk, :sk)"
-        if sk_below is not None:  # only the sort keys before this one (the deadlines already due)
+        if sk_from is not None and sk_below is not None:
+            # Sort keys from ``sk_from`` up to ``sk_below`` (BETWEEN includes ``sk_below`` itself:
+            # callers pass a bound no key equals, as ``keys.ledger_entries_from``).
+            names["#sk"] = sk_name
+            values[":from"], values[":below"] = sk_from, sk_below
+            condition += " AND #sk BETWEEN :from AND :below"
+        elif sk_below is not None:  # only the sort keys before this one (the deadlines already due)
             names["#sk"] = sk_name
             values[":below"] = sk_below
             condition += " AND #sk < :below"

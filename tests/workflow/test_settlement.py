@@ -1,0 +1,200 @@
+"""Settlement statements in the local stack: the scheduled start settles a tenant's closed period in the
+settlement workflow (statemachines/settlement.asl.json), one statement per supplier with ledger entries
+(its JSON beside the ledger, its CSV in S3), announced as ``statement.ready``; a rerun of the period
+writes nothing; an admin marks a statement paid and the ledger gets the payout, which the next period's
+statement opens with (marketplace.statements; docs/money.md, D45)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from marketplace import clock, commission, keys, ledger, statements
+from marketplace.errors import Conflict, InvalidInput, NotFound
+from marketplace.imports import ImportStore
+from marketplace.principal import Principal
+from tests.conftest import wait_until
+from tests.workflow.conftest import inbox, received
+from tests.workflow.test_supplier_ledger import admin, entries, money
+from tests.workflow.test_supplier_order_lifecycle import shipment
+from tests.workflow.test_supplier_orders import Shop
+
+pytestmark = pytest.mark.workflow
+
+
+def delivered(shop: Shop, supplier_id: str, sku: str, units: int) -> str:
+    """A supplier order of ``units`` of ``sku`` at 1299.99 EUR, accepted, shipped and delivered."""
+    part = shop.place((supplier_id, sku, units))["supplierOrders"][0]["supplierOrderId"]
+    shop.wait_status(part, "AWAITING_ACCEPTANCE")
+    me = shop.supplier(supplier_id)
+    shop.orders.accept(me, part)
+    shop.orders.ship(me, part, shipment((sku, units)))
+    assert shop.orders.deliver(shop.retailer(), part)["status"] == "DELIVERED"
+    return part
+
+
+def start_settlements(shop: Shop, as_of: Any) -> dict[str, Any]:
+    """The scheduled start, as its hourly schedule fires it at ``as_of``."""
+    name = shop.stack.physical_id("StartSettlementsFunction")
+    return shop.stack.runtime.invoke_or_raise(name, {"time": as_of.isoformat()})
+
+
+def execution(shop: Shop, name: str) -> dict[str, Any]:
+    sfn = shop.stack.client("stepfunctions")
+    arn = (
+        shop.stack.physical_id("SettlementStateMachine").replace(":stateMachine:", ":execution:") + ":" + name
+    )
+
+    def finished() -> dict[str, Any] | None:
+        found = sfn.describe_execution(executionArn=arn)
+        return found if found["status"] != "RUNNING" else None
+
+    return wait_until(finished, timeout=60, what=f"settlement {name} finished")
+
+
+def execution_name(shop: Shop, period: statements.Period) -> str:
+    return keys.execution_name("SETTLEMENT", f"{shop.tenant}-{period.id}", 1)
+
+
+def settled(shop: Shop, period: statements.Period, as_of: Any) -> str:
+    """Start the settlements due at ``as_of``, and wait for this tenant's of ``period``."""
+    name = execution_name(shop, period)
+    assert name in start_settlements(shop, as_of)["started"]
+    assert execution(shop, name)["status"] == "SUCCEEDED"
+    return name
+
+
+def statement(shop: Shop, supplier_id: str, period: statements.Period) -> dict[str, Any] | None:
+    return shop.orders.table.get(
+        keys.ledger_pk(shop.tenant, supplier_id), keys.statement_sk(period.start_iso, period.id)
+    )
+
+
+def test_a_period_settles_every_supplier_with_entries_once_and_the_payout_opens_the_next(shop):
+    """At 10 % of 1299.99 EUR: 129.999 -> 130.00 a unit. Supplier A sells 2 units (2599.98, commission
+    -260.00, net 2339.98), B one (1299.99, -130.00, net 1169.99); C sells nothing."""
+    table = shop.orders.table
+    commission.put_rules(table, admin(shop), {"defaultPercent": 10}, None)
+    a, sku_a = shop.supplier_with_listing()
+    b, sku_b = shop.supplier_with_listing()
+    c, _ = shop.supplier_with_listing()
+    delivered(shop, a, sku_a, 2)
+    delivered(shop, b, sku_b, 1)
+    entries(shop, a, 2), entries(shop, b, 2)
+    ready = inbox(
+        shop.stack, {"tenant_id": [shop.tenant], "event_type": ["statement.ready", "statement.paid"]}
+    )
+
+    week = statements.period_of(clock.now(), statements.WEEKLY)
+    # Not yet: the period closes at its end, and is settled a day later (the stream's retries).
+    assert (
+        execution_name(shop, week) not in start_settlements(shop, week.end + timedelta(hours=23))["started"]
+    )
+    name = settled(shop, week, week.end + timedelta(days=1, hours=1))
+
+    first_a, first_b = statement(shop, a, week), statement(shop, b, week)
+    assert statement(shop, c, week) is None  # no entries in the period: no statement
+    assert first_a is not None and first_b is not None
+    assert (first_a["statementId"], first_a["period"], first_a["status"]) == (
+        f"{week.id}.{a}",
+        week.id,
+        "READY",
+    )
+    assert (first_a["openingBalance"], first_a["closingBalance"], first_a["payable"]) == (
+        [], [money("2339.98")], [money("2339.98")])  # fmt: skip
+    assert first_a["totals"] == [{"type": "SALE", "amount": money("2599.98")},
+                                 {"type": "COMMISSION", "amount": money("-260.00")}]  # fmt: skip
+    assert (first_b["closingBalance"], first_b["payable"], first_b["entries"]) == (
+        [money("1169.99")], [money("1169.99")], 2)  # fmt: skip
+
+    # The CSV: the opening balance (none), each entry, the closing balance, the amount payable;
+    # a negative amount stays a number (no formula quote).
+    store = ImportStore(shop.stack.physical_id("ImportBucket"))
+    rows = list(csv.reader(io.StringIO(
+        store.s3.get_object(Bucket=store.bucket, Key=first_a["csvKey"])["Body"].read().decode())))  # fmt: skip
+    assert rows[0] == list(statements.CSV_HEADER)
+    assert [(r[1], r[5], r[6]) for r in rows[1:]] == [
+        ("SALE", "2599.98", "EUR"), ("COMMISSION", "-260.00", "EUR"),
+        ("CLOSING_BALANCE", "2339.98", "EUR"), ("PAYABLE", "2339.98", "EUR")]  # fmt: skip
+
+    # Announced from the stream, once per statement.
+    def announced() -> list[dict[str, Any]] | None:
+        got = received(shop.stack, ready)
+        return got or None
+
+    events = announced() or []
+    events += wait_until(announced, what="statement.ready") if len(events) < 2 else []
+    assert sorted((e["event"], e["supplierId"], e["payable"][0]["amount"]) for e in events) == sorted(
+        [("statement.ready", a, "2339.98"), ("statement.ready", b, "1169.99")])  # fmt: skip
+
+    # Re-running the period changes nothing: the schedule again starts nothing, and a second
+    # execution of the same period (by hand, as after a failure) writes no statement and no file again.
+    again = start_settlements(shop, week.end + timedelta(days=1, hours=2))
+    assert name in again["already"] and name not in again["started"]
+    sfn = shop.stack.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=shop.stack.physical_id("SettlementStateMachine"), name=f"{name}-again",
+                        input=json.dumps({"tenantId": shop.tenant, "periodId": week.id, "nextToken": None}))  # fmt: skip
+    assert execution(shop, f"{name}-again")["status"] == "SUCCEEDED"
+    assert (statement(shop, a, week), statement(shop, b, week)) == (first_a, first_b)
+    versions = store.s3.list_object_versions(Bucket=store.bucket, Prefix=first_a["csvKey"])["Versions"]
+    assert len(versions) == 1
+
+    # Paid: the statement is PAID with the reference, the ledger has the payout, the balance is 0.
+    paid_at = week.end + timedelta(days=2)
+    with clock.use(lambda: paid_at):
+        paid = statements.mark_paid(admin(shop), first_a["statementId"], "SEPA-2026-0001", table)
+        assert statements.mark_paid(admin(shop), first_a["statementId"], "SEPA-2026-0001", table) == paid
+        with pytest.raises(Conflict, match="already paid"):
+            statements.mark_paid(admin(shop), first_a["statementId"], "SEPA-OTHER", table)
+    assert (paid["status"], paid["reference"], paid["version"]) == ("PAID", "SEPA-2026-0001", 2)
+    payouts = [e for e in entries(shop, a, 3) if e["type"] == ledger.PAYOUT]
+    assert [(p["amount"], p["statementId"], p["reference"]) for p in payouts] == [
+        (money("-2339.98"), first_a["statementId"], "SEPA-2026-0001")]  # fmt: skip
+    assert ledger.balance(table, shop.tenant, a) == [money("0.00")]
+    paid_event = wait_until(lambda: received(shop.stack, ready) or None, what="statement.paid")
+    assert [(e["event"], e["reference"]) for e in paid_event] == [("statement.paid", "SEPA-2026-0001")]
+
+    # The next period: A's payout is its one entry; it opens with the closing balance and pays off.
+    following = statements.period_of(paid_at, statements.WEEKLY)
+    settled(shop, following, following.end + timedelta(days=1, hours=1))
+    second_a = statement(shop, a, following)
+    assert second_a is not None and statement(shop, b, following) is None
+    assert (second_a["openingBalance"], second_a["closingBalance"], second_a["payable"], second_a["totals"]) == (
+        [money("2339.98")], [money("0.00")], [], [{"type": "PAYOUT", "amount": money("-2339.98")}])  # fmt: skip
+
+
+def test_reading_statements_is_the_suppliers_own_and_its_staffs(shop):
+    """A statement is read by its supplier and the tenant's staff (another supplier: 404), with a
+    link to its CSV; an unknown period is 404, a malformed one 400 naming it; another tenant's
+    statement cannot be paid (404)."""
+    table = shop.orders.table
+    a, sku = shop.supplier_with_listing()
+    other, _ = shop.supplier_with_listing()
+    delivered(shop, a, sku, 1)
+    entries(shop, a, 2)
+    week = statements.period_of(clock.now(), statements.WEEKLY)
+    store = ImportStore(shop.stack.physical_id("ImportBucket"))
+    written = statements.settle(table, store, shop.tenant, week, a)
+    assert written is not None
+    for reader in (shop.supplier(a), shop.retailer(), admin(shop)):
+        shown = statements.get_for(reader, a, week.id, table, store)
+        assert shown["statementId"] == written["statementId"] and shown["csvUrl"].startswith("http")
+        listed = statements.list_for(reader, a, 10, None, table)
+        assert [s["period"] for s in listed["items"]] == [week.id] and "csvUrl" not in listed["items"][0]
+    with pytest.raises(NotFound):
+        statements.get_for(shop.supplier(other), a, week.id, table, store)
+    with pytest.raises(NotFound, match="statement of 2020-W01"):
+        statements.get_for(admin(shop), a, "2020-W01", table, store)
+    with pytest.raises(NotFound, match="no week 2025-W53"):  # 2025 has 52 ISO weeks
+        statements.get_for(admin(shop), a, "2025-W53", table, store)
+    with pytest.raises(InvalidInput) as bad:
+        statements.get_for(admin(shop), a, "2026-W54", table, store)
+    assert [f.field for f in bad.value.fields] == ["period"]
+    stranger = Principal("a-user", f"{shop.tenant}-other", frozenset({"admin"}))
+    with pytest.raises(NotFound):
+        statements.mark_paid(stranger, written["statementId"], "REF-1", table)
