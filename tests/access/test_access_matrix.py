@@ -32,6 +32,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from marketplace import clock, keys, statements
+from marketplace.imports import ImportStore
 from marketplace.repository import Table
 from marketplace.webhooks import MAX_ATTEMPTS, DeliveryMessage, HttpResult, Webhooks
 from marketplace_local.auth import AUDIENCE, ISSUER
@@ -122,6 +124,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /admin/commission-rules": ADMIN_ONLY,
     "PUT /admin/commission-rules": ADMIN_ONLY,
     "GET /suppliers/{supplierId}/ledger": TENANT_READERS,
+    "GET /suppliers/{supplierId}/statements": TENANT_READERS,
+    "GET /suppliers/{supplierId}/statements/{period}": TENANT_READERS,
+    "POST /admin/statements/{statementId}/paid": ADMIN_ONLY,
 }
 # Routes that name no record of a tenant: another tenant's caller acts in its own tenant.
 TENANT_LESS = {
@@ -196,6 +201,7 @@ class Tenant:
     failed: dict[str, str] = field(default_factory=dict)  # caller role -> a FAILED delivery
     blocklist_entry: str = ""
     imports: dict[str, str] = field(default_factory=dict)  # "read" or the caller role that starts it
+    statement: dict[str, Any] = field(default_factory=dict)  # the supplier's statement of this week
 
 
 class World:
@@ -344,8 +350,21 @@ class World:
 
         # awaiting_acceptance for each of the 4 awaiting orders (and flagged for the fifth)
         own.delivered = wait_until(delivered, timeout=30, what="the webhook deliveries")[0]["deliveryId"]
+        own.statement = self._statement(own)
         self.settle()
         return self
+
+    def _statement(self, tenant: Tenant) -> dict[str, Any]:
+        """The supplier's statement of this week, settled as the workflow settles it once the week
+        has closed (its delivered orders' ledger entries written first)."""
+        period = statements.period_of(clock.now(), statements.WEEKLY)
+        pk = keys.ledger_pk(tenant.id, tenant.supplier)
+        wait_until(lambda: self.table.query(pk, sk_prefix=keys.LEDGER_SK_PREFIX, limit=1).items,
+                   timeout=30, what="the ledger's first entries")  # fmt: skip
+        store = ImportStore(self.stack.physical_id("ImportBucket"))
+        written = statements.settle(self.table, store, tenant.id, period, tenant.supplier)
+        assert written is not None
+        return written
 
     def _tenants(self) -> list[tuple[str, Tenant]]:
         return [("own", self.own), ("other", self.other)]
@@ -424,6 +443,7 @@ class World:
             "supplierId": t.supplier, "sku": "LAMP-1", "orderId": t.order, "deliveryId": t.delivered,
             "supplierOrderId": t.supplier_orders["read"], "entryId": t.blocklist_entry,
             "importId": t.imports.get("read", "none"), "returnId": t.returns.get("accept", "none"),
+            "period": t.statement.get("period", "none"), "statementId": t.statement.get("statementId", "none"),
         }  # fmt: skip
         body: Any = None
         query: dict[str, str] = {}
@@ -465,6 +485,7 @@ class World:
             "PUT /suppliers/{supplierId}/webhook": {"url": self.receiver.url, "secret": f"{SECRET}-{unique}"},
             "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
             "PUT /admin/commission-rules": {"defaultPercent": 7.5, "suppliers": {t.supplier: 5}},
+            "POST /admin/statements/{statementId}/paid": {"reference": f"SEPA-{unique}"},
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
             "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
             "POST /supplier-orders/{supplierOrderId}/returns": {"lines": [{"sku": "LAMP-1", "quantity": 1}],
@@ -602,6 +623,14 @@ class World:
             assert t.delivered in {d["deliveryId"] for d in answer["items"]}
         elif route == "GET /supplier-orders":
             assert t.supplier_orders["read"] in {o["supplierOrderId"] for o in answer["items"]}
+        elif route == "POST /admin/statements/{statementId}/paid":
+            assert (answer["status"], answer["reference"]) == ("PAID", body["reference"]), answer
+            pk = keys.ledger_pk(t.id, t.supplier)
+            entries = self.table.query(pk, sk_prefix=keys.LEDGER_SK_PREFIX, limit=100).items
+            assert [e["reference"] for e in entries if e["type"] == "PAYOUT"] == [body["reference"]]
+        elif route == "GET /suppliers/{supplierId}/statements/{period}":
+            assert answer["statementId"] == t.statement["statementId"] and answer["csvUrl"], answer
+            assert self.http.get(answer["csvUrl"], timeout=30).text.startswith('"at","type"')
         else:  # a read of the own tenant's record: it is the one asked for
             _method, path, _, query = self.request(route, caller)
             wanted = [v for v in (*path.split("/"), *query.values()) if v in text and len(v) > 8]
