@@ -9,15 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from marketplace import clock, commission, keys, ledger, statements
 from marketplace.errors import Conflict, InvalidInput, NotFound
 from marketplace.imports import ImportStore
 from marketplace.principal import Principal
+from marketplace_local.samples import SHIP_TO
 from tests.conftest import wait_until
 from tests.workflow.conftest import inbox, received
 from tests.workflow.test_supplier_ledger import admin, entries, money
@@ -198,3 +201,66 @@ def test_reading_statements_is_the_suppliers_own_and_its_staffs(shop):
     stranger = Principal("a-user", f"{shop.tenant}-other", frozenset({"admin"}))
     with pytest.raises(NotFound):
         statements.mark_paid(stranger, written["statementId"], "REF-1", table)
+
+
+def test_end_to_end_a_delivered_order_and_a_refunded_one_settle_to_a_statement_paid_over_http(shop, api):
+    """Over the API. At 10 % of 1299.99 EUR (130.00 a unit): order 1, 2 units delivered: sale 2599.98,
+    commission -260.00; order 2, 1 unit delivered, returned and refunded: sale 1299.99, commission
+    -130.00, refund -1299.99, reversal +130.00. Closing balance: sales 3899.97 - commissions 390.00
+    - refunds 1299.99 + reversals 130.00 = 2339.98, all payable; paid, the ledger's balance is 0."""
+    put = api.call("PUT", "/admin/commission-rules", "admin", json={"defaultPercent": 10})
+    assert put.status_code == 200, put.text
+    supplier_id, sku = shop.supplier_with_listing()
+
+    def ok(method: str, path: str, role: str, **kwargs: Any) -> dict[str, Any]:
+        answer = api.call(method, path, role, supplier_id if role == "supplier" else None, **kwargs)
+        assert answer.status_code < 300, (method, path, answer.status_code, answer.text)
+        return answer.json()
+
+    def deliver(units: int) -> str:
+        body = {"customerOrderId": f"c-{uuid.uuid4().hex[:10]}", "shipTo": SHIP_TO, "lines": [
+            {"supplierId": supplier_id, "sku": sku, "quantity": units, "unitPrice": {"amount": 1299.99, "currency": "EUR"}}]}  # fmt: skip
+        part = ok("POST", "/orders", "retailer", json=body)["supplierOrders"][0]["supplierOrderId"]
+        shop.wait_status(part, "AWAITING_ACCEPTANCE")
+        ok("POST", f"/supplier-orders/{part}/accept", "supplier")
+        ok("POST", f"/supplier-orders/{part}/shipments", "supplier", json=shipment((sku, units)))
+        assert ok("POST", f"/supplier-orders/{part}/delivered", "retailer")["status"] == "DELIVERED"
+        return part
+
+    deliver(2)
+    refunded = deliver(1)
+    asked = {"lines": [{"sku": sku, "quantity": 1}], "reason": "arrived broken"}
+    return_id = ok("POST", f"/supplier-orders/{refunded}/returns", "retailer", json=asked)["returnId"]
+    ok("POST", f"/returns/{return_id}/accept", "supplier")
+    assert ok("POST", f"/returns/{return_id}/received", "supplier")["status"] == "RECEIVED"
+    ledger_path = f"/suppliers/{supplier_id}/ledger"
+    wait_until(lambda: len(ok("GET", ledger_path, "retailer")["items"]) == 6, what="six ledger entries")
+
+    week = statements.period_of(clock.now(), statements.WEEKLY)
+    settled(shop, week, week.end + timedelta(days=1, hours=1))
+    shown = ok("GET", f"/suppliers/{supplier_id}/statements/{week.id}", "supplier")
+    assert (shown["openingBalance"], shown["closingBalance"], shown["payable"], shown["entries"]) == (
+        [], [money("2339.98")], [money("2339.98")], 6)  # fmt: skip
+    assert shown["totals"] == [
+        {"type": "SALE", "amount": money("3899.97")}, {"type": "COMMISSION", "amount": money("-390.00")},
+        {"type": "REFUND", "amount": money("-1299.99")}, {"type": "COMMISSION_REVERSAL", "amount": money("130.00")}]  # fmt: skip
+    rows = list(csv.reader(io.StringIO(requests.get(shown["csvUrl"], timeout=30).text)))
+    assert [r[1] for r in rows] == ["type", "SALE", "COMMISSION", "SALE", "COMMISSION", "REFUND",
+                                    "COMMISSION_REVERSAL", "CLOSING_BALANCE", "PAYABLE"]  # fmt: skip
+    assert rows[-1][5:] == ["2339.98", "EUR"]
+    assert [s["period"] for s in ok("GET", f"/suppliers/{supplier_id}/statements", "retailer")["items"]] == [
+        week.id
+    ]
+
+    path = f"/admin/statements/{shown['statementId']}/paid"
+    key = {"Idempotency-Key": f"pay-{uuid.uuid4().hex[:8]}"}
+    paid = ok("POST", path, "admin", json={"reference": "SEPA-2026-0042"}, headers=key)
+    assert (paid["status"], paid["reference"]) == ("PAID", "SEPA-2026-0042")
+    assert ok("POST", path, "admin", json={"reference": "SEPA-2026-0042"}, headers=key) == paid
+    other = api.call("POST", path, "admin", json={"reference": "SEPA-2026-0043"})
+    assert other.status_code == 409 and other.json()["error"]["fields"][0]["field"] == "reference", other.text
+    assert api.call("POST", path, "supplier", supplier_id, json={"reference": "X-1"}).status_code == 403
+    after = ok("GET", ledger_path, "admin")
+    assert after["balance"] == [money("0.00")]
+    assert [(e["type"], e["amount"], e["reference"]) for e in after["items"] if e["type"] == "PAYOUT"] == [
+        ("PAYOUT", money("-2339.98"), "SEPA-2026-0042")]  # fmt: skip
