@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from marketplace import access, keys, ledger, schemas
+from marketplace import access, keys, ledger, schemas, suppliers
 from marketplace.clock import iso, now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound
 from marketplace.money import Money
@@ -206,7 +206,7 @@ def supplier_page(table: Table, tenant_id: str, token: str | None) -> dict[str, 
     """One page of the tenant's suppliers for the workflow's Map, in batches of
     ``SUPPLIERS_PER_BATCH``; ``nextToken`` None on the last page."""
     page: Page = table.query(
-        keys.entity_pk(tenant_id, "SUPPLIER"), index="GSI2", pk_name="GSI2PK", sk_name="GSI2SK",
+        keys.entity_pk(tenant_id, suppliers.ENTITY), index="GSI2", pk_name="GSI2PK", sk_name="GSI2SK",
         limit=SUPPLIERS_PER_PAGE, next_token=token, project=("supplierId",),
     )  # fmt: skip
     ids = [str(item["supplierId"]) for item in page.items]
