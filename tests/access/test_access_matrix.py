@@ -631,6 +631,11 @@ class World:
         elif route == "GET /suppliers/{supplierId}/statements/{period}":
             assert answer["statementId"] == t.statement["statementId"] and answer["csvUrl"], answer
             assert self.http.get(answer["csvUrl"], timeout=30).text.startswith('"at","type"')
+            # Announced as every status change: statement.ready reached the supplier's webhook.
+            hooks = self.ok("GET", f"/suppliers/{t.supplier}/deliveries", "own:supplier", limit="100")[
+                "items"
+            ]
+            assert "statement.ready" in {d["event"] for d in hooks}, hooks
         else:  # a read of the own tenant's record: it is the one asked for
             _method, path, _, query = self.request(route, caller)
             wanted = [v for v in (*path.split("/"), *query.values()) if v in text and len(v) > 8]
