@@ -127,12 +127,15 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /suppliers/{supplierId}/statements": TENANT_READERS,
     "GET /suppliers/{supplierId}/statements/{period}": TENANT_READERS,
     "POST /admin/statements/{statementId}/paid": ADMIN_ONLY,
+    "GET /admin/settlement-settings": ADMIN_ONLY,
+    "PUT /admin/settlement-settings": ADMIN_ONLY,
 }
 # Routes that name no record of a tenant: another tenant's caller acts in its own tenant.
 TENANT_LESS = {
     "POST /suppliers", "GET /suppliers", "POST /orders", "GET /admin/corrections",
     "POST /admin/corrections/drain", "GET /admin/blocklist", "POST /admin/blocklist",
     "GET /admin/commission-rules", "PUT /admin/commission-rules",
+    "GET /admin/settlement-settings", "PUT /admin/settlement-settings",
 }  # fmt: skip
 
 
@@ -486,6 +489,7 @@ class World:
             "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
             "PUT /admin/commission-rules": {"defaultPercent": 7.5, "suppliers": {t.supplier: 5}},
             "POST /admin/statements/{statementId}/paid": {"reference": f"SEPA-{unique}"},
+            "PUT /admin/settlement-settings": {"period": "monthly"},
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
             "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
             "POST /supplier-orders/{supplierOrderId}/returns": {"lines": [{"sku": "LAMP-1", "quantity": 1}],
@@ -623,6 +627,9 @@ class World:
             assert t.delivered in {d["deliveryId"] for d in answer["items"]}
         elif route == "GET /supplier-orders":
             assert t.supplier_orders["read"] in {o["supplierOrderId"] for o in answer["items"]}
+        elif route in ("GET /admin/settlement-settings", "PUT /admin/settlement-settings"):
+            shown = self.ok("GET", "/admin/settlement-settings", caller)
+            assert shown == answer and shown["period"] == (body or {}).get("period", shown["period"]), shown
         elif route == "POST /admin/statements/{statementId}/paid":
             assert (answer["status"], answer["reference"]) == ("PAID", body["reference"]), answer
             pk = keys.ledger_pk(t.id, t.supplier)

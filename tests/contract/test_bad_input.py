@@ -148,6 +148,7 @@ FIELD = {
     "create-import": "fileName",
     "put-commission-rules": "defaultPercent",
     "mark-statement-paid": "reference",
+    "put-settlement-settings": "period",
 }
 INJECTIONS = [
     "' OR '1'='1' --",
@@ -365,6 +366,7 @@ def _cases() -> list[Case]:
             400,
             "minimumPerLine.JPY",
         ),
+        Case("put-settlement-settings", "a yearly period", _json({"period": "yearly"}), 400, "period"),
         Case("mark-statement-paid", "a blank reference", _json({"reference": "  "}), 400, "reference"),
         Case(
             "mark-statement-paid",

@@ -90,6 +90,7 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("StockAdjustment", from_file("stock_adjustment")),
         ("CommissionRules", from_file("commission_rules")),
         ("StatementPayment", from_file("statement_payment")),
+        ("SettlementSettings", from_file("settlement_settings")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from marketplace import clock, commission, keys, ledger, statements
-from marketplace.errors import Conflict, InvalidInput, NotFound
+from marketplace import clock, commission, keys, ledger, statements, tenant_settings
+from marketplace.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from marketplace.imports import ImportStore
 from marketplace.principal import Principal
 from marketplace_local.samples import SHIP_TO
@@ -264,3 +264,34 @@ def test_end_to_end_a_delivered_order_and_a_refunded_one_settle_to_a_statement_p
     assert after["balance"] == [money("0.00")]
     assert [(e["type"], e["amount"], e["reference"]) for e in after["items"] if e["type"] == "PAYOUT"] == [
         ("PAYOUT", money("-2339.98"), "SEPA-2026-0042")]  # fmt: skip
+
+
+def test_a_tenant_that_turns_monthly_settles_its_month_from_where_its_last_week_ended(shop):
+    """The admin sets the period (versioned); the month that holds the last weekly statement's end is
+    settled from that end: no entry is on two statements. A delivery at 10 % of 1299.99 EUR: the week
+    closes at 1169.99, paid the day after the week; the month opens at 1169.99 and closes at 0."""
+    table = shop.orders.table
+    commission.put_rules(table, admin(shop), {"defaultPercent": 10}, None)
+    a, sku = shop.supplier_with_listing()
+    delivered(shop, a, sku, 1)
+    entries(shop, a, 2)
+    week = statements.period_of(clock.now(), statements.WEEKLY)
+    store = ImportStore(shop.stack.physical_id("ImportBucket"))
+    weekly = statements.settle(table, store, shop.tenant, week, a)
+    assert weekly is not None and weekly["closingBalance"] == [money("1169.99")]
+    with clock.use(lambda: week.end + timedelta(days=1)):
+        statements.mark_paid(admin(shop), weekly["statementId"], "SEPA-W", table)
+
+    assert tenant_settings.settlement_settings(table, shop.tenant) == {"period": "weekly", "version": 1}
+    with pytest.raises(PreconditionFailed, match="at version 1, not 0"):
+        tenant_settings.put_settlement_settings(table, admin(shop), statements.MONTHLY, 0)
+    assert tenant_settings.put_settlement_settings(table, admin(shop), statements.MONTHLY, 1) == {
+        "period": "monthly", "version": 2}  # fmt: skip
+
+    month = statements.period_of(week.end, statements.MONTHLY)
+    settled(shop, month, month.end + timedelta(days=1, hours=1))
+    monthly = statement(shop, a, month)
+    assert monthly is not None
+    assert (monthly["periodStart"], monthly["openingBalance"], monthly["totals"], monthly["closingBalance"]) == (
+        week.end_iso, [money("1169.99")], [{"type": "PAYOUT", "amount": money("-1169.99")}], [money("0.00")])  # fmt: skip
+    assert monthly["payable"] == [] and monthly["entries"] == 1

@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from marketplace import commission, config, ledger, schemas, statements
+from marketplace import commission, config, ledger, schemas, statements, tenant_settings
 from marketplace.imports import ImportStore
 from marketplace.principal import Principal
 from marketplace.repository import Table
@@ -38,6 +38,24 @@ def put_commission_rules() -> dict[str, Any]:
 def get_ledger(supplierId: str) -> dict[str, Any]:
     limit, token = request.page_args(router.current_event)
     return ledger.read(caller(router), supplierId, limit, token)
+
+
+@router.get("/admin/settlement-settings", middlewares=[allow("admin")])
+def get_settlement_settings() -> dict[str, Any]:
+    return tenant_settings.settlement_settings(Table(), caller(router).tenant_id)
+
+
+@router.put("/admin/settlement-settings", middlewares=[allow("admin")])
+def put_settlement_settings() -> dict[str, Any]:
+    """``{"period": "weekly" | "monthly"}``, versioned (``If-Match``)."""
+    event = router.current_event
+    body = request.object_body(event)
+    schemas.validate("settlement_settings", body)
+    settings = tenant_settings.put_settlement_settings(
+        Table(), caller(router), body["period"], request.expected_version(event)
+    )
+    metrics.add_metric(name="SettlementSettingsChanged", unit="Count", value=1)
+    return settings
 
 
 @router.get("/suppliers/<supplierId>/statements", middlewares=[allow("supplier", "retailer", "admin")])

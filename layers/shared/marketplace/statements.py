@@ -134,10 +134,11 @@ def _entries(
 
 
 def _previous(table: Table, tenant_id: str, supplier_id: str, period: Period) -> dict[str, Any] | None:
-    """The supplier's latest statement of a period before ``period``."""
+    """The supplier's latest statement of a period that started before ``period`` ends (before it,
+    or, after a change of the period's kind, a week inside this month)."""
     page = table.query(
         keys.ledger_pk(tenant_id, supplier_id), sk_from=keys.STATEMENT_SK_PREFIX,
-        sk_below=keys.statement_sk(period.start_iso, ""), limit=1, newest_first=True,
+        sk_below=keys.statement_sk(period.end_iso, ""), limit=1, newest_first=True,
     )  # fmt: skip
     return page.items[0] if page.items else None
 
@@ -152,14 +153,17 @@ def settle(
     existing = table.get(pk, sk)
     if existing is not None:
         return existing
-    entries = _entries(table, tenant_id, supplier_id, period.start_iso, period.end_iso)
+    previous = _previous(table, tenant_id, supplier_id, period)
+    # After the tenant changed its period's kind, the previous statement (a week) may end inside this
+    # period (a month): this one starts where that one ended, so no entry is on two statements.
+    start = max(period.start_iso, previous["periodEnd"]) if previous else period.start_iso
+    entries = _entries(table, tenant_id, supplier_id, start, period.end_iso) if start < period.end_iso else []
     if not entries:
         return None
-    previous = _previous(table, tenant_id, supplier_id, period)
     if previous is None:
-        opening = _sums(_entries(table, tenant_id, supplier_id, "", period.start_iso, amounts_only=True))
+        opening = _sums(_entries(table, tenant_id, supplier_id, "", start, amounts_only=True))
     else:
-        between = _entries(table, tenant_id, supplier_id, previous["periodEnd"], period.start_iso, True)
+        between = _entries(table, tenant_id, supplier_id, previous["periodEnd"], start, True)
         opening = _sums(between, {m["currency"]: Decimal(m["amount"]) for m in previous["closingBalance"]})
     closing = _sums(entries, opening)
     totals: dict[str, dict[str, Decimal]] = {}
@@ -168,7 +172,7 @@ def settle(
     statement_id = keys.statement_id(period.id, supplier_id)
     record = {
         "PK": pk, "SK": sk, "entity": ENTITY, "tenantId": tenant_id, "supplierId": supplier_id,
-        "statementId": statement_id, "period": period.id, "periodStart": period.start_iso,
+        "statementId": statement_id, "period": period.id, "periodStart": start,
         "periodEnd": period.end_iso, "status": READY, "version": 1,
         "openingBalance": _shown(opening),
         "totals": [{"type": kind, "amount": amount} for kind, sums in totals.items() for amount in _shown(sums)],

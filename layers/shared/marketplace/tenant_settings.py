@@ -106,3 +106,39 @@ def mark_settling(table: Table, tenant_id: str) -> None:
             "GSI3PK": keys.settlement_tenants(), "GSI3SK": tenant_id,
         })  # fmt: skip
     _settling.add(tenant_id)
+
+
+def settlement_settings(table: Table, tenant_id: str) -> dict[str, Any]:
+    """The tenant's settlement settings as shown: its period and the item's version (0: none yet)."""
+    found = table.get(keys.tenant_settings_pk(tenant_id), keys.SETTLEMENT_SK)
+    if found is None:
+        return {"period": DEFAULT_SETTLEMENT_PERIOD, "version": 0}
+    return {"period": found["period"], "version": int(found["version"])}
+
+
+def put_settlement_settings(
+    table: Table, principal: Principal, period: str, expected_version: int | None
+) -> dict[str, Any]:
+    """Set the tenant's settlement period (``period``: already validated). ``expected_version`` (the
+    caller's If-Match; 0 while none is stored) must be the version stored, else 412; a write that
+    lost a race is 409. The periods that closed before stay as they were settled."""
+    current = settlement_settings(table, principal.tenant_id)
+    if expected_version is not None and expected_version != current["version"]:
+        raise PreconditionFailed(
+            f"the settlement settings are at version {current['version']}, not {expected_version}"
+        )
+    at, pk = now_iso(), keys.tenant_settings_pk(principal.tenant_id)
+    try:
+        if current["version"] == 0:
+            table.put_new({
+                "PK": pk, "SK": keys.SETTLEMENT_SK, "entity": SETTLEMENT, "tenantId": principal.tenant_id,
+                "period": period, "version": 1, "createdAt": at, "updatedAt": at, "updatedBy": principal.actor,
+                "GSI3PK": keys.settlement_tenants(), "GSI3SK": principal.tenant_id,
+            })  # fmt: skip
+            _settling.add(principal.tenant_id)
+        else:
+            table.update(pk, keys.SETTLEMENT_SK, current["version"],
+                         {"period": period, "updatedAt": at, "updatedBy": principal.actor})  # fmt: skip
+    except Conflict:
+        raise Conflict("the settlement settings changed meanwhile; read them and try again") from None
+    return settlement_settings(table, principal.tenant_id)
