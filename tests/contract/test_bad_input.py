@@ -118,6 +118,7 @@ ROUTES = {
     "mark-statement-paid": Route(
         "POST", "/admin/statements/{st}/paid", "admin", {"reference": "SEPA-2026-1"}
     ),
+    "put-settlement-settings": Route("PUT", "/admin/settlement-settings", "admin", {"period": "weekly"}),
 }
 OPTIONAL_BODY = {"create-import"}  # no body (or null) is a valid request there
 BODY_ROUTES = {name: r for name, r in ROUTES.items() if r.body is not None}
