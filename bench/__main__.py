@@ -238,6 +238,7 @@ def print_report(report: dict[str, Any]) -> None:
         figure = costs.stats(go_live)
         table.add("time to go live (local)", figure, "s", verdict(figure["median"], GOALS["tenant_go_live_s"]),
                   fmt=",.2f")  # fmt: skip
+    settlement_rows(table, t.get("settlement"))
 
     table.section(
         "cold start: import time of each handler module as on Lambda (layer on the path, tracing on)"
@@ -271,6 +272,27 @@ def print_report(report: dict[str, Any]) -> None:
     else:
         table.rows.append((f"not run: {th}", "-", "-", "-", "", ""))
     table.print()
+
+
+def settlement_rows(table: Table, settled: dict[str, Any] | None) -> None:
+    """The settlement of the lifecycles' delivered orders (one run: every week they fall in)."""
+    if not settled:
+        return
+    c = settled["counts"]
+    table.section(f"settlement: {settled['orders_settled']} delivered orders of one supplier, "
+                  f"{settled['statements']} statement(s), the whole of it once (D45)")  # fmt: skip
+    table.add("Step Functions state transitions, Standard", c["state_transitions_standard"], "", fmt=",.0f")
+    table.add("Lambda invocations", c["lambda_invocations"], "", fmt=",.0f")
+    table.add("DynamoDB write request units", c["dynamodb_wru"], "WRU", fmt=",.0f")
+    table.add("DynamoDB read request units", c["dynamodb_rru"], "RRU")
+    table.add("S3 PutObject requests", c["requests"].get("s3:PutObject"), "", fmt=",.0f")
+    one = settled["usd_per_statement"]
+    table.add("AWS cost per statement", {"median": one, "min": one, "max": one}, "USD", fmt=",.6f")
+    per_million = settled["usd_per_million_orders"]
+    table.add(f"AWS cost per million orders settled ({settled['orders_settled']} orders a statement)",
+              {"median": per_million, "min": per_million, "max": per_million}, "USD", fmt=",.2f")  # fmt: skip
+    for service, usd in sorted(settled["usd_per_million_orders_by_service"].items(), key=lambda i: -i[1]):
+        table.add(f"    {service}", {"median": usd, "min": usd, "max": usd}, "USD", fmt=",.2f")
 
 
 def capacity_rows(table: Table, cap: dict[str, Any], what: str) -> None:

@@ -733,6 +733,27 @@ class Driver:
         assert final["status"] == "CLOSED", final
         return part
 
+    def settlement(self, supplier_id: str) -> int:
+        """Settle every week the supplier's ledger entries fall in, as the hourly start does a day
+        after each week has closed (its run's ``time`` is the start's now); the statements written."""
+        from marketplace import keys, statements
+        from marketplace.repository import Table
+
+        table = Table(self.stack.physical_id("MarketplaceTable"), self.stack.client("dynamodb"))
+        pk = keys.ledger_pk(self.tenant, supplier_id)
+        entries = table.query(pk, sk_prefix=keys.LEDGER_SK_PREFIX, limit=1000, project=("at",)).items
+        weeks = sorted(
+            {statements.period_of(datetime.fromisoformat(e["at"]), statements.WEEKLY).end for e in entries}
+        )
+        name = self.stack.physical_id("StartSettlementsFunction")
+        for end in weeks:
+            result = self.stack.runtime.invoke(name, {"time": (end + timedelta(days=1, hours=1)).isoformat()})
+            assert not result.errored, result.payload
+            self.quiet()
+        written = table.query(pk, sk_prefix=keys.STATEMENT_SK_PREFIX, limit=1000).items
+        assert len(written) == len(weeks), (weeks, written)
+        return len(written)
+
     def sweep(self, as_of: datetime | None = None) -> dict[str, list[str]]:
         """One run of the deadline sweeper at ``as_of`` (now by default: over nothing due, its
         per-minute cost); the transitions it fired."""
@@ -778,6 +799,12 @@ def measure(runs: int = 5) -> dict[str, Any]:
                 samples["sweep"].append(_one(driver, meter, driver.sweep))
             # The first tenant warms the platform routes; the figures are the next ones.
             go_live = [driver.tenant_go_live() for _ in range(runs + 1)][1:]
+            # The settlement of every lifecycle's sale (each of its orders delivered, then closed):
+            # one statement per week they fall in, the whole of it measured once.
+            statements_written: list[int] = []
+            samples["settlement"] = [
+                _one(driver, meter, lambda: statements_written.append(driver.settlement(seller)))
+            ]
             webhooks = driver.webhook_hits
             memory = {spec.logical_id: spec.memory for spec in stack.runtime.functions.values()}
             system_log_level = {spec.logical_id: spec.log_config.get("SystemLogLevel", "INFO")
@@ -793,6 +820,7 @@ def measure(runs: int = 5) -> dict[str, Any]:
         "memory_mb": memory,
         "system_log_level": system_log_level,
         "names": {"tenant": driver.tenant, "supplier": seller, "sku": sku},
+        "settlement": {"statements": statements_written[0], "orders_settled": runs},
         "api_stage_rate_limit_per_s": _stage_rate_limit(stack.template),
     }
 
@@ -888,6 +916,8 @@ def cost_of(
         + messages * a["sns_http_deliveries_per_publish"] * p["sns_per_http_delivery"],
         "KMS": (ops("kms") + a["kms_requests_per_transaction"]) * p["kms_per_request"],
         "CloudWatch Logs": log_gb * p["cloudwatch_logs_per_gb_ingested"],
+        "S3": requests.get("s3:PutObject", 0) * p["s3_put_per_request"]
+        + (ops("s3") - requests.get("s3:PutObject", 0)) * p["s3_get_per_request"],
         "X-Ray": traces * a["xray_sampled_fraction"] * p["xray_per_trace_recorded"],
     }
 
@@ -981,6 +1011,8 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
         [sum(cost_of(s, prices, memory, levels).values()) * 1e6 for s in samples["lifecycle"]]
     )
     out["lifecycle"]["sweeper_firing"] = sweeper_firing(samples["lifecycle"], samples["sweep"])
+    if samples.get("settlement"):
+        out["settlement"] = settlement_cost(samples["settlement"][0], measured, prices)
     out["webhook_requests_received"] = measured["webhook_requests_received"]
     keys = hot_keys(samples["order"], measured["names"])
     out["order"]["hot_keys"] = keys
@@ -991,6 +1023,28 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
     out["lifecycle_capacity"] = capacity(out["lifecycle"], lifecycle_keys, stage_limit)
     out["lifecycle_capacity"]["sweeper"] = out["lifecycle"]["sweeper_firing"]
     return out
+
+
+def settlement_cost(
+    sample: dict[str, Any], measured: dict[str, Any], prices: dict[str, Any]
+) -> dict[str, Any]:
+    """What settling the bench's delivered orders cost: the whole settlement (the scheduled start, the
+    workflow, its steps, the statements' events) per statement and per million orders settled. Measured
+    with one supplier whose orders are all its statements hold: a supplier with fewer orders per period
+    costs more per order (a statement's cost is mostly fixed), one with more costs less."""
+    usd = cost_of(sample, prices, measured["memory_mb"], measured.get("system_log_level"))
+    counted = measured["settlement"]
+    total = sum(usd.values())
+    return {
+        "counts": counts_summary([sample]),
+        "statements": counted["statements"],
+        "orders_settled": counted["orders_settled"],
+        "usd_per_statement": total / counted["statements"],
+        "usd_per_million_orders": total / counted["orders_settled"] * 1e6,
+        "usd_per_million_orders_by_service": {
+            k: v / counted["orders_settled"] * 1e6 for k, v in usd.items() if v > 0
+        },
+    }
 
 
 SWEEPER = "ExpireSupplierOrdersFunction"

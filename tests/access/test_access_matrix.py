@@ -34,7 +34,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from marketplace import keys
+from marketplace import clock, keys, statements
+from marketplace.imports import ImportStore
 from marketplace.repository import Table
 from marketplace.webhooks import MAX_ATTEMPTS, DeliveryMessage, HttpResult, Webhooks
 from marketplace_local.auth import AUDIENCE, ISSUER
@@ -135,12 +136,18 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "GET /platform/tenants/{tenantId}": PLATFORM,
     "POST /platform/tenants/{tenantId}/suspend": PLATFORM,
     "POST /platform/tenants/{tenantId}/reinstate": PLATFORM,
+    "GET /suppliers/{supplierId}/statements": TENANT_READERS,
+    "GET /suppliers/{supplierId}/statements/{period}": TENANT_READERS,
+    "POST /admin/statements/{statementId}/paid": ADMIN_ONLY,
+    "GET /admin/settlement-settings": ADMIN_ONLY,
+    "PUT /admin/settlement-settings": ADMIN_ONLY,
 }
 # Routes that name no record of a tenant: another tenant's caller acts in its own tenant.
 TENANT_LESS = {
     "POST /suppliers", "GET /suppliers", "POST /orders", "GET /admin/corrections",
     "POST /admin/corrections/drain", "GET /admin/blocklist", "POST /admin/blocklist",
     "GET /admin/commission-rules", "PUT /admin/commission-rules",
+    "GET /admin/settlement-settings", "PUT /admin/settlement-settings",
 }  # fmt: skip
 
 
@@ -223,6 +230,7 @@ class Tenant:
     # Platform tenants (not this one) by the route's last word: "suspend" (LIVE, also the one read)
     # and "reinstate" (suspended first).
     platform: dict[str, str] = field(default_factory=dict)
+    statement: dict[str, Any] = field(default_factory=dict)  # the supplier's statement of this week
 
 
 class World:
@@ -374,6 +382,7 @@ class World:
 
         # awaiting_acceptance for each of the 4 awaiting orders (and flagged for the fifth)
         own.delivered = wait_until(delivered, timeout=30, what="the webhook deliveries")[0]["deliveryId"]
+        own.statement = self._statement(own)
         # Platform tenants last: their smoke tests run on functions the records above have warmed.
         for purpose in ("suspend", "reinstate"):
             tenant_id = f"t-platform-{purpose}-{uuid.uuid4().hex[:8]}"
@@ -384,6 +393,18 @@ class World:
                 {"reason": "suspended for the matrix"})  # fmt: skip
         self.settle()
         return self
+
+    def _statement(self, tenant: Tenant) -> dict[str, Any]:
+        """The supplier's statement of this week, settled as the workflow settles it once the week
+        has closed (its delivered orders' ledger entries written first)."""
+        period = statements.period_of(clock.now(), statements.WEEKLY)
+        pk = keys.ledger_pk(tenant.id, tenant.supplier)
+        wait_until(lambda: self.table.query(pk, sk_prefix=keys.LEDGER_SK_PREFIX, limit=1).items,
+                   timeout=30, what="the ledger's first entries")  # fmt: skip
+        store = ImportStore(self.stack.physical_id("ImportBucket"))
+        written = statements.settle(self.table, store, tenant.id, period, tenant.supplier)
+        assert written is not None
+        return written
 
     def _check_platform(self, route: str, body: Any, answer: Any) -> None:
         if route == "POST /platform/tenants":
@@ -481,6 +502,7 @@ class World:
             "supplierOrderId": t.supplier_orders["read"], "entryId": t.blocklist_entry,
             "importId": t.imports.get("read", "none"), "returnId": t.returns.get("accept", "none"),
             "tenantId": t.platform.get("suspend", "none"),
+            "period": t.statement.get("period", "none"), "statementId": t.statement.get("statementId", "none"),
         }  # fmt: skip
         body: Any = None
         query: dict[str, str] = {}
@@ -534,6 +556,8 @@ class World:
             "PUT /suppliers/{supplierId}/webhook": {"url": self.receiver.url, "secret": f"{SECRET}-{unique}"},
             "POST /admin/blocklist": {"kind": "domain", "value": f"b-{unique}.example", "reason": "fraud"},
             "PUT /admin/commission-rules": {"defaultPercent": 7.5, "suppliers": {t.supplier: 5}},
+            "POST /admin/statements/{statementId}/paid": {"reference": f"SEPA-{unique}"},
+            "PUT /admin/settlement-settings": {"period": "monthly"},
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
             "POST /platform/tenants": platform_tenant(f"t-platform-{unique}"),
             "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
@@ -681,6 +705,22 @@ class World:
             assert t.delivered in {d["deliveryId"] for d in answer["items"]}
         elif route == "GET /supplier-orders":
             assert t.supplier_orders["read"] in {o["supplierOrderId"] for o in answer["items"]}
+        elif route in ("GET /admin/settlement-settings", "PUT /admin/settlement-settings"):
+            shown = self.ok("GET", "/admin/settlement-settings", caller)
+            assert shown == answer and shown["period"] == (body or {}).get("period", shown["period"]), shown
+        elif route == "POST /admin/statements/{statementId}/paid":
+            assert (answer["status"], answer["reference"]) == ("PAID", body["reference"]), answer
+            pk = keys.ledger_pk(t.id, t.supplier)
+            entries = self.table.query(pk, sk_prefix=keys.LEDGER_SK_PREFIX, limit=100).items
+            assert [e["reference"] for e in entries if e["type"] == "PAYOUT"] == [body["reference"]]
+        elif route == "GET /suppliers/{supplierId}/statements/{period}":
+            assert answer["statementId"] == t.statement["statementId"] and answer["csvUrl"], answer
+            assert self.http.get(answer["csvUrl"], timeout=30).text.startswith('"at","type"')
+            # Announced as every status change: statement.ready reached the supplier's webhook.
+            hooks = self.ok("GET", f"/suppliers/{t.supplier}/deliveries", "own:supplier", limit="100")[
+                "items"
+            ]
+            assert "statement.ready" in {d["event"] for d in hooks}, hooks
         else:  # a read of the own tenant's record: it is the one asked for
             _method, path, _, query = self.request(route, caller)
             wanted = [v for v in (*path.split("/"), *query.values()) if v in text and len(v) > 8]

@@ -46,6 +46,7 @@ class Route:
             "imp": "no-such-import",
             "r": "no-such-return",
             "t": "no-such-tenant",
+            "st": "2026-W01.no-such-supplier",
             **ids,
         }
         return world.url + self.path.format(**values)
@@ -127,6 +128,10 @@ ROUTES = {
     ),
     "suspend-tenant": Route("POST", "/platform/tenants/{t}/suspend", "operator", REASON),
     "reinstate-tenant": Route("POST", "/platform/tenants/{t}/reinstate", "operator", REASON),
+    "mark-statement-paid": Route(
+        "POST", "/admin/statements/{st}/paid", "admin", {"reference": "SEPA-2026-1"}
+    ),
+    "put-settlement-settings": Route("PUT", "/admin/settlement-settings", "admin", {"period": "weekly"}),
 }
 OPTIONAL_BODY = {"create-import"}  # no body (or null) is a valid request there
 BODY_ROUTES = {name: r for name, r in ROUTES.items() if r.body is not None}
@@ -160,6 +165,8 @@ FIELD = {
     "create-tenant": "name",
     "suspend-tenant": "reason",
     "reinstate-tenant": "reason",
+    "mark-statement-paid": "reference",
+    "put-settlement-settings": "period",
 }
 INJECTIONS = [
     "' OR '1'='1' --",
@@ -387,6 +394,22 @@ def _cases() -> list[Case]:
             400,
             "minimumPerLine.JPY",
         ),
+        Case("put-settlement-settings", "a yearly period", _json({"period": "yearly"}), 400, "period"),
+        Case("mark-statement-paid", "a blank reference", _json({"reference": "  "}), 400, "reference"),
+        Case(
+            "mark-statement-paid",
+            "a reference of 101 characters",
+            _json({"reference": "R" * 101}),
+            400,
+            "reference",
+        ),
+        Case(
+            "mark-statement-paid",
+            "a formula as the reference",
+            _json({"reference": "=HYPERLINK(1)"}),
+            400,
+            "reference",
+        ),
         # Valid, but more than the listing has: refused whole, naming the field, nothing written.
         Case(
             "adjust-stock",
@@ -408,6 +431,9 @@ def _cases() -> list[Case]:
         ("an unknown blocked-list entry", (("entry", "bm8tc3VjaA"),)),
         ("an unknown return", (("r", "00000000-0000-0000-0000-000000000000"),)),
         ("an unknown tenant", (("t", "no-such-shop"),)),
+        ("an unknown statement", (("st", "2026-W01.00000000-0000-0000-0000-000000000000"),)),
+        ("a statement id that names no period", (("st", "' OR '1'='1"),)),
+        ("another tenant's supplier's statement", (("st", "2026-W01.OTHER_SUPPLIER"),)),
     ):
         for name, route in ROUTES.items():
             if any("{" + key + "}" in route.path for key, _ in ids):
@@ -448,6 +474,7 @@ PLACEHOLDERS = {
     "{imp}": "{importId}",
     "{r}": "{returnId}",
     "{t}": "{tenantId}",
+    "{st}": "{statementId}",
 }
 # Write routes this matrix leaves out, and why.
 EXEMPT = {
@@ -495,6 +522,9 @@ def _check(world: World, case: Case) -> str | None:
         "OTHER_SUPPLIER_ORDER": world.other_supplier_order_id,
     }
     ids = {k: others.get(v, v) for k, v in case.ids}
+    ids = {
+        k: v.replace("OTHER_SUPPLIER", world.other_supplier_id) if k == "st" else v for k, v in ids.items()
+    }
     data = case.data
     if data is not None and b'"supplierId": "S"' in data:
         data = data.replace(b'"supplierId": "S"', f'"supplierId": "{world.supplier_id}"'.encode())
@@ -536,11 +566,12 @@ LIST_ROUTES = {
     "/suppliers/{s}/deliveries": "supplier",
     "/admin/blocklist": "admin",
     "/admin/corrections": "admin",
+    "/suppliers/{s}/statements": "supplier",
 }
 # str.isdigit() takes each of these, int() refuses them or reads more digits than it may.
 BAD_LIMITS = ["\u00b2", "\u0661\u0660", "\uff15", "1" * 5000]
 # The seeded tenant has two or more items in these listings, so a page of one has a real token.
-PAGED = set(LIST_ROUTES) - {"/admin/blocklist", "/admin/corrections"}
+PAGED = set(LIST_ROUTES) - {"/admin/blocklist", "/admin/corrections", "/suppliers/{s}/statements"}
 
 
 def _list_url(world: World, path: str) -> str:

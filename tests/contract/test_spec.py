@@ -90,6 +90,8 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("StockAdjustment", from_file("stock_adjustment")),
         ("CommissionRules", from_file("commission_rules")),
         ("TenantInput", from_file("tenant")),
+        ("StatementPayment", from_file("statement_payment")),
+        ("SettlementSettings", from_file("settlement_settings")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:
@@ -109,6 +111,7 @@ PARAMETER_DEFS = json.loads((ROOT / "schemas" / "parameters.json").read_text())[
         ("IfMatch", "ifMatch"),
         ("IdempotencyKey", "idempotencyKey"),
         ("Include", "include"),
+        ("Period", "period"),
     ],
 )
 def test_parameters_match_schemas_folder(component: str, definition: str) -> None:

@@ -36,7 +36,9 @@ def money(amount: str) -> dict[str, str]:
 
 def entries(shop: Shop, supplier_id: str, at_least: int) -> list[dict[str, Any]]:
     def written() -> list[dict[str, Any]] | None:
-        page = shop.orders.table.query(keys.ledger_pk(shop.tenant, supplier_id), limit=100)
+        page = shop.orders.table.query(
+            keys.ledger_pk(shop.tenant, supplier_id), sk_prefix=keys.LEDGER_SK_PREFIX, limit=100
+        )  # the entries only: the supplier's statements are in its ledger's partition too
         return page.items if len(page.items) >= at_least else None
 
     return wait_until(written, what=f"{at_least} ledger entries of {supplier_id}")

@@ -18,6 +18,9 @@ publish, a queued webhook delivery with its record and two Lambda invocations (d
 measured in docs/capacity.md). Every later status change is one event, and so is every transition of the lifecycle after
 acceptance (each shipment, a cancelled line), named by the transition itself.
 
+A settlement statement (marketplace.statements) is announced when it is written
+(``statement.ready``: its creation is the news) and when an admin marks it paid (``statement.paid``).
+
 An event's id is the record's id and the version the change wrote: a repeated stream delivery
 carries the same id, and subscribers drop what they have seen.
 """
@@ -29,12 +32,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from marketplace import orders, registry
+from marketplace import orders, registry, statements
 
 
 def event_for(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
     """The event for one change of a record, or None when it is its creation, its status did not
     change, the record is test data, or it is of no kind that has events."""
+    if new and new.get("entity") == statements.ENTITY:
+        return _statement_event(old, new)
     if not new or not old or new.get("testData"):
         # Test data (a tenant's smoke test, marketplace.tenants) is never announced: no message, no
         # webhook, no ledger entry, no event metric.
@@ -103,6 +108,23 @@ def _order_event(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | N
         **detail,
     }
     return _event(event_type, event_id, body)
+
+
+def _statement_event(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:
+    status = str(new["status"])
+    if old is not None and old.get("status") == status:
+        return None
+    event_type = "statement.ready" if old is None else f"statement.{status.lower()}"
+    body = {
+        "event": event_type,
+        "eventId": f"statement-{new['statementId']}-v{new['version']}",
+        "tenantId": new["tenantId"],
+        "supplierId": new["supplierId"],
+        **{k: new.get(k) for k in ("statementId", "period", "periodStart", "periodEnd", "status")},
+        **{k: new.get(k) for k in ("openingBalance", "closingBalance", "payable", "reference")},
+        "at": new.get("paidAt") or new.get("createdAt"),
+    }
+    return _event(event_type, body["eventId"], body)
 
 
 def _event(event_type: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -100,6 +100,8 @@ class RowError:
 
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A signed decimal number is no formula: a statement's amount (-13.22) stays a number.
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def spreadsheet_safe(cell: str) -> str:
@@ -107,8 +109,9 @@ def spreadsheet_safe(cell: str) -> str:
     before a cell that starts with ``= + - @``, tab or carriage return (the writer quotes every
     cell and doubles its quotes). A cell already escaped starts with the quote, so a report part
     read back and written into the whole report is not escaped twice. No maintained library does
-    this one rule; the csv module quotes, it does not neutralise formulas."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+    this one rule; the csv module quotes, it does not neutralise formulas. A plain decimal number
+    (``-13.22``) is left as it is: a spreadsheet reads it as the number, nothing runs."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(cell) else cell
 
 
 class CatalogError(Exception):

@@ -21,6 +21,8 @@ COMMISSION_RULES_SK = "COMMISSION_RULES"
 LEDGER_SK_PREFIX = "ENTRY#"
 PERFORMANCE_DAY_SK_PREFIX = "DAY#"
 COUNTED_SK_PREFIX = "COUNTED#"
+STATEMENT_SK_PREFIX = "STATEMENT#"
+SETTLEMENT_SK = "SETTLEMENT"
 PROPOSAL_SK_PREFIX = "PROPOSAL#"
 EXPIRY_SHARDS = 10
 CORRECTION_SHARDS = 10
@@ -242,6 +244,42 @@ def counted_sk(event_id: str) -> str:
     return f"{COUNTED_SK_PREFIX}{event_id}"
 
 
+def ledger_entries_from(at: str) -> str:
+    """The sort key below every entry written at or after ``at`` (and above every earlier one):
+    the entries of a period are those between ``ledger_entries_from(start)`` and ``..._from(end)``."""
+    return f"{LEDGER_SK_PREFIX}{at}"
+
+
+def statement_sk(period_start: str, period_id: str) -> str:
+    """A supplier's settlement statement of one period, in its ledger's partition: oldest first by
+    the period's start (a weekly and a monthly period id do not sort together; their starts do)."""
+    return f"{STATEMENT_SK_PREFIX}{period_start}#{period_id}"
+
+
+def statement_id(period_id: str, supplier_id: str) -> str:
+    """A statement's id: its period and its supplier (so a rerun of the period names the same one)."""
+    return f"{period_id}.{supplier_id}"
+
+
+def statement_id_parts(statement_id: str) -> tuple[str, str]:
+    """(period id, supplier id) of a statement id (a period id has no dot); ValueError if none."""
+    period_id, dot, supplier_id = statement_id.partition(".")
+    if not dot or not period_id or not supplier_id:
+        raise ValueError(f"{statement_id!r} is not a statement id")
+    return period_id, supplier_id
+
+
+def statement_csv_key(tenant_id: str, supplier_id: str, period_id: str) -> str:
+    """S3: a statement's CSV (never expires: the supplier's accounting document)."""
+    return f"statements/{tenant_id}/{supplier_id}/{period_id}.csv"
+
+
+def settlement_tenants() -> str:
+    """GSI3: every tenant whose suppliers have ledger entries (its ``SETTLEMENT_SK`` settings item):
+    the scheduled start of the settlements reads them. One partition: tenants are retailers, few."""
+    return "SETTLEMENT"
+
+
 # ------------------------------------------------------------------------------- webhooks
 def delivery_sk(created_at: str, delivery_id: str) -> str:
     """A webhook delivery, beside its supplier; newest last."""
@@ -353,6 +391,12 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("counted event", supplier_order_pk(_T, "<supplier order id>"), counted_sk("<order event id>"),
      "the order event was counted in its supplier's performance; written in the same transaction as the "
      "counters, expires after 7 days"),
+    ("settlement settings", tenant_settings_pk(_T), SETTLEMENT_SK,
+     "the tenant's settlement period (`weekly` by default); written with its suppliers' first ledger "
+     "entry, `GSI3` for the scheduled settlements (D45)"),
+    ("settlement statement", ledger_pk(_T, "<supplier id>"), statement_sk("<period start>", "<period>"),
+     "opening and closing balance, totals, payable, `status` READY or PAID; its CSV at S3 "
+     f"`{statement_csv_key(_T, '<supplier id>', '<period>')}` (D45)"),
     ("webhook", supplier_pk(_T, "<supplier id>"), WEBHOOK_SK, "the supplier's URL and signing secret"),
     ("webhook delivery", supplier_pk(_T, "<supplier id>"), delivery_sk("<created>", _S),
      f"and `{dedupe_sk('<event id>')}` claims each event once"),
@@ -376,4 +420,6 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
      "the scheduled drain: every tenant's parked corrections"),
     ("`GSI4` (sparse, keys and `hash`)", f"{_audit_log_key('<hour written>', '<shard>')} / written time",
      "the audit digest job: every tenant's audit entries written since its last run"),
+    ("`GSI3` (sparse)", f"{settlement_tenants()} / <tenant id>",
+     "the scheduled settlements: every tenant with ledger entries"),
 )  # fmt: skip

@@ -9,7 +9,9 @@ Entries (amounts signed from the supplier's side: what the retailer owes it is p
 * ``REFUND`` when a return is refunded (``supplier_order.return_received``, or the admin's decision
   of an incident with a refund, ``supplier_order.incident_resolved``): the return's refund, negative;
 * ``COMMISSION_REVERSAL`` with it: each refunded line's share of the commission its sale took
-  (the line's commission times the units refunded over the units sold, rounded by the one rule).
+  (the line's commission times the units refunded over the units sold, rounded by the one rule);
+* ``PAYOUT`` when an admin marks a settlement statement paid (``marketplace.statements``): minus the
+  statement's amount payable, written with the statement's change to PAID.
 
 Each entry's key is the event's id (the order's id and the version the change wrote) and the entry's
 type (``keys.ledger_sk``), written only if absent: a stream record delivered twice, a batch retried, or
@@ -22,7 +24,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marketplace import access, keys
+from marketplace import access, keys, tenant_settings
 from marketplace.commission import commission_of
 from marketplace.errors import Conflict
 from marketplace.money import Money, total
@@ -32,6 +34,7 @@ from marketplace.suppliers import Suppliers
 
 ENTITY = "LEDGER_ENTRY"
 SALE, COMMISSION, REFUND, REVERSAL = "SALE", "COMMISSION", "REFUND", "COMMISSION_REVERSAL"
+PAYOUT = "PAYOUT"
 _POSITION = {SALE: 0, COMMISSION: 1, REFUND: 0, REVERSAL: 1}  # an event's entries, in this order
 DELIVERED = "supplier_order.delivered"
 REFUNDED = ("supplier_order.return_received", "supplier_order.incident_resolved")
@@ -95,7 +98,8 @@ def _entry(
 
 
 def record(table: Table, event: dict[str, Any]) -> int:
-    """Write the entries of ``event`` that are not written yet; how many were new."""
+    """Write the entries of ``event`` that are not written yet; how many were new. The tenant's first
+    entry also makes it one the scheduled settlements visit (``tenant_settings.mark_settling``)."""
     written = 0
     for entry in entries_for(event, table):
         try:
@@ -103,6 +107,8 @@ def record(table: Table, event: dict[str, Any]) -> int:
         except Conflict:
             continue  # this event's entry is already in the ledger
         written += 1
+    if written:
+        tenant_settings.mark_settling(table, str(event["tenantId"]))
     return written
 
 

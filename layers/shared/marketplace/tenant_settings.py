@@ -8,6 +8,7 @@ table's stream as every audited record is; a tenant that never set them has none
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from marketplace.principal import Principal
 from marketplace.repository import Table
 
 COMMISSION_RULES = "COMMISSION_RULES"
+SETTLEMENT = "SETTLEMENT_SETTINGS"
+DEFAULT_SETTLEMENT_PERIOD = "weekly"  # marketplace.statements.PERIODS: weekly or monthly
 # The fields of the commission rules (schemas/commission_rules.json).
 RULE_FIELDS = ("defaultPercent", "categories", "suppliers", "minimumPerLine")
 
@@ -83,3 +86,59 @@ def put_commission_rules(
         )
     except Conflict:
         raise Conflict("the commission rules changed meanwhile; read them and try again") from None
+
+
+# The tenants this process already marked (the mark is never removed): a ledger write of a known
+# tenant costs no extra write. Another process marks once more, which the condition makes harmless.
+_settling: set[str] = set()
+
+
+def mark_settling(table: Table, tenant_id: str) -> None:
+    """Make the tenant one the scheduled settlements visit: its settlement settings item, with the
+    default period, on the sparse index of settling tenants (written once; kept as set after)."""
+    if tenant_id in _settling:
+        return
+    at = now_iso()
+    with suppress(Conflict):  # marked already (by another process, or before this one started)
+        table.put_new({
+            "PK": keys.tenant_settings_pk(tenant_id), "SK": keys.SETTLEMENT_SK, "entity": SETTLEMENT,
+            "tenantId": tenant_id, "period": DEFAULT_SETTLEMENT_PERIOD, "version": 1, "createdAt": at,
+            "GSI3PK": keys.settlement_tenants(), "GSI3SK": tenant_id,
+        })  # fmt: skip
+    _settling.add(tenant_id)
+
+
+def settlement_settings(table: Table, tenant_id: str) -> dict[str, Any]:
+    """The tenant's settlement settings as shown: its period and the item's version (0: none yet)."""
+    found = table.get(keys.tenant_settings_pk(tenant_id), keys.SETTLEMENT_SK)
+    if found is None:
+        return {"period": DEFAULT_SETTLEMENT_PERIOD, "version": 0}
+    return {"period": found["period"], "version": int(found["version"])}
+
+
+def put_settlement_settings(
+    table: Table, principal: Principal, period: str, expected_version: int | None
+) -> dict[str, Any]:
+    """Set the tenant's settlement period (``period``: already validated). ``expected_version`` (the
+    caller's If-Match; 0 while none is stored) must be the version stored, else 412; a write that
+    lost a race is 409. The periods that closed before stay as they were settled."""
+    current = settlement_settings(table, principal.tenant_id)
+    if expected_version is not None and expected_version != current["version"]:
+        raise PreconditionFailed(
+            f"the settlement settings are at version {current['version']}, not {expected_version}"
+        )
+    at, pk = now_iso(), keys.tenant_settings_pk(principal.tenant_id)
+    try:
+        if current["version"] == 0:
+            table.put_new({
+                "PK": pk, "SK": keys.SETTLEMENT_SK, "entity": SETTLEMENT, "tenantId": principal.tenant_id,
+                "period": period, "version": 1, "createdAt": at, "updatedAt": at, "updatedBy": principal.actor,
+                "GSI3PK": keys.settlement_tenants(), "GSI3SK": principal.tenant_id,
+            })  # fmt: skip
+            _settling.add(principal.tenant_id)
+        else:
+            table.update(pk, keys.SETTLEMENT_SK, current["version"],
+                         {"period": period, "updatedAt": at, "updatedBy": principal.actor})  # fmt: skip
+    except Conflict:
+        raise Conflict("the settlement settings changed meanwhile; read them and try again") from None
+    return settlement_settings(table, principal.tenant_id)
