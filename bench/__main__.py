@@ -188,6 +188,9 @@ def print_report(report: dict[str, Any]) -> None:
             "  of which the audit trail (entries, links, GSI4)", c["dynamodb_wru_audit"], "WRU", fmt=",.0f"
         )
         table.add("  of which the audit trail (the entry before each)", c["dynamodb_rru_audit"], "RRU")
+        table.add(
+            "  of which the supplier's ledger (its entries)", c["dynamodb_wru_ledger"], "WRU", fmt=",.0f"
+        )
         for key, label in (("stepfunctions:StartExecution", "StartExecution requests"),
                            ("sns:Publish", "SNS Publish requests"), ("sns:PublishBatch", "SNS PublishBatch requests"),
                            (costs.SNS_MESSAGES, "SNS messages published")):  # fmt: skip
@@ -206,6 +209,8 @@ def print_report(report: dict[str, Any]) -> None:
             table.add("  same, the sweeper runs' fixed part counted whole, not amortised",
                       t[name]["usd_per_million_with_whole_sweeper_runs"], "USD", fmt=",.2f")  # fmt: skip
         table.add("  of which the audit trail's DynamoDB requests", t[name]["usd_per_million_audit_dynamodb"],
+                  "USD", fmt=",.2f")  # fmt: skip
+        table.add("  of which the ledger's DynamoDB writes", t[name]["usd_per_million_ledger_dynamodb"],
                   "USD", fmt=",.2f")  # fmt: skip
         table.add("  same, Lambda billed at CPU time (lower bound)", t[name]["usd_per_million_lambda_at_cpu_time"],
                   "USD", fmt=",.2f")  # fmt: skip

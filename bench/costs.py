@@ -851,6 +851,18 @@ def _one(driver: Driver, meter: Meter, action: Callable[[], Any]) -> dict[str, A
 
 
 AUDIT_FUNCTION = "AuditFunction"
+LEDGER_PARTITION = "#LEDGER#"  # keys.ledger_pk: a supplier's ledger entries (and its statements)
+
+
+def ledger_wru(sample: dict[str, Any]) -> float:
+    """The write units of the supplier ledgers' entries in ``sample`` (D42): the writes to a ledger
+    partition (the ledger has no index; its statements are written by the settlement, not here)."""
+    return sum(u for k, u in sample.get("wru_by_key", {}).items() if LEDGER_PARTITION in k.partition("|")[2])
+
+
+def ledger_dynamodb_usd(sample: dict[str, Any], prices: dict[str, Any]) -> float:
+    """What the ledger's entries in ``sample`` cost to write (on-demand units)."""
+    return ledger_wru(sample) * prices["prices"]["dynamodb_on_demand_per_wru"]["usd"]
 
 
 def audit_dynamodb_usd(sample: dict[str, Any], prices: dict[str, Any]) -> float:
@@ -961,6 +973,7 @@ def counts_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         # written by AuditFunction from the stream, so what it costs is what that function requests.
         "dynamodb_wru_audit": of(lambda s: s.get("wru_by_function", {}).get(AUDIT_FUNCTION, 0)),
         "dynamodb_rru_audit": of(lambda s: s.get("rru_by_function", {}).get(AUDIT_FUNCTION, 0)),
+        "dynamodb_wru_ledger": of(ledger_wru),
         "requests": {k: of(lambda s, k=k: s["requests"].get(k, 0)) for k in keys},
         "stream_get_records": of(lambda s: s["stream_reads"]),
         "log_bytes": of(lambda s: s["log_bytes"]),
@@ -1002,6 +1015,7 @@ def report(measured: dict[str, Any], prices: dict[str, Any] | None = None) -> di
             "usd_per_million_lambda_at_cpu_time": stats([sum(c.values()) * 1e6 for c in at_cpu]),
             "usd_per_million_by_service": {k: stats([c[k] * 1e6 for c in per_run]) for k in services},
             "usd_per_million_audit_dynamodb": stats([audit_dynamodb_usd(s, prices) * 1e6 for s in runs]),
+            "usd_per_million_ledger_dynamodb": stats([ledger_dynamodb_usd(s, prices) * 1e6 for s in runs]),
         }
     out["sweep"] = {
         "counts": counts_summary(samples["sweep"]),

@@ -217,6 +217,25 @@ def test_the_audit_trails_share_is_what_the_audit_function_requested(prices):
     assert out["usd_per_million_audit_dynamodb"]["median"] == pytest.approx(5 * 0.625 + 2 * 0.125)
 
 
+def test_the_ledgers_share_is_the_writes_to_ledger_partitions(prices):
+    """D42: a delivered order's sale and commission are two entries in the supplier's ledger
+    partition; the report prints their write units and their dollars per million apart."""
+    lifecycle = sample(wru={"T": 12}, elapsed_s=1.0, stream_reads=0,
+                       wru_by_key={"T|TENANT#t1#LEDGER#s1": 2, "T|TENANT#t1#SO#1": 10})  # fmt: skip
+    sweep = sample(rru={"T/GSI3": 30.0}, elapsed_s=1.0, stream_reads=0, wru_by_key={},
+                   invocations={"ExpireSupplierOrdersFunction": 1}, wall_ms={"ExpireSupplierOrdersFunction": 50.0},
+                   cpu_ms={"ExpireSupplierOrdersFunction": 10.0}, calls={"ExpireSupplierOrdersFunction": 30})  # fmt: skip
+    measured = {
+        "samples": {"onboarding": [lifecycle], "order": [lifecycle], "lifecycle": [lifecycle], "sweep": [sweep]},
+        "memory_mb": {}, "webhook_requests_received": 0,
+        "names": {"tenant": "t1", "supplier": "s1", "sku": "k1"}, "api_stage_rate_limit_per_s": None,
+    }  # fmt: skip
+    out = costs.report(measured, prices)["order"]
+    # The ledger partition's 2 WRU of the order's 12.
+    assert out["counts"]["dynamodb_wru_ledger"]["median"] == 2
+    assert out["usd_per_million_ledger_dynamodb"]["median"] == pytest.approx(2 * 0.625)
+
+
 def test_capacity_picks_the_quota_that_binds_first_per_region(tmp_path):
     quotas = json.loads(costs.QUOTAS_PATH.read_text())
     path = tmp_path / "quotas.json"
