@@ -28,7 +28,7 @@ import boto3
 from botocore.config import Config
 
 from marketplace.webhook_targets import LOOPBACK_PORTS_VARIABLE
-from marketplace_local import roles, transport
+from marketplace_local import iam_report, roles, transport
 from marketplace_local.api import LocalApi
 from marketplace_local.auth import TokenIssuer, resolve_state_dir
 from marketplace_local.faults import FaultConfig, FaultInjector
@@ -273,6 +273,7 @@ class LocalStack:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._enforcement is not None:
+            self._write_iam_usage()
             self._enforcement.__exit__(None, None, None)
             self._enforcement = None
         if self.roles is not None:
@@ -329,6 +330,16 @@ class LocalStack:
         if self.config.enforce_iam:
             self._enforcement = roles.enforcement()
             self._enforcement.__enter__()
+
+    def _write_iam_usage(self) -> None:
+        """With ``MARKETPLACE_IAM_USAGE=<dir>``: what each role was granted and used (``make iam-report``)."""
+        directory = os.environ.get(iam_report.USAGE_VARIABLE)
+        if not directory or self.template is None or self.provisioned is None:
+            return
+        role_names = [self.physical_id(lid) for lid in self.template.resources_of_type("AWS::IAM::Role")]
+        iam_report.write_usage(
+            Path(directory), self.client("iam"), role_names, f"{os.getpid()}-{self.config.moto_port}"
+        )
 
     def physical_id(self, logical_id: str) -> Any:
         assert self.provisioned is not None

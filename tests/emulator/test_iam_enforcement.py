@@ -9,6 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
+import pytest
+
+from marketplace_local import roles
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -50,3 +55,54 @@ def test_with_the_patch_a_role_may_do_what_its_policy_grants_on_the_resources_it
         "publish granted topic": "ok",
         "operator puts": "ok",
     }
+
+
+def test_each_function_runs_with_a_session_of_its_own_execution_role(stack):
+    """As Lambda does: the function's environment holds its role's session, and AWS knows the caller
+    as that role (sts:GetCallerIdentity, which no policy can refuse)."""
+    for logical_id in ("ApiFunction", "ValidateSupplierFunction"):
+        environment = stack.runtime._environment(stack.runtime.by_logical_id(logical_id))
+        sts = boto3.session.Session().client(
+            "sts",
+            region_name=stack.config.region,
+            endpoint_url=stack.moto_endpoint,
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=environment["AWS_SESSION_TOKEN"],
+        )
+        role = stack.physical_id(stack.template.resources[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0])
+        assert f":assumed-role/{role}/" in sts.get_caller_identity()["Arn"]
+
+
+def test_the_switch_accepts_on_or_off_and_names_itself_otherwise(monkeypatch):
+    monkeypatch.setenv("MARKETPLACE_IAM", "OFF")
+    assert roles.enforcement_from_env() is False
+    monkeypatch.setenv("MARKETPLACE_IAM", "on")
+    assert roles.enforcement_from_env() is True
+    monkeypatch.setenv("MARKETPLACE_IAM", "maybe")
+    with pytest.raises(ValueError, match="MARKETPLACE_IAM must be on or off"):
+        roles.enforcement_from_env()
+
+
+def test_the_least_privilege_report_marks_each_grant_used_or_never_used(tmp_path):
+    from marketplace_local import iam_report
+
+    queue = "arn:aws:sqs:us-east-1:123456789012:q"
+    statement = {"policy": "p0", "Effect": "Allow", "Action": ["sqs:SendMessage*", "sqs:DeleteMessage"]}
+    usage = {
+        "granted": {"fn": [{**statement, "Resource": queue}]},
+        "used": [["arn:aws:iam::123456789012:role/fn", "sqs:SendMessage", queue]],
+        "denied": [["arn:aws:iam::123456789012:role/fn", "sqs:PurgeQueue", queue]],
+    }
+    (tmp_path / "usage-1.json").write_text(json.dumps(usage))
+    rows = iam_report.report(tmp_path)["fn"]
+    assert rows == [
+        {
+            "policy": "p0",
+            "action": "sqs:SendMessage*",
+            "resources": [queue],
+            "used": [f"sqs:SendMessage {queue}"],
+        },
+        {"policy": "p0", "action": "sqs:DeleteMessage", "resources": [queue], "used": []},
+        {"denied": f"sqs:PurgeQueue {queue}"},
+    ]
