@@ -83,7 +83,7 @@ class StackConfig:
     # (see LocalStack.allow_webhook_port). No other loopback port is reachable by a delivery.
     webhook_ports: tuple[int, ...] = ()
     # Every call of a function, state machine or event source mapping is authorised against its role's
-    # policies, as on AWS (marketplace_local.roles; D50). MARKETPLACE_IAM=off turns it off for a run.
+    # policies, as on AWS (marketplace_local.roles; D50). MARKETPLACE_IAM=on|off sets it for a run.
     enforce_iam: bool = field(default_factory=roles.enforcement_from_env)
 
     @classmethod
