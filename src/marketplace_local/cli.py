@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from marketplace_local import audit_cli, import_cli, tenant_cli
+from marketplace_local import audit_cli, import_cli, settle_cli, tenant_cli
 from marketplace_local.auth import OPERATOR, ROLES, TokenIssuer
 
 
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     import_cli.add_parser(sub)  # marketplace import-products (docs/import.md)
     audit_cli.add_parser(sub)  # marketplace audit verify|digest (docs/audit.md)
     tenant_cli.add_parser(sub)  # marketplace tenant (docs/tenants.md)
+    settle_cli.add_parser(sub)  # marketplace settle (docs/money.md)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -103,3 +103,18 @@ def test_a_statement_is_announced_when_written_and_when_paid_and_not_otherwise()
     assert (announced["type"], announced["body"]["reference"], announced["body"]["at"]) == (
         "statement.paid", "SEPA-1", "2026-12-09T09:00:00.000Z")  # fmt: skip
     assert event_for(paid, {**paid, "version": 3}) is None  # no status change: no event
+
+
+def test_marketplace_settle_names_a_bad_period_and_a_missing_stack(tmp_path, monkeypatch, capsys):
+    """`marketplace settle` (the local stand-in for the hourly schedule, docs/money.md step 7): a
+    period that is none and a state folder with no stack are usage errors naming what is wrong."""
+    from marketplace_local import cli
+
+    monkeypatch.setenv("MARKETPLACE_STATE_DIR", str(tmp_path))
+    assert cli.main(["settle", "--period", "2026-W54"]) == 2
+    assert (
+        "--period 2026-W54 is not a period: an ISO week (2026-W49) or a month (2026-12)"
+        in capsys.readouterr().err
+    )
+    assert cli.main(["settle", "--period", "2026-W49"]) == 2
+    assert "no local stack is running" in capsys.readouterr().err
