@@ -76,7 +76,8 @@ def stack(clock, tmp_path_factory) -> Iterator[Any]:
         moto_port=free_port(),
         state_dir=tmp_path_factory.mktemp("state"),
         run_schedules=False,  # tests drain explicitly
-        parameter_overrides={"Stage": "test", "MaxValidationRounds": "3"},
+        # Two suppliers a settlement page, so a tenant's few suppliers take the workflow's loop over pages.
+        parameter_overrides={"Stage": "test", "MaxValidationRounds": "3", "SettlementSuppliersPerPage": "2"},
     )
     local = LocalStack(config).start()
     yield local

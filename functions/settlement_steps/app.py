@@ -29,7 +29,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step, tenant_id, period_id = event.get("step"), event["tenantId"], event["periodId"]
     logger.append_keys(tenant_id=tenant_id, period=period_id, step=step)
     if step == "page":
-        return statements.supplier_page(Table(), tenant_id, event.get("nextToken"))
+        per_page = int(config.require("SUPPLIERS_PER_PAGE"))
+        return statements.supplier_page(Table(), tenant_id, event.get("nextToken"), per_page)
     if step == "settle":
         store = ImportStore(config.require("STATEMENT_BUCKET_NAME"))
         result = statements.settle_batch(Table(), store, tenant_id, period_id, list(event["supplierIds"]))

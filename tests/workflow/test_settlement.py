@@ -99,6 +99,12 @@ def test_a_period_settles_every_supplier_with_entries_once_and_the_payout_opens_
         execution_name(shop, week) not in start_settlements(shop, week.end + timedelta(hours=23))["started"]
     )
     name = settled(shop, week, week.end + timedelta(days=1, hours=1))
+    # The test stack lists 2 suppliers a page (SettlementSuppliersPerPage, tests/conftest.py): the
+    # three suppliers take the workflow's loop over two pages, as tens of thousands take it over many.
+    arn = (
+        shop.stack.physical_id("SettlementStateMachine").replace(":stateMachine:", ":execution:") + ":" + name
+    )
+    assert shop.listings.onboarding.entered(arn).count("ListSuppliers") == 2
 
     first_a, first_b = statement(shop, a, week), statement(shop, b, week)
     assert statement(shop, c, week) is None  # no entries in the period: no statement

@@ -39,7 +39,7 @@ ENTITY = "STATEMENT"
 READY, PAID = "READY", "PAID"
 WEEKLY, MONTHLY = "weekly", "monthly"
 PERIODS = (WEEKLY, MONTHLY)
-SUPPLIERS_PER_PAGE = 1000  # suppliers listed per page of the workflow's loop
+SUPPLIERS_PER_PAGE = 1000  # suppliers listed per page of the workflow's loop (template: SettlementSuppliersPerPage)
 SUPPLIERS_PER_BATCH = 100  # suppliers settled by one Lambda call (one item of the workflow's Map)
 CSV_URL_SECONDS = 3600
 # A period is settled this long after it ended: the order events' stream mapping retries a record for
@@ -207,12 +207,14 @@ def csv_rows(statement: dict[str, Any], entries: list[dict[str, Any]]) -> list[l
     return rows
 
 
-def supplier_page(table: Table, tenant_id: str, token: str | None) -> dict[str, Any]:
-    """One page of the tenant's suppliers for the workflow's Map, in batches of
+def supplier_page(
+    table: Table, tenant_id: str, token: str | None, per_page: int = SUPPLIERS_PER_PAGE
+) -> dict[str, Any]:
+    """One page of ``per_page`` of the tenant's suppliers for the workflow's Map, in batches of
     ``SUPPLIERS_PER_BATCH``; ``nextToken`` None on the last page."""
     page: Page = table.query(
         keys.entity_pk(tenant_id, suppliers.ENTITY), index="GSI2", pk_name="GSI2PK", sk_name="GSI2SK",
-        limit=SUPPLIERS_PER_PAGE, next_token=token, project=("supplierId",),
+        limit=per_page, next_token=token, project=("supplierId",),
     )  # fmt: skip
     ids = [str(item["supplierId"]) for item in page.items]
     batches = [ids[n : n + SUPPLIERS_PER_BATCH] for n in range(0, len(ids), SUPPLIERS_PER_BATCH)]
