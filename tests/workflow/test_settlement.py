@@ -23,6 +23,7 @@ from marketplace.principal import Principal
 from marketplace_local.samples import SHIP_TO
 from tests.conftest import wait_until
 from tests.workflow.conftest import inbox, received
+from tests.workflow.test_audit_trail import trail
 from tests.workflow.test_supplier_ledger import admin, entries, money
 from tests.workflow.test_supplier_order_lifecycle import shipment
 from tests.workflow.test_supplier_orders import Shop
@@ -167,6 +168,10 @@ def test_a_period_settles_every_supplier_with_entries_once_and_the_payout_opens_
     assert ledger.balance(table, shop.tenant, a) == [money("0.00")]
     paid_event = wait_until(lambda: received(shop.stack, ready) or None, what="statement.paid")
     assert [(e["event"], e["reference"]) for e in paid_event] == [("statement.paid", "SEPA-2026-0001")]
+    # Audited as every record (D48): written READY by the workflow, then PAID by the admin.
+    audited = trail(shop, keys.ledger_pk(shop.tenant, a), first_a["SK"], 2)
+    assert [((e["after"] or {}).get("status"), e["by"].split(":")[0]) for e in audited] == [
+        ("READY", "workflow"), ("PAID", "admin")]  # fmt: skip
 
     # The next period: A's payout is its one entry; it opens with the closing balance and pays off.
     following = statements.period_of(paid_at, statements.WEEKLY)

@@ -60,6 +60,7 @@ AUDITED: dict[str, Audited] = {
     "BLOCKLIST": Audited(),
     "WEBHOOK": Audited(secret=("secret",)),
     "TENANT": Audited(personal=("admins",)),
+    "STATEMENT": Audited(),
 }
 AUDITED_ENTITIES = frozenset(AUDITED)
 _NOT_AUDITED_FIELDS = {

@@ -45,6 +45,7 @@ CSV_URL_SECONDS = 3600
 # A period is settled this long after it ended: the order events' stream mapping retries a record for
 # up to 24 hours (MaximumRecordAgeInSeconds), so by then every entry stamped in the period is written.
 SETTLE_AFTER = timedelta(days=1)
+SETTLER = "workflow:settlement"  # who writes a statement (its audit entry's ``by``)
 CSV_HEADER = ("at", "type", "entryId", "supplierOrderId", "returnId", "amount", "currency")
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
@@ -180,7 +181,7 @@ def settle(
         "closingBalance": _shown(closing),
         "payable": _shown({c: v for c, v in closing.items() if v > 0}),
         "entries": len(entries), "csvKey": keys.statement_csv_key(tenant_id, supplier_id, period.id),
-        "createdAt": now_iso(),
+        "createdAt": now_iso(), "createdBy": SETTLER, "updatedAt": now_iso(), "updatedBy": SETTLER,
     }  # fmt: skip
     store.put_csv(record["csvKey"], csv_rows(record, entries), header=False)
     try:
@@ -332,7 +333,7 @@ def mark_paid(
     update = {"Update": {
         "TableName": table.name, "Key": to_item({"PK": statement["PK"], "SK": statement["SK"]}),
         "UpdateExpression": "SET #status = :paid, #reference = :ref, paidAt = :at, paidBy = :by, "
-                            "#version = #version + :one",
+                            "updatedAt = :at, updatedBy = :by, #version = #version + :one",
         "ConditionExpression": "#status = :ready AND #version = :expected",
         "ExpressionAttributeNames": {"#status": "status", "#version": "version", "#reference": "reference"},
         "ExpressionAttributeValues": to_item(changes),
@@ -347,4 +348,4 @@ def mark_paid(
             raise Conflict(f"statement {statement_id} changed meanwhile; try again") from None
         return mark_paid(principal, statement_id, reference, table, retried=True)
     return view({**statement, "status": PAID, "reference": reference, "paidAt": at, "paidBy": principal.actor,
-                 "version": int(statement["version"]) + 1})  # fmt: skip
+                 "updatedAt": at, "updatedBy": principal.actor, "version": int(statement["version"]) + 1})  # fmt: skip
