@@ -86,9 +86,7 @@ class InProcessTransport:
         # the S3 metadata headers whose spelling moto's request handler preserves.
         builder = EnvironBuilder(
             path=split.path or "/",
-            # The request's own host, as its Host header over HTTP: a signature covers it (the
-            # engine addresses this server as localhost:<port>, others as 127.0.0.1:<port>).
-            base_url=f"{split.scheme}://{split.netloc}",
+            base_url=f"{self.scheme}://{self.netloc}",
             query_string=split.query,
             method=request.method,
             headers=[(k, v) for k, v in headers.items() if "_" not in k],
