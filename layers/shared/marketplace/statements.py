@@ -39,7 +39,8 @@ ENTITY = "STATEMENT"
 READY, PAID = "READY", "PAID"
 WEEKLY, MONTHLY = "weekly", "monthly"
 PERIODS = (WEEKLY, MONTHLY)
-SUPPLIERS_PER_PAGE = 1000  # suppliers listed per page of the workflow's loop (template: SettlementSuppliersPerPage)
+# Suppliers listed per page of the workflow's loop (the template's SettlementSuppliersPerPage).
+SUPPLIERS_PER_PAGE = 1000
 SUPPLIERS_PER_BATCH = 100  # suppliers settled by one Lambda call (one item of the workflow's Map)
 CSV_URL_SECONDS = 3600
 # A period is settled this long after it ended: the order events' stream mapping retries a record for
