@@ -391,6 +391,45 @@ def _instance_loggers() -> None:
     powertools.Logger._get_logger = _get_logger  # type: ignore[method-assign]
 
 
+class _PerThread:
+    """A class attribute each thread reads and writes on its own: one data descriptor, placed both on
+    the class (for ``instance.attr``) and on its metaclass (for ``Class.attr = value``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._local = threading.local()
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        try:
+            return self._local.value
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self._local.value = value
+
+
+def _per_thread_router_event() -> None:
+    """Make Powertools' ``BaseRouter.current_event`` and ``BaseRouter.lambda_context`` per thread
+    (idempotent).
+
+    The REST resolver keeps the event it resolves on the class (``BaseRouter.current_event = ...``),
+    so that split routers see it. On Lambda one process is one execution environment and runs one
+    request at a time; here the API function's instances share a process, and a request running
+    beside another read the other's body and headers (an order validated against a stock
+    adjustment's body; an Idempotency-Key "still in progress" that was another request's). An
+    instance runs an invocation in one thread, so a per-thread value is the execution environment's
+    own. Powertools has no setting for this, hence the descriptor."""
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    if isinstance(BaseRouter.__dict__.get("current_event"), _PerThread):
+        return
+    slots = {name: _PerThread(name) for name in ("current_event", "lambda_context")}
+    for name, slot in slots.items():  # in the class's own dict, while its metaclass is still plain
+        setattr(BaseRouter, name, slot)
+    BaseRouter.__class__ = type("PerThreadRouterMeta", (type(BaseRouter),), dict(slots))
+
+
 # A fault injector may raise an exception (it then surfaces as the function's error) before a
 # handler runs. The fault-injection issue plugs in here; nothing is registered by default.
 Interceptor = Callable[[FunctionSpec, Any], None]
@@ -445,7 +484,9 @@ class LambdaRuntime:
         ``sys.modules``, the handler is imported (which imports its own copies), those copies are
         kept with the instance and the previous modules are put back. Later, each instance's code
         reaches its own copies through its module globals. Third-party packages (Powertools,
-        boto3) are imported once per process; their objects that the instance creates are its own."""
+        boto3) are imported once per process; their objects that the instance creates are its own,
+        and what Powertools keeps per process is made per instance (loggers, metrics, the event a
+        resolver resolves)."""
         module_path, _, _ = spec.handler.rpartition(".")
         file = spec.code_dir / (module_path.replace(".", "/") + ".py")
         module_name = f"_lambda_{spec.logical_id}_{index}_{module_path.replace('.', '_')}"
@@ -463,6 +504,7 @@ class LambdaRuntime:
             # modules beside it (functions/api/app.py includes its routers that way).
             sys.path.insert(0, str(spec.code_dir))
             _instance_loggers()
+            _per_thread_router_event()
             _starting_instance.tag = f"{spec.logical_id}-{index}"
             try:
                 module_spec.loader.exec_module(module)

@@ -90,7 +90,49 @@ def test_a_handler_may_run_asyncio_even_when_its_caller_runs_an_event_loop(runti
         return runtime.invoke_or_raise("hello", {"asyncio_run": True})
 
     assert runtime.invoke_or_raise("hello", {"asyncio_run": True}) == {"greeting": "hi"}
-    assert asyncio.run(from_a_running_loop()) == {"greeting": "hi"}
+    # The loop runs in a thread of the test's own: the worker's main thread may run one already
+    # (Playwright's sync API keeps one there for the browser tests of the same worker).
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, from_a_running_loop()).result() == {"greeting": "hi"}
+
+
+def test_api_requests_running_at_once_in_instances_of_one_function_each_see_their_own_event(tmp_path):
+    """Powertools keeps the event being resolved on a class (``BaseRouter.current_event``): on Lambda
+    one process is one execution environment; here the instances share a process, and a request
+    must still never read another's body or headers."""
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "app.py").write_text(
+        textwrap.dedent("""
+        import time
+        from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+        app = APIGatewayRestResolver()
+
+        @app.post("/echo")
+        def echo():
+            time.sleep(0.02)  # another instance resolves its own request meanwhile
+            return {"body": app.current_event.json_body, "key": app.current_event.headers["Idempotency-Key"],
+                    "request": app.lambda_context.aws_request_id}
+
+        def handler(event, context):
+            return {"answer": app.resolve(event, context), "request": context.aws_request_id}
+    """)
+    )
+    rt = LambdaRuntime({"AWS_REGION": "eu-west-1"})
+    rt.register(FunctionSpec(logical_id="Api", name="api", arn="arn:aws:lambda:eu-west-1:1:function:api",
+                             code_dir=tmp_path / "api", handler="app.handler", environment={},
+                             timeout=5, reserved_concurrency=4))  # fmt: skip
+
+    def call(n: int) -> tuple[dict, str]:
+        event = {"httpMethod": "POST", "path": "/echo", "resource": "/echo", "body": json.dumps({"n": n}),
+                 "headers": {"Idempotency-Key": f"key-{n}"}, "requestContext": {"stage": "local"}}  # fmt: skip
+        result = rt.invoke_or_raise("api", event)
+        return json.loads(result["answer"]["body"]), result["request"]
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(call, range(40)))
+    assert [(a["body"], a["key"]) for a, _ in answers] == [({"n": n}, f"key-{n}") for n in range(40)]
+    assert all(a["request"] == request for a, request in answers)
 
 
 def test_json_logs_tell_the_handler_their_format_and_level_as_lambda_does(runtime, tmp_path):
