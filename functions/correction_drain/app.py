@@ -67,14 +67,15 @@ def _resume(correction: Correction, version: int) -> str:
 
 def _time_budget(event: dict[str, Any], context: LambdaContext) -> Callable[[], float]:
     """Seconds this drain may still spend: this function's own time left, less a margin to report,
-    and no more than a caller's ``budgetMs`` (the API, which must answer within its own timeout)."""
-    started = time.monotonic()
-    budget = event.get("budgetMs") if isinstance(event, dict) else None
-    caller = float(budget) / 1000 if isinstance(budget, int | float) and budget > 0 else float("inf")
+    and no later than a caller's ``deadlineMs`` (epoch milliseconds: the API, which must answer
+    within its own timeout). A deadline, not a duration: the caller's SDK retries a throttled
+    Invoke with the same payload, and a duration would restart with each retry."""
+    deadline = event.get("deadlineMs") if isinstance(event, dict) else None
+    caller = float(deadline) / 1000 if isinstance(deadline, int | float) and deadline > 0 else float("inf")
 
     def seconds_left() -> float:
         own = context.get_remaining_time_in_millis() / 1000 - 2.0
-        return min(own, caller - (time.monotonic() - started))
+        return min(own, caller - time.time())
 
     return seconds_left
 

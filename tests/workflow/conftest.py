@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,7 +154,7 @@ class Onboarding:
         runtime = self.stack.runtime
         name = self.stack.physical_id("CorrectionDrainFunction")
         event = {"source": "test", "tenantId": self.tenant}
-        event |= {"budgetMs": budget_ms} if budget_ms is not None else {}
+        event |= {"deadlineMs": int(time.time() * 1000) + budget_ms} if budget_ms is not None else {}
         report = runtime.invoke_or_raise(name, event)
         return report["byTenant"].get(self.tenant, {}) | {"_all": report}
 

@@ -94,6 +94,17 @@ def park_backlog(stack: Any, tenant: str, count: int) -> None:
                what=f"{count} corrections of {tenant} parked")  # fmt: skip
 
 
+def test_a_drain_called_after_its_callers_deadline_resumes_nothing_and_says_more(onboarding):
+    """The API gives the drain a deadline, not a duration: an SDK retry of a throttled Invoke sends
+    the same payload later, and must not run past the API's own answer (a 5xx at 29 s)."""
+    supplier_id = waiting_for_fix(onboarding)
+    onboarding.fix(supplier_id, taxId=unique_ein())
+    late = onboarding.drain(budget_ms=-1)  # the deadline passed a millisecond ago
+    assert (late.get("resumed", 0), late["_all"]["more"]) == (0, True), late
+    assert onboarding.drain().get("resumed") == 1
+    onboarding.wait_status(supplier_id, "APPROVED")
+
+
 def test_another_tenants_backlog_does_not_delay_a_tenants_drain(stack, onboarding):
     backlog = f"backlog-{uuid.uuid4().hex[:8]}"
     park_backlog(stack, backlog, BACKLOG)

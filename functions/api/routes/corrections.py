@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
@@ -47,7 +48,8 @@ def drain_corrections() -> dict[str, Any]:
                 "source": "api",
                 "requestedBy": principal.subject,
                 "tenantId": principal.tenant_id,
-                "budgetMs": budget_ms,
+                # when the drain must stop: this answer's own deadline, less the margin
+                "deadlineMs": int(time.time() * 1000) + budget_ms,
             }
         ).encode(),
     )
