@@ -769,12 +769,18 @@ def parameters_block(sam: dict[str, Any]) -> str:
             [
                 f"`{name}`",
                 spec.get("Type", ""),
-                "(required)" if default is None else f"`{default}`",
+                "(required)" if default is None else (f"`{default}`" if default != "" else "empty"),
                 "; ".join(allowed),
                 spec.get("Description", ""),
             ]
         )
     return "\n".join(_table(["parameter", "type", "default", "allowed", "what it sets"], rows)) + "\n"
+
+
+def _override_value(value: Any) -> str:
+    """A parameter override's value as the shell passes it to SAM: an empty one quoted for SAM
+    (``PinnedTenant=\\"\\"``), since a bare ``Name=`` sets nothing."""
+    return str(value) if value != "" else '\\"\\"'
 
 
 def deploy_command_block(sam: dict[str, Any]) -> str:
@@ -789,7 +795,10 @@ def deploy_command_block(sam: dict[str, Any]) -> str:
         "  --resolve-s3 \\",
         "  --capabilities CAPABILITY_IAM \\",
         "  --parameter-overrides \\",
-        *(f"    {name}={spec.get('Default', '<value>')} \\" for name, spec in params.items()),
+        *(
+            f"    {name}={_override_value(spec.get('Default', '<value>'))} \\"
+            for name, spec in params.items()
+        ),
         f"  --tags app=marketplace stage={stage} \\",
         "  --no-confirm-changeset \\",
         "  --no-fail-on-empty-changeset",

@@ -17,12 +17,22 @@ from marketplace_local.auth import OPERATOR, ROLES, TokenIssuer
 
 def _run(args: argparse.Namespace) -> int:
     from marketplace_local.stack import LocalStack, StackConfig
+    from marketplace_local.template import TemplateError, load_sam, parameter_values
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
     config = StackConfig.from_env()
     if args.port is not None:
         config.api_port = args.port
+    if args.moto_port is not None:
+        config.moto_port = args.moto_port
+    if args.tenant:
+        config.pin(args.tenant)
+    try:  # a bad --tenant (or PORT...) stops here with the reason, before anything starts
+        parameter_values(load_sam(config.template_path), config.parameter_overrides)
+    except TemplateError as exc:
+        print(f"marketplace run: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -30,6 +40,9 @@ def _run(args: argparse.Namespace) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     stack = LocalStack(config).start()
     try:
+        if config.pinned_tenant:
+            print(f"Stack {config.stack_name} serves only tenant {config.pinned_tenant}; "
+                  f"its key and stack.json are in {config.state_dir}", flush=True)  # fmt: skip
         print(f"Marketplace API ready at {stack.api_url}", flush=True)
         stop.wait()
     finally:
@@ -63,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="start the local marketplace (API on 127.0.0.1:3000; PORT overrides)")
     run.add_argument("--port", type=int, default=None, help="API port (default: $PORT or 3000)")
+    run.add_argument(
+        "--moto-port", type=int, default=None, help="local AWS port (default: $MOTO_PORT or 5000)"
+    )
+    run.add_argument("--tenant", help="run a premium tenant's own stack (the silo), serving only this tenant, "
+                     "beside the pool: give it other ports (docs/deploy.md)")  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="log the local stack's own activity")
     run.set_defaults(func=_run)
 

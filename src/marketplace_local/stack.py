@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from marketplace.tenants import silo_stack_name
 from marketplace.webhook_targets import LOOPBACK_PORTS_VARIABLE
 from marketplace_local import transport
 from marketplace_local.api import LocalApi
@@ -82,6 +83,19 @@ class StackConfig:
     # Loopback ports that suppliers' webhooks may point at: the test receivers started on purpose
     # (see LocalStack.allow_webhook_port). No other loopback port is reachable by a delivery.
     webhook_ports: tuple[int, ...] = ()
+    # A premium tenant's own stack (the silo, D53), set by pin(): None runs the pool.
+    pinned_tenant: str | None = None
+
+    def pin(self, tenant_id: str) -> StackConfig:
+        """This stack as ``tenant_id``'s own (``marketplace run --tenant``), beside the pool on this
+        machine: the template's ``PinnedTenant``, the stack named as on AWS (its tables, queues and
+        state machines are named after it), and its signing key (its own user pool's, on AWS) and
+        stack.json in a folder of its own under the state folder."""
+        self.pinned_tenant = tenant_id
+        self.stack_name = silo_stack_name(tenant_id)
+        self.parameter_overrides = {**self.parameter_overrides, "PinnedTenant": tenant_id}
+        self.state_dir = resolve_state_dir(self.state_dir) / self.stack_name
+        return self
 
     @classmethod
     def from_env(cls) -> StackConfig:

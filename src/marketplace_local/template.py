@@ -143,6 +143,12 @@ def parameter_values(sam: dict[str, Any], overrides: dict[str, Any] | None = Non
     missing = [name for name, value in values.items() if value is None]
     if missing:
         raise TemplateError(f"template parameters without a value: {', '.join(missing)}")
+    for name, value in values.items():  # as CloudFormation checks a String parameter's value
+        pattern = sam["Parameters"][name].get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, str(value)):
+            raise TemplateError(
+                f"template parameter {name}={value!r} does not match its AllowedPattern {pattern}"
+            )
     return values
 
 

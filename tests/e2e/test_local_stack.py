@@ -23,6 +23,7 @@ import boto3
 import pytest
 import requests
 
+from marketplace.tenants import silo_stack_name
 from marketplace_local.stack import free_port
 from tests.conftest import ROOT, wait_until
 from tests.receivers import Receiver
@@ -77,11 +78,13 @@ class RunningStack:
 
 @contextlib.contextmanager
 def marketplace_running(
-    state_dir: Path, stop_seconds: float = 20, webhook_receivers: int = 12
+    state_dir: Path, stop_seconds: float = 20, webhook_receivers: int = 12, tenant: str | None = None
 ) -> Iterator[RunningStack]:
     """`marketplace run` in its own process on free ports, as a user starts it; Ctrl-C at the end
     (killed if it has not stopped after ``stop_seconds``). Webhooks may reach loopback only on
-    ``webhook_receivers`` ports chosen here, for the receivers the tests start (``stack.receiver()``)."""
+    ``webhook_receivers`` ports chosen here, for the receivers the tests start (``stack.receiver()``).
+    With ``tenant``, `marketplace run --tenant`: that premium tenant's own stack (D53), whose key and
+    stack.json are in its stack's folder under ``state_dir``."""
     port, moto_port = free_port(), free_port()
     webhook_ports = [free_port() for _ in range(webhook_receivers)]
     env = {
@@ -93,8 +96,11 @@ def marketplace_running(
     }
     for leaked in ("AWS_ENDPOINT_URL",):
         env.pop(leaked, None)
-    process = subprocess.Popen([str(BIN / "marketplace"), "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    command = [str(BIN / "marketplace"), "run", *(["--tenant", tenant] if tenant else [])]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    if tenant:
+        state_dir = state_dir / silo_stack_name(tenant)
     deadline = time.monotonic() + 120
     line = ""
     while time.monotonic() < deadline:

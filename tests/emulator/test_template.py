@@ -16,6 +16,7 @@ from marketplace_local.template import (
     dependencies,
     load,
     load_sam,
+    parameter_values,
 )
 
 
@@ -105,6 +106,14 @@ def test_parameter_overrides_replace_defaults_and_unknown_ones_are_refused():
     assert load(overrides={"Stage": "qa"}).parameters["Stage"] == "qa"
     with pytest.raises(TemplateError, match="unknown template parameter"):
         load(overrides={"Nope": "x"})
+
+
+def test_a_parameter_outside_its_allowed_pattern_is_refused_as_cloudformation_refuses_it():
+    sam = load_sam()
+    assert parameter_values(sam, {"PinnedTenant": "acme-retail"})["PinnedTenant"] == "acme-retail"
+    assert parameter_values(sam)["PinnedTenant"] == ""  # the pool
+    with pytest.raises(TemplateError, match=r"PinnedTenant='Acme Retail' does not match its AllowedPattern"):
+        parameter_values(sam, {"PinnedTenant": "Acme Retail"})
 
 
 def test_resolver_handles_the_intrinsics_the_template_uses():

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from marketplace import access, keys, schemas, tenants
+from marketplace import access, config, keys, schemas, tenants
 from marketplace.errors import Forbidden, InvalidInput, Unauthorized
 from marketplace.events import event_for
 from marketplace.principal import Principal
@@ -75,6 +75,47 @@ def test_a_tenant_with_no_record_is_served_and_its_absence_is_cached_too(monoton
     table = CountingTable(None)
     assert tenants.refusal("t-cache", table) is None and tenants.refusal("t-cache", table) is None
     assert table.reads == 1
+
+
+@pytest.fixture
+def pinned(monkeypatch) -> str:
+    """This process as a silo's API: the template's PinnedTenant in the function's environment."""
+    monkeypatch.setenv(config.PINNED_TENANT_VARIABLE, "t-silo")
+    return "t-silo"
+
+
+def test_a_silo_refuses_every_other_tenant_without_a_read_and_serves_its_own(monotonic, pinned):
+    table = CountingTable(None)
+    why = tenants.refusal("t-cache", table)
+    assert (
+        why
+        == "this stack serves only tenant t-silo (its own stack, premium tier); tenant t-cache is not served here"
+    )
+    assert table.reads == 0, "the pin is the function's environment: nothing to read"
+    assert tenants.pin_refusal("t-silo") is None
+    with pytest.raises(Forbidden, match="serves only tenant t-silo"):
+        tenants.require_active("t-cache")
+
+
+def test_the_pool_refuses_a_siloed_tenant_naming_its_own_stack(monotonic):
+    table = CountingTable(
+        {"tenantId": "t-cache", "status": "SILOED", "silo": {"stackName": "marketplace-t-cache"}}
+    )
+    assert tenants.refusal("t-cache", table) == (
+        "tenant t-cache is served by its own stack marketplace-t-cache (premium tier), not by this one"
+    )
+    assert tenants.silo_stack_name("t-cache") == "marketplace-t-cache"
+
+
+class NoWrites:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the table was called: {name}")
+
+
+def test_a_silo_creates_no_other_tenant_and_writes_nothing(pinned):
+    principal = Principal.from_claims(claims())
+    with pytest.raises(Forbidden, match="serves only tenant t-silo"):
+        tenants.Tenants(NoWrites()).provision(principal, {**GOOD, "tenantId": "t-other"}, make_admin=None)
 
 
 def test_test_data_is_never_announced():

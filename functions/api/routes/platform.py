@@ -1,5 +1,6 @@
 """The platform's tenants, the operator's only (docs/tenants.md, D47): create one (its first admins,
-then its smoke test), list and read them, suspend and reinstate one."""
+then its smoke test; a premium one on the pool is only recorded, served by its own stack: D53), list
+and read them, suspend and reinstate one."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ def create_tenant() -> Response:
     record = tenants.Tenants().provision(
         caller(router), request.object_body(router.current_event), TenantAdmins().create
     )
-    metrics.add_metric(name="TenantsLive" if record["status"] == tenants.LIVE else "TenantsFailed",
-                       unit="Count", value=1)  # fmt: skip
+    outcome = {tenants.LIVE: "TenantsLive", tenants.SILOED: "TenantsSiloed"}.get(
+        record["status"], "TenantsFailed"
+    )
+    metrics.add_metric(name=outcome, unit="Count", value=1)
     return request.located(201, tenants.view(record), f"/platform/tenants/{record['tenantId']}")
 
 

@@ -16,6 +16,15 @@ def table_name() -> str:
     return require("TABLE_NAME")
 
 
+# The template's PinnedTenant parameter (D53): set on a premium tenant's own stack, empty on the pool.
+PINNED_TENANT_VARIABLE = "PINNED_TENANT"
+
+
+def pinned_tenant() -> str | None:
+    """The one tenant this stack serves (a silo), or None: the pool serves every tenant."""
+    return os.environ.get(PINNED_TENANT_VARIABLE) or None
+
+
 # What Powertools' Tracer patches for X-Ray: the AWS SDK (every DynamoDB, SQS, SNS, Step Functions
 # call becomes a subsegment) and http.client (the webhook POSTs). Its default, every library the
 # X-Ray SDK knows, imports `requests` just to patch it: about 90 ms of every cold start, for a

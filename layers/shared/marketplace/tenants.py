@@ -6,6 +6,10 @@ tenant's keys. Its status: ``PROVISIONING`` while it is created, then ``LIVE`` o
 passed (``FAILED`` if it did not, with the step and the reason), ``SUSPENDED`` and back to ``LIVE``
 by the operator. A tenant with no record (one that predates the registry) is served as before.
 
+A premium tenant is served by a stack of its own (the silo tier, D53): the same template deployed
+with ``PinnedTenant`` set. The pool's registry records it ``SILOED`` with its stack's name, and the
+pool refuses its tokens naming that stack; the silo refuses every other tenant's tokens.
+
 The smoke test runs the new tenant's first supplier, listing and order through the stack's own
 workflows (onboarding to APPROVED, listing to ACTIVE, order to AWAITING_ACCEPTANCE, then accepted by
 its supplier), every record marked ``testData: true`` (``Principal.test_data``), then deletes them.
@@ -19,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from marketplace import access, keys, schemas
+from marketplace import access, config, keys, schemas
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, Forbidden, NotFound
 from marketplace.order_lifecycle import ACCEPTED, AWAITING
@@ -32,6 +36,9 @@ from marketplace.tenant_settings import order_settings
 
 ENTITY = "TENANT"
 PROVISIONING, LIVE, FAILED, SUSPENDED = "PROVISIONING", "LIVE", "FAILED", "SUSPENDED"
+# A premium tenant in the pool's registry: served by its own stack, never by the pool (D53).
+SILOED = "SILOED"
+PREMIUM = "premium"
 # How long an API instance trusts a tenant's status it read (D47): a suspension refuses the
 # tenant's tokens in every instance at most this long after it is written (at once in the instance
 # that wrote it), for one read per tenant per instance per period instead of one per request.
@@ -39,7 +46,7 @@ STATUS_TTL_SECONDS = 5.0
 # The smoke test's wait for the workflows: under API Gateway's 29 s integration timeout.
 SMOKE_DEADLINE_SECONDS = 25.0
 _FIELDS = ("tenantId", "name", "tier", "status", "version", "admins", "createdAt", "createdBy",
-           "updatedAt", "updatedBy", "liveAt", "goLiveSeconds", "smokeTest", "reason")  # fmt: skip
+           "updatedAt", "updatedBy", "liveAt", "goLiveSeconds", "smokeTest", "reason", "silo")  # fmt: skip
 
 # The smoke test's records: valid for every tenant's default rules (D47).
 SMOKE_SUPPLIER: dict[str, Any] = {
@@ -64,13 +71,32 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def silo_stack_name(tenant_id: str) -> str:
+    """The name of a premium tenant's own stack: its samconfig environment deploys it, and the local
+    stack runs it under this name (``marketplace run --tenant``)."""
+    return f"marketplace-{tenant_id}"
+
+
 # ---------------------------------------------------------------------------------------------- status
+def pin_refusal(tenant_id: str) -> str | None:
+    """Why a stack pinned to one tenant (a silo) refuses ``tenant_id``, or None: from the function's
+    environment, no read."""
+    pinned = config.pinned_tenant()
+    if pinned is None or tenant_id == pinned:
+        return None
+    return f"this stack serves only tenant {pinned} (its own stack, premium tier); tenant {tenant_id} is not served here"
+
+
 _statuses: dict[str, tuple[float, str | None]] = {}  # tenant -> (trusted until, why it is refused)
 
 
 def refusal(tenant_id: str, table: Table | None = None) -> str | None:
-    """Why ``tenant_id``'s tokens are refused now (its suspension), or None. Read at most once per
-    :data:`STATUS_TTL_SECONDS` per tenant in this process: a dictionary look-up per request."""
+    """Why ``tenant_id``'s tokens are refused now (another tenant's silo, its own silo, its suspension),
+    or None. Read at most once per :data:`STATUS_TTL_SECONDS` per tenant in this process: a
+    dictionary look-up per request."""
+    pinned = pin_refusal(tenant_id)
+    if pinned is not None:
+        return pinned
     moment = time.monotonic()
     cached = _statuses.get(tenant_id)
     if cached is None or cached[0] <= moment:
@@ -79,6 +105,9 @@ def refusal(tenant_id: str, table: Table | None = None) -> str | None:
         why = None
         if record is not None and record.get("status") == SUSPENDED:
             why = f"tenant {tenant_id} is suspended by the platform operator: {record.get('reason') or 'no reason given'}"
+        elif record is not None and record.get("status") == SILOED:
+            stack = (record.get("silo") or {}).get("stackName") or silo_stack_name(tenant_id)
+            why = f"tenant {tenant_id} is served by its own stack {stack} (premium tier), not by this one"
         cached = (moment + STATUS_TTL_SECONDS, why)
         _statuses[tenant_id] = cached
     return cached[1]
@@ -159,8 +188,16 @@ class Tenants:
         self, principal: Principal, body: Any, make_admin: Callable[[str, str, str], str]
     ) -> dict[str, Any]:
         """Create the tenant and run its smoke test: LIVE with ``goLiveSeconds`` (from the request to
-        the smoke test's end), or FAILED with the step that failed and why."""
+        the smoke test's end), or FAILED with the step that failed and why. On the pool a premium
+        tenant is only recorded, SILOED (:meth:`silo`); a silo creates its own tenant only (403
+        for another)."""
         started = time.monotonic()
+        schemas.validate("tenant", body)
+        why = pin_refusal(body["tenantId"])
+        if why is not None:
+            raise Forbidden(why)
+        if body["tier"] == PREMIUM and config.pinned_tenant() is None:
+            return self.silo(principal, body)
         record = self.create(principal, body, make_admin)
         smoke = SmokeTest(self.table, record["tenantId"], principal.subject)
         try:
@@ -173,6 +210,26 @@ class Tenants:
         took = round(time.monotonic() - started, 3)
         changes = {"status": LIVE, "smokeTest": outcome, "liveAt": now_iso(), "goLiveSeconds": took}
         return self._set(principal, record, changes)
+
+    def silo(self, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        """A premium tenant in the pool's registry: SILOED, with the name of its own stack. No admin
+        and no smoke test here: both are its own stack's, once deployed (``tenant create`` against
+        it). 409 if the tenant exists."""
+        tenant_id, at = body["tenantId"], now_iso()
+        record: dict[str, Any] = {
+            "PK": keys.PLATFORM_TENANTS_PK, "SK": keys.tenant_sk(tenant_id), "entity": ENTITY,
+            "tenantId": tenant_id, "name": body["name"].strip(), "tier": PREMIUM, "status": SILOED,
+            "admins": [{"email": email} for email in body["admins"]],
+            "silo": {"stackName": silo_stack_name(tenant_id)}, "version": 1,
+            "createdAt": at, "createdBy": principal.actor, "updatedAt": at, "updatedBy": principal.actor,
+        }  # fmt: skip
+        try:
+            self.table.put_new(record)
+        except Conflict:
+            existing = self.get(tenant_id)
+            raise Conflict(f"tenant {tenant_id} already exists ({existing['status']})") from None
+        forget(tenant_id)
+        return record
 
     def suspend(self, principal: Principal, tenant_id: str, reason: str) -> dict[str, Any]:
         return self._move(principal, tenant_id, reason, LIVE, SUSPENDED, "suspended")
