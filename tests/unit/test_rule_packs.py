@@ -97,7 +97,9 @@ def test_a_bad_pack_is_refused_naming_the_field(change, field, reason):
     change(document)
     with pytest.raises(InvalidInput) as refused:
         rule_packs.check(document)
-    assert [(f.field, reason in f.reason) for f in refused.value.fields] == [(field, True)], refused.value.fields
+    assert [(f.field, reason in f.reason) for f in refused.value.fields] == [(field, True)], (
+        refused.value.fields
+    )
 
 
 # ------------------------------------------------------------------------------------------- draft, activation
