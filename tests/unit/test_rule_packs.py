@@ -183,3 +183,15 @@ def test_the_what_if_names_each_record_the_draft_would_move_and_why_and_writes_n
 def test_the_what_if_needs_a_draft(table, admin):
     with pytest.raises(NotFound):
         what_if.replay(table, admin)
+
+
+def test_a_bulk_import_knows_the_categories_of_the_tenant_s_pack():
+    from marketplace import imports
+    from tests.unit.test_imports import COLUMNS, row
+
+    document = defaults()
+    document["categories"]["spaceships"] = {"price": {"min": 1, "max": 10**6}}
+    pack = rule_packs.RulePack(1, document)
+    assert imports.row_to_listing(COLUMNS, row(category="spaceships"), pack)[1] == []
+    (unknown,) = imports.row_to_listing(COLUMNS, row(category="spaceships"))[1]  # the defaults
+    assert (unknown.field, unknown.reason.split(" (")[0]) == ("category", "unknown category 'spaceships'")
