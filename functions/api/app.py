@@ -27,6 +27,7 @@ from routes import (
     products,
     request,
     returns,
+    rule_packs,
     shipments,
     supplier_orders,
     suppliers,
@@ -51,6 +52,7 @@ for resource in (
     corrections,
     blocklist,
     money,
+    rule_packs,
     platform,
 ):
     app.include_router(resource.router)

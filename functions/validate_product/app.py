@@ -1,7 +1,8 @@
 """Product listing's Validate step: the supplier must be APPROVED, then schemas/product.json and
-the category's rules (schemas/categories.json).
+the category's rules in the tenant's rule pack (``marketplace.rule_packs``).
 
-Returns ``{"outcome", "flags", "flagsAttribute", "version"}``; ``TransientError`` is retried by the
+Returns ``{"outcome", "flags", "flagsAttribute", "version", "rulePackVersion"}`` (the pack's version
+stays in the execution, D51); ``TransientError`` is retried by the
 state machine, ``NotFound`` ends it, anything else goes to the correction queue.
 """
 
@@ -29,6 +30,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.info(
         "listing validated",
         extra={"outcome": result["outcome"], "round": event.get("round"), "kind": event.get("kind"),
+               "rule_pack": result["rulePackVersion"],
                "flagged_fields": [f["field"] for f in result["flags"]]},
     )  # fmt: skip
     if not result.get("testData"):  # a tenant's smoke test is no business (D47)

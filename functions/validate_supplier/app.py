@@ -1,6 +1,7 @@
 """Supplier onboarding's Validate step: JSON Schema, then the business rules.
 
-Returns ``{"outcome", "flags", "flagsAttribute", "version"}``. Errors surface to the state machine
+Returns ``{"outcome", "flags", "flagsAttribute", "version", "rulePackVersion"}``: the tenant's rule pack
+(``marketplace.rule_packs``) decides, and its version stays in the execution (D51). Errors surface to the state machine
 by class name: ``TransientError`` is retried, ``NotFound`` ends the workflow, anything else goes
 to the correction queue.
 """
@@ -26,7 +27,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(tenant_id=event.get("tenantId"), supplier_id=event.get("recordId"))
     result = Suppliers().review_step(event.get("kind"), event["tenantId"], event["recordId"])
     logger.info("supplier validated", extra={"outcome": result["outcome"], "round": event.get("round"),
-                                             "kind": event.get("kind"),
+                                             "kind": event.get("kind"), "rule_pack": result["rulePackVersion"],
                                              "flagged_fields": [f["field"] for f in result["flags"]]})  # fmt: skip
     if not result.get("testData"):  # a tenant's smoke test is no business (D47)
         metrics.add_metric(name=f"Suppliers{result['outcome'].title()}", unit="Count", value=1)

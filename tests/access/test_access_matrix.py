@@ -34,7 +34,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from marketplace import clock, keys, statements
+from marketplace import clock, keys, rule_packs, statements
 from marketplace.imports import ImportStore
 from marketplace.repository import Table
 from marketplace.webhooks import MAX_ATTEMPTS, DeliveryMessage, HttpResult, Webhooks
@@ -141,6 +141,12 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "POST /admin/statements/{statementId}/paid": ADMIN_ONLY,
     "GET /admin/settlement-settings": ADMIN_ONLY,
     "PUT /admin/settlement-settings": ADMIN_ONLY,
+    # Each tenant has a draft (the defaults: its rules stay as they are) from the setup on.
+    "GET /admin/rule-packs/active": ADMIN_ONLY,
+    "GET /admin/rule-packs/draft": ADMIN_ONLY,
+    "PUT /admin/rule-packs/draft": ADMIN_ONLY,
+    "POST /admin/rule-packs/draft/what-if": ADMIN_ONLY,
+    "POST /admin/rule-packs/draft/activate": ADMIN_ONLY,
 }
 # Routes that name no record of a tenant: another tenant's caller acts in its own tenant.
 TENANT_LESS = {
@@ -148,6 +154,8 @@ TENANT_LESS = {
     "POST /admin/corrections/drain", "GET /admin/blocklist", "POST /admin/blocklist",
     "GET /admin/commission-rules", "PUT /admin/commission-rules",
     "GET /admin/settlement-settings", "PUT /admin/settlement-settings",
+    "GET /admin/rule-packs/active", "GET /admin/rule-packs/draft", "PUT /admin/rule-packs/draft",
+    "POST /admin/rule-packs/draft/what-if", "POST /admin/rule-packs/draft/activate",
 }  # fmt: skip
 
 
@@ -321,6 +329,7 @@ class World:
             for sku in tenant.flagged_skus.values():
                 self._wait(scope, f"/suppliers/{tenant.supplier}/products/{sku}", "FLAGGED")
         for scope, tenant in self._tenants():
+            self.ok("PUT", "/admin/rule-packs/draft", f"{scope}:admin", rule_packs.default_document())
             first = self._place(scope, tenant.supplier)
             tenant.order = first["orderId"]
             tenant.supplier_orders["read"] = first["supplierOrders"][0]["supplierOrderId"]
@@ -558,6 +567,7 @@ class World:
             "PUT /admin/commission-rules": {"defaultPercent": 7.5, "suppliers": {t.supplier: 5}},
             "POST /admin/statements/{statementId}/paid": {"reference": f"SEPA-{unique}"},
             "PUT /admin/settlement-settings": {"period": "monthly"},
+            "PUT /admin/rule-packs/draft": rule_packs.default_document(),
             "POST /suppliers/{supplierId}/imports": {"fileName": f"catalog-{unique}.csv"},
             "POST /platform/tenants": platform_tenant(f"t-platform-{unique}"),
             "POST /supplier-orders/{supplierOrderId}/shipments": SHIPMENT,
@@ -693,6 +703,17 @@ class World:
                     body["defaultPercent"],
                     body["suppliers"],
                 )
+        elif route.startswith(("GET /admin/rule-packs/", "PUT /admin/rule-packs/")):
+            shown = self.ok("GET", route.split(" ", 1)[1], caller)
+            assert shown["pack"] == rule_packs.default_document() and shown["revision"] == answer["revision"]
+        elif route == "POST /admin/rule-packs/draft/what-if":
+            # Each tenant's own suppliers and listings are replayed, never another's.
+            assert answer["complete"] and answer["examined"]["suppliers"] > 0, answer
+            assert scope == "own" or not {c["id"] for c in answer["changes"]} & foreign, answer
+        elif route == "POST /admin/rule-packs/draft/activate":
+            shown = self.ok("GET", "/admin/rule-packs/active", caller)
+            assert shown == answer and answer["version"] >= 1 and answer["activatedBy"], answer
+            assert self.call("GET", "/admin/rule-packs/draft", caller).status_code == 404
         elif route == "DELETE /admin/blocklist/{entryId}":
             listed = self.ok("GET", "/admin/blocklist", caller)["items"]
             assert t.blocklist_entry not in {i["entryId"] for i in listed}

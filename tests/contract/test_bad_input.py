@@ -132,6 +132,10 @@ ROUTES = {
         "POST", "/admin/statements/{st}/paid", "admin", {"reference": "SEPA-2026-1"}
     ),
     "put-settlement-settings": Route("PUT", "/admin/settlement-settings", "admin", {"period": "weekly"}),
+    "put-draft-rule-pack": Route("PUT", "/admin/rule-packs/draft", "admin", {"taxIds": {}, "categories": {}}),
+    # No body: what they read is If-Match (test_if_match_... below).
+    "what-if-rule-pack": Route("POST", "/admin/rule-packs/draft/what-if", "admin", None),
+    "activate-rule-pack": Route("POST", "/admin/rule-packs/draft/activate", "admin", None),
 }
 OPTIONAL_BODY = {"create-import"}  # no body (or null) is a valid request there
 BODY_ROUTES = {name: r for name, r in ROUTES.items() if r.body is not None}
@@ -167,6 +171,7 @@ FIELD = {
     "reinstate-tenant": "reason",
     "mark-statement-paid": "reference",
     "put-settlement-settings": "period",
+    "put-draft-rule-pack": "taxIds",
 }
 INJECTIONS = [
     "' OR '1'='1' --",
@@ -395,6 +400,34 @@ def _cases() -> list[Case]:
             "minimumPerLine.JPY",
         ),
         Case("put-settlement-settings", "a yearly period", _json({"period": "yearly"}), 400, "period"),
+        Case(
+            "put-draft-rule-pack",
+            "a country that is no ISO code",
+            _json({"taxIds": {"de": {"formats": ["DE\\d{9}"], "description": "x"}}, "categories": {}}),
+            400,
+            "taxIds.de",
+        ),
+        Case(
+            "put-draft-rule-pack",
+            "a format with a repeated group (a slow expression)",
+            _json({"taxIds": {"DE": {"formats": ["(DE\\d)+"], "description": "x"}}, "categories": {}}),
+            400,
+            "taxIds.DE.formats.0",
+        ),
+        Case(
+            "put-draft-rule-pack",
+            "a price minimum over its maximum",
+            _json({"taxIds": {}, "categories": {"home": {"price": {"min": 9, "max": 1}}}}),
+            400,
+            "categories.home.price.min",
+        ),
+        Case(
+            "put-draft-rule-pack",
+            "a category with no rule",
+            _json({"taxIds": {}, "categories": {"home": {}}}),
+            400,
+            "categories.home",
+        ),
         Case("mark-statement-paid", "a blank reference", _json({"reference": "  "}), 400, "reference"),
         Case(
             "mark-statement-paid",
@@ -635,7 +668,8 @@ def test_a_list_route_answers_400_for_a_crafted_limit_or_page_token(bad_world: W
 @pytest.mark.parametrize("value", ["\u00b2", "1" * 5000])  # a header is Latin-1: no other digits
 def test_if_match_with_a_unicode_digit_or_too_many_digits_is_a_400(bad_world: World, value: str) -> None:
     world = bad_world
-    for route in (ROUTES["update-supplier"], ROUTES["update-product"]):
+    for route in (ROUTES["update-supplier"], ROUTES["update-product"], ROUTES["put-draft-rule-pack"],
+                  ROUTES["what-if-rule-pack"], ROUTES["activate-rule-pack"]):  # fmt: skip
         headers = {**world.headers(route.role), "Content-Type": "application/json", "If-Match": value}
         response = requests.request(
             route.method, route.url(world), json=route.body, headers=headers, timeout=60

@@ -92,6 +92,7 @@ def as_change(schema: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, 
         ("TenantInput", from_file("tenant")),
         ("StatementPayment", from_file("statement_payment")),
         ("SettlementSettings", from_file("settlement_settings")),
+        ("RulePack", from_file("rule_pack")),
     ],
 )
 def test_request_schemas_match_schemas_folder(component: str, expected: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from marketplace import audit, clock, commission, keys
+from marketplace import audit, clock, commission, keys, rule_packs
 from marketplace.principal import Principal
 from marketplace.repository import Table
 from marketplace.suppliers import Suppliers
@@ -68,6 +68,10 @@ def test_every_kind_is_audited_chained_and_verify_names_what_was_edited_or_delet
         == 200
     )
     commission.put_rules(table, Principal("a-user", tenant, frozenset({"admin"})), {"defaultPercent": 10}, 0)
+    rule_packs.put_draft(
+        table, Principal("a-user", tenant, frozenset({"admin"})), rule_packs.default_document(), 0
+    )
+    rule_packs.activate(table, Principal("a-user", tenant, frozenset({"admin"})), 1)
 
     order_trail = trail(shop, keys.order_pk(tenant, order["orderId"]), keys.RECORD_SK)
     assert (order_trail[0]["action"], order_trail[0]["by"]) == ("created", "retailer:r-user")
@@ -86,6 +90,13 @@ def test_every_kind_is_audited_chained_and_verify_names_what_was_edited_or_delet
         hook_trail, default=str
     )
     trail(shop, keys.tenant_settings_pk(tenant), keys.COMMISSION_RULES_SK)
+    pack_trail = trail(
+        shop, keys.tenant_settings_pk(tenant), keys.RULE_PACK_SK, 2
+    )  # the draft, its activation
+    assert [(e["action"], e["by"], e["after"]["activeVersion"]) for e in pack_trail] == [
+        ("created", "admin:a-user", 0),
+        ("changed", "admin:a-user", 1),
+    ]
     listing = trail(
         shop, keys.supplier_pk(tenant, supplier_id), keys.product_sk(sku), 3
     )  # made, active, reserved

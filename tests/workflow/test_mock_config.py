@@ -456,6 +456,9 @@ def test_validate_returns_have_the_shape_of_the_validation_step(machine):
     assert spec.outcomes == {
         rule["And"][1]["StringEquals"] for rule in load_asl(machine)["States"]["Decide"]["Choices"]
     }, "the outcomes a validation returns are the ones Decide knows"
+    # Exactly what the Validate state's ResultSelector picks (a reviewed kind's also its rule pack's
+    # version, D51).
+    selected = {name.removesuffix(".$") for name in load_asl(machine)["States"]["Validate"]["ResultSelector"]}
     problems = []
     for case, mocks in case_mocks(machine, config).items():
         for state in validate_states & set(mocks):
@@ -463,7 +466,7 @@ def test_validate_returns_have_the_shape_of_the_validation_step(machine):
                 if "Return" not in response:
                     continue
                 payload, where = response["Return"]["Payload"], f"{case}: {mocks[state]}[{key}]"
-                if set(payload) != {"outcome", "flags", "flagsAttribute", "version"}:
+                if set(payload) != selected:
                     problems.append(f"{where}: fields {sorted(payload)}")
                     continue
                 flags = payload["flags"]
@@ -479,6 +482,9 @@ def test_validate_returns_have_the_shape_of_the_validation_step(machine):
                 version = payload["version"]
                 if not (isinstance(version, int) and not isinstance(version, bool) and version >= 1):
                     problems.append(f"{where}: version {version!r}")
+                pack = payload.get("rulePackVersion", 0)
+                if not (isinstance(pack, int) and not isinstance(pack, bool) and pack >= 0):
+                    problems.append(f"{where}: rulePackVersion {pack!r}")
     assert not problems, "\n".join(problems)
 
 

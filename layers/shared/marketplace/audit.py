@@ -50,7 +50,7 @@ class Audited:
 
 
 # One line per audited kind (the audit function's stream filter in template.yaml names the same
-# entities: tests/template/test_template.py checks that the two agree). Rule packs join here.
+# entities: tests/template/test_template.py checks that the two agree).
 AUDITED: dict[str, Audited] = {
     "SUPPLIER": Audited(personal=("contactEmail", "phone")),
     "PRODUCT": Audited(),
@@ -61,6 +61,7 @@ AUDITED: dict[str, Audited] = {
     "WEBHOOK": Audited(secret=("secret",)),
     "TENANT": Audited(personal=("admins",)),
     "STATEMENT": Audited(),
+    "RULE_PACK": Audited(),
 }
 AUDITED_ENTITIES = frozenset(AUDITED)
 _NOT_AUDITED_FIELDS = {

@@ -48,12 +48,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from marketplace import config, gate, keys, products, schemas
+from marketplace import config, gate, keys, products, rule_packs, schemas
 from marketplace.adapters import aws
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, TransientError
 from marketplace.principal import Principal
 from marketplace.repository import Table, TransactionCancelled, TransactionConflict, from_item, to_item
+from marketplace.rule_packs import RulePack
 
 ENTITY = "IMPORT"
 STATUSES = ("AWAITING_UPLOAD", "QUEUED", "RUNNING", "COMPLETED", "FAILED")
@@ -154,9 +155,12 @@ def _attribute_name(column: str) -> str | None:
     return None
 
 
-def row_to_listing(columns: Columns, cells: list[str]) -> tuple[dict[str, Any], list[FieldError]]:
+def row_to_listing(
+    columns: Columns, cells: list[str], pack: RulePack | None = None
+) -> tuple[dict[str, Any], list[FieldError]]:
     """One CSV row as the body ``POST /suppliers/{id}/products`` takes, and what is wrong with it:
-    the same JSON Schema (schemas/product.json) and categories (schemas/categories.json)."""
+    the same JSON Schema (schemas/product.json) and the categories of the tenant's rule pack
+    (``pack``; the defaults if None)."""
     errors: list[FieldError] = []
     if len(cells) > len(columns.names):
         errors.append(FieldError("(row)", f"has {len(cells)} cells, the header has {len(columns.names)}"))
@@ -204,13 +208,13 @@ def row_to_listing(columns: Columns, cells: list[str]) -> tuple[dict[str, Any], 
     errors += _too_long(body)
     reported = {e.field for e in errors}
     errors += [e for e in schemas.field_errors("product", body) if e.field not in reported]
-    category = body.get("category")
+    category, categories = body.get("category"), (pack or rule_packs.default()).categories
     if (
         isinstance(category, str)
         and "category" not in {e.field for e in errors}
-        and category not in products.category_rules()
+        and category not in categories
     ):
-        known = ", ".join(sorted(products.category_rules()))
+        known = ", ".join(sorted(categories))
         errors.append(FieldError("category", f"unknown category {category!r} (known: {known})"))
     return body, errors
 
@@ -540,9 +544,9 @@ class Imports:
         result = ChunkResult()
         listings: list[tuple[int, dict[str, Any]]] = []
         by = current["createdBy"]
-        now = now_iso()
+        now, pack = now_iso(), rule_packs.active(self.table, tenant_id)
         for number, cells in chunk:
-            body, errors = row_to_listing(columns, cells)
+            body, errors = row_to_listing(columns, cells, pack)
             sku = columns.sku_of(cells)
             first = seen.setdefault(sku, number) if sku else number
             if sku and first != number:

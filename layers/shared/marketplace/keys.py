@@ -23,6 +23,7 @@ PERFORMANCE_DAY_SK_PREFIX = "DAY#"
 COUNTED_SK_PREFIX = "COUNTED#"
 STATEMENT_SK_PREFIX = "STATEMENT#"
 SETTLEMENT_SK = "SETTLEMENT"
+RULE_PACK_SK = "RULE_PACK"
 PROPOSAL_SK_PREFIX = "PROPOSAL#"
 EXPIRY_SHARDS = 10
 CORRECTION_SHARDS = 10
@@ -211,7 +212,8 @@ def tenant_sk(tenant_id: str) -> str:
 
 # ------------------------------------------------------------------------------- tenant settings, money
 def tenant_settings_pk(tenant_id: str) -> str:
-    """The tenant's own settings, one item each (its commission rules: ``COMMISSION_RULES_SK``)."""
+    """The tenant's own settings, one item each (its commission rules: ``COMMISSION_RULES_SK``; its
+    rule pack, active and draft: ``RULE_PACK_SK``)."""
     return f"TENANT#{tenant_id}#SETTINGS"
 
 
@@ -382,6 +384,9 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
      "outcome (D47); written by the operator's routes only"),
     ("commission rules", tenant_settings_pk(_T), COMMISSION_RULES_SK,
      "`version`, the rates and minimums (D42); audited from the stream"),
+    ("rule pack", tenant_settings_pk(_T), RULE_PACK_SK,
+     "`version` (moved by each write: `If-Match`), `activeVersion` and `active` (the pack in force), `draft` "
+     "(D51); audited from the stream"),
     ("ledger entry", ledger_pk(_T, "<supplier id>"), ledger_sk("<at>", "<order event id>", 0, "<TYPE>"),
      "append-only, written from the order events (sale, commission, refund, commission reversal); "
      "the number is the entry's place in its event"),

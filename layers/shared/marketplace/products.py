@@ -11,19 +11,17 @@ longer matches after it (docs/decisions.md D38).
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from marketplace import access, keys, proposals, schemas, suppliers
+from marketplace import access, keys, proposals, rule_packs, schemas, suppliers
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table
 from marketplace.reviewed import Kind, Records, Verdict, record_view
+from marketplace.rule_packs import RulePack
 
 ENTITY = "PRODUCT"
 # DELISTED: an active listing taken off sale by an admin or its supplier (docs/decisions.md D40).
@@ -45,12 +43,6 @@ def stock_change(delta: int, reason: str, supplier_order_id: str | None = None) 
         "reason": reason,
         **({"supplierOrderId": supplier_order_id} if supplier_order_id else {}),
     }
-
-
-@cache
-def category_rules() -> dict[str, Any]:
-    path = Path(schemas.SCHEMA_DIR) / "categories.json"
-    return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("$")}
 
 
 def record_key(tenant_id: str, record_id_value: str) -> tuple[str, str]:
@@ -84,8 +76,11 @@ def image_problem(url: str) -> str | None:
     return None
 
 
-def evaluate(listing: dict[str, Any], supplier_status: str) -> tuple[str, list[FieldError]]:
-    """(ACTIVE | FLAGGED | REJECTED, flags) for one listing."""
+def evaluate(
+    listing: dict[str, Any], supplier_status: str, pack: RulePack | None = None
+) -> tuple[str, list[FieldError]]:
+    """(ACTIVE | FLAGGED | REJECTED, flags) for one listing, by the categories of ``pack`` (the
+    tenant's rule pack; the defaults if None)."""
     if supplier_status in ("REJECTED", "MISSING"):
         return "REJECTED", [
             FieldError("supplierId", f"the supplier is {supplier_status}: it cannot sell here")
@@ -98,7 +93,7 @@ def evaluate(listing: dict[str, Any], supplier_status: str) -> tuple[str, list[F
     errors = schemas.field_errors("product", document)
     if errors:
         return "FLAGGED", errors
-    rules = category_rules().get(listing["category"])
+    rules = (pack or rule_packs.default()).category(listing["category"])
     if rules is None:
         return "FLAGGED", [
             FieldError("category", f"no rules for category {listing['category']}: manual review")
@@ -169,13 +164,14 @@ def new_record(tenant_id: str, supplier_id: str, body: dict[str, Any], by: str, 
     }  # fmt: skip
 
 
-def rules(table: Table, tenant_id: str, listing: dict[str, Any]) -> Verdict:
-    """The listing verdict, with its one lookup: the supplier's status."""
+def rules(table: Table, tenant_id: str, listing: dict[str, Any], pack: RulePack | None = None) -> Verdict:
+    """The listing verdict by ``pack`` (the tenant's rule pack, which the validation step reads; the
+    defaults if None), with its one lookup: the supplier's status."""
     try:
         supplier_status = suppliers.Suppliers(table).get(tenant_id, listing["supplierId"])["status"]
     except NotFound:
         supplier_status = "MISSING"
-    outcome, flags = evaluate(listing, supplier_status)
+    outcome, flags = evaluate(listing, supplier_status, pack)
     return Verdict(outcome, tuple(flags))
 
 

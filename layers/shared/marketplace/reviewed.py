@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from marketplace import keys
+from marketplace import keys, rule_packs
 from marketplace.access import ADMIN
 from marketplace.clock import now_iso, parse_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, PreconditionFailed
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
+from marketplace.rule_packs import RulePack
 
 SYSTEM_FIELD = "(system)"
 # A withdrawal or restoration that loses a race to another write is read and decided again this often.
@@ -86,8 +87,9 @@ class Kind:
     view: Callable[[Mapping[str, Any]], dict[str, Any]]  # the record as the API shows it
     # The record's own fields in a correction item (supplierId, sku, ...).
     correction_fields: Callable[[Mapping[str, Any]], dict[str, Any]]
-    # The rules: (table, tenant, record) -> Verdict. None for a kind whose own workflow decides.
-    rules: Callable[[Table, str, dict[str, Any]], Verdict] | None = None
+    # The rules: (table, tenant, record, the tenant's rule pack) -> Verdict. None for a kind whose
+    # own workflow decides.
+    rules: Callable[[Table, str, dict[str, Any], RulePack], Verdict] | None = None
     # How an admin rejects it from the correction queue, where that is more than a status change.
     reject_with: Callable[[Table, Principal, str, str], dict[str, Any]] | None = None
     # How the correction API names one record: "<prefix><id>" ("/" in an id as ":", so that it is
@@ -216,20 +218,24 @@ class Records:
 
     # ---------------------------------------------------------------- the workflow's Validate step
     def validation_step(self, tenant_id: str, record_id: str) -> dict[str, Any]:
-        """What the state machine's Validate step returns: outcome, flags, and the version read.
+        """What the state machine's Validate step returns: outcome, flags, the version read, and the
+        version of the tenant's rule pack that decided (``rulePackVersion``, 0 for the defaults),
+        which the execution keeps (D51).
 
         ``flagsAttribute`` is the flags as a DynamoDB attribute value, so that the state machine's
         DynamoDB integration can write it as it is."""
         if self.kind.rules is None:
             raise TypeError(f"{self.kind.name} records are not validated by the reviewed-record workflow")
         record = self.get(tenant_id, record_id)
-        verdict = self.kind.rules(self.table, tenant_id, record)
+        pack = rule_packs.active(self.table, tenant_id)
+        verdict = self.kind.rules(self.table, tenant_id, record, pack)
         flags = [f.as_dict() for f in verdict.flags]
         return {
             "outcome": verdict.outcome,
             "flags": flags,
             "flagsAttribute": to_item({"flags": flags})["flags"],
             "version": int(record["version"]),
+            "rulePackVersion": pack.version,
             **data_marker(record),
         }
 
@@ -323,7 +329,8 @@ class Records:
                     [FieldError("status", f"{status} by an admin")],
                 )
             if self.kind.rules is not None:
-                verdict = self.kind.rules(self.table, principal.tenant_id, current)
+                pack = rule_packs.active(self.table, principal.tenant_id)
+                verdict = self.kind.rules(self.table, principal.tenant_id, current, pack)
                 if verdict.outcome != self.kind.approved:
                     raise Conflict(
                         f"{action} refused: the {self.kind.label}'s rules say {verdict.outcome}",

@@ -12,16 +12,16 @@ supplier's own. Keys are built in :mod:`marketplace.keys`; beside each record:
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
-from marketplace import audit, blocklist, keys, normalize, proposals, schemas
+from marketplace import audit, blocklist, keys, normalize, proposals, rule_packs, schemas
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput
 from marketplace.principal import Principal
 from marketplace.repository import Page, Table, to_item
 from marketplace.reviewed import PENDING, Kind, Records, Verdict, record_view
+from marketplace.rule_packs import RulePack
 
 ENTITY = "SUPPLIER"
 # SUSPENDED: an approved supplier an admin took out of the marketplace (docs/decisions.md D40).
@@ -30,23 +30,16 @@ STATUSES = ("PENDING", "APPROVED", "FLAGGED", "REJECTED", SUSPENDED)
 DUPLICATE_TAX_ID = "duplicate tax id: this tax id is already registered"
 EDITABLE_FIELDS = ("legalName", "taxId", "country", "contactEmail", "website", "phone", "address")
 
-# Tax id formats by country; a country without a rule goes to manual review.
-TAX_ID_RULES: dict[str, tuple[re.Pattern[str], str]] = {
-    "US": (re.compile(r"\d{2}-\d{7}"), "a US EIN has the form NN-NNNNNNN"),
-    "GB": (re.compile(r"GB(\d{9}|\d{12})"), "a GB VAT number is GB followed by 9 or 12 digits"),
-    "DE": (re.compile(r"DE\d{9}"), "a DE VAT number is DE followed by 9 digits"),
-    "FR": (re.compile(r"FR[0-9A-HJ-NP-Z]{2}\d{9}"), "a FR VAT number is FR, 2 characters, then 9 digits"),
-}
-
 
 # ------------------------------------------------------------------------------------------- rules
-def tax_id_flag(country: str, tax_id: str) -> FieldError | None:
-    rule = TAX_ID_RULES.get(country)
+def tax_id_flag(country: str, tax_id: str, pack: RulePack | None = None) -> FieldError | None:
+    """The tax id's flag by the formats of ``pack`` (the tenant's rule pack; the defaults if None):
+    a country the pack does not name goes to manual review."""
+    rule = (pack or rule_packs.default()).tax_id_rule(country)
     if rule is None:
         return FieldError("taxId", f"no automatic check for country {country}: manual review")
-    pattern, description = rule
-    if not pattern.fullmatch(normalize.tax_id(tax_id)):
-        return FieldError("taxId", f"invalid format for {country}: {description}")
+    if not rule.pattern.fullmatch(normalize.tax_id(tax_id)):
+        return FieldError("taxId", f"invalid format for {country}: {rule.description}")
     return None
 
 
@@ -68,13 +61,15 @@ def evaluate(
     duplicate_of: list[str],
     blocked: dict[str, str],
     schema_errors: list[FieldError] | None = None,
+    pack: RulePack | None = None,
 ) -> Verdict:
     """The onboarding verdict for one supplier record.
 
     ``duplicate_of``: other suppliers of the tenant with the same tax id;
     ``blocked``: field -> reason, for the record's fields that are on the tenant's blocked list;
     ``schema_errors``: the record's JSON Schema errors when the caller has them already (the
-    schema check is most of the step's CPU time: it runs once per record, not twice).
+    schema check is most of the step's CPU time: it runs once per record, not twice);
+    ``pack``: the tenant's rule pack (the defaults if None).
     """
     if blocked:
         return Verdict(
@@ -89,7 +84,7 @@ def evaluate(
     if schema_errors:
         return Verdict("FLAGGED", tuple(schema_errors))
     flags: list[FieldError] = []
-    tax_flag = tax_id_flag(record["country"], record["taxId"])
+    tax_flag = tax_id_flag(record["country"], record["taxId"], pack)
     if tax_flag:
         flags.append(tax_flag)
     if duplicate_of:
@@ -111,12 +106,13 @@ def evaluate(
     return Verdict("FLAGGED", tuple(flags)) if flags else Verdict("APPROVED")
 
 
-def rules(table: Table, tenant_id: str, record: dict[str, Any]) -> Verdict:
-    """The onboarding verdict with its lookups: the tenant's blocked list, then other suppliers
-    claiming the same tax id (looked up only for a record that passes its schema)."""
+def rules(table: Table, tenant_id: str, record: dict[str, Any], pack: RulePack | None = None) -> Verdict:
+    """The onboarding verdict by ``pack`` (the tenant's rule pack, which the validation step reads;
+    the defaults if None) with its lookups: the tenant's blocked list, then other suppliers claiming
+    the same tax id (looked up only for a record that passes its schema)."""
     schema_errors = schema_check(record)
     duplicate_of = duplicates(table, tenant_id, record) if not schema_errors else []
-    return evaluate(record, duplicate_of, blocklist.matches(table, tenant_id, record), schema_errors)
+    return evaluate(record, duplicate_of, blocklist.matches(table, tenant_id, record), schema_errors, pack)
 
 
 def duplicates(table: Table, tenant_id: str, record: dict[str, Any]) -> list[str]:

@@ -1,0 +1,219 @@
+"""A tenant's rule pack: what its admin tunes of the review rules, as one document validated by
+``schemas/rule_pack.json``, versioned, with a draft that a what-if replays before it goes live
+(``marketplace.what_if``; docs/tenants.md, docs/decisions.md D51).
+
+The pack holds the tax-id formats of the countries whose suppliers are checked automatically, and
+the listing rules of each category. A tenant that never activated a pack has the defaults
+(``schemas/default_rule_pack.json``, today's rules) as version 0, so it behaves as before.
+
+One item per tenant (``keys.tenant_settings_pk`` / ``keys.RULE_PACK_SK``): ``active`` and
+``activeVersion`` (the pack in force), ``draft`` (the next one, while there is one), and the item's
+``version``, which every write moves (the ``If-Match`` of the routes, shown as ``revision``). The
+table's stream audits each write as it audits every audited record, so the trail holds every draft
+and every activation. The validation steps read the active pack with :func:`active` (one strongly
+consistent read per step, beside the record's own reads: an activation applies to the next
+validation, in every instance) and return its version, which the workflow's execution keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from marketplace import keys, schemas
+from marketplace.clock import now_iso
+from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
+from marketplace.principal import Principal
+from marketplace.repository import Table
+
+ENTITY = "RULE_PACK"
+DEFAULTS_FILE = "default_rule_pack.json"
+# The names of the pack's maps, checked here: OpenAPI 3.0 (which must say what schemas/ says) has no
+# propertyNames. A category is named as a listing's (schemas/product.json).
+COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+@dataclass(frozen=True)
+class TaxIdRule:
+    pattern: re.Pattern[str]  # the formats, any of which a normalized tax id must match in full
+    description: str
+
+
+@dataclass(frozen=True)
+class RulePack:
+    """A pack as the rules read it: ``version`` 0 is the defaults; a draft replayed by the what-if
+    carries the version it would get."""
+
+    version: int
+    document: Mapping[str, Any]
+
+    def tax_id_rule(self, country: str) -> TaxIdRule | None:
+        rule = self.document["taxIds"].get(country)
+        if rule is None:
+            return None
+        return TaxIdRule(_compiled(tuple(rule["formats"])), rule["description"])
+
+    def category(self, name: str) -> Mapping[str, Any] | None:
+        return self.document["categories"].get(name)
+
+    @property
+    def categories(self) -> Mapping[str, Any]:
+        return self.document["categories"]
+
+
+@cache
+def _compiled(formats: tuple[str, ...]) -> re.Pattern[str]:
+    """A pack's formats as one regular expression. The schema admits only literal characters, \\d
+    and classes of letters and digits, each with an optional count: every format compiles, and
+    matching takes time linear in the tax id (no alternation or nesting inside one)."""
+    return re.compile("|".join(f"(?:{f})" for f in formats))
+
+
+@cache
+def default_document() -> dict[str, Any]:
+    document = json.loads((schemas.SCHEMA_DIR / DEFAULTS_FILE).read_text())
+    return {k: v for k, v in document.items() if not k.startswith("$")}
+
+
+@cache
+def default() -> RulePack:
+    return RulePack(0, default_document())
+
+
+# ------------------------------------------------------------------------------------------- reads
+def record(table: Table, tenant_id: str) -> dict[str, Any] | None:
+    """The tenant's rule pack item as stored, or None while its admin has written none."""
+    return table.get(keys.tenant_settings_pk(tenant_id), keys.RULE_PACK_SK)
+
+
+def active(table: Table, tenant_id: str) -> RulePack:
+    """The pack in force for ``tenant_id``: the one its admin activated last, else the defaults."""
+    return active_of(record(table, tenant_id))
+
+
+def active_of(item: Mapping[str, Any] | None) -> RulePack:
+    if item is None or not item.get("activeVersion"):
+        return default()
+    return RulePack(int(item["activeVersion"]), item["active"])
+
+
+def draft_of(item: Mapping[str, Any] | None) -> RulePack:
+    """The item's draft, as the version its activation would make it (404 without one)."""
+    if item is None or item.get("draft") is None:
+        raise NotFound("no draft rule pack: PUT /admin/rule-packs/draft writes one")
+    return RulePack(int(item.get("activeVersion") or 0) + 1, item["draft"])
+
+
+def active_view(item: Mapping[str, Any] | None) -> dict[str, Any]:
+    """GET /admin/rule-packs/active: the pack in force (``pack``: the document a draft takes), its
+    version, who activated it and when, and the item's ``revision`` (0 while none is stored)."""
+    pack = active_of(item)
+    shown: dict[str, Any] = {"version": pack.version, "pack": pack.document, "revision": _revision(item)}
+    for name in ("activatedAt", "activatedBy"):
+        if item is not None and item.get(name) and pack.version:
+            shown[name] = item[name]
+    return shown
+
+
+def draft_view(item: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The draft, with the version its activation would make it and who wrote it last."""
+    pack = draft_of(item)
+    assert item is not None  # draft_of answered 404 otherwise
+    return {
+        "version": pack.version,
+        "pack": pack.document,
+        "revision": _revision(item),
+        "updatedAt": item["draftUpdatedAt"],
+        "updatedBy": item["draftUpdatedBy"],
+    }
+
+
+def _revision(item: Mapping[str, Any] | None) -> int:
+    return int(item["version"]) if item is not None else 0
+
+
+# ------------------------------------------------------------------------------------------- checks
+def check(body: Any) -> dict[str, Any]:
+    """``body`` as a valid pack, or 400 naming each bad field: the schema, then what OpenAPI 3.0
+    cannot say (the names of the maps, each minimum at most its maximum)."""
+    if not isinstance(body, dict):
+        raise InvalidInput([FieldError("(body)", "must be a JSON object")])
+    schemas.validate("rule_pack", body)
+    errors = [
+        FieldError(f"taxIds.{country}"[:200], "is not an ISO 3166 country code (two capital letters)")
+        for country in body["taxIds"]
+        if not COUNTRY.fullmatch(country)
+    ]
+    category = schemas.Validator(schemas.validator("product").schema["properties"]["category"])
+    errors += [
+        FieldError(f"categories.{name}"[:200], "is not a category name (a-z, 0-9, -; 2 to 40)")
+        for name in body["categories"]
+        if not category.is_valid(name)
+    ]
+    for name, rule in body["categories"].items():
+        for bound in ("price", "images"):
+            low, high = (rule.get(bound) or {}).get("min"), (rule.get(bound) or {}).get("max")
+            if low is not None and high is not None and Decimal(str(low)) > Decimal(str(high)):
+                errors.append(
+                    FieldError(f"categories.{name}.{bound}.min"[:200], f"is more than its max ({high})")
+                )
+    if errors:
+        raise InvalidInput(errors)
+    return body
+
+
+# ------------------------------------------------------------------------------------------- writes
+def put_draft(table: Table, principal: Principal, body: Any, expected_revision: int | None) -> dict[str, Any]:
+    """Write ``body`` as the tenant's draft (400 naming each bad field). ``expected_revision`` (the
+    caller's If-Match; 0 while none is stored) must be the item's, else 412; a write that loses a
+    race is 409. The pack in force does not change."""
+    pack = check(body)
+    tenant_id, at = principal.tenant_id, now_iso()
+    current = record(table, tenant_id)
+    expect_revision(current, expected_revision)
+    draft = {"draft": pack, "draftUpdatedAt": at, "draftUpdatedBy": principal.actor,
+             "updatedAt": at, "updatedBy": principal.actor}  # fmt: skip
+    try:
+        if current is None:
+            item = {
+                "PK": keys.tenant_settings_pk(tenant_id), "SK": keys.RULE_PACK_SK, "entity": ENTITY,
+                "tenantId": tenant_id, "activeVersion": 0, "version": 1, "createdAt": at,
+                "createdBy": principal.actor, **draft,
+            }  # fmt: skip
+            table.put_new(item)
+            return draft_view(item)
+        return draft_view(table.update(current["PK"], current["SK"], int(current["version"]), draft))
+    except Conflict:
+        raise Conflict("the rule pack changed meanwhile; read it and try again") from None
+
+
+def activate(table: Table, principal: Principal, expected_revision: int | None) -> dict[str, Any]:
+    """Make the draft the pack in force, as the next version (404 without a draft; 412 when
+    ``expected_revision``, the revision the caller's what-if replayed, is no longer the item's).
+    Records keep their status: the new rules decide each record's next validation."""
+    current = record(table, principal.tenant_id)
+    pack = draft_of(current)
+    expect_revision(current, expected_revision)
+    assert current is not None
+    at = now_iso()
+    try:
+        written = table.update(
+            current["PK"], current["SK"], int(current["version"]),
+            {"active": pack.document, "activeVersion": pack.version, "activatedAt": at,
+             "activatedBy": principal.actor, "updatedAt": at, "updatedBy": principal.actor},
+            remove=("draft", "draftUpdatedAt", "draftUpdatedBy"),
+        )  # fmt: skip
+    except Conflict:
+        raise Conflict("the rule pack changed meanwhile; read it and try again") from None
+    return active_view(written)
+
+
+def expect_revision(current: Mapping[str, Any] | None, expected_revision: int | None) -> None:
+    revision = _revision(current)
+    if expected_revision is not None and expected_revision != revision:
+        raise PreconditionFailed(f"the rule pack is at revision {revision}, not {expected_revision}")

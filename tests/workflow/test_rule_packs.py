@@ -1,0 +1,78 @@
+"""The workflows run with the tenant's rule pack in force and keep its version (D51): each
+onboarding and listing execution's output carries ``validation.rulePackVersion``, 0 for the defaults;
+an activation decides the next validation, and another tenant keeps its own rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from marketplace import rule_packs
+from marketplace.principal import Principal
+from tests.workflow.conftest import Onboarding
+from tests.workflow.test_product_listing import Listings
+
+pytestmark = pytest.mark.workflow
+
+NL = {"formats": ["NL\\d{9}B\\d{2}"], "description": "a NL VAT number is NL, 9 digits, B, then 2 digits"}
+DUTCH = {"country": "NL", "taxId": "NL123456789B01", "contactEmail": "inkoop@acme.com"}
+
+
+def pack_version(onboarding: Onboarding, arn: str) -> Any:
+    output = json.loads(onboarding.wait_execution(arn, "SUCCEEDED")["output"])
+    return output["validation"]["rulePackVersion"]
+
+
+def activate(onboarding: Onboarding, change: Any) -> int:
+    admin = Principal("ada", onboarding.tenant, frozenset({"admin"}))
+    document = copy.deepcopy(rule_packs.default_document())
+    change(document)
+    rule_packs.put_draft(onboarding.table, admin, document, None)
+    return int(rule_packs.activate(onboarding.table, admin, None)["version"])
+
+
+def test_an_onboarding_runs_with_the_pack_in_force_and_its_execution_keeps_the_version(
+    onboarding, stack, tenant
+):
+    before = onboarding.register()
+    onboarding.wait_status(before, "APPROVED")
+    assert pack_version(onboarding, onboarding.execution_arn(before)) == 0  # the defaults
+
+    assert activate(onboarding, lambda d: d["taxIds"].update(NL=NL)) == 1
+    dutch = onboarding.register(**DUTCH)
+    assert "flags" not in onboarding.wait_status(dutch, "APPROVED")  # the defaults flag NL for review
+    assert pack_version(onboarding, onboarding.execution_arn(dutch)) == 1
+
+    elsewhere = Onboarding(stack, f"{tenant}-other")
+    other = elsewhere.register(**DUTCH)
+    flagged = elsewhere.wait_status(other, "FLAGGED")
+    assert flagged["flags"] == [
+        {"field": "taxId", "reason": "no automatic check for country NL: manual review"}
+    ]
+
+
+def test_a_listing_runs_with_the_pack_in_force_and_its_execution_keeps_the_version(onboarding):
+    listings = Listings(onboarding)
+    supplier_id = listings.supplier()
+    garden = {
+        "price": {"min": 1, "max": 300},
+        "requiredAttributes": ["material"],
+        "images": {"min": 1, "max": 5},
+    }
+    assert activate(onboarding, lambda d: d["categories"].update(garden=garden)) == 1
+    bench = {
+        "category": "garden",
+        "price": {"amount": 149, "currency": "EUR"},
+        "attributes": {"material": "teak"},
+    }
+    sku = listings.register(supplier_id, sku="BENCH-1", **bench)  # the defaults flag garden for review
+    listings.wait_status(supplier_id, sku, "ACTIVE")
+    assert pack_version(onboarding, listings.execution_arn(supplier_id, sku)) == 1
+    too_dear = listings.register(
+        supplier_id, sku="BENCH-2", **{**bench, "price": {"amount": 900, "currency": "EUR"}}
+    )
+    flagged = listings.wait_status(supplier_id, too_dear, "FLAGGED")
+    assert flagged["flags"] == [{"field": "price.amount", "reason": "must be between 1 and 300 for garden"}]
