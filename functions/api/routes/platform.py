@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import tenants
 from marketplace.adapters.cognito import TenantAdmins
+from marketplace.observability import count
 from routes import metrics, request
 from routes.policy import allow, caller
 
@@ -21,8 +22,7 @@ def create_tenant() -> Response:
     record = tenants.Tenants().provision(
         caller(router), request.object_body(router.current_event), TenantAdmins().create
     )
-    metrics.add_metric(name="TenantsLive" if record["status"] == tenants.LIVE else "TenantsFailed",
-                       unit="Count", value=1)  # fmt: skip
+    count(metrics, "TenantsLive" if record["status"] == tenants.LIVE else "TenantsFailed", record["tenantId"])
     return request.located(201, tenants.view(record), f"/platform/tenants/{record['tenantId']}")
 
 

@@ -64,24 +64,56 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+# ---------------------------------------------------------------------------------------------- tiers
+STANDARD, PREMIUM = "standard", "premium"
+# API requests per second a tenant's callers may make, by its tier: the one place the fair share's
+# limits are set (D52). A standard tenant's 1,000 orders/s take 2,000 requests/s (an order is placed,
+# then accepted); the fifth more covers the leases an instance holds unused when a second ends.
+# A tenant with no record (one that predates the registry) is standard. The stage's own limit
+# (template.yaml, MarketplaceApi) is the sum the pool serves at once.
+REQUEST_LIMITS = {STANDARD: 2500, PREMIUM: 6000}
+
+
 # ---------------------------------------------------------------------------------------------- status
-_statuses: dict[str, tuple[float, str | None]] = {}  # tenant -> (trusted until, why it is refused)
+@dataclass(frozen=True)
+class Standing:
+    """What an API instance knows of a tenant for :data:`STATUS_TTL_SECONDS`: why its tokens are
+    refused (its suspension, or None) and its tier."""
+
+    until: float
+    refused: str | None
+    tier: str
 
 
-def refusal(tenant_id: str, table: Table | None = None) -> str | None:
-    """Why ``tenant_id``'s tokens are refused now (its suspension), or None. Read at most once per
-    :data:`STATUS_TTL_SECONDS` per tenant in this process: a dictionary look-up per request."""
+_statuses: dict[str, Standing] = {}  # tenant -> its standing, trusted until ``until``
+
+
+def standing(tenant_id: str, table: Table | None = None) -> Standing:
+    """The tenant's standing, read at most once per :data:`STATUS_TTL_SECONDS` per tenant in this
+    process: a dictionary look-up per request."""
     moment = time.monotonic()
     cached = _statuses.get(tenant_id)
-    if cached is None or cached[0] <= moment:
+    if cached is None or cached.until <= moment:
         # Eventually consistent: half a read unit, and at most about a second older than the TTL says.
         record = (table or Table()).get(keys.PLATFORM_TENANTS_PK, keys.tenant_sk(tenant_id), consistent=False)
         why = None
         if record is not None and record.get("status") == SUSPENDED:
             why = f"tenant {tenant_id} is suspended by the platform operator: {record.get('reason') or 'no reason given'}"
-        cached = (moment + STATUS_TTL_SECONDS, why)
+        tier = (record or {}).get("tier")
+        cached = Standing(moment + STATUS_TTL_SECONDS, why, tier if tier in REQUEST_LIMITS else STANDARD)
         _statuses[tenant_id] = cached
-    return cached[1]
+    return cached
+
+
+def refusal(tenant_id: str, table: Table | None = None) -> str | None:
+    """Why ``tenant_id``'s tokens are refused now (its suspension), or None."""
+    return standing(tenant_id, table).refused
+
+
+def request_limit(tenant_id: str) -> tuple[int, str]:
+    """The requests per second ``tenant_id``'s callers may make, and its tier (D52)."""
+    tier = standing(tenant_id).tier
+    return REQUEST_LIMITS[tier], tier
 
 
 def require_active(tenant_id: str) -> None:
