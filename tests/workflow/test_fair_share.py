@@ -26,7 +26,8 @@ SECONDS = 4.0
 B_PER_SECOND = 4  # B's pace: under the limit
 
 
-def call(stack: Any, session: requests.Session, token: str) -> requests.Response:
+def call(stack: Any, session: Any, token: str) -> requests.Response:
+    """GET /suppliers as the tenant of ``token``, on ``session`` (or ``requests`` itself)."""
     return session.get(f"{stack.api_url}/suppliers", headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
@@ -51,6 +52,12 @@ def test_a_tenant_flooding_the_api_is_held_to_its_limit_while_another_is_served(
                     answers[other].append((time.time(), answer))
                 time.sleep(max(0.0, now + 1 / B_PER_SECOND - time.monotonic()))
 
+    # Every instance of the API function warm first (an instance's first request imports the
+    # handler: seconds here), so that the timed part measures the limit, not cold starts.
+    warm = stack.issuer.mint(f"{tenant}-warm", "retailer")
+    with ThreadPoolExecutor(FLOODERS) as pool:
+        warmed = pool.map(lambda _: call(stack, requests, warm), range(3 * FLOODERS))
+        assert {answer.status_code for answer in warmed} == {200}
     limits = {"standard": LIMIT, "premium": LIMIT}
     with stack.runtime.patched("ApiFunction", "marketplace.tenants", "REQUEST_LIMITS", lambda _: limits):
         deadline = time.monotonic() + SECONDS
@@ -70,7 +77,7 @@ def test_a_tenant_flooding_the_api_is_held_to_its_limit_while_another_is_served(
     )
     # B: every request answered, none refused, at its own pace.
     assert set(b) == {200}, b
-    assert sum(b.values()) >= B_PER_SECOND * (SECONDS - 1)
+    assert sum(b.values()) >= B_PER_SECOND * (SECONDS - 1), "B kept its pace"
     # A: refused far more often than let in, with 429s only: no 5xx, no other error.
     assert set(a) == {200, 429}, a
     assert a[429] > a[200], a
