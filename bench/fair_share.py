@@ -3,8 +3,8 @@
 1. Time per request of ``FairShare.admit`` on this machine, its leases answered by an in-memory
    count (the DynamoDB write it stands for is counted, not timed: on AWS it is one UpdateItem, a few
    milliseconds, once per lease, not per request).
-2. A tenant's requests spread over N API instances at a steady rate, simulated second by second
-   with the limiter's own code: the conditional writes per million requests (each 1 WRU, at the
+2. A tenant's requests spread at random over N API instances at a steady rate, simulated
+   second by second with the limiter's own code: the conditional writes per million requests (each 1 WRU, at the
    price in bench/prices.json), and how many of the tier's limit a tenant offering twice its limit
    is let in (what the leases left unspent cost it).
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -56,14 +57,15 @@ def time_per_admit(requests: int) -> float:
     limiter = FairShare(Count(), clock)  # type: ignore[arg-type]
     started = time.perf_counter()
     for i in range(requests):
-        clock.at = 1_900_000_000.0 + i / limit * 0.9  # 90 % of the limit: never refused
+        clock.at = 1_900_000_000.0 + i / (limit * 0.9)  # 90 % of the limit: never refused
         limiter.admit("t", limit, tenants.STANDARD)
     return (time.perf_counter() - started) / requests * 1e6
 
 
 def simulate(instances: int, offered_per_s: int, limit: int, seconds: int = 10) -> dict[str, Any]:
-    """A tenant's ``offered_per_s`` requests a second, round-robin over ``instances``, for ``seconds``."""
-    clock, table = Clock(), Count()
+    """A tenant's ``offered_per_s`` requests a second, each to an instance drawn at random (seeded),
+    for ``seconds``."""
+    clock, table, draw = Clock(), Count(), random.Random(7)
     limiters = [FairShare(table, clock) for _ in range(instances)]  # type: ignore[arg-type]
     admitted = refused = 0
     per_second: list[int] = []
@@ -72,7 +74,7 @@ def simulate(instances: int, offered_per_s: int, limit: int, seconds: int = 10) 
         for i in range(offered_per_s):
             clock.at = 1_900_000_000.0 + second + i / offered_per_s
             try:
-                limiters[i % instances].admit("t", limit, tenants.STANDARD)
+                limiters[draw.randrange(instances)].admit("t", limit, tenants.STANDARD)
                 let_in += 1
             except Throttled:
                 refused += 1

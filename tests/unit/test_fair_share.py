@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from marketplace import keys, tenants
-from marketplace.errors import Throttled
+from marketplace.errors import Throttled, TransientError
 from marketplace.fair_share import FairShare
 
 
@@ -107,3 +107,17 @@ def test_the_limits_are_set_per_tier_and_a_tenant_without_a_record_is_standard()
     # A standard tenant's 1,000 orders/s are 2,000 requests/s (placed, accepted).
     assert tenants.REQUEST_LIMITS[tenants.STANDARD] >= 2 * 1000
     assert tenants.REQUEST_LIMITS[tenants.PREMIUM] > tenants.REQUEST_LIMITS[tenants.STANDARD]
+
+
+class Throttling:
+    """A table whose writes DynamoDB throttles (after the client's own retries)."""
+
+    def take(self, *args: object, **kwargs: object) -> tuple[bool, int]:
+        raise TransientError("ProvisionedThroughputExceededException")
+
+
+def test_a_count_that_cannot_be_written_lets_the_request_in_rather_than_refuse_it(seconds):
+    limiter = FairShare(Throttling(), seconds)  # type: ignore[arg-type]
+    for _ in range(3):
+        limiter.admit("t-any", 1, "standard")
+    assert limiter.writes == 3, "uncounted, one request at a time: each asks again"

@@ -3,7 +3,7 @@ tenant flooding the API far above its limit gets 429s (never a 5xx), each in the
 ``Retry-After``, and is let in no more than its limit a second, while another tenant's requests, made
 at the same time, all succeed.
 
-The tier's limit (2,500 requests/s for a standard tenant) is beyond what the local stack serves, so
+The tier's limit (3,000 requests/s for a standard tenant) is beyond what the local stack serves, so
 the test sets it to a few requests a second in every instance of the API function
 (``stack.runtime.patched``); the limiter, its table and the route policy are the product's own."""
 

@@ -10,11 +10,11 @@ left; when none is left, the instance answers 429 for the rest of that second wi
 So the count never exceeds the limit whatever the number of instances (leases never over-grant),
 and a tenant that floods costs one refused write per instance and second.
 
-The lease grows with what the instance served of the tenant: half its previous second's requests
-(about two writes per instance and second at a steady rate), doubling within a second from one
-(a fresh instance asks 1, 2, 4, ...), and never more than a twentieth of the limit, so that one
-instance holds little of what the others may need. What an instance leased and did not spend by the
-second's end is lost to the tenant for that second: the tiers' limits carry a fifth more than their
+The lease grows with what the instance served of the tenant: its previous second's requests (one
+write per instance and second at a steady rate), doubling within a second from one (a fresh
+instance asks 1, 2, 4, ...), and never more than a twentieth of the limit, so that one instance
+holds little of what the others may need. What an instance leased and did not spend by the
+second's end is lost to the tenant for that second: the tiers' limits carry a half more than their
 promise for it (``tenants.REQUEST_LIMITS``).
 
 Rejected (D52): a write per request (1 WRU per request, and one key per tenant would pass DynamoDB's
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from marketplace import clock, keys
-from marketplace.errors import Throttled
+from marketplace.errors import Throttled, TransientError
 from marketplace.repository import Table
 
 WINDOW_KEPT_SECONDS = 60  # a second's count expires (TTL) a minute after it: nothing reads it then
@@ -90,19 +90,24 @@ class FairShare:
 
     @staticmethod
     def _lease_size(state: _Second, limit: int) -> int:
-        return max(1, min(max(state.previous // 2, state.served), math.ceil(limit / LEASE_SHARE)))
+        return max(1, min(max(state.previous, state.served), math.ceil(limit / LEASE_SHARE)))
 
     def _lease(self, tenant_id: str, second: int, limit: int, wanted: int) -> int:
         """Up to ``wanted`` of the second's requests for this instance: all of them while the count
         stays within ``limit``, else what is left (0 when none is)."""
-        granted, count = self._add(tenant_id, second, limit, wanted)
-        if granted:
-            return wanted
-        left = min(limit - count, wanted)
-        if left <= 0:
-            return 0
-        granted, _ = self._add(tenant_id, second, limit, left)
-        return left if granted else 0
+        try:
+            granted, count = self._add(tenant_id, second, limit, wanted)
+            if granted:
+                return wanted
+            left = min(limit - count, wanted)
+            if left <= 0:
+                return 0
+            granted, _ = self._add(tenant_id, second, limit, left)
+            return left if granted else 0
+        except TransientError:
+            # The count cannot be written now (DynamoDB throttled or timed out): this one request
+            # is let in uncounted rather than refused for the limiter's sake; the next one asks again.
+            return 1
 
     def _add(self, tenant_id: str, second: int, limit: int, n: int) -> tuple[bool, int]:
         """Add ``n`` to the second's count unless that passes ``limit``: (added, the count then)."""
