@@ -41,8 +41,9 @@ def test_a_batch_of_two_tenants_is_counted_in_one_document_per_tenant(metrics, c
     metrics.flush_metrics()
     found = documents(capsys.readouterr().out)
     assert [(d[TENANT], counted(d)) for d in found] == [
-        ("t-two", {"WorkflowsStarted": [1.0]}),  # another tenant's count: written at once
-        ("t-one", {"WorkflowsStarted": [1.0, 1.0], "LedgerEntries": [4.0]}),  # the invocation's own, at the end
+        # Another tenant's count is written at once; the invocation's own tenant's at the end.
+        ("t-two", {"WorkflowsStarted": [1.0]}),
+        ("t-one", {"WorkflowsStarted": [1.0, 1.0], "LedgerEntries": [4.0]}),
     ]
     for document in found:
         (dimensions,) = document["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
