@@ -92,6 +92,16 @@ def simulate(instances: int, offered_per_s: int, limit: int, seconds: int = 10) 
     }  # fmt: skip
 
 
+def figures(runs: int, requests: int = 100_000) -> dict[str, Any]:
+    """What ``make bench`` prints: the time per request over ``runs`` runs, and a standard tenant's
+    steady 2,000 requests/s over 1, 50 and 200 instances (the simulation is deterministic)."""
+    limit = tenants.REQUEST_LIMITS[tenants.STANDARD]
+    return {
+        "admit_us": [time_per_admit(requests) for _ in range(runs)],
+        "steady": [simulate(instances, 2000, limit) for instances in (1, 50, 200)],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200_000)
