@@ -15,7 +15,9 @@ written as JSON to ``bench/results/<timestamp>.json``.
 3. Cold start: import time of each Lambda handler module as on Lambda (bench/imports.py), and of
    the shared libraries they all import.
 4. Warm validation of one supplier record, and records validated per second.
-5. Local end-to-end throughput (bench/throughput.py), when that module is there.
+5. The fair share's limiter (bench/fair_share.py, D52): its time per request, and its writes and
+   their cost for a standard tenant's steady 2,000 requests/s over 1 to 200 API instances.
+6. Local end-to-end throughput (bench/throughput.py), when that module is there.
 
 Figures are the median, min and max over ``--runs`` runs, on this machine (shared, noisy), not AWS.
 """
@@ -34,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import costs, imports
+from bench import costs, fair_share, imports
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     handler_rows = imports.handler_imports(load_sam(TEMPLATE_PATH), runs)
     shared = imports.shared_imports(runs)
     validation = imports.validation_speed(runs)
+    limiter = fair_share.figures(runs)
     run_throughput = None if args.no_throughput else load_throughput()
     throughput: dict[str, Any] | None = None
     if run_throughput is not None:
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "handler_imports": handler_rows,
         "shared_imports_ms": shared,
         "validation": validation,
+        "fair_share": limiter,
         "throughput": throughput if throughput is not None else (
             "skipped (--no-throughput)" if args.no_throughput else "bench/throughput.py is absent"),
     }  # fmt: skip
@@ -264,6 +268,20 @@ def print_report(report: dict[str, Any]) -> None:
         verdict(v["per_record_us"]["median"], GOALS["validation_us"]),
     )
     table.add("records validated per second", v["records_per_second"], "records/s", fmt=",.0f")
+
+    limiter = report["fair_share"]
+    table.section(
+        "fair share: the tenant limiter (bench/fair_share.py, D52; a standard tenant at 2,000 requests/s)"
+    )
+    table.add(
+        "time per request (lease spent from memory)", costs.stats(limiter["admit_us"]), "µs", fmt=",.2f"
+    )
+    for row in limiter["steady"]:
+        at = f"  {row['instances']} API instances:"
+        table.add(f"{at} conditional writes", costs.stats([row["writes_per_s"]]), "writes/s", fmt=",.0f")
+        table.add(f"{at} their cost", costs.stats([row["wru_usd_per_million_orders"]]), "$/1M orders",
+                  fmt=",.3f")  # fmt: skip
+        table.add(f"{at} let in", costs.stats([row["steady_admitted_per_s"]]), "requests/s", fmt=",.0f")
 
     th = report["throughput"]
     table.section("local end-to-end throughput (bench/throughput.py)")

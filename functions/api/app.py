@@ -35,7 +35,7 @@ from routes import (
     webhooks,
 )
 
-from marketplace.errors import InvalidInput, MarketplaceError
+from marketplace.errors import InvalidInput, MarketplaceError, Throttled
 from marketplace.observability import observed
 
 app = APIGatewayRestResolver()
@@ -58,16 +58,32 @@ for resource in (
     app.include_router(resource.router)
 
 
-def _error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> Response:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields is not None:
         error["fields"] = fields
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": error})
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": error},
+        headers=headers,
+    )
 
 
 @app.exception_handler(InvalidInput)
 def _invalid_input(exc: InvalidInput) -> Response:
     return _error(exc.status, exc.code, str(exc), [f.as_dict() for f in exc.fields])
+
+
+@app.exception_handler(Throttled)
+def _throttled(exc: Throttled) -> Response:
+    return _error(exc.status, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
 
 @app.exception_handler(MarketplaceError)

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import audit, config
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.repository import Table
 
 logger = Logger()
@@ -56,7 +56,7 @@ def _record(record: DynamoDBRecord) -> None:
     if entry is None:
         return
     written = audit.record(Table(), entry)
-    metrics.add_metric(name="AuditEntries" if written else "AuditDuplicates", unit="Count", value=1)
+    count(metrics, "AuditEntries" if written else "AuditDuplicates", entry["tenantId"])
 
 
 @observed(logger, tracer, metrics)

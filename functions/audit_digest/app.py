@@ -8,8 +8,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import audit, clock, config
-from marketplace.observability import observed
+from marketplace import audit, clock, config, keys
+from marketplace.observability import count, observed
 from marketplace.repository import Table
 
 logger = Logger()
@@ -22,5 +22,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = clock.parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
     written = audit.write_digests(Table(), audit.DigestStore(), now)
     logger.info("audit digests written", extra={"as_of": clock.iso(now), "digests": len(written)})
-    metrics.add_metric(name="AuditDigestsWritten", unit="Count", value=len(written))
+    for key in written:  # one digest per tenant
+        count(metrics, "AuditDigestsWritten", keys.audit_digest_tenant(key))
     return {"digests": written}

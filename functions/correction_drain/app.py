@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from marketplace import config, registry
 from marketplace.adapters import aws
 from marketplace.corrections import Correction, Drain
-from marketplace.observability import observed
+from marketplace.observability import NO_TENANT, count, observed
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
@@ -89,5 +89,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = report.as_dict()
     logger.info("correction queue drained", extra={k: v for k, v in result.items() if k != "byTenant"})
     for outcome in ("resumed", "restarted", "waiting", "closed", "duplicates", "requeued"):
-        metrics.add_metric(name=f"Corrections{outcome.title()}", unit="Count", value=result[outcome])
+        per_tenant = {t: counts.get(outcome, 0) for t, counts in result["byTenant"].items()}
+        per_tenant[NO_TENANT] = result[outcome] - sum(per_tenant.values())  # a correction naming none
+        for tenant_id, counted in per_tenant.items():
+            if counted:
+                count(metrics, f"Corrections{outcome.title()}", tenant_id, counted)
     return result

@@ -18,7 +18,7 @@ from marketplace import config
 from marketplace.adapters import aws
 from marketplace.corrections import park, to_dead_letter
 from marketplace.messages import PoisonMessage
-from marketplace.observability import observed
+from marketplace.observability import NO_TENANT, count, observed
 from marketplace.repository import Table
 
 logger = Logger()
@@ -30,14 +30,14 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     try:
-        park(Table(), record.body)
+        correction = park(Table(), record.body)
     except PoisonMessage as exc:
         to_dead_letter(
             aws.client("sqs"), os.environ["CORRECTION_DLQ_URL"], record.body, record.message_id, str(exc)
         )
-        metrics.add_metric(name="CorrectionsPoisoned", unit="Count", value=1)
+        count(metrics, "CorrectionsPoisoned", NO_TENANT)
         return
-    metrics.add_metric(name="CorrectionsParked", unit="Count", value=1)
+    count(metrics, "CorrectionsParked", correction.tenant_id)
 
 
 @observed(logger, tracer, metrics)

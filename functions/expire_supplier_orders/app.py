@@ -9,6 +9,7 @@ scheduled time, and a run repeated fires nothing twice (each transition is condi
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import clock, config
 from marketplace.clock import parse_iso
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.orders import Orders
 
 logger = Logger()
@@ -27,8 +28,11 @@ metrics = Metrics()
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
-    fired = Orders().sweep_due(now)
+    by_tenant: Counter[tuple[str, str]] = Counter()  # (transition, tenant) -> orders fired
+    fired = Orders().sweep_due(now, on_fired=lambda name, tenant_id: by_tenant.update([(name, tenant_id)]))
     logger.info("deadline sweep", extra={"as_of": now.isoformat(), **{k: len(v) for k, v in fired.items()}})
-    metrics.add_metric(name="SupplierOrdersExpired", unit="Count", value=len(fired.get("expire", [])))
-    metrics.add_metric(name="SupplierOrderDeadlinesFired", unit="Count", value=sum(map(len, fired.values())))
+    for (name, tenant_id), fired_here in sorted(by_tenant.items()):
+        if name == "expire":
+            count(metrics, "SupplierOrdersExpired", tenant_id, fired_here)
+        count(metrics, "SupplierOrderDeadlinesFired", tenant_id, fired_here)
     return {"expired": fired.get("expire", []), "fired": fired}

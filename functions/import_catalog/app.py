@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
 from marketplace.imports import Imports
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
@@ -37,7 +37,7 @@ def record_handler(record: SQSRecord) -> None:
         extra={"importId": message.get("importId"), "offset": message.get("offset"), "status": outcome.status,
                "chunks": outcome.chunks, "requeuedAt": outcome.requeued_at, "skipped": outcome.skipped},
     )  # fmt: skip
-    metrics.add_metric(name="ImportChunks", unit="Count", value=outcome.chunks)
+    count(metrics, "ImportChunks", message["tenantId"], outcome.chunks)
 
 
 @observed(logger, tracer, metrics)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config, statements
 from marketplace.imports import ImportStore
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.repository import Table
 
 logger = Logger()
@@ -35,6 +35,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         store = ImportStore(config.require("STATEMENT_BUCKET_NAME"))
         result = statements.settle_batch(Table(), store, tenant_id, period_id, list(event["supplierIds"]))
         logger.info("settlement batch", extra=result)
-        metrics.add_metric(name="SettlementStatements", unit="Count", value=result["statements"])
+        count(metrics, "SettlementStatements", tenant_id, result["statements"])
         return result
     raise UnknownStep(f"unknown step {step!r}")

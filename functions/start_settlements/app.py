@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from marketplace import clock, config, keys, statements
 from marketplace.adapters import aws
 from marketplace.clock import parse_iso
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.repository import Table
 
 logger = Logger()
@@ -38,8 +38,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 stateMachineArn=machine, name=name, input=json.dumps({**due, "nextToken": None})
             )
             started.append(name)
+            count(metrics, "SettlementsStarted", due["tenantId"])
         except sfn.exceptions.ExecutionAlreadyExists:
             running.append(name)
     logger.info("settlements", extra={"as_of": now.isoformat(), "started": started, "already": len(running)})
-    metrics.add_metric(name="SettlementsStarted", unit="Count", value=len(started))
     return {"started": started, "already": running}

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config, routing
-from marketplace.observability import observed
+from marketplace.observability import NO_TENANT, count, observed
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
@@ -28,17 +28,15 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def record_handler(record: DynamoDBRecord) -> None:
     event_name = record.event_name.name if record.event_name else ""
     new_image, old_image = record.dynamodb.new_image, record.dynamodb.old_image
+    tenant_id = (new_image or old_image or {}).get("tenantId") or NO_TENANT
     applied = routing.follow_approval(event_name, new_image, old_image)
     if applied is not None:
         logger.info("approved proposal", extra={"outcome": applied, "entity": new_image.get("entity")})
-        metrics.add_metric(name="ProposalsApplied" if applied == "applied" else "ProposalsNotApplied",
-                           unit="Count", value=1)  # fmt: skip
+        count(metrics, "ProposalsApplied" if applied == "applied" else "ProposalsNotApplied", tenant_id)
     started = routing.route(event_name, new_image, old_image)
     if started is not None:
         logger.info("workflow started", extra={"execution": started.name, "duplicate": started.duplicate})
-        metrics.add_metric(
-            name="DuplicateStarts" if started.duplicate else "WorkflowsStarted", unit="Count", value=1
-        )
+        count(metrics, "DuplicateStarts" if started.duplicate else "WorkflowsStarted", tenant_id)
 
 
 @observed(logger, tracer, metrics)

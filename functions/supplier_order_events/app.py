@@ -32,7 +32,7 @@ from marketplace import config, ledger, performance
 from marketplace.adapters import aws
 from marketplace.errors import TransientError
 from marketplace.events import event_for, publish_all
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.repository import Table, plain
 from marketplace.webhooks import Webhooks
 
@@ -68,16 +68,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if found is None:
             return
         # The supplier's ledger (a delivery's sale, a refund): each entry once per event id.
+        tenant_id = found["body"]["tenantId"]
         entries = ledger.record(Table(), found["body"])
         if entries:
-            metrics.add_metric(name="LedgerEntries", unit="Count", value=entries)
+            count(metrics, "LedgerEntries", tenant_id, entries)
         # The supplier's performance counters: each change counted once per event id.
         if performance.record(Table(), found["id"], *_images(record)):
-            metrics.add_metric(name="PerformanceChangesCounted", unit="Count", value=1)
+            count(metrics, "PerformanceChangesCounted", tenant_id)
         if sequence in refused:
             raise TransientError(f"event {found['id']} not published: {refused[sequence]}")
         delivery = webhooks.enqueue(
-            found["body"]["tenantId"],
+            tenant_id,
             found["body"]["supplierId"],
             found["type"],
             found["body"],
@@ -87,7 +88,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "status event published",
             extra={"event_type": found["type"], "event_id": found["id"], "webhook_delivery": delivery},
         )
-        metrics.add_metric(name="SupplierOrderEvents", unit="Count", value=1)
+        count(metrics, "SupplierOrderEvents", tenant_id)
 
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

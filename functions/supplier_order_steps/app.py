@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.orders import Orders
 
 logger = Logger()
@@ -41,7 +41,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.info("supplier order step done", extra={"outcome": result["outcome"]})
     if result.get("testData"):  # a tenant's smoke test is no business (D47)
         return result
-    metrics.add_metric(
-        name=f"SupplierOrder{step.title()}{result['outcome'].title().replace('_', '')}", unit="Count", value=1
-    )
+    count(metrics, f"SupplierOrder{step.title()}{result['outcome'].title().replace('_', '')}", tenant_id)
     return result

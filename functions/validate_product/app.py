@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.products import Products, split_record_id
 
 logger = Logger()
@@ -34,5 +34,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                "flagged_fields": [f["field"] for f in result["flags"]]},
     )  # fmt: skip
     if not result.get("testData"):  # a tenant's smoke test is no business (D47)
-        metrics.add_metric(name=f"Listings{result['outcome'].title()}", unit="Count", value=1)
+        count(metrics, f"Listings{result['outcome'].title()}", event["tenantId"])
     return result

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
-from marketplace.observability import observed
+from marketplace.observability import count, observed
 from marketplace.suppliers import Suppliers
 
 logger = Logger()
@@ -30,5 +30,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                                              "kind": event.get("kind"), "rule_pack": result["rulePackVersion"],
                                              "flagged_fields": [f["field"] for f in result["flags"]]})  # fmt: skip
     if not result.get("testData"):  # a tenant's smoke test is no business (D47)
-        metrics.add_metric(name=f"Suppliers{result['outcome'].title()}", unit="Count", value=1)
+        count(metrics, f"Suppliers{result['outcome'].title()}", event["tenantId"])
     return result

@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
-from marketplace.observability import observed
+from marketplace.observability import NO_TENANT, count, observed
 from marketplace.webhooks import DELIVERY_CONCURRENCY, Processed, Webhooks
 
 logger = Logger()
@@ -67,7 +67,7 @@ async def record_handler(hooks: Webhooks, record: SQSRecord) -> None:
         logger.warning("webhook delivery", extra=fields)
     else:
         logger.info("webhook delivery", extra=fields)
-    metrics.add_metric(name=_METRICS.get(result.outcome, "WebhookOther"), unit="Count", value=1)
+    count(metrics, _METRICS.get(result.outcome, "WebhookOther"), result.tenant_id or NO_TENANT)
 
 
 @observed(logger, tracer, metrics)

@@ -4,8 +4,12 @@ For each request it finds the route in the body's ``paths``, applies the route's
 Cognito authorizer, emulated by :class:`~marketplace_local.auth.TokenIssuer`), builds the same
 ``aws_proxy`` event API Gateway builds (REST payload 1.0, claims under
 ``requestContext.authorizer.claims``), invokes the integration's Lambda in-process and writes its
-response. Gateway errors use the body's ``x-amazon-apigateway-gateway-responses`` where it has one,
-else its ``DEFAULT_4XX``/``DEFAULT_5XX``, as API Gateway does.
+response. Gateway errors use the body's ``x-amazon-apigateway-gateway-responses`` where it has one
+(its status, body template and ``gatewayresponse.header`` parameters), else its
+``DEFAULT_4XX``/``DEFAULT_5XX``, as API Gateway does. The stage's throttle (its ``MethodSettings``
+in template.yaml) is API Gateway's token bucket: ``ThrottlingRateLimit`` requests a second refill a
+bucket of ``ThrottlingBurstLimit``; a request that finds it empty is answered ``THROTTLED`` (429)
+before its authorizer or integration runs.
 
 Python's ``http.server`` parses the requests; :class:`_Handler` overrides its hooks
 (``parse_request``, ``send_error``) so that a request API Gateway refuses is refused here in the
@@ -50,6 +54,43 @@ _DEFAULT_GATEWAY_RESPONSES = {
     "REQUEST_TOO_LARGE": (413, "Request Too Long"),
     "INTEGRATION_FAILURE": (502, "Internal server error"),
 }
+
+
+class TokenBucket:
+    """API Gateway's throttle for a stage: ``rate`` tokens a second refill a bucket of ``burst``
+    (full at the start); each request takes one, and finds none when it is over the limit."""
+
+    def __init__(self, rate: float, burst: float, clock: Any = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.at = burst, clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            moment = self.clock()
+            self.tokens = min(self.burst, self.tokens + (moment - self.at) * self.rate)
+            self.at = moment
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
+def stage_throttle(resources: dict[str, Any]) -> TokenBucket | None:
+    """The throttle a translated template's API stage sets for every method (``ResourcePath: /*``,
+    ``HttpMethod: *``), or None when it sets none."""
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::ApiGateway::Stage":
+            continue
+        for setting in resource.get("Properties", {}).get("MethodSettings") or []:
+            if (
+                setting.get("ResourcePath") == "/*"
+                and setting.get("HttpMethod") == "*"
+                and ("ThrottlingRateLimit" in setting)
+            ):
+                rate = float(setting["ThrottlingRateLimit"])
+                return TokenBucket(rate, float(setting.get("ThrottlingBurstLimit", rate)))
+    return None
 
 
 @dataclass
@@ -226,8 +267,10 @@ class LocalApi:
         stage: str,
         host: str = "127.0.0.1",
         port: int = 3000,
+        throttle: TokenBucket | None = None,
     ) -> None:
         self.body = body
+        self.throttle = throttle
         self.routes = routes_from_openapi(body)
         self.runtime = runtime
         self.issuer = issuer
@@ -271,6 +314,9 @@ class LocalApi:
         route, params = self._match(request.command, split.path)
         if route is None:
             self.gateway_error(request, "MISSING_AUTHENTICATION_TOKEN")
+            return
+        if self.throttle is not None and not self.throttle.take():
+            self.gateway_error(request, "THROTTLED", status=429, message="Too Many Requests")
             return
         claims = None
         if route.secured:
@@ -378,7 +424,8 @@ class LocalApi:
     ) -> None:
         """API Gateway's answer of type ``response_type``: the body's gateway response of that type,
         else its DEFAULT_4XX or DEFAULT_5XX (with the type's own status), else API Gateway's default
-        ``{"message": ...}``. ``$context.error.message`` and ``messageString`` are filled in."""
+        ``{"message": ...}``. ``$context.error.message`` and ``messageString`` are filled in, and
+        the response's static ``gatewayresponse.header`` parameters are sent."""
         default_status, default_message = _DEFAULT_GATEWAY_RESPONSES.get(response_type, (status, message))
         status, message = status or default_status, message or default_message
         configured = self.gateway_responses.get(response_type)
@@ -386,6 +433,11 @@ class LocalApi:
             status = int(configured.get("statusCode", status))
         else:
             configured = self.gateway_responses.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX") or {}
+        headers = {"Content-Type": "application/json", "x-amzn-ErrorType": response_type}
+        for name, value in (configured.get("responseParameters") or {}).items():
+            # Static values only ('...'); API Gateway's mappings from the request are not needed here.
+            if name.startswith("gatewayresponse.header.") and value.startswith("'"):
+                headers[name.removeprefix("gatewayresponse.header.")] = value.strip("'")
         template = configured.get("responseTemplates", {}).get("application/json")
         if template:
             quoted = json.dumps(message)
@@ -393,9 +445,7 @@ class LocalApi:
             body = body.replace("$context.error.message", quoted[1:-1]).encode()
         else:
             body = json.dumps({"message": message}).encode()
-        self._write(
-            request, status, {"Content-Type": "application/json", "x-amzn-ErrorType": response_type}, body
-        )
+        self._write(request, status, headers, body)
 
     @staticmethod
     def _write(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:

@@ -30,7 +30,7 @@ from botocore.config import Config
 from marketplace.tenants import silo_stack_name
 from marketplace.webhook_targets import LOOPBACK_PORTS_VARIABLE
 from marketplace_local import transport
-from marketplace_local.api import LocalApi
+from marketplace_local.api import LocalApi, stage_throttle
 from marketplace_local.auth import TokenIssuer, resolve_state_dir
 from marketplace_local.faults import FaultConfig, FaultInjector
 from marketplace_local.lambdas import LambdaRuntime
@@ -214,6 +214,7 @@ class LocalStack:
             stage=str(self.template.parameters.get("Stage", "local")),
             host=cfg.host,
             port=cfg.api_port,
+            throttle=stage_throttle(self.template.resources),
         )
         self.api.start()
         self._write_state_file()

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from marketplace_local.api import MAX_HEADER_BYTES
+from marketplace_local.api import MAX_HEADER_BYTES, TokenBucket
 
 
 def _send(stack: Any, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -156,3 +156,27 @@ def test_a_header_section_just_under_the_limit_reaches_the_authorizer(stack):
         stack, request_line + b"\r\nHost: " + host + b"\r\nAuthorization: Bearer " + b"a" * room + b"\r\n\r\n"
     )
     assert (status, error["code"]) == (401, "unauthorized")
+
+
+def test_the_stage_throttle_is_api_gateway_s_token_bucket():
+    now = [0.0]
+    bucket = TokenBucket(rate=2, burst=3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False], "a full bucket: the burst"
+    now[0] += 0.5  # one token back at two a second
+    assert [bucket.take(), bucket.take()] == [True, False]
+    now[0] += 10  # never more than the burst
+    assert sum(bucket.take() for _ in range(10)) == 3
+
+
+def test_past_the_stage_limit_the_gateway_answers_its_throttled_response_with_retry_after(stack, monkeypatch):
+    """The stage's limit is template.yaml's (MarketplaceApi's MethodSettings); past it the gateway
+    answers THROTTLED (the template's 429, with ``Retry-After``) before any function runs."""
+    bucket = stack.api.throttle
+    assert (bucket.rate, bucket.burst) == (10000.0, 5000.0)
+    monkeypatch.setattr(bucket, "rate", 0.0)
+    monkeypatch.setattr(bucket, "tokens", 0.0)
+    status, headers, body = _send(stack, b"GET /health HTTP/1.1\r\nHost: " + _host(stack) + b"\r\n\r\n")
+    assert (status, headers["retry-after"], json.loads(body)["error"]["code"]) == (429, "1", "throttled")
+    monkeypatch.undo()
+    status, _, _ = _send(stack, b"GET /health HTTP/1.1\r\nHost: " + _host(stack) + b"\r\n\r\n")
+    assert status == 200

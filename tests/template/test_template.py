@@ -717,3 +717,46 @@ def test_the_audit_digests_are_written_once(tpl):
     assert bucket["ObjectLockEnabled"] is True
     assert bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
     assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+
+
+def test_the_stage_lets_each_tier_reach_its_limit_within_the_account_quota(tpl):
+    """The stage's limit is the pool's (D52): at least the largest tier's, so that a tenant can reach
+    its own, and no more than API Gateway's default account quota, which a stage cannot pass."""
+    from marketplace import tenants
+
+    (setting,) = props(tpl.sam["Resources"]["MarketplaceApi"])["MethodSettings"]
+    quota = json.loads((ROOT / "bench" / "quotas.json").read_text())["quotas"]["apigateway_account_rps"]
+    assert max(tenants.REQUEST_LIMITS.values()) <= setting["ThrottlingRateLimit"] <= quota["us-east-1"]
+    assert setting["ThrottlingBurstLimit"] <= 5000, "the account's burst quota"
+
+
+def test_the_tenant_dashboard_shows_metrics_the_functions_emit_by_its_tenant_variable(tpl):
+    """One dashboard for every tenant (D52): its variable sets the tenant dimension every metric
+    carries, and each widget's metric is one that the named service's function counts."""
+    from marketplace.observability import TENANT
+
+    resources = tpl.sam["Resources"]
+    body = json.loads(
+        props(resources["TenantDashboard"])["DashboardBody"]["Fn::Sub"].replace("${AWS::Region}", "r")
+    )
+    (variable,) = body["variables"]
+    assert (variable["type"], variable["property"], variable["populateFrom"]) == ("property", TENANT, TENANT)
+    code = {
+        props(r)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: "\n".join(
+            p.read_text() for p in (ROOT / props(r)["CodeUri"]).rglob("*.py")
+        )
+        for r in resources.values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    shown = [metric for widget in body["widgets"] for metric in widget["properties"]["metrics"]]
+    assert len(shown) >= 20
+    for namespace, name, *pairs in shown:
+        dimensions = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        assert namespace == "Marketplace" and set(dimensions) == {"service", TENANT}, (name, dimensions)
+        source = code[dimensions["service"]]
+        # Counted by name, or by an f-string that starts with a prefix of it (f"Suppliers{outcome}").
+        prefixes = re.findall(r'f"([A-Z][A-Za-z]+)\{', source)
+        assert f'"{name}"' in source or any(name.startswith(p) for p in prefixes), (
+            dimensions["service"],
+            name,
+        )

@@ -271,3 +271,16 @@ def test_capacity_picks_the_quota_that_binds_first_per_region(tmp_path):
     }
     limits = {x["quota"]: x for x in costs.capacity(order, [], stage_limit=None, quotas_path=path)["limits"]}
     assert limits["dynamodb_on_demand_table_wru_per_s"]["per_order"] == 25
+
+
+def test_the_fair_share_simulation_counts_what_the_limiter_lets_in_and_writes():
+    from bench import fair_share
+
+    over = fair_share.simulate(instances=1, offered_per_s=200, limit=100, seconds=3)
+    assert over["steady_admitted_per_s"] == 100 and over["refused"] == 300
+    assert over["of_limit"] == 1.0
+    under = fair_share.simulate(instances=4, offered_per_s=50, limit=100, seconds=3)
+    assert under["refused"] == 0 and under["admitted_per_s"] == 50
+    # $ per million orders = writes per request x 2 requests an order x 1e6 x the WRU price.
+    per_request = under["writes_per_million_requests"] / 1e6
+    assert under["wru_usd_per_million_orders"] == pytest.approx(per_request * 2 * 1e6 * 0.000000625)

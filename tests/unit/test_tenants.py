@@ -118,6 +118,16 @@ def test_a_silo_creates_no_other_tenant_and_writes_nothing(pinned):
         tenants.Tenants(NoWrites()).provision(principal, {**GOOD, "tenantId": "t-other"}, make_admin=None)
 
 
+def test_a_tenant_s_request_limit_is_its_tier_s_read_with_its_status(monotonic):
+    table = CountingTable({"tenantId": "t-cache", "status": "LIVE", "tier": "premium"})
+    tenants.standing("t-cache", table)
+    assert tenants.request_limit("t-cache") == (tenants.REQUEST_LIMITS["premium"], "premium")
+    assert table.reads == 1, "the tier comes with the status, in the same read"
+    tenants.forget("t-cache")
+    tenants.standing("t-cache", CountingTable(None))
+    assert tenants.request_limit("t-cache") == (tenants.REQUEST_LIMITS["standard"], "standard")
+
+
 def test_test_data_is_never_announced():
     old = {"entity": "SUPPLIER", "tenantId": "t", "supplierId": "s", "status": "PENDING", "version": 1}
     new = {**old, "status": "APPROVED", "version": 2}

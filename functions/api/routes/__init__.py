@@ -8,14 +8,9 @@ which gives each function's ``Metrics`` sets of its own, finds this one in app.p
 
 from __future__ import annotations
 
-import warnings
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from marketplace import config
-
-# Read-only routes publish no metric; Powertools warns on every such response otherwise.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)

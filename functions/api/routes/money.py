@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import commission, config, ledger, schemas, statements, tenant_settings
 from marketplace.imports import ImportStore
+from marketplace.observability import count
 from marketplace.principal import Principal
 from marketplace.repository import Table
 from routes import metrics, request
@@ -30,7 +31,7 @@ def put_commission_rules() -> dict[str, Any]:
     rules = commission.put_rules(
         Table(), caller(router), request.body(event), request.expected_version(event)
     )
-    metrics.add_metric(name="CommissionRulesChanged", unit="Count", value=1)
+    count(metrics, "CommissionRulesChanged", caller(router).tenant_id)
     return rules
 
 
@@ -54,7 +55,7 @@ def put_settlement_settings() -> dict[str, Any]:
     settings = tenant_settings.put_settlement_settings(
         Table(), caller(router), body["period"], request.expected_version(event)
     )
-    metrics.add_metric(name="SettlementSettingsChanged", unit="Count", value=1)
+    count(metrics, "SettlementSettingsChanged", caller(router).tenant_id)
     return settings
 
 
@@ -83,5 +84,5 @@ def mark_statement_paid(statementId: str) -> dict[str, Any]:
 
     route = "POST /admin/statements/{statementId}/paid"
     paid = request.create(router.current_event, caller(router), route, payload, pay)
-    metrics.add_metric(name="StatementsPaid", unit="Count", value=1)
+    count(metrics, "StatementsPaid", caller(router).tenant_id)
     return paid

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import tenants
 from marketplace.adapters.cognito import TenantAdmins
+from marketplace.observability import count
 from routes import metrics, request
 from routes.policy import allow, caller
 
@@ -22,10 +23,8 @@ def create_tenant() -> Response:
     record = tenants.Tenants().provision(
         caller(router), request.object_body(router.current_event), TenantAdmins().create
     )
-    outcome = {tenants.LIVE: "TenantsLive", tenants.SILOED: "TenantsSiloed"}.get(
-        record["status"], "TenantsFailed"
-    )
-    metrics.add_metric(name=outcome, unit="Count", value=1)
+    outcome = {tenants.LIVE: "TenantsLive", tenants.SILOED: "TenantsSiloed"}.get(record["status"], "TenantsFailed")
+    count(metrics, outcome, record["tenantId"])
     return request.located(201, tenants.view(record), f"/platform/tenants/{record['tenantId']}")
 
 

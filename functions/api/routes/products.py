@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import audit, products, proposals, suspension
+from marketplace.observability import count
 from marketplace.principal import Principal
 from routes import metrics, request
 from routes.policy import allow, caller
@@ -20,8 +21,9 @@ router = APIGatewayRouter()
 @router.post("/suppliers/<supplierId>/products", middlewares=[allow("supplier", "retailer", "admin")])
 def register_product(supplierId: str) -> Response:
     body = request.object_body(router.current_event)
-    record = products.Products().register(caller(router), supplierId, body)
-    metrics.add_metric(name="ListingsRegistered", unit="Count", value=1)
+    principal = caller(router)
+    record = products.Products().register(principal, supplierId, body)
+    count(metrics, "ListingsRegistered", principal.tenant_id)
     shown = {"sku": record["sku"], "status": record["status"], "version": record["version"]}
     return request.located(202, shown, f"/suppliers/{supplierId}/products/{record['sku']}")
 
@@ -62,8 +64,9 @@ def adjust_stock(supplierId: str, sku: str) -> dict[str, Any]:
 
     event = router.current_event
     route = f"POST /suppliers/{supplierId}/products/{sku}/stock-adjustments"
-    answer = request.create(event, caller(router), route, request.object_body(event), adjust)
-    metrics.add_metric(name="StockAdjusted", unit="Count", value=1)
+    principal = caller(router)
+    answer = request.create(event, principal, route, request.object_body(event), adjust)
+    count(metrics, "StockAdjusted", principal.tenant_id)
     return answer
 
 

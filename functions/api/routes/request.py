@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from marketplace import proposals, schemas
 from marketplace.adapters import aws
 from marketplace.errors import FieldError, InvalidInput
+from marketplace.observability import count
 from marketplace.principal import Principal
 from routes import metrics
 from routes.policy import caller
@@ -139,9 +140,9 @@ def accepted_once(
     """A POST that makes a record: the body made once per Idempotency-Key (:func:`create`),
     counted in ``metric``, answered ``status`` (202: a workflow decides; 201: made) with the new
     record's location (``location`` formatted with the answer: ``"/orders/{orderId}"``)."""
-    event = router.current_event
-    result = create(event, caller(router), route, object_body(event), make)
-    metrics.add_metric(name=metric, unit="Count", value=1)
+    event, principal = router.current_event, caller(router)
+    result = create(event, principal, route, object_body(event), make)
+    count(metrics, metric, principal.tenant_id)
     return located(status, result, location.format(**result))
 
 

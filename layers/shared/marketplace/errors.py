@@ -69,3 +69,12 @@ class PreconditionFailed(Conflict, status=412, code="precondition_failed"):
 
 class TransientError(MarketplaceError, status=503, code="unavailable"):
     """A dependency throttled or timed out; retrying may cure it (ASL Retry matches this name)."""
+
+
+class Throttled(MarketplaceError, status=429, code="throttled"):
+    """The caller's tenant used up its request limit for now (the fair share, D52); the API answers
+    ``Retry-After: retry_after`` (whole seconds)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -142,6 +142,11 @@ def audit_digest_key(tenant_id: str, until: str) -> str:
     return f"{audit_digest_prefix(tenant_id)}{until}.json"
 
 
+def audit_digest_tenant(key: str) -> str:
+    """The tenant of a digest's key (:func:`audit_digest_key`)."""
+    return key.removeprefix(audit_digest_prefix("")).split("/", 1)[0]
+
+
 # ------------------------------------------------------------------------------- orders
 def order_pk(tenant_id: str, order_id: str) -> str:
     """A customer order, with the ids of its supplier orders."""
@@ -208,6 +213,17 @@ TENANT_SK_PREFIX = "TENANT#"
 def tenant_sk(tenant_id: str) -> str:
     """A tenant's record in the platform partition (outside every tenant's keys: the operator's)."""
     return f"{TENANT_SK_PREFIX}{tenant_id}"
+
+
+def request_window_pk(tenant_id: str, second: int | str) -> str:
+    """A tenant's API requests granted in one second (``second``: Unix time), the fair share's count
+    (D52): a key per second, so no one key takes more than that second's leases. The platform's
+    accounting, not the tenant's data (no route of the tenant reads it; it expires in a minute), so
+    outside the tenant's ``TENANT#<t>#`` keys, as the sweeper's and the digests' index keys are."""
+    return f"REQUESTS#{tenant_id}#{second}"
+
+
+REQUEST_WINDOW_SK = "WINDOW"
 
 
 # ------------------------------------------------------------------------------- tenant settings, money
@@ -382,6 +398,9 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("tenant", PLATFORM_TENANTS_PK, tenant_sk(_T),
      "`version`, `status` (PROVISIONING, LIVE, FAILED, SUSPENDED), `tier`, `admins`, the smoke test's "
      "outcome (D47); written by the operator's routes only"),
+    ("request window", request_window_pk(_T, "<unix second>"), REQUEST_WINDOW_SK,
+     "`granted`: the tenant's API requests let in during that second, leased by API instances (fair "
+     "share, D52); expires a minute later"),
     ("commission rules", tenant_settings_pk(_T), COMMISSION_RULES_SK,
      "`version`, the rates and minimums (D42); audited from the stream"),
     ("rule pack", tenant_settings_pk(_T), RULE_PACK_SK,

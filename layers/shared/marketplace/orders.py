@@ -801,13 +801,18 @@ class Orders:
         return self.get(tenant_id, order["supplierOrderId"])
 
     def sweep_due(
-        self, now: datetime, lookback_hours: int = 48, concurrency: int | None = None
+        self,
+        now: datetime,
+        lookback_hours: int = 48,
+        concurrency: int | None = None,
+        on_fired: Callable[[str, str], None] | None = None,
     ) -> dict[str, list[str]]:
         """Fire every timed transition due by ``now`` (the sweeper's work): an awaiting order past its
         deadline expires (its stock back), any other fires its due transition through the lifecycle
         (:meth:`fire_due`), which sets the next. The due orders of a page are fired ``concurrency``
         at once (:data:`SWEEP_CONCURRENCY`): each is its own conditional write, so the order they fire
-        in changes nothing. Returns the orders each transition fired on."""
+        in changes nothing. Returns the orders each transition fired on, and tells ``on_fired`` each
+        transition's name and its order's tenant (the sweeper's metrics)."""
         fired: dict[str, list[str]] = {}
         with ThreadPoolExecutor(concurrency or SWEEP_CONCURRENCY, thread_name_prefix="sweep") as pool:
             for due in self._due_pages(now, lookback_hours):
@@ -816,6 +821,8 @@ class Orders:
                 ):
                     for name in names:
                         fired.setdefault(name, []).append(item["supplierOrderId"])
+                        if on_fired is not None:
+                            on_fired(name, item["tenantId"])
         return fired
 
     def _due_pages(self, now: datetime, lookback_hours: int) -> Iterator[list[dict[str, Any]]]:

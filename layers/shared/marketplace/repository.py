@@ -357,6 +357,28 @@ class Table:
             condition += f" AND #status <> :s{j}"
         return self._update_item(pk, sk, "SET " + ", ".join(sets), condition, names, values)
 
+    def take(self, pk: str, sk: str, counter: str, n: int, ceiling: int, expires_at: int) -> tuple[bool, int]:
+        """Add ``n`` to the count ``counter`` of the item at (pk, sk), made when absent with
+        ``expiresAt`` (TTL), unless that would pass ``ceiling``: (added, the count then). A refusal
+        answers the count it found (``ReturnValuesOnConditionCheckFailure``), without a read."""
+        try:
+            response = self.client.update_item(
+                TableName=self.name,
+                Key=to_item({"PK": pk, "SK": sk}),
+                UpdateExpression="ADD #n :n SET expiresAt = if_not_exists(expiresAt, :expires)",
+                ConditionExpression="attribute_not_exists(#n) OR #n <= :room",
+                ExpressionAttributeNames={"#n": counter},
+                ExpressionAttributeValues=to_item({":n": n, ":room": ceiling - n, ":expires": expires_at}),
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise translate(error) from error
+            found = from_item(error.response.get("Item") or {})
+            return False, int(found.get(counter, ceiling))
+        return True, int(from_item(response["Attributes"])[counter])
+
     def query(
         self,
         pk_value: str,

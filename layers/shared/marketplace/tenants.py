@@ -38,7 +38,6 @@ ENTITY = "TENANT"
 PROVISIONING, LIVE, FAILED, SUSPENDED = "PROVISIONING", "LIVE", "FAILED", "SUSPENDED"
 # A premium tenant in the pool's registry: served by its own stack, never by the pool (D53).
 SILOED = "SILOED"
-PREMIUM = "premium"
 # How long an API instance trusts a tenant's status it read (D47): a suspension refuses the
 # tenant's tokens in every instance at most this long after it is written (at once in the instance
 # that wrote it), for one read per tenant per instance per period instead of one per request.
@@ -77,6 +76,18 @@ def silo_stack_name(tenant_id: str) -> str:
     return f"marketplace-{tenant_id}"
 
 
+# ---------------------------------------------------------------------------------------------- tiers
+STANDARD, PREMIUM = "standard", "premium"  # the tiers; a premium tenant is served by its own stack (D53)
+# API requests per second a tenant's callers may make, by its tier: the one place the fair share's
+# limits are set (D52). A standard tenant's 1,000 orders/s take 2,000 requests/s (an order is placed,
+# then accepted); the half more covers the leases instances hold unused when a second ends (with
+# 200 API instances, a tenant offering 2,000 a second is let in 2,000 under 3,000 and ~1,900 under
+# 2,500: python -m bench.fair_share).
+# A tenant with no record (one that predates the registry) is standard. The stage's own limit
+# (template.yaml, MarketplaceApi) is the sum the pool serves at once.
+REQUEST_LIMITS = {STANDARD: 3000, PREMIUM: 6000}
+
+
 # ---------------------------------------------------------------------------------------------- status
 def pin_refusal(tenant_id: str) -> str | None:
     """Why a stack pinned to one tenant (a silo) refuses ``tenant_id``, or None: from the function's
@@ -87,19 +98,25 @@ def pin_refusal(tenant_id: str) -> str | None:
     return f"this stack serves only tenant {pinned} (its own stack, premium tier); tenant {tenant_id} is not served here"
 
 
-_statuses: dict[str, tuple[float, str | None]] = {}  # tenant -> (trusted until, why it is refused)
+@dataclass(frozen=True)
+class Standing:
+    """What an API instance knows of a tenant for :data:`STATUS_TTL_SECONDS`: why its tokens are
+    refused (its own silo, its suspension, or None) and its tier."""
+
+    until: float
+    refused: str | None
+    tier: str
 
 
-def refusal(tenant_id: str, table: Table | None = None) -> str | None:
-    """Why ``tenant_id``'s tokens are refused now (another tenant's silo, its own silo, its suspension),
-    or None. Read at most once per :data:`STATUS_TTL_SECONDS` per tenant in this process: a
-    dictionary look-up per request."""
-    pinned = pin_refusal(tenant_id)
-    if pinned is not None:
-        return pinned
+_statuses: dict[str, Standing] = {}  # tenant -> its standing, trusted until ``until``
+
+
+def standing(tenant_id: str, table: Table | None = None) -> Standing:
+    """The tenant's standing, read at most once per :data:`STATUS_TTL_SECONDS` per tenant in this
+    process: a dictionary look-up per request."""
     moment = time.monotonic()
     cached = _statuses.get(tenant_id)
-    if cached is None or cached[0] <= moment:
+    if cached is None or cached.until <= moment:
         # Eventually consistent: half a read unit, and at most about a second older than the TTL says.
         record = (table or Table()).get(keys.PLATFORM_TENANTS_PK, keys.tenant_sk(tenant_id), consistent=False)
         why = None
@@ -108,9 +125,22 @@ def refusal(tenant_id: str, table: Table | None = None) -> str | None:
         elif record is not None and record.get("status") == SILOED:
             stack = (record.get("silo") or {}).get("stackName") or silo_stack_name(tenant_id)
             why = f"tenant {tenant_id} is served by its own stack {stack} (premium tier), not by this one"
-        cached = (moment + STATUS_TTL_SECONDS, why)
+        tier = (record or {}).get("tier")
+        cached = Standing(moment + STATUS_TTL_SECONDS, why, tier if tier in REQUEST_LIMITS else STANDARD)
         _statuses[tenant_id] = cached
-    return cached[1]
+    return cached
+
+
+def refusal(tenant_id: str, table: Table | None = None) -> str | None:
+    """Why ``tenant_id``'s tokens are refused now (another tenant's silo, its own silo, its
+    suspension), or None."""
+    return pin_refusal(tenant_id) or standing(tenant_id, table).refused
+
+
+def request_limit(tenant_id: str) -> tuple[int, str]:
+    """The requests per second ``tenant_id``'s callers may make, and its tier (D52)."""
+    tier = standing(tenant_id).tier
+    return REQUEST_LIMITS[tier], tier
 
 
 def require_active(tenant_id: str) -> None:

@@ -449,6 +449,7 @@ class Processed:
     """
 
     outcome: str
+    tenant_id: str | None = None  # None for a message too broken to name its tenant (poison)
     delivery_id: str | None = None
     event: str | None = None
     attempt: int | None = None
@@ -795,10 +796,13 @@ class Webhooks:
             return Processed("poison", reason=str(exc))
         delivery = self._load(message.tenant_id, message.supplier_id, message.delivery_id)
         if delivery is None:
-            return Processed("missing", delivery_id=message.delivery_id, attempt=message.attempt)
+            return Processed(
+                "missing", message.tenant_id, delivery_id=message.delivery_id, attempt=message.attempt
+            )
         seen = Processed(
-            "duplicate", delivery_id=message.delivery_id, event=delivery.get("event"), attempt=message.attempt
-        )
+            "duplicate", message.tenant_id, delivery_id=message.delivery_id, event=delivery.get("event"),
+            attempt=message.attempt,
+        )  # fmt: skip
         if (
             delivery["status"] != "PENDING"
             or int(delivery.get("redrives", 0)) != message.redrive
