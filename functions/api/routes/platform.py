@@ -23,7 +23,9 @@ def create_tenant() -> Response:
     record = tenants.Tenants().provision(
         caller(router), request.object_body(router.current_event), TenantAdmins().create
     )
-    outcome = {tenants.LIVE: "TenantsLive", tenants.SILOED: "TenantsSiloed"}.get(record["status"], "TenantsFailed")
+    outcome = {tenants.LIVE: "TenantsLive", tenants.SILOED: "TenantsSiloed"}.get(
+        record["status"], "TenantsFailed"
+    )
     count(metrics, outcome, record["tenantId"])
     return request.located(201, tenants.view(record), f"/platform/tenants/{record['tenantId']}")
 
