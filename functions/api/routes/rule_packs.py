@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from marketplace import rule_packs, what_if
+from marketplace.observability import count
 from marketplace.repository import Table
 from routes import metrics, request
 from routes.policy import allow, caller
@@ -28,11 +29,9 @@ def get_draft_rule_pack() -> dict[str, Any]:
 
 @router.put("/admin/rule-packs/draft", middlewares=[allow("admin")])
 def put_draft_rule_pack() -> dict[str, Any]:
-    event = router.current_event
-    draft = rule_packs.put_draft(
-        Table(), caller(router), request.body(event), request.expected_version(event)
-    )
-    metrics.add_metric(name="RulePackDraftsWritten", unit="Count", value=1)
+    event, principal = router.current_event, caller(router)
+    draft = rule_packs.put_draft(Table(), principal, request.body(event), request.expected_version(event))
+    count(metrics, "RulePackDraftsWritten", principal.tenant_id)
     return draft
 
 
@@ -44,6 +43,7 @@ def what_if_rule_pack() -> dict[str, Any]:
 
 @router.post("/admin/rule-packs/draft/activate", middlewares=[allow("admin")])
 def activate_rule_pack() -> dict[str, Any]:
-    active = rule_packs.activate(Table(), caller(router), request.expected_version(router.current_event))
-    metrics.add_metric(name="RulePacksActivated", unit="Count", value=1)
+    principal = caller(router)
+    active = rule_packs.activate(Table(), principal, request.expected_version(router.current_event))
+    count(metrics, "RulePacksActivated", principal.tenant_id)
     return active
