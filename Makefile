@@ -26,6 +26,7 @@ help:
 	@echo "make validate  cfn-lint, SAM transform, sam validate --lint, checkov"
 	@echo "make build     sam build (functions and the shared layer) into .aws-sam/"
 	@echo "make bench     benchmarks"
+	@echo "make iam-report  per role, the template's grants the tests used and never used (IAM enforced)"
 	@echo "make faults    1,000 onboardings + 1,000 orders under injected faults: nothing lost, duplicated or oversold"
 	@echo "make docs      regenerate the generated docs (diagrams, API reference, deploy tables)"
 	@echo "make docs-check  fail if a generated doc is out of date with template.yaml or the ASL"
@@ -114,6 +115,14 @@ deploy-web: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Least privilege, measured (D50): the workflow and end-to-end tests with IAM enforced, each stack
+# writing what its roles were granted and used; then, per role, every grant used or never used.
+.PHONY: iam-report
+iam-report: $(STAMP)
+	rm -rf .local/iam-usage
+	-MARKETPLACE_IAM=on MARKETPLACE_IAM_USAGE=.local/iam-usage $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider tests/workflow tests/e2e $(PYTEST_ARGS)
+	$(BIN)/python -m marketplace_local.iam_report .local/iam-usage
 
 # 20 % transient Lambda errors, 5 % throttles, 5 % duplicate deliveries, 5 % stream batches crashed
 # mid-batch, a webhook receiver down for 20 s (tests.fault.harness). Fails on anything lost,

@@ -1,0 +1,108 @@
+"""moto's IAM evaluation given each request's real resource (marketplace_local.moto_patches.iam_enforcement,
+D50), shown failing on plain moto and passing with the patch (D5), each in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from marketplace_local import roles
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scenario(mode: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.emulator.iam_scenarios", mode],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_plain_moto_refuses_every_call_of_a_policy_that_names_arns():
+    """moto evaluates every request's resource as ``*``: a grant on the table's ARN grants nothing, its
+    refusal is the query protocol's XML (boto3 reads the DynamoDB error code as "403"), and a caller
+    with keys moto does not know (the operator) is refused too."""
+    assert scenario("plain") == {
+        "get granted table": "403",
+        "put granted table": "403",
+        "get other table": "403",
+        "transaction update granted": "403",
+        "transaction put granted": "403",
+        "publish granted topic": "AccessDenied",
+        "operator puts": "403",
+    }
+
+
+def test_with_the_patch_a_role_may_do_what_its_policy_grants_on_the_resources_it_names():
+    """Granted: GetItem and UpdateItem on one table, Publish on one topic. A transaction's item is
+    authorised as its own action (an Update passes, a Put does not); refusals are DynamoDB's
+    AccessDeniedException; the operator (plain keys) is never refused."""
+    assert scenario("patched") == {
+        "get granted table": "ok",
+        "put granted table": "AccessDeniedException",
+        "get other table": "AccessDeniedException",
+        "transaction update granted": "ok",
+        "transaction put granted": "AccessDeniedException",
+        "publish granted topic": "ok",
+        "operator puts": "ok",
+    }
+
+
+def test_each_function_runs_with_a_session_of_its_own_execution_role(stack):
+    """As Lambda does: the function's environment holds its role's session, and AWS knows the caller
+    as that role (sts:GetCallerIdentity, which no policy can refuse)."""
+    for logical_id in ("ApiFunction", "ValidateSupplierFunction"):
+        environment = stack.runtime._environment(stack.runtime.by_logical_id(logical_id))
+        sts = boto3.session.Session().client(
+            "sts",
+            region_name=stack.config.region,
+            endpoint_url=stack.moto_endpoint,
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=environment["AWS_SESSION_TOKEN"],
+        )
+        role = stack.physical_id(stack.template.resources[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0])
+        assert f":assumed-role/{role}/" in sts.get_caller_identity()["Arn"]
+
+
+def test_the_switch_accepts_on_or_off_and_names_itself_otherwise(monkeypatch):
+    monkeypatch.setenv("MARKETPLACE_IAM", "OFF")
+    assert roles.enforcement_from_env() is False
+    monkeypatch.setenv("MARKETPLACE_IAM", "on")
+    assert roles.enforcement_from_env() is True
+    monkeypatch.setenv("MARKETPLACE_IAM", "maybe")
+    with pytest.raises(ValueError, match="MARKETPLACE_IAM must be on or off"):
+        roles.enforcement_from_env()
+
+
+def test_the_least_privilege_report_marks_each_grant_used_or_never_used(tmp_path):
+    from marketplace_local import iam_report
+
+    queue = "arn:aws:sqs:us-east-1:123456789012:q"
+    statement = {"policy": "p0", "Effect": "Allow", "Action": ["sqs:SendMessage*", "sqs:DeleteMessage"]}
+    usage = {
+        "granted": {"fn": [{**statement, "Resource": queue}]},
+        "used": [["arn:aws:iam::123456789012:role/fn", "sqs:SendMessage", queue]],
+        "denied": [["arn:aws:iam::123456789012:role/fn", "sqs:PurgeQueue", queue]],
+    }
+    (tmp_path / "usage-1.json").write_text(json.dumps(usage))
+    rows = iam_report.report(tmp_path)["fn"]
+    assert rows == [
+        {
+            "policy": "p0",
+            "action": "sqs:SendMessage*",
+            "resources": [queue],
+            "used": [f"sqs:SendMessage {queue}"],
+        },
+        {"policy": "p0", "action": "sqs:DeleteMessage", "resources": [queue], "used": []},
+        {"denied": f"sqs:PurgeQueue {queue}"},
+    ]
