@@ -36,6 +36,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 
@@ -189,7 +190,25 @@ def _checks(response: Any, resource: Any) -> Iterator[Check]:
 # What each role was allowed and refused while enforcement was on: (role ARN, action, resource).
 used: set[tuple[str, str, str]] = set()
 denied: list[tuple[str, str, str]] = []
+# Refusals a test caused on purpose (a grant taken off the role, :func:`refusals_expected`).
+expected: list[tuple[str, str, str]] = []
 _record_lock = threading.Lock()
+
+
+@contextmanager
+def refusals_expected(role_arn: str) -> Iterator[None]:
+    """While open, the role's refusals are what a test is there to cause (a statement taken off the
+    role): they are moved from :data:`denied`, which must stay empty in a run of the template as it
+    is, to :data:`expected`."""
+    with _record_lock:
+        start = len(denied)
+    try:
+        yield
+    finally:
+        with _record_lock:
+            before, window = denied[:start], denied[start:]
+            expected.extend(d for d in window if d[0] == role_arn)
+            denied[:] = before + [d for d in window if d[0] != role_arn]
 
 
 def record(role_arn: str, action: str, resource: str, *, allowed: bool) -> None:
