@@ -1,40 +1,58 @@
 """Least privilege, measured (D50): for each role, each granted action and resource, and whether a run
-used it.
+used it; a grant no test uses must carry a written reason.
 
 A stack run with enforcement on and ``MARKETPLACE_IAM_USAGE=<dir>`` writes, when it stops, what each
-of its roles was granted (the policies moto holds, from the transformed template) and what moto
-authorised and refused for it (:mod:`marketplace_local.moto_patches.iam_enforcement`). This module
-merges those files (a test run has one stack per worker) and prints, per role, every statement's
-actions with the resources it names, each marked used or never used, and every refusal.
-``make iam-report`` runs the workflow and end-to-end tests that way and prints the report.
+of its roles was granted (the policies moto holds, from the transformed template, keyed by the role's
+logical id) and what moto authorised and refused for it
+(:mod:`marketplace_local.moto_patches.iam_enforcement`). This module merges those files (a test run
+has one stack per worker and per end-to-end module) and prints, per role, every statement's actions
+with the resources it names, each marked used or never used, and every refusal.
+
+A grant that no run uses is kept only with a reason in ``iam-reasons.yaml`` beside the template (the
+one home of those reasons): ``--check`` fails on a grant never used and not explained there, and on a
+refusal. ``make iam-report`` runs the tests that way and prints the report with the check.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 USAGE_VARIABLE = "MARKETPLACE_IAM_USAGE"
+REASONS_PATH = Path(__file__).resolve().parents[2] / "iam-reasons.yaml"
 
 
-def write_usage(directory: Path, iam: Any, role_names: list[str], name: str) -> Path:
-    """The granted statements of ``role_names`` (read from moto) and this process's recorded calls."""
+def write_usage(directory: Path, iam: Any, roles: dict[str, str], name: str) -> Path:
+    """The granted statements of ``roles`` (logical id -> role name; read from moto) and this
+    process's recorded calls."""
     from marketplace_local.moto_patches import iam_enforcement
 
     granted: dict[str, list[dict[str, Any]]] = {}
-    for role in role_names:
-        statements = granted.setdefault(role, [])
+    for logical_id, role in roles.items():
+        statements = granted.setdefault(logical_id, [])
         for policy_name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
             document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
             for statement in _as_list(document.get("Statement")):
                 statements.append({"policy": policy_name, **statement})
+    by_name = {role: logical_id for logical_id, role in roles.items()}
+
+    def known(calls: Any) -> list[list[str]]:
+        return sorted(
+            [by_name[arn.rsplit("/", 1)[-1]], action, resource]
+            for arn, action, resource in calls
+            if arn.rsplit("/", 1)[-1] in by_name
+        )
+
     document = {
         "granted": granted,
-        "used": sorted(iam_enforcement.used),
-        "denied": sorted(set(iam_enforcement.denied)),
+        "used": known(set(iam_enforcement.used)),
+        "denied": known(set(iam_enforcement.denied)),
     }
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"usage-{name}.json"
@@ -52,7 +70,8 @@ def _pattern(text: str) -> re.Pattern[str]:
 
 
 def report(directory: Path) -> dict[str, list[dict[str, Any]]]:
-    """Per role name: one row per (statement, action) with its resources and the calls that used it."""
+    """Per role (logical id): one row per (statement, action) with its resources and the calls that
+    used it, then one row per refusal."""
     granted: dict[str, list[dict[str, Any]]] = {}
     used: set[tuple[str, str, str]] = set()
     denied: set[tuple[str, str, str]] = set()
@@ -63,7 +82,7 @@ def report(directory: Path) -> dict[str, list[dict[str, Any]]]:
         denied |= {tuple(d) for d in document["denied"]}
     rows: dict[str, list[dict[str, Any]]] = {}
     for role, statements in sorted(granted.items()):
-        calls = [(a, r) for arn, a, r in used if arn.rsplit("/", 1)[-1] == role]
+        calls = [(a, r) for who, a, r in used if who == role]
         for statement in statements:
             if statement.get("Effect") != "Allow":
                 continue
@@ -77,32 +96,124 @@ def report(directory: Path) -> dict[str, list[dict[str, Any]]]:
                     {"policy": statement["policy"], "action": action, "resources": resources,
                      "used": [f"{a} {r}" for a, r in matching]}
                 )  # fmt: skip
-        for arn, action, resource in sorted(denied):
-            if arn.rsplit("/", 1)[-1] == role:
+        for who, action, resource in sorted(denied):
+            if who == role:
                 rows.setdefault(role, []).append({"denied": f"{action} {resource}"})
     return rows
 
 
+def load_reasons(path: Path = REASONS_PATH) -> list[dict[str, str]]:
+    """``iam-reasons.yaml``: a list of {role, action, reason} (``role`` a logical id or ``*`` for
+    every role); optional, ``policy`` (the role policy's name: an AWS managed policy's, or the name
+    SAM gives a policy template) and ``resource`` (a text the granted resource contains)."""
+    entries = yaml.safe_load(path.read_text()) or []
+    for entry in entries:
+        missing = {"role", "action", "reason"} - set(entry)
+        if missing or not str(entry.get("reason", "")).strip():
+            raise ValueError(f"{path.name}: {entry} needs a role, an action and a reason")
+    return entries
+
+
+def reason_for(role: str, row: dict[str, Any], reasons: list[dict[str, str]]) -> str | None:
+    """The written reason that keeps this unused grant, if any."""
+    for entry in reasons:
+        if entry["role"] not in ("*", role) or entry["action"].lower() != row["action"].lower():
+            continue
+        if "policy" in entry and entry["policy"] != row["policy"]:
+            continue
+        if "resource" in entry and not any(entry["resource"] in r for r in row["resources"]):
+            continue
+        return entry["reason"]
+    return None
+
+
+def template_grants(cfn: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """Every (role, policy name, action) the transformed template allows, the AWS managed policies
+    with their documents, as the provisioner puts them on the roles."""
+    from marketplace_local.provision import aws_managed_policy
+
+    grants: set[tuple[str, str, str]] = set()
+    for role, resource in cfn["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        props = resource.get("Properties") or {}
+        documents = [(p["PolicyName"], p["PolicyDocument"]) for p in props.get("Policies", [])]
+        for arn in props.get("ManagedPolicyArns", []):
+            text = arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn
+            text = str(text).replace("${AWS::Partition}", "aws")
+            documents.append((text.rsplit("/", 1)[-1], aws_managed_policy(text)))
+        for name, document in documents:
+            for statement in _as_list(document.get("Statement")):
+                if statement.get("Effect") == "Allow":
+                    grants |= {(role, name, str(action)) for action in _as_list(statement.get("Action"))}
+    return grants
+
+
+def stale_reasons(cfn: dict[str, Any], reasons: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The reasons that name no grant of the template (the grant was taken off: so goes its reason)."""
+    grants = template_grants(cfn)
+    return [
+        entry
+        for entry in reasons
+        if not any(
+            entry["role"] in ("*", role) and entry.get("policy", policy) == policy
+            and entry["action"].lower() == action.lower()
+            for role, policy, action in grants
+        )
+    ]  # fmt: skip
+
+
+def problems(rows: dict[str, list[dict[str, Any]]], reasons: list[dict[str, str]]) -> list[str]:
+    """Every grant never used without a reason, and every refusal: what ``--check`` fails on."""
+    found = []
+    for role, entries in rows.items():
+        for entry in entries:
+            if "denied" in entry:
+                found.append(f"{role}: refused {entry['denied']}")
+            elif not entry["used"] and reason_for(role, entry, reasons) is None:
+                found.append(
+                    f"{role}: {entry['action']} on {', '.join(entry['resources'])} is never used "
+                    f"[{entry['policy']}]: tighten the template or give the reason in {REASONS_PATH.name}"
+                )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    directory = Path(args[0] if args else ".local/iam-usage")
-    rows = report(directory)
+    parser = argparse.ArgumentParser(prog="python -m marketplace_local.iam_report", description=__doc__)
+    parser.add_argument("directory", nargs="?", type=Path, default=Path(".local/iam-usage"))
+    parser.add_argument(
+        "--check", action="store_true", help="fail on an unexplained unused grant or a refusal"
+    )
+    parser.add_argument("--reasons", type=Path, default=REASONS_PATH)
+    args = parser.parse_args(argv)
+    rows = report(args.directory)
     if not rows:
         print(
-            f"no usage recorded in {directory}: run a stack with MARKETPLACE_IAM=on {USAGE_VARIABLE}={directory}"
+            f"no usage recorded in {args.directory}: run a stack with MARKETPLACE_IAM=on "
+            f"{USAGE_VARIABLE}={args.directory}"
         )
         return 1
-    unused = 0
+    reasons = load_reasons(args.reasons)
+    unused = explained = 0
     for role, entries in rows.items():
         print(role)
         for entry in entries:
             if "denied" in entry:
                 print(f"  DENIED     {entry['denied']}")
                 continue
-            mark = "used      " if entry["used"] else "NEVER USED"
-            unused += not entry["used"]
+            if entry["used"]:
+                mark = "used      "
+            elif reason_for(role, entry, reasons):
+                mark, explained = "unused (*)", explained + 1
+            else:
+                mark, unused = "NEVER USED", unused + 1
             print(f"  {mark} {entry['action']:<40} {', '.join(entry['resources'])}  [{entry['policy']}]")
-    print(f"{unused} granted action(s) never used by this run")
+    print(f"{unused} granted action(s) never used by this run without a reason; "
+          f"{explained} unused with a reason in {args.reasons.name} (*)")  # fmt: skip
+    found = problems(rows, reasons)
+    if args.check and found:
+        print("\n".join(["", "Least privilege check failed:", *found]), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -280,7 +280,7 @@ class Provisioner:
             iam.put_role_policy(
                 RoleName=name,
                 PolicyName=arn.rsplit("/", 1)[-1],
-                PolicyDocument=json.dumps(_aws_managed_policy(arn)),
+                PolicyDocument=json.dumps(aws_managed_policy(arn)),
             )
         return Physical(ref=name, attributes={"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
@@ -469,7 +469,7 @@ def _aws_managed_policies() -> dict[str, Any]:
     return json.loads(aws_managed_policies_data)
 
 
-def _aws_managed_policy(arn: str) -> dict[str, Any]:
+def aws_managed_policy(arn: str) -> dict[str, Any]:
     if not arn.startswith("arn:aws:iam::aws:policy/"):
         raise TemplateError(f"{arn}: only AWS managed policies are emulated in ManagedPolicyArns")
     policies = _aws_managed_policies()

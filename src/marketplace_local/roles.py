@@ -9,8 +9,8 @@ caller its role's session. With enforcement on, moto then authorises every call 
 against the role's policies (:mod:`marketplace_local.moto_patches.iam_enforcement`); anything else
 (the test harness, the CLI) signs as the account's operator and is never refused.
 
-``MARKETPLACE_IAM=on|off`` turns enforcement on or off for one run (the roles are assumed and used
-either way).
+Enforcement is on by default; ``MARKETPLACE_IAM=off`` turns it off for one run (the roles are
+assumed and used either way).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from typing import Any
 ENFORCEMENT_VARIABLE = "MARKETPLACE_IAM"
 
 
-# Until the whole suite has passed with enforcement on (D50), a run enforces when asked to.
-DEFAULT_ENFORCEMENT = "off"
+# `make run` and `make test` enforce the template's policies (D50); MARKETPLACE_IAM=off skips the
+# check for one run, when investigating (the roles are still assumed and used).
+DEFAULT_ENFORCEMENT = "on"
 
 
 def enforcement_from_env() -> bool:

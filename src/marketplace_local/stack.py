@@ -336,9 +336,11 @@ class LocalStack:
         directory = os.environ.get(iam_report.USAGE_VARIABLE)
         if not directory or self.template is None or self.provisioned is None:
             return
-        role_names = [self.physical_id(lid) for lid in self.template.resources_of_type("AWS::IAM::Role")]
+        roles_by_id = {
+            lid: self.physical_id(lid) for lid in self.template.resources_of_type("AWS::IAM::Role")
+        }
         iam_report.write_usage(
-            Path(directory), self.client("iam"), role_names, f"{os.getpid()}-{self.config.moto_port}"
+            Path(directory), self.client("iam"), roles_by_id, f"{os.getpid()}-{self.config.moto_port}"
         )
 
     def physical_id(self, logical_id: str) -> Any:

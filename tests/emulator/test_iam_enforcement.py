@@ -74,7 +74,9 @@ def test_each_function_runs_with_a_session_of_its_own_execution_role(stack):
         assert f":assumed-role/{role}/" in sts.get_caller_identity()["Arn"]
 
 
-def test_the_switch_accepts_on_or_off_and_names_itself_otherwise(monkeypatch):
+def test_enforcement_is_on_unless_the_switch_turns_it_off_and_names_itself_otherwise(monkeypatch):
+    monkeypatch.delenv("MARKETPLACE_IAM", raising=False)
+    assert roles.enforcement_from_env() is True  # make run and make test enforce (D50)
     monkeypatch.setenv("MARKETPLACE_IAM", "OFF")
     assert roles.enforcement_from_env() is False
     monkeypatch.setenv("MARKETPLACE_IAM", "on")
@@ -90,12 +92,12 @@ def test_the_least_privilege_report_marks_each_grant_used_or_never_used(tmp_path
     queue = "arn:aws:sqs:us-east-1:123456789012:q"
     statement = {"policy": "p0", "Effect": "Allow", "Action": ["sqs:SendMessage*", "sqs:DeleteMessage"]}
     usage = {
-        "granted": {"fn": [{**statement, "Resource": queue}]},
-        "used": [["arn:aws:iam::123456789012:role/fn", "sqs:SendMessage", queue]],
-        "denied": [["arn:aws:iam::123456789012:role/fn", "sqs:PurgeQueue", queue]],
+        "granted": {"FnRole": [{**statement, "Resource": queue}]},
+        "used": [["FnRole", "sqs:SendMessage", queue]],
+        "denied": [["FnRole", "sqs:PurgeQueue", queue]],
     }
     (tmp_path / "usage-1.json").write_text(json.dumps(usage))
-    rows = iam_report.report(tmp_path)["fn"]
+    rows = iam_report.report(tmp_path)["FnRole"]
     assert rows == [
         {
             "policy": "p0",
@@ -106,3 +108,41 @@ def test_the_least_privilege_report_marks_each_grant_used_or_never_used(tmp_path
         {"policy": "p0", "action": "sqs:DeleteMessage", "resources": [queue], "used": []},
         {"denied": f"sqs:PurgeQueue {queue}"},
     ]
+
+
+def test_the_check_fails_on_a_grant_never_used_unless_a_reason_keeps_it_and_on_every_refusal(
+    tmp_path, capsys
+):
+    """``make iam-report``'s check: an unused grant without a reason in iam-reasons.yaml fails it,
+    naming the role, action and resource; a reason (for the role, or ``*`` for every role) keeps it."""
+    from marketplace_local import iam_report
+
+    queue = "arn:aws:sqs:us-east-1:123456789012:local-ImportQueue"
+    usage = {
+        "granted": {"FnRole": [{"policy": "p0", "Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:DeleteMessage"],
+                                "Resource": queue}]},
+        "used": [["FnRole", "sqs:SendMessage", queue]],
+        "denied": [],
+    }  # fmt: skip
+    (tmp_path / "usage-1.json").write_text(json.dumps(usage))
+    reasons = tmp_path / "reasons.yaml"
+    reasons.write_text("[]\n")
+    assert iam_report.main([str(tmp_path), "--check", "--reasons", str(reasons)]) == 1
+    assert f"FnRole: sqs:DeleteMessage on {queue} is never used" in capsys.readouterr().err
+    for role, scope in (
+        ("FnRole", ""),
+        ("*", ""),
+        ("FnRole", "resource: ImportQueue\n  "),
+        ("*", "policy: p0\n  "),
+    ):
+        reasons.write_text(f"- role: '{role}'\n  action: sqs:DeleteMessage\n  {scope}reason: why it stays\n")
+        assert iam_report.main([str(tmp_path), "--check", "--reasons", str(reasons)]) == 0, (role, scope)
+        assert "unused (*) sqs:DeleteMessage" in capsys.readouterr().out
+    for scope in ("resource: OtherQueue", "policy: p1"):  # a reason for another grant keeps nothing here
+        reasons.write_text(f"- role: FnRole\n  action: sqs:DeleteMessage\n  {scope}\n  reason: r\n")
+        assert iam_report.main([str(tmp_path), "--check", "--reasons", str(reasons)]) == 1, scope
+    usage["denied"] = [["FnRole", "sqs:PurgeQueue", queue]]
+    (tmp_path / "usage-1.json").write_text(json.dumps(usage))
+    reasons.write_text("- role: FnRole\n  action: sqs:DeleteMessage\n  reason: why it stays\n")
+    assert iam_report.main([str(tmp_path), "--check", "--reasons", str(reasons)]) == 1
+    assert f"FnRole: refused sqs:PurgeQueue {queue}" in capsys.readouterr().err
