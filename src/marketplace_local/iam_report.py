@@ -28,6 +28,19 @@ USAGE_VARIABLE = "MARKETPLACE_IAM_USAGE"
 REASONS_PATH = Path(__file__).resolve().parents[2] / "iam-reasons.yaml"
 
 
+def policy_source(sam: dict[str, Any], role: str, policy_name: str) -> str:
+    """What wrote a role's policy: the SAM policy template (``DynamoDBCrudPolicy``...) or
+    ``Statement`` of the function's or state machine's ``Policies`` (SAM names the policy
+    ``<Role>Policy<index>``), else the policy's own name (an AWS managed policy, a connector's)."""
+    match = re.fullmatch(re.escape(role) + r"Policy(\d+)", policy_name)
+    owner = (sam.get("Resources") or {}).get(role.removesuffix("Role")) or {}
+    policies = _as_list((owner.get("Properties") or {}).get("Policies"))
+    if match and int(match.group(1)) < len(policies) and isinstance(policies[int(match.group(1))], dict):
+        (source, *_) = policies[int(match.group(1))]
+        return str(source)
+    return policy_name
+
+
 def write_usage(directory: Path, iam: Any, roles: dict[str, str], name: str) -> Path:
     """The granted statements of ``roles`` (logical id -> role name; read from moto) and this
     process's recorded calls."""
@@ -69,9 +82,10 @@ def _pattern(text: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text) + r"\Z")
 
 
-def report(directory: Path) -> dict[str, list[dict[str, Any]]]:
-    """Per role (logical id): one row per (statement, action) with its resources and the calls that
-    used it, then one row per refusal."""
+def report(directory: Path, sam: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per role (logical id): one row per (statement, action) with its policy's source in the SAM
+    template ``sam`` (:func:`policy_source`), its resources and the calls that used it, then one row
+    per refusal."""
     granted: dict[str, list[dict[str, Any]]] = {}
     used: set[tuple[str, str, str]] = set()
     denied: set[tuple[str, str, str]] = set()
@@ -93,8 +107,8 @@ def report(directory: Path) -> dict[str, list[dict[str, Any]]]:
                      if _pattern(action.lower()).match(a.lower()) and any(_pattern(p).match(r) for p in resources)}
                 )  # fmt: skip
                 rows.setdefault(role, []).append(
-                    {"policy": statement["policy"], "action": action, "resources": resources,
-                     "used": [f"{a} {r}" for a, r in matching]}
+                    {"policy": statement["policy"], "source": policy_source(sam or {}, role, statement["policy"]),
+                     "action": action, "resources": resources, "used": [f"{a} {r}" for a, r in matching]}
                 )  # fmt: skip
         for who, action, resource in sorted(denied):
             if who == role:
@@ -104,8 +118,9 @@ def report(directory: Path) -> dict[str, list[dict[str, Any]]]:
 
 def load_reasons(path: Path = REASONS_PATH) -> list[dict[str, str]]:
     """``iam-reasons.yaml``: a list of {role, action, reason} (``role`` a logical id or ``*`` for
-    every role); optional, ``policy`` (the role policy's name: an AWS managed policy's, or the name
-    SAM gives a policy template) and ``resource`` (a text the granted resource contains)."""
+    every role); optional, ``policy`` (the role policy's name, or its source: an AWS managed
+    policy's name, a SAM policy template's such as ``DynamoDBCrudPolicy``, or ``Statement``) and
+    ``resource`` (a text the granted resource contains)."""
     entries = yaml.safe_load(path.read_text()) or []
     for entry in entries:
         missing = {"role", "action", "reason"} - set(entry)
@@ -119,7 +134,7 @@ def reason_for(role: str, row: dict[str, Any], reasons: list[dict[str, str]]) ->
     for entry in reasons:
         if entry["role"] not in ("*", role) or entry["action"].lower() != row["action"].lower():
             continue
-        if "policy" in entry and entry["policy"] != row["policy"]:
+        if "policy" in entry and entry["policy"] not in (row["policy"], row.get("source")):
             continue
         if "resource" in entry and not any(entry["resource"] in r for r in row["resources"]):
             continue
@@ -127,12 +142,12 @@ def reason_for(role: str, row: dict[str, Any], reasons: list[dict[str, str]]) ->
     return None
 
 
-def template_grants(cfn: dict[str, Any]) -> set[tuple[str, str, str]]:
-    """Every (role, policy name, action) the transformed template allows, the AWS managed policies
-    with their documents, as the provisioner puts them on the roles."""
+def template_grants(sam: dict[str, Any], cfn: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    """Every (role, policy name, its source, action) the transformed template allows, the AWS
+    managed policies with their documents, as the provisioner puts them on the roles."""
     from marketplace_local.provision import aws_managed_policy
 
-    grants: set[tuple[str, str, str]] = set()
+    grants: set[tuple[str, str, str, str]] = set()
     for role, resource in cfn["Resources"].items():
         if resource["Type"] != "AWS::IAM::Role":
             continue
@@ -145,20 +160,23 @@ def template_grants(cfn: dict[str, Any]) -> set[tuple[str, str, str]]:
         for name, document in documents:
             for statement in _as_list(document.get("Statement")):
                 if statement.get("Effect") == "Allow":
-                    grants |= {(role, name, str(action)) for action in _as_list(statement.get("Action"))}
+                    source = policy_source(sam, role, name)
+                    grants |= {(role, name, source, str(a)) for a in _as_list(statement.get("Action"))}
     return grants
 
 
-def stale_reasons(cfn: dict[str, Any], reasons: list[dict[str, str]]) -> list[dict[str, str]]:
+def stale_reasons(
+    sam: dict[str, Any], cfn: dict[str, Any], reasons: list[dict[str, str]]
+) -> list[dict[str, str]]:
     """The reasons that name no grant of the template (the grant was taken off: so goes its reason)."""
-    grants = template_grants(cfn)
+    grants = template_grants(sam, cfn)
     return [
         entry
         for entry in reasons
         if not any(
-            entry["role"] in ("*", role) and entry.get("policy", policy) == policy
+            entry["role"] in ("*", role) and entry.get("policy", policy) in (policy, source)
             and entry["action"].lower() == action.lower()
-            for role, policy, action in grants
+            for role, policy, source, action in grants
         )
     ]  # fmt: skip
 
@@ -186,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reasons", type=Path, default=REASONS_PATH)
     args = parser.parse_args(argv)
-    rows = report(args.directory)
+    from marketplace_local.template import load_sam
+
+    rows = report(args.directory, load_sam())
     if not rows:
         print(
             f"no usage recorded in {args.directory}: run a stack with MARKETPLACE_IAM=on "
@@ -207,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
                 mark, explained = "unused (*)", explained + 1
             else:
                 mark, unused = "NEVER USED", unused + 1
-            print(f"  {mark} {entry['action']:<40} {', '.join(entry['resources'])}  [{entry['policy']}]")
+            where = (
+                entry["policy"]
+                if entry["source"] == entry["policy"]
+                else f"{entry['policy']}: {entry['source']}"
+            )
+            print(f"  {mark} {entry['action']:<40} {', '.join(entry['resources'])}  [{where}]")
     print(f"{unused} granted action(s) never used by this run without a reason; "
           f"{explained} unused with a reason in {args.reasons.name} (*)")  # fmt: skip
     found = problems(rows, reasons)

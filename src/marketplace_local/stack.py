@@ -340,7 +340,10 @@ class LocalStack:
             lid: self.physical_id(lid) for lid in self.template.resources_of_type("AWS::IAM::Role")
         }
         iam_report.write_usage(
-            Path(directory), self.client("iam"), roles_by_id, f"{os.getpid()}-{self.config.moto_port}"
+            Path(directory),
+            self.client("iam"),
+            roles_by_id,
+            f"{os.getpid()}-{self.config.moto_port}",
         )
 
     def physical_id(self, logical_id: str) -> Any:

@@ -101,13 +101,28 @@ def test_the_least_privilege_report_marks_each_grant_used_or_never_used(tmp_path
     assert rows == [
         {
             "policy": "p0",
+            "source": "p0",
             "action": "sqs:SendMessage*",
             "resources": [queue],
             "used": [f"sqs:SendMessage {queue}"],
         },
-        {"policy": "p0", "action": "sqs:DeleteMessage", "resources": [queue], "used": []},
+        {"policy": "p0", "source": "p0", "action": "sqs:DeleteMessage", "resources": [queue], "used": []},
         {"denied": f"sqs:PurgeQueue {queue}"},
     ]
+
+
+def test_a_role_policy_is_known_by_the_sam_policy_template_or_statement_that_wrote_it():
+    from marketplace_local import iam_report
+
+    sam = {"Resources": {"FnFunction": {"Properties": {"Policies": [
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess", {"DynamoDBCrudPolicy": {"TableName": "t"}},
+        {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:q"}]}]}}}}  # fmt: skip
+    assert iam_report.policy_source(sam, "FnFunctionRole", "FnFunctionRolePolicy1") == "DynamoDBCrudPolicy"
+    assert iam_report.policy_source(sam, "FnFunctionRole", "FnFunctionRolePolicy2") == "Statement"
+    assert (
+        iam_report.policy_source(sam, "FnFunctionRole", "AWSXrayWriteOnlyAccess") == "AWSXrayWriteOnlyAccess"
+    )
+    assert iam_report.policy_source(sam, "FnFunctionRole", "FnFunctionRolePolicy7") == "FnFunctionRolePolicy7"
 
 
 def test_the_check_fails_on_a_grant_never_used_unless_a_reason_keeps_it_and_on_every_refusal(

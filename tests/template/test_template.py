@@ -468,13 +468,15 @@ def test_every_reason_kept_for_an_unused_grant_names_a_grant_of_the_template(tpl
     a reason and names a role's grant that the transformed template still holds."""
     reasons = iam_report.load_reasons()
     assert reasons, "iam-reasons.yaml holds no reason: the reader is broken"
-    assert iam_report.stale_reasons(tpl.cfn, reasons) == []
+    assert iam_report.stale_reasons(tpl.sam, tpl.cfn, reasons) == []
 
 
 def test_a_reason_for_a_grant_the_template_does_not_hold_is_stale(tpl):
     reasons = [{"role": "ImportFunctionRole", "action": "dynamodb:DeleteTable", "reason": "none"},
-               {"role": "*", "policy": "AWSXrayWriteOnlyAccess", "action": "xray:PutTraceSegments", "reason": "r"}]  # fmt: skip
-    assert iam_report.stale_reasons(tpl.cfn, reasons) == reasons[:1]
+               {"role": "ImportFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"},
+               {"role": "*", "policy": "AWSXrayWriteOnlyAccess", "action": "xray:PutTraceSegments", "reason": "r"},
+               {"role": "ApiFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"}]  # fmt: skip
+    assert iam_report.stale_reasons(tpl.sam, tpl.cfn, reasons) == reasons[:2]
 
 
 def test_key_policies_give_kms_star_to_the_account_root_only(tpl):
