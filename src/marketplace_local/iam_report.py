@@ -85,35 +85,43 @@ def _pattern(text: str) -> re.Pattern[str]:
 def report(directory: Path, sam: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Per role (logical id): one row per (statement, action) with its policy's source in the SAM
     template ``sam`` (:func:`policy_source`), its resources and the calls that used it, then one row
-    per refusal."""
-    granted: dict[str, list[dict[str, Any]]] = {}
-    used: set[tuple[str, str, str]] = set()
+    per refusal.
+
+    Each stack's calls are matched against that stack's own grants (a key or a user pool has another
+    id in each stack), then merged by (role, policy, action); a role's grants are its newest stack's
+    (the template may have changed between runs)."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    latest: dict[str, list[tuple[str, str, str]]] = {}
     denied: set[tuple[str, str, str]] = set()
-    for path in sorted(directory.glob("usage-*.json")):
+    for path in sorted(directory.glob("usage-*.json"), key=lambda p: p.stat().st_mtime):
         document = json.loads(path.read_text())
-        granted.update(document["granted"])
-        used |= {tuple(u) for u in document["used"]}
         denied |= {tuple(d) for d in document["denied"]}
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for role, statements in sorted(granted.items()):
-        calls = [(a, r) for who, a, r in used if who == role]
-        for statement in statements:
-            if statement.get("Effect") != "Allow":
-                continue
-            resources = [str(r) for r in _as_list(statement.get("Resource"))]
-            for action in _as_list(statement.get("Action")):
-                matching = sorted(
-                    {(a, r) for a, r in calls
-                     if _pattern(action.lower()).match(a.lower()) and any(_pattern(p).match(r) for p in resources)}
-                )  # fmt: skip
-                rows.setdefault(role, []).append(
-                    {"policy": statement["policy"], "source": policy_source(sam or {}, role, statement["policy"]),
-                     "action": action, "resources": resources, "used": [f"{a} {r}" for a, r in matching]}
-                )  # fmt: skip
-        for who, action, resource in sorted(denied):
-            if who == role:
-                rows.setdefault(role, []).append({"denied": f"{action} {resource}"})
-    return rows
+        for role, statements in document["granted"].items():
+            calls = [(a, r) for who, a, r in document["used"] if who == role]
+            keys = latest[role] = []
+            for statement in statements:
+                if statement.get("Effect") != "Allow":
+                    continue
+                resources = [str(r) for r in _as_list(statement.get("Resource"))]
+                for action in _as_list(statement.get("Action")):
+                    matching = {
+                        f"{a} {r}" for a, r in calls
+                        if _pattern(action.lower()).match(a.lower()) and any(_pattern(p).match(r) for p in resources)
+                    }  # fmt: skip
+                    key = (role, statement["policy"], action)
+                    keys.append(key)
+                    row = rows.setdefault(key, {"used": []})
+                    row.update(
+                        policy=statement["policy"], source=policy_source(sam or {}, role, statement["policy"]),
+                        action=action, resources=resources, used=sorted(set(row["used"]) | matching),
+                    )  # fmt: skip
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for role, keys in sorted(latest.items()):
+        merged[role] = [
+            {k: rows[key][k] for k in ("policy", "source", "action", "resources", "used")} for key in keys
+        ]
+        merged[role] += [{"denied": f"{a} {r}"} for who, a, r in sorted(denied) if who == role]
+    return merged
 
 
 def load_reasons(path: Path = REASONS_PATH) -> list[dict[str, str]]:
