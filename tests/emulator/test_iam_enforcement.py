@@ -161,3 +161,30 @@ def test_the_check_fails_on_a_grant_never_used_unless_a_reason_keeps_it_and_on_e
     reasons.write_text("- role: FnRole\n  action: sqs:DeleteMessage\n  reason: why it stays\n")
     assert iam_report.main([str(tmp_path), "--check", "--reasons", str(reasons)]) == 1
     assert f"FnRole: refused sqs:PurgeQueue {queue}" in capsys.readouterr().err
+
+
+def test_a_refusal_fails_the_run_unless_the_test_took_the_grant_off_on_purpose(monkeypatch):
+    """What the shared stack's teardown and each `marketplace run`'s check (tests/conftest.py): a
+    refused call is listed with its role, action and resource; the refusals of a role while a test
+    holds ``refusals_expected`` for it are that test's, and only those."""
+    from marketplace_local.moto_patches import iam_enforcement
+    from tests.conftest import assert_no_refusal
+
+    monkeypatch.setattr(iam_enforcement, "denied", [])
+    monkeypatch.setattr(iam_enforcement, "expected", [])
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/t"
+    role, other = "arn:aws:iam::123456789012:role/a", "arn:aws:iam::123456789012:role/b"
+    with iam_enforcement.refusals_expected(role):
+        iam_enforcement.record(role, "dynamodb:PutItem", table, allowed=False)
+        iam_enforcement.record(other, "dynamodb:GetItem", table, allowed=False)
+    iam_enforcement.record(role, "dynamodb:Scan", table, allowed=False)
+    assert iam_enforcement.expected == [(role, "dynamodb:PutItem", table)]
+    with pytest.raises(AssertionError, match="refused calls the template does not grant") as refused:
+        assert_no_refusal()
+    assert f"{other} may not dynamodb:GetItem on {table}" in str(refused.value)
+    assert f"{role} may not dynamodb:Scan on {table}" in str(refused.value)
+    assert "PutItem" not in str(refused.value)
+    line = "2026-12-07 15:25:30,553 WARNING marketplace_local.iam AccessDenied: r may not s3:GetObject on o"
+    with pytest.raises(AssertionError, match="r may not s3:GetObject on o"):
+        assert_no_refusal(["Marketplace API ready at http://127.0.0.1:1", line])
+    assert_no_refusal(["Marketplace API ready at http://127.0.0.1:1"])
