@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 
 from marketplace_local import roles
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.emulator import run_scenario
 
 
 def scenario(mode: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.emulator.iam_scenarios", mode],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_scenario("tests.emulator.iam_scenarios", mode, env)
 
 
 def test_plain_moto_refuses_every_call_of_a_policy_that_names_arns():
