@@ -26,6 +26,7 @@ help:
 	@echo "make validate  cfn-lint, SAM transform, sam validate --lint, checkov"
 	@echo "make build     sam build (functions and the shared layer) into .aws-sam/"
 	@echo "make bench     benchmarks"
+	@echo "make iam-report  per role, the template's grants the tests used and never used (IAM enforced)"
 	@echo "make faults    1,000 onboardings + 1,000 orders under injected faults: nothing lost, duplicated or oversold"
 	@echo "make docs      regenerate the generated docs (diagrams, API reference, deploy tables)"
 	@echo "make docs-check  fail if a generated doc is out of date with template.yaml or the ASL"
@@ -47,8 +48,15 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # checkov is installed too: the template tests run it (cfn-lint and the SAM transform are in .venv).
+# IAM is enforced (D50): each local stack of the run writes what its roles were granted and used, and
+# a whole run (no PYTEST_ARGS, not MARKETPLACE_IAM=off) then fails on a grant that no test used and
+# iam-reasons.yaml does not explain (the report: .local/iam-report.txt).
+IAM_USAGE := .local/iam-usage
+IAM_CHECK = $(BIN)/python -m marketplace_local.iam_report --check $(IAM_USAGE) > .local/iam-report.txt
 test: $(STAMP) $(CHECKOV_STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	rm -rf $(IAM_USAGE)
+	MARKETPLACE_IAM_USAGE=$(IAM_USAGE) $(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS)$(filter off OFF,$(MARKETPLACE_IAM)),,$(IAM_CHECK))
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
@@ -114,6 +122,16 @@ deploy-web: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Least privilege, measured (D50): the tests that run the local stack, with IAM enforced, each stack
+# writing what its roles were granted and used; then, per role, every grant used, unused with its
+# reason from iam-reasons.yaml, or NEVER USED (which fails, as does any refusal).
+IAM_TESTS ?= tests/workflow tests/e2e tests/contract tests/access tests/fault/test_fault_run.py
+.PHONY: iam-report
+iam-report: $(STAMP)
+	rm -rf $(IAM_USAGE)
+	-MARKETPLACE_IAM=on MARKETPLACE_IAM_USAGE=$(IAM_USAGE) $(BIN)/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider $(IAM_TESTS) $(PYTEST_ARGS)
+	$(BIN)/python -m marketplace_local.iam_report --check $(IAM_USAGE)
 
 # 20 % transient Lambda errors, 5 % throttles, 5 % duplicate deliveries, 5 % stream batches crashed
 # mid-batch, a webhook receiver down for 20 s (tests.fault.harness). Fails on anything lost,

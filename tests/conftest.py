@@ -82,6 +82,23 @@ def stack(clock, tmp_path_factory) -> Iterator[Any]:
     local = LocalStack(config).start()
     yield local
     local.stop()
+    assert_no_refusal()
+
+
+def assert_no_refusal(logs: list[str] | None = None) -> None:
+    """The template as it is grants every call its code makes (D50): a refusal recorded by the
+    in-process stacks (or, given ``logs``, logged by a ``marketplace run``) fails the run, naming
+    the role, action and resource. A test that takes a grant off on purpose marks its refusals
+    expected (``iam_enforcement.refusals_expected``)."""
+    from marketplace_local.moto_patches import iam_enforcement
+
+    if logs is None:
+        refused = [
+            f"{role} may not {action} on {resource}" for role, action, resource in iam_enforcement.denied
+        ]
+    else:
+        refused = [line.strip() for line in logs if "AccessDenied: " in line]
+    assert not refused, "refused calls the template does not grant:\n" + "\n".join(sorted(set(refused)))
 
 
 @pytest.fixture(scope="module")

@@ -200,6 +200,10 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     # The function's layers' local directories: their packages are imported once per instance.
     layer_dirs: tuple[Path, ...] = ()
+    # The execution role, and the session of it that Lambda puts in the function's environment
+    # (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: marketplace_local.roles).
+    role_arn: str = ""
+    credentials: dict[str, str] = field(default_factory=dict)
     invocations: int = 0
     throttles: int = 0
     in_flight: int = 0
@@ -465,6 +469,7 @@ class LambdaRuntime:
         )  # fmt: skip
         return {
             **self.base_environment,
+            **spec.credentials,
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",

@@ -9,6 +9,7 @@ and are listed by :attr:`Provisioner.not_emulated` so nothing is skipped silentl
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -273,6 +274,15 @@ class Provisioner:
             iam.put_role_policy(
                 RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document)
             )
+        for arn in props.get("ManagedPolicyArns", []):
+            # An AWS managed policy (the ones SAM adds: AWSLambdaBasicExecutionRole, the stream and
+            # queue execution roles) with the document moto ships for it; moto holds AWS managed
+            # policies only when told to load all of them, so it is put on the role inline (D50).
+            iam.put_role_policy(
+                RoleName=name,
+                PolicyName=arn.rsplit("/", 1)[-1],
+                PolicyDocument=json.dumps(aws_managed_policy(arn)),
+            )
         return Physical(ref=name, attributes={"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
     def _log_group(self, logical_id: str, props: dict[str, Any]) -> Physical:
@@ -316,6 +326,7 @@ class Provisioner:
                     else None
                 ),
                 layer_dirs=tuple(self._layer_dir(arn) for arn in props.get("Layers", [])),
+                role_arn=props["Role"],
             )
         )
         return Physical(ref=name, attributes={"Arn": function["FunctionArn"]})
@@ -450,6 +461,23 @@ class Provisioner:
             document["Statement"] = statements
             self.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
         return Physical(ref=f"{props['Bucket']}-policy")
+
+
+@functools.cache
+def _aws_managed_policies() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
+
+
+def aws_managed_policy(arn: str) -> dict[str, Any]:
+    if not arn.startswith("arn:aws:iam::aws:policy/"):
+        raise TemplateError(f"{arn}: only AWS managed policies are emulated in ManagedPolicyArns")
+    policies = _aws_managed_policies()
+    name = arn.rsplit("/", 1)[-1]
+    if name not in policies:
+        raise TemplateError(f"{arn}: no such AWS managed policy")
+    return policies[name]["Document"]
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -29,12 +29,12 @@ from botocore.config import Config
 
 from marketplace.tenants import silo_stack_name
 from marketplace.webhook_targets import LOOPBACK_PORTS_VARIABLE
-from marketplace_local import transport
+from marketplace_local import iam_report, roles, transport
 from marketplace_local.api import LocalApi, stage_throttle
 from marketplace_local.auth import TokenIssuer, resolve_state_dir
 from marketplace_local.faults import FaultConfig, FaultInjector
 from marketplace_local.lambdas import LambdaRuntime
-from marketplace_local.moto_patches import asl_cache, dynamodb_fixes, engine, fast_serialize
+from marketplace_local.moto_patches import asl_cache, dynamodb_fixes, engine, fast_serialize, iam_enforcement
 from marketplace_local.provision import Provisioned, Provisioner
 from marketplace_local.streams import Poller, QueuePoller, StreamFeed, StreamPoller
 from marketplace_local.template import TEMPLATE_PATH, Template
@@ -83,6 +83,9 @@ class StackConfig:
     # Loopback ports that suppliers' webhooks may point at: the test receivers started on purpose
     # (see LocalStack.allow_webhook_port). No other loopback port is reachable by a delivery.
     webhook_ports: tuple[int, ...] = ()
+    # Every call of a function, state machine or event source mapping is authorised against its role's
+    # policies, as on AWS (marketplace_local.roles; D50). MARKETPLACE_IAM=on|off sets it for a run.
+    enforce_iam: bool = field(default_factory=roles.enforcement_from_env)
     # A premium tenant's own stack (the silo, D53), set by pin(): None runs the pool.
     pinned_tenant: str | None = None
 
@@ -124,6 +127,8 @@ class LocalStack:
         self._clients: dict[str, Any] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.roles: roles.Roles | None = None
+        self._enforcement: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -172,27 +177,32 @@ class LocalStack:
         self.provisioned = Provisioner(
             self.template, self.client, self.runtime, cfg.region, ACCOUNT_ID, cfg.stack_name
         ).provision()
+        self._assume_roles()
 
-        feeds: dict[tuple[str, str], StreamFeed] = {}  # one reader per stream and starting position
+        feeds: dict[tuple[str, str, str], StreamFeed] = {}  # one reader per stream and starting position
         for mapping in self.provisioned.stream_mappings:
             where = (mapping.stream_arn, mapping.starting_position)
-            if where not in feeds:
-                feeds[where] = StreamFeed(self.client("dynamodbstreams"), *where)
+            # A mapping reads with its function's role, as Lambda does: one reader per role too.
+            role_arn = self.runtime.functions[_function_name(mapping.function_name)].role_arn
+            if (*where, role_arn) not in feeds:
+                feeds[(*where, role_arn)] = StreamFeed(self.role_client("dynamodbstreams", role_arn), *where)
             poller = StreamPoller(
                 mapping,
-                self.client("dynamodbstreams"),
-                self.client("sqs"),
+                self.role_client("dynamodbstreams", role_arn),
+                self.role_client("sqs", role_arn),
                 self.runtime.invoke,
                 cfg.region,
                 poll_interval=cfg.poll_interval,
-                feed=feeds[where],
+                feed=feeds[(*where, role_arn)],
             )
             poller.start()
             self.pollers.append(poller)
         for queue_mapping in self.provisioned.queue_mappings:
             queue_poller = QueuePoller(
                 queue_mapping,
-                self.client("sqs"),
+                self.role_client(
+                    "sqs", self.runtime.functions[_function_name(queue_mapping.function_name)].role_arn
+                ),
                 self.runtime.invoke,
                 cfg.region,
                 poll_interval=cfg.poll_interval,
@@ -277,6 +287,12 @@ class LocalStack:
             self.api.stop()
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._enforcement is not None:
+            self._write_iam_usage()
+            self._enforcement.__exit__(None, None, None)
+            self._enforcement = None
+        if self.roles is not None:
+            roles.deactivate(self.roles)
         transport.uninstall(self.moto_endpoint)
         if self._moto is not None:
             self._moto.stop()
@@ -299,6 +315,51 @@ class LocalStack:
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}),
             )
         return self._clients[service]
+
+    def role_client(self, service: str, role_arn: str) -> Any:
+        """A client signed with the role's session (marketplace_local.roles)."""
+        assert self.roles is not None
+        key = f"{service}@{role_arn}"
+        if key not in self._clients:
+            self._clients[key] = boto3.session.Session().client(
+                service,
+                region_name=self.config.region,
+                endpoint_url=self.moto_endpoint,
+                config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+                **self.roles.session(role_arn).client_arguments(),
+            )
+        return self._clients[key]
+
+    def _assume_roles(self) -> None:
+        """Assume every role of the template and give each function its role's session (as Lambda
+        puts it in the function's environment); then, with enforcement on, moto authorises every call
+        of those sessions (D50)."""
+        assert self.provisioned is not None and self.template is not None and self.runtime is not None
+        self.roles = roles.Roles(self.client("sts"))
+        for logical_id in self.template.resources_of_type("AWS::IAM::Role"):
+            self.roles.session(self.provisioned.physical[logical_id].attributes["Arn"])
+        for spec in self.runtime.functions.values():
+            spec.credentials = self.roles.session(spec.role_arn).environment()
+        roles.activate(self.roles)
+        iam_enforcement.install()
+        if self.config.enforce_iam:
+            self._enforcement = roles.enforcement()
+            self._enforcement.__enter__()
+
+    def _write_iam_usage(self) -> None:
+        """With ``MARKETPLACE_IAM_USAGE=<dir>``: what each role was granted and used (``make iam-report``)."""
+        directory = os.environ.get(iam_report.USAGE_VARIABLE)
+        if not directory or self.template is None or self.provisioned is None:
+            return
+        roles_by_id = {
+            lid: self.physical_id(lid) for lid in self.template.resources_of_type("AWS::IAM::Role")
+        }
+        iam_report.write_usage(
+            Path(directory),
+            self.client("iam"),
+            roles_by_id,
+            f"{os.getpid()}-{self.config.moto_port}",
+        )
 
     def physical_id(self, logical_id: str) -> Any:
         assert self.provisioned is not None
@@ -332,6 +393,10 @@ class LocalStack:
         thread = threading.Thread(target=run, name=f"schedule-{schedule['logical_id']}", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+
+def _function_name(name_or_arn: str) -> str:
+    return name_or_arn.rsplit(":", 1)[-1] if name_or_arn.startswith("arn:") else name_or_arn
 
 
 def schedule_interval(expression: str) -> float:

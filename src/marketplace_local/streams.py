@@ -240,6 +240,14 @@ class StreamFeed:
         return fetched
 
 
+def queue_url(sqs_client: Any, queue_arn: str) -> str:
+    """The queue's URL on the client's endpoint, from its ARN (``.../<account>/<name>``, as SQS
+    spells it). Lambda addresses a mapping's queue and on-failure destination by ARN: asking
+    GetQueueUrl would need a grant the function's role does not have (D50)."""
+    _, _, _, _, account, name = queue_arn.split(":", 5)
+    return f"{sqs_client.meta.endpoint_url}/{account}/{name}"
+
+
 class StreamPoller(Poller):
     """One thread per mapping; ``run_once`` drives it synchronously (tests, benchmarks)."""
 
@@ -389,8 +397,7 @@ class StreamPoller(Poller):
                       len(batch), condition)  # fmt: skip
             return
         if self._on_failure_url is None:
-            queue_name = self.settings.on_failure_arn.rsplit(":", 1)[-1]
-            self._on_failure_url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            self._on_failure_url = queue_url(self.sqs, self.settings.on_failure_arn)
         first, last = batch[0], batch[-1]
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         body = {
@@ -467,7 +474,7 @@ class QueuePoller(Poller):
         self.sqs = sqs_client
         self.invoke = invoke
         self.region = region
-        self.url = sqs_client.get_queue_url(QueueName=settings.queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        self.url = queue_url(sqs_client, settings.queue_arn)
 
     kind = "queue-poller"
 

@@ -86,7 +86,9 @@ class InProcessTransport:
         # the S3 metadata headers whose spelling moto's request handler preserves.
         builder = EnvironBuilder(
             path=split.path or "/",
-            base_url=f"{self.scheme}://{self.netloc}",
+            # The request's own host, as its Host header over HTTP: a signature covers it (the
+            # engine addresses this server as localhost:<port>, others as 127.0.0.1:<port>).
+            base_url=f"{split.scheme}://{split.netloc}",
             query_string=split.query,
             method=request.method,
             headers=[(k, v) for k, v in headers.items() if "_" not in k],

@@ -25,7 +25,7 @@ import requests
 
 from marketplace.tenants import silo_stack_name
 from marketplace_local.stack import free_port
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, assert_no_refusal, wait_until
 from tests.receivers import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-running")]
@@ -116,8 +116,10 @@ def marketplace_running(
                          webhook_ports=webhook_ports)  # fmt: skip
     # Drain the stack's output for the whole run: a full pipe would block its logging, and the
     # logs are what the PII test reads.
-    for stream in (process.stdout, process.stderr):
-        threading.Thread(target=lambda s=stream: stack.logs.extend(s), daemon=True).start()
+    readers = [threading.Thread(target=lambda s=stream: stack.logs.extend(s), daemon=True)
+               for stream in (process.stdout, process.stderr)]  # fmt: skip
+    for reader in readers:
+        reader.start()
     yield stack
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -126,6 +128,9 @@ def marketplace_running(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+    for reader in readers:
+        reader.join(timeout=5)
+    assert_no_refusal(stack.logs)
 
 
 @pytest.fixture(scope="module")

@@ -4,26 +4,18 @@ upgrade cures a deviation, its `_without_fix` test fails and the fix can go."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.emulator import engine_scenarios as scenarios
+from tests.emulator import run_scenario
 
 
 def without_fix(name: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "MOTO_"))}
     env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.emulator.engine_scenarios", name],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_scenario("tests.emulator.engine_scenarios", name, env)
 
 
 @pytest.fixture

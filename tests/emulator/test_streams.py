@@ -37,8 +37,8 @@ class FakeSqs:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def get_queue_url(self, QueueName: str) -> dict[str, str]:
-        return {"QueueUrl": f"http://sqs/{QueueName}"}
+    # The poller addresses its on-failure queue by ARN, on the client's endpoint (no GetQueueUrl).
+    meta = type("Meta", (), {"endpoint_url": "http://sqs"})()
 
     def send_message(self, QueueUrl: str, MessageBody: str) -> None:
         self.sent.append(json.loads(MessageBody))

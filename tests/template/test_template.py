@@ -26,6 +26,7 @@ import yaml
 from cfnlint.api import lint, lint_file
 
 from marketplace.access import ROLES
+from marketplace_local import iam_report
 from marketplace_local.template import Template, load, load_sam
 
 pytestmark = pytest.mark.template
@@ -460,6 +461,22 @@ def test_expanded_role_policies_name_their_actions_and_resources(tpl):
     assert statements
     assert [p for where, s in statements for p in statement_problems(where, s)] == []
     assert managed_policy_problems(tpl.cfn) == []
+
+
+def test_every_reason_kept_for_an_unused_grant_names_a_grant_of_the_template(tpl):
+    """iam-reasons.yaml holds why a grant no test uses stays (make iam-report, D50): each entry has
+    a reason and names a role's grant that the transformed template still holds."""
+    reasons = iam_report.load_reasons()
+    assert reasons, "iam-reasons.yaml holds no reason: the reader is broken"
+    assert iam_report.stale_reasons(tpl.sam, tpl.cfn, reasons) == []
+
+
+def test_a_reason_for_a_grant_the_template_does_not_hold_is_stale(tpl):
+    reasons = [{"role": "ImportFunctionRole", "action": "dynamodb:DeleteTable", "reason": "none"},
+               {"role": "ImportFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"},
+               {"role": "*", "policy": "AWSXrayWriteOnlyAccess", "action": "xray:PutTraceSegments", "reason": "r"},
+               {"role": "ApiFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"}]  # fmt: skip
+    assert iam_report.stale_reasons(tpl.sam, tpl.cfn, reasons) == reasons[:2]
 
 
 def test_key_policies_give_kms_star_to_the_account_root_only(tpl):

@@ -8,5 +8,7 @@ upgrade that cures a deviation is noticed and the patch can go (docs/decisions.m
   driveable clock, MockConfigFile test cases, ...);
 * :mod:`.dynamodb_fixes`: DynamoDB queries that read only their partition;
 * :mod:`.fast_serialize`: the response serializer's per-shape cache;
-* :mod:`.asl_cache`: definitions and JSONPaths parsed once.
+* :mod:`.asl_cache`: definitions and JSONPaths parsed once;
+* :mod:`.iam_enforcement`: moto's IAM evaluation given each request's real resource, action and AWS's
+  error (D50).
 """

@@ -266,16 +266,51 @@ def _cached_boto_client_for(original: Any) -> Any:
 
     @functools.wraps(original)
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        # One client per role as well: moto's client ignores the role today, but a client made
-        # for one execution role is never handed to another.
-        key = (region, service, getattr(state_credentials, "role_arn", None))
+        # A service integration calls AWS with the state machine's role, as on AWS: moto's client
+        # signs with a fixed key, so a client of the role's session is made instead when the local
+        # stack assumed that role (marketplace_local.roles; D50). One client per role and session.
+        from marketplace_local import roles
+
+        session = roles.session_for(getattr(state_credentials, "role_arn", None))
+        key = (
+            region,
+            service,
+            getattr(state_credentials, "role_arn", None),
+            session and session.access_key_id,
+        )
         with lock:
             if key not in cache:
-                cache[key] = original(region=region, service=service, state_credentials=state_credentials)
+                cache[key] = (
+                    original(region=region, service=service, state_credentials=state_credentials)
+                    if session is None
+                    else _role_client(region, service, session)
+                )
             return cache[key]
 
     boto_client_for.cache = cache  # type: ignore[attr-defined]
     return boto_client_for
+
+
+def _role_client(region: str, service: str, session: Any) -> Any:
+    """moto's integration client (boto_client.boto_client_for: its endpoint and its configuration),
+    signed with the role's session."""
+    import boto3
+    from botocore.config import Config
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
+    return boto3.session.Session().client(
+        service_name=service,
+        region_name=region,
+        endpoint_url=f"http://localhost:{moto_server_port()}",
+        config=Config(
+            parameter_validation=False,
+            retries={"max_attempts": 0, "total_max_attempts": 1},
+            connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+        ),
+        **session.client_arguments(),
+    )
 
 
 def _strict_states_all(self: Any, env: Any) -> None:
