@@ -90,6 +90,9 @@ def test_a_pack_of_its_own_decides_the_tax_id_and_the_category_rules():
         (lambda d: d["taxIds"]["DE"].update(formats=["DE\\d+"]), "taxIds.DE.formats.0", "does not match"),
         (lambda d: d["categories"].update(toys={}), "categories.toys", "is not valid under any"),
         (lambda d: d.pop("categories"), "categories", "is required"),
+        (lambda d: d["orders"].update(shipByHours=200), "orders.autoCancelUnshippedDays", "is less than shipByHours"),
+        (lambda d: d["orders"].update(returnWindowDays=0), "orders.returnWindowDays", "less than the minimum"),
+        (lambda d: d["orders"].update(shipBy=24), "orders.shipBy", "is not allowed"),
     ],
 )  # fmt: skip
 def test_a_bad_pack_is_refused_naming_the_field(change, field, reason):
@@ -100,6 +103,23 @@ def test_a_bad_pack_is_refused_naming_the_field(change, field, reason):
     assert [(f.field, reason in f.reason) for f in refused.value.fields] == [(field, True)], (
         refused.value.fields
     )
+
+
+def test_the_order_timings_are_the_pack_s_and_a_field_left_out_keeps_the_default(table, admin):
+    from marketplace.tenant_settings import DEFAULT_ORDER_SETTINGS, order_settings
+
+    assert order_settings(admin.tenant_id, table) == DEFAULT_ORDER_SETTINGS
+    assert DEFAULT_ORDER_SETTINGS.view() == rule_packs.default_document()["orders"]
+    document = defaults()
+    document["orders"] = {"shipByHours": 24, "restockOnReturn": True}  # the rest left out
+    rule_packs.put_draft(table, admin, document, None)
+    assert order_settings(admin.tenant_id, table) == DEFAULT_ORDER_SETTINGS  # a draft is not in force
+    rule_packs.activate(table, admin, None)
+    assert order_settings(admin.tenant_id, table).view() == {
+        **rule_packs.default_document()["orders"],
+        "shipByHours": 24,
+        "restockOnReturn": True,
+    }
 
 
 # ------------------------------------------------------------------------------------------- draft, activation

@@ -159,6 +159,20 @@ class Onboarding:
         return report["byTenant"].get(self.tenant, {}) | {"_all": report}
 
 
+def activate_rule_pack(onboarding: Onboarding, change: Any) -> int:
+    """Activate, for the onboarding's tenant, the default rule pack as ``change`` (a function of the
+    document) leaves it, through the domain as its admin would (D51); the version it got."""
+    import copy
+
+    from marketplace import rule_packs
+
+    admin = Principal("ada", onboarding.tenant, frozenset({"admin"}))
+    document = copy.deepcopy(rule_packs.default_document())
+    change(document)
+    rule_packs.put_draft(onboarding.table, admin, document, None)
+    return int(rule_packs.activate(onboarding.table, admin, None)["version"])
+
+
 @pytest.fixture
 def shop(onboarding: Onboarding) -> Any:
     """The tenant's suppliers, listings and orders, driven through the domain (the order tests' Shop);

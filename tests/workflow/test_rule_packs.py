@@ -4,15 +4,12 @@ an activation decides the next validation, and another tenant keeps its own rule
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 import pytest
 
-from marketplace import rule_packs
-from marketplace.principal import Principal
-from tests.workflow.conftest import Onboarding
+from tests.workflow.conftest import Onboarding, activate_rule_pack
 from tests.workflow.test_product_listing import Listings
 
 pytestmark = pytest.mark.workflow
@@ -26,14 +23,6 @@ def pack_version(onboarding: Onboarding, arn: str) -> Any:
     return output["validation"]["rulePackVersion"]
 
 
-def activate(onboarding: Onboarding, change: Any) -> int:
-    admin = Principal("ada", onboarding.tenant, frozenset({"admin"}))
-    document = copy.deepcopy(rule_packs.default_document())
-    change(document)
-    rule_packs.put_draft(onboarding.table, admin, document, None)
-    return int(rule_packs.activate(onboarding.table, admin, None)["version"])
-
-
 def test_an_onboarding_runs_with_the_pack_in_force_and_its_execution_keeps_the_version(
     onboarding, stack, tenant
 ):
@@ -41,7 +30,7 @@ def test_an_onboarding_runs_with_the_pack_in_force_and_its_execution_keeps_the_v
     onboarding.wait_status(before, "APPROVED")
     assert pack_version(onboarding, onboarding.execution_arn(before)) == 0  # the defaults
 
-    assert activate(onboarding, lambda d: d["taxIds"].update(NL=NL)) == 1
+    assert activate_rule_pack(onboarding, lambda d: d["taxIds"].update(NL=NL)) == 1
     dutch = onboarding.register(**DUTCH)
     assert "flags" not in onboarding.wait_status(dutch, "APPROVED")  # the defaults flag NL for review
     assert pack_version(onboarding, onboarding.execution_arn(dutch)) == 1
@@ -62,7 +51,7 @@ def test_a_listing_runs_with_the_pack_in_force_and_its_execution_keeps_the_versi
         "requiredAttributes": ["material"],
         "images": {"min": 1, "max": 5},
     }
-    assert activate(onboarding, lambda d: d["categories"].update(garden=garden)) == 1
+    assert activate_rule_pack(onboarding, lambda d: d["categories"].update(garden=garden)) == 1
     bench = {
         "category": "garden",
         "price": {"amount": 149, "currency": "EUR"},
@@ -76,3 +65,23 @@ def test_a_listing_runs_with_the_pack_in_force_and_its_execution_keeps_the_versi
     )
     flagged = listings.wait_status(supplier_id, too_dear, "FLAGGED")
     assert flagged["flags"] == [{"field": "price.amount", "reason": "must be between 1 and 300 for garden"}]
+
+
+def test_an_order_takes_the_timings_of_the_pack_in_force_and_another_tenant_keeps_the_defaults(shop, stack):
+    """The order timings are the pack's ``orders``: an activation sets each order's next deadline."""
+    from datetime import datetime, timedelta
+
+    from tests.workflow.test_supplier_orders import Shop
+
+    def accepted_ship_by(at: Shop) -> timedelta:
+        supplier_id, sku = at.supplier_with_listing(quantity=3)
+        part = at.place((supplier_id, sku, 1))["supplierOrders"][0]["supplierOrderId"]
+        at.wait_status(part, "AWAITING_ACCEPTANCE")
+        order = at.orders.accept(at.supplier(supplier_id), part)
+        return datetime.fromisoformat(order["shipBy"]) - datetime.fromisoformat(order["acceptedAt"])
+
+    onboarding = shop.listings.onboarding
+    assert activate_rule_pack(onboarding, lambda d: d["orders"].update(shipByHours=24)) == 1
+    assert accepted_ship_by(shop) == timedelta(hours=24)
+    other = Shop(Listings(Onboarding(stack, f"{onboarding.tenant}-other")))
+    assert accepted_ship_by(other) == timedelta(hours=72)  # the default pack's

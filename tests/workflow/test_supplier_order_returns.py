@@ -14,10 +14,9 @@ from decimal import Decimal
 import pytest
 
 from marketplace import clock, registry
-from marketplace import orders as orders_module
 from marketplace.errors import Conflict, InvalidInput, NotFound
 from marketplace.principal import Principal
-from marketplace.tenant_settings import OrderSettings
+from tests.workflow.conftest import activate_rule_pack
 from tests.workflow.test_supplier_order_lifecycle import shipment, two_line_order
 from tests.workflow.test_supplier_orders import Shop
 
@@ -66,12 +65,10 @@ def test_a_return_accepted_then_received_records_its_refund_exactly(shop):
     assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (7, 8)
 
 
-def test_a_received_return_is_restocked_when_the_tenant_says_so(shop, monkeypatch):
+def test_a_received_return_is_restocked_when_the_tenant_says_so(shop):
     supplier_id, sku_a, _, part = delivered(shop)
     me = shop.supplier(supplier_id)
-    monkeypatch.setattr(
-        orders_module, "order_settings", lambda tenant_id: OrderSettings(restock_on_return=True)
-    )
+    activate_rule_pack(shop.listings.onboarding, lambda pack: pack["orders"].update(restockOnReturn=True))
     asked = ask(shop, part, (sku_a, 2))
     shop.orders.answer_return(me, asked["returnId"], "accept_return")
     assert shop.orders.answer_return(me, asked["returnId"], "receive_return")["restocked"] is True
@@ -151,11 +148,9 @@ def test_a_refused_return_is_an_incident_the_admin_decides_to_refund(shop):
     assert (shop.stock(supplier_id, sku_a), shop.stock(supplier_id, sku_b)) == (7, 8)  # not restocked
 
 
-def test_an_incident_refunded_is_restocked_when_the_tenant_says_so(shop, monkeypatch):
+def test_an_incident_refunded_is_restocked_when_the_tenant_says_so(shop):
     supplier_id, sku_a, _, part = delivered(shop)
-    monkeypatch.setattr(
-        orders_module, "order_settings", lambda tenant_id: OrderSettings(restock_on_return=True)
-    )
+    activate_rule_pack(shop.listings.onboarding, lambda pack: pack["orders"].update(restockOnReturn=True))
     incident = refused(shop, supplier_id, part, (sku_a, 2))
     decided = shop.orders.decide_return(admin(shop), incident["returnId"], True, "goods came back")
     assert decided["restocked"] is True and shop.stock(supplier_id, sku_a) == 9

@@ -375,7 +375,9 @@ class Orders:
                 why = "; ".join(f"{sku}: {reason}" for sku, reason in refused.items())
                 return _Write("reject", lifecycle.REJECTED, gone, _final({"lines": lines}, why), _UNINDEXED)
             accepted_at = now()
-            ship_by = accepted_at + timedelta(hours=order_settings(order["tenantId"]).ship_by_hours)
+            ship_by = accepted_at + timedelta(
+                hours=order_settings(order["tenantId"], self.table).ship_by_hours
+            )
             return _Write("accept", lifecycle.ACCEPTED, gone, {
                 "lines": lines, "acceptedAt": iso(accepted_at), "shipBy": iso(ship_by),
             }, _UNINDEXED)  # fmt: skip
@@ -495,7 +497,7 @@ class Orders:
 
         def plan(order: dict[str, Any]) -> _Write | None:
             lifecycle.transition("request_return").check(order["status"], acting)
-            window = timedelta(days=order_settings(order["tenantId"]).return_window_days)
+            window = timedelta(days=order_settings(order["tenantId"], self.table).return_window_days)
             closes = parse_iso(str(order["deliveredAt"])) + window
             if now() > closes:
                 raise Conflict(f"the return window of this order closed at {iso(closes)}")
@@ -627,7 +629,7 @@ class Orders:
                                      "is not a line of this return", "refund")  # fmt: skip
                     refunded = [{"sku": sku, "quantity": n} for sku, n in some.items()]
                 changed["refund"] = refund(order, refunded)
-                if order_settings(order["tenantId"]).restock_on_return:
+                if order_settings(order["tenantId"], self.table).restock_on_return:
                     by_sku = {line["sku"]: line for line in order["lines"]}
                     restock = [(by_sku[item["sku"]], int(item["quantity"])) for item in refunded]
                     changed["restocked"] = True
@@ -711,7 +713,7 @@ class Orders:
             **write.changes, "status": write.status, "updatedAt": now_iso(), "updatedBy": by,
             "lastEvent": lifecycle.marker(write.transition, version, **write.detail),
         }  # fmt: skip
-        changes, remove = _next_deadline({**order, **changes}, changes, write.remove)
+        changes, remove = _next_deadline(self.table, {**order, **changes}, changes, write.remove)
         stock = [(line, units) for line, units in write.release if units > 0] if order.get("reserved") else []
         stock += [(line, units) for line, units in write.restock if units > 0]
         if not stock and write.new_item is None:
@@ -864,11 +866,11 @@ class Orders:
 
         def plan(order: dict[str, Any]) -> _Write | None:
             upcoming.clear()
-            due = lifecycle.next_deadline(order, order_settings(tenant_id))
+            due = lifecycle.next_deadline(order, order_settings(tenant_id, self.table))
             if due is None or due[1] > now:
                 return None
             upcoming["name"] = due[0]
-            return _timed_write(due[0], order, now)
+            return _timed_write(self.table, due[0], order, now)
 
         for _ in lifecycle.TIMERS:
             self._retrying(lambda: self.get(tenant_id, supplier_order_id), plan, SWEEPER, supplier_order_id)
@@ -960,7 +962,7 @@ class _Write:
 
 
 def _next_deadline(
-    after: dict[str, Any], changes: dict[str, Any], remove: tuple[str, ...]
+    table: Table, after: dict[str, Any], changes: dict[str, Any], remove: tuple[str, ...]
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The order's one next deadline, set by every transition: the timed transition due next for
     the order as the write leaves it (``order_lifecycle.next_deadline``) in the sweeper's sparse index
@@ -969,7 +971,7 @@ def _next_deadline(
     if after.get("status") == lifecycle.AWAITING and after.get("due") == "expire":
         # Still awaiting the supplier (some lines cancelled): its expiry stays where the intake put it.
         return changes, remove
-    upcoming = lifecycle.next_deadline(after, order_settings(str(after["tenantId"])))
+    upcoming = lifecycle.next_deadline(after, order_settings(str(after["tenantId"]), table))
     if upcoming is None:
         return changes, (*remove, "GSI3PK", "GSI3SK", "due")
     name, at = upcoming
@@ -985,15 +987,15 @@ def _next_deadline(
 SWEEPER = f"{lifecycle.SYSTEM}:deadline-sweeper"
 
 
-def _timed_write(name: str, order: dict[str, Any], now: datetime) -> _Write:
+def _timed_write(table: Table, name: str, order: dict[str, Any], now: datetime) -> _Write:
     """The write of the timed transition ``name`` due on ``order`` at ``now``."""
-    settings = order_settings(str(order["tenantId"]))
     if name == "late":
         return _Write(
             "late", order["status"], [], {"lateAt": iso(now)}, detail={"shipBy": order.get("shipBy")}
         )
     if name == "auto_cancel":
-        why = f"not shipped within {settings.auto_cancel_unshipped_days} days of acceptance"
+        days = order_settings(str(order["tenantId"]), table).auto_cancel_unshipped_days
+        why = f"not shipped within {days} days of acceptance"
         return _Write("auto_cancel", lifecycle.CANCELLED, _holding(order), _final({}, why), ("GSI1PK", "GSI1SK"),
                       detail={"reason": why})  # fmt: skip
     if name == "auto_deliver":

@@ -2,8 +2,9 @@
 ``schemas/rule_pack.json``, versioned, with a draft that a what-if replays before it goes live
 (``marketplace.what_if``; docs/tenants.md, docs/decisions.md D51).
 
-The pack holds the tax-id formats of the countries whose suppliers are checked automatically, and
-the listing rules of each category. A tenant that never activated a pack has the defaults
+The pack holds the tax-id formats of the countries whose suppliers are checked automatically, the
+listing rules of each category, and the order timings (``orders``, read through
+``marketplace.tenant_settings.order_settings``). A tenant that never activated a pack has the defaults
 (``schemas/default_rule_pack.json``, today's rules) as version 0, so it behaves as before.
 
 One item per tenant (``keys.tenant_settings_pk`` / ``keys.RULE_PACK_SK``): ``active`` and
@@ -162,6 +163,11 @@ def check(body: Any) -> dict[str, Any]:
                 errors.append(
                     FieldError(f"categories.{name}.{bound}.min"[:200], f"is more than its max ({high})")
                 )
+    timings = {**default_document()["orders"], **body.get("orders", {})}
+    if timings["autoCancelUnshippedDays"] * 24 < timings["shipByHours"]:
+        errors.append(FieldError("orders.autoCancelUnshippedDays",
+                                 f"is less than shipByHours ({timings['shipByHours']} hours): an order "
+                                 "would be cancelled before it is due to ship"))  # fmt: skip
     if errors:
         raise InvalidInput(errors)
     return body

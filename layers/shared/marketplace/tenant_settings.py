@@ -1,18 +1,19 @@
 """A tenant's settings, read from this one place.
 
-The order settings are the defaults below for every tenant today. The commission rules
-(``marketplace.commission``) are the first setting a tenant's admin edits: one item per tenant
+The order settings are the ``orders`` of the tenant's rule pack in force (``marketplace.rule_packs``,
+D51). The commission rules (``marketplace.commission``) are their own item per tenant
 (``keys.tenant_settings_pk`` / ``keys.COMMISSION_RULES_SK``), versioned (``If-Match``), audited from the
 table's stream as every audited record is; a tenant that never set them has none (version 0).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from marketplace import keys
+from marketplace import keys, rule_packs
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, PreconditionFailed
 from marketplace.principal import Principal
@@ -25,33 +26,44 @@ DEFAULT_SETTLEMENT_PERIOD = "weekly"  # marketplace.statements.PERIODS: weekly o
 RULE_FIELDS = ("defaultPercent", "categories", "suppliers", "minimumPerLine")
 
 
+# The order timings' names in a rule pack (``orders``), by field of :class:`OrderSettings`.
+_ORDER_FIELDS = (
+    ("ship_by_hours", "shipByHours"),
+    ("auto_cancel_unshipped_days", "autoCancelUnshippedDays"),
+    ("auto_deliver_days", "autoDeliverDays"),
+    ("return_window_days", "returnWindowDays"),
+    ("restock_on_return", "restockOnReturn"),
+)
+
+
 @dataclass(frozen=True)
 class OrderSettings:
-    """How long a supplier order may take after acceptance."""
+    """How long a supplier order may take after acceptance: the ``orders`` of the tenant's rule pack
+    in force (``schemas/rule_pack.json`` says what each is; the defaults are the default pack's)."""
 
-    ship_by_hours: int = 72  # the supplier ships within this many hours of accepting (``shipBy``)
-    auto_cancel_unshipped_days: int = 7  # an accepted order still unshipped after this is cancelled
-    auto_deliver_days: int = 14  # a shipped order not marked delivered is delivered after this
-    return_window_days: int = 30  # returns are taken this long after delivery, then it closes
-    restock_on_return: bool = False  # whether a received return puts its units back on sale
+    ship_by_hours: int  # the supplier ships within this many hours of accepting (``shipBy``)
+    auto_cancel_unshipped_days: int  # an accepted order still unshipped after this is cancelled
+    auto_deliver_days: int  # a shipped order not marked delivered is delivered after this
+    return_window_days: int  # returns are taken this long after delivery, then it closes
+    restock_on_return: bool  # whether a received return puts its units back on sale
+
+    @classmethod
+    def of(cls, timings: Mapping[str, Any]) -> OrderSettings:
+        """From a pack's ``orders``: a field left out keeps the default pack's value."""
+        given = {**rule_packs.default_document()["orders"], **timings}
+        return cls(**{field: given[name] for field, name in _ORDER_FIELDS})
 
     def view(self) -> dict[str, int | bool]:
-        return {
-            "shipByHours": self.ship_by_hours,
-            "autoCancelUnshippedDays": self.auto_cancel_unshipped_days,
-            "autoDeliverDays": self.auto_deliver_days,
-            "returnWindowDays": self.return_window_days,
-            "restockOnReturn": self.restock_on_return,
-        }
+        return {name: getattr(self, field) for field, name in _ORDER_FIELDS}
 
 
-DEFAULT_ORDER_SETTINGS = OrderSettings()
+DEFAULT_ORDER_SETTINGS = OrderSettings.of({})
 
 
-def order_settings(tenant_id: str) -> OrderSettings:
-    """The order settings of ``tenant_id`` (the defaults, until tenants can set their own)."""
-    del tenant_id  # every tenant has the defaults today
-    return DEFAULT_ORDER_SETTINGS
+def order_settings(tenant_id: str, table: Table | None = None) -> OrderSettings:
+    """The order timings of ``tenant_id``: its rule pack in force (one strongly consistent read, so
+    an activation sets every order's next deadline at once, in every instance; D51)."""
+    return OrderSettings.of(rule_packs.active(table or Table(), tenant_id).document.get("orders", {}))
 
 
 def commission_rules_record(table: Table, tenant_id: str) -> dict[str, Any] | None:
