@@ -183,8 +183,9 @@ def answers_as_documented(case: Any, world: World, route_roles: dict[str, Iterat
                 values = list(case.body[field].values())[:5]
                 case.body = {**case.body, field: {name(i): v for i, v in enumerate(values)}}
     if positive and label == "PUT /admin/rule-packs/draft" and isinstance(case.body, dict):
-        # As the commission rules': the names of the pack's maps (a country code, a category) and each
-        # minimum at most its maximum are checked by the API (the document's descriptions say so).
+        # As the commission rules': the names of the pack's maps (a country code, a category), each
+        # minimum at most its maximum and the auto-cancel at least the ship-by are checked by the API
+        # (the document's descriptions say so).
         # Positive cases name valid ones and order the bounds; negative cases still send any.
         case.body = {**case.body}
         if isinstance(case.body.get("taxIds"), dict):
@@ -199,6 +200,13 @@ def answers_as_documented(case: Any, world: World, route_roles: dict[str, Iterat
                         if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
                             rule[bound] = {**rule[bound], "min": high, "max": low}
             case.body["categories"] = {f"category-{i}": rule for i, rule in enumerate(rules)}
+        timings = case.body.get("orders")
+        if isinstance(timings, dict):
+            # The order timings: an auto-cancel at least the ship-by (the description says so; a
+            # field left out is the default's: 7 days, 72 hours).
+            ship_by = timings["shipByHours"] if isinstance(timings.get("shipByHours"), int) else 72
+            days = max(timings.get("autoCancelUnshippedDays") or 7, -(-ship_by // 24))
+            case.body["orders"] = {**timings, "autoCancelUnshippedDays": days}
     if label == "POST /admin/rule-packs/draft/activate":
         # An activated random draft would be the seeded tenant's rules for every later case and
         # module of the session: the draft activated is the defaults it reads (its what-if, its
