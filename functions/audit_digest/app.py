@@ -19,7 +19,7 @@ metrics = Metrics()
 
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    now = clock.parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
+    now = clock.scheduled(event)
     written = audit.write_digests(Table(), audit.DigestStore(), now)
     logger.info("audit digests written", extra={"as_of": clock.iso(now), "digests": len(written)})
     for key in written:  # one digest per tenant

@@ -16,7 +16,6 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import clock, config
-from marketplace.clock import parse_iso
 from marketplace.observability import count, observed
 from marketplace.orders import Orders
 
@@ -27,7 +26,7 @@ metrics = Metrics()
 
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    now = parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
+    now = clock.scheduled(event)
     by_tenant: Counter[tuple[str, str]] = Counter()  # (transition, tenant) -> orders fired
     fired = Orders().sweep_due(now, on_fired=lambda name, tenant_id: by_tenant.update([(name, tenant_id)]))
     logger.info("deadline sweep", extra={"as_of": now.isoformat(), **{k: len(v) for k, v in fired.items()}})

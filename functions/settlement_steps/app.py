@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config, statements
+from marketplace.errors import UnknownStep
 from marketplace.imports import ImportStore
 from marketplace.observability import count, observed
 from marketplace.repository import Table
@@ -18,10 +19,6 @@ from marketplace.repository import Table
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
-
-
-class UnknownStep(Exception):
-    pass
 
 
 @observed(logger, tracer, metrics)

@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import clock, config, keys, statements
 from marketplace.adapters import aws
-from marketplace.clock import parse_iso
 from marketplace.observability import count, observed
 from marketplace.repository import Table
 
@@ -28,7 +27,7 @@ metrics = Metrics()
 
 @observed(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    now = parse_iso(event["time"]) if isinstance(event, dict) and event.get("time") else clock.now()
+    now = clock.scheduled(event)
     sfn, machine = aws.client("stepfunctions"), config.require("SETTLEMENT_STATE_MACHINE_ARN")
     started, running = [], []
     for due in statements.due(Table(), now):

@@ -14,16 +14,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace import config
+from marketplace.errors import UnknownStep
 from marketplace.observability import count, observed
 from marketplace.orders import Orders
 
 logger = Logger()
 tracer = Tracer(patch_modules=config.TRACED_MODULES)
 metrics = Metrics()
-
-
-class UnknownStep(Exception):
-    pass
 
 
 @observed(logger, tracer, metrics)

@@ -23,16 +23,6 @@ from marketplace_local.samples import SUPPLIER
 NL = {"formats": ["NL\\d{9}B\\d{2}"], "description": "a NL VAT number is NL, 9 digits, B, then 2 digits"}
 
 
-@pytest.fixture
-def table(quiet_table) -> Table:
-    return quiet_table
-
-
-@pytest.fixture
-def admin(tenant) -> Principal:
-    return Principal(subject="ada", tenant_id=tenant, roles=frozenset({"admin"}))
-
-
 def defaults() -> dict[str, Any]:
     return copy.deepcopy(rule_packs.default_document())
 

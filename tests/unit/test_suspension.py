@@ -25,16 +25,6 @@ LISTING = {"sku": "LAMP-1", "title": "Desk lamp", "category": "home", "price": P
            "images": ["https://cdn.example.com/lamp.webp"], "attributes": {"material": "steel"}}  # fmt: skip
 
 
-@pytest.fixture
-def table(quiet_table) -> Table:
-    return quiet_table
-
-
-@pytest.fixture
-def admin(tenant) -> Principal:
-    return Principal(subject="ada", tenant_id=tenant, roles=frozenset({"admin"}))
-
-
 def approved_supplier(table: Table, admin: Principal) -> str:
     record = Suppliers(table).register(admin, {**SUPPLIER, "taxId": f"DE{uuid.uuid4().int % 10**9:09d}"})
     table.update(record["PK"], record["SK"], 1, {"status": "APPROVED"})

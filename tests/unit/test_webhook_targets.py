@@ -30,7 +30,6 @@ from cryptography.x509.oid import NameOID
 from marketplace import webhooks
 from marketplace.errors import InvalidInput
 from marketplace.principal import Principal
-from marketplace.repository import Table
 from marketplace.webhook_targets import parse_target
 from marketplace.webhooks import REFUSED_REASON, Webhooks
 from tests.e2e.test_local_stack import SUPPLIER
@@ -58,11 +57,6 @@ def resolving(*answers: list[Any]) -> Any:
 
 def supplier(tenant: str, supplier_id: str) -> Principal:
     return Principal(f"user-{supplier_id}", tenant, frozenset({"supplier"}), supplier_id)
-
-
-@pytest.fixture
-def table(quiet_table) -> Table:
-    return quiet_table
 
 
 # ------------------------------------------------------------------------------------ registration

@@ -192,11 +192,6 @@ def queues(stack) -> Iterator[Queues]:
 
 
 @pytest.fixture
-def table(quiet_table) -> Table:
-    return quiet_table
-
-
-@pytest.fixture
 def sqs(stack) -> RecordingSqs:
     return RecordingSqs(stack.client("sqs"))
 

@@ -34,6 +34,14 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def scheduled(event: object) -> datetime:
+    """The moment a scheduled run is for: its EventBridge event's ``time`` (so a run retried or
+    started by hand for a moment acts as of that moment), else now."""
+    if isinstance(event, dict) and event.get("time"):
+        return parse_iso(str(event["time"]))
+    return now()
+
+
 @contextmanager
 def use(source: Callable[[], datetime]) -> Iterator[None]:
     """Read time from ``source`` inside the block (tests)."""

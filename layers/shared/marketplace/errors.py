@@ -78,3 +78,8 @@ class Throttled(MarketplaceError, status=429, code="throttled"):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnknownStep(Exception):
+    """A state machine asked a steps function for a step it does not have: the ASL and the handler
+    disagree (a bug, reported as the task's error, never a client's)."""

@@ -189,15 +189,7 @@ class Table:
             "ExpressionAttributeNames": {"#pk": f"{index}PK", "#sk": f"{index}SK"},
             "ExpressionAttributeValues": to_item({":pk": pk, ":low": low, ":high": high}),
         }  # fmt: skip
-        while True:
-            try:
-                response = self.client.query(**kwargs)
-            except ClientError as error:
-                raise translate(error) from error
-            yield from (from_item(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        yield from self._every(self.client.query, kwargs)
 
     def scan_where(self, where: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item whose attributes equal ``where`` (a whole-table Scan: for offline tools, such
@@ -209,15 +201,20 @@ class Table:
             "ExpressionAttributeValues": values,
             "FilterExpression": " AND ".join(f"#w{i} = :w{i}" for i in range(len(where))),
         }  # fmt: skip
+        yield from self._every(self.client.scan, kwargs)
+
+    @staticmethod
+    def _every(call: Any, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item a Query or Scan (``call``) answers, page after page."""
         while True:
             try:
-                response = self.client.scan(**kwargs)
+                response = call(**kwargs)
             except ClientError as error:
                 raise translate(error) from error
             yield from (from_item(i) for i in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     def delete(self, pk: str, sk: str) -> None:
         try:
