@@ -6,14 +6,12 @@ state machine by class name (``TransientError`` is retried, ``NotFound`` ends th
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace import config
+from marketplace import clock, config
 from marketplace.errors import UnknownStep
 from marketplace.observability import count, observed
 from marketplace.orders import Orders
@@ -31,8 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if step == "validate":
         result = orders.validation_step(tenant_id, supplier_order_id)
     elif step == "reserve":
-        sla = int(os.environ["SUPPLIER_ACCEPTANCE_SLA_SECONDS"])
-        result = orders.reserve(tenant_id, supplier_order_id, int(event["version"]), sla, datetime.now(UTC))
+        result = orders.reserve(tenant_id, supplier_order_id, int(event["version"]), clock.now())
     else:
         raise UnknownStep(f"unknown step {step!r}")
     logger.info("supplier order step done", extra={"outcome": result["outcome"]})

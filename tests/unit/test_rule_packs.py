@@ -83,6 +83,9 @@ def test_a_pack_of_its_own_decides_the_tax_id_and_the_category_rules():
         (lambda d: d["orders"].update(shipByHours=200), "orders.autoCancelUnshippedDays", "is less than shipByHours"),
         (lambda d: d["orders"].update(returnWindowDays=0), "orders.returnWindowDays", "less than the minimum"),
         (lambda d: d["orders"].update(shipBy=24), "orders.shipBy", "is not allowed"),
+        (lambda d: d["orders"].update(acceptanceSlaHours=0), "orders.acceptanceSlaHours", "less than the minimum"),
+        (lambda d: d["corrections"].update(maxRounds=11), "corrections.maxRounds", "greater than the maximum"),
+        (lambda d: d["corrections"].update(rounds=2), "corrections.rounds", "is not allowed"),
     ],
 )  # fmt: skip
 def test_a_bad_pack_is_refused_naming_the_field(change, field, reason):
@@ -122,10 +125,11 @@ def test_a_draft_changes_nothing_until_it_is_activated_and_the_step_says_which_p
     with pytest.raises(NotFound):
         rule_packs.draft_view(rule_packs.record(table, tenant))
     step = Suppliers(table).validation_step(tenant, dutch)
-    assert (step["outcome"], step["rulePackVersion"]) == ("FLAGGED", 0)
+    assert (step["outcome"], step["rulePackVersion"], step["maxRounds"]) == ("FLAGGED", 0, 3)
 
     document = defaults()
     document["taxIds"]["NL"] = NL
+    del document["corrections"]  # left out: the default's rounds
     draft = rule_packs.put_draft(table, admin, document, expected_revision=0)
     assert (draft["version"], draft["revision"], draft["pack"], draft["updatedBy"]) == (
         1,
@@ -148,7 +152,12 @@ def test_a_draft_changes_nothing_until_it_is_activated_and_the_step_says_which_p
         admin.actor,
     )
     step = Suppliers(table).validation_step(tenant, dutch)
-    assert (step["outcome"], step["flags"], step["rulePackVersion"]) == ("APPROVED", [], 1)
+    assert (step["outcome"], step["flags"], step["rulePackVersion"], step["maxRounds"]) == (
+        "APPROVED",
+        [],
+        1,
+        3,
+    )
     with pytest.raises(NotFound):
         rule_packs.activate(table, admin, None)  # the draft became the pack: none is left
 

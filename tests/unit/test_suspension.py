@@ -185,9 +185,7 @@ def test_suspending_cancels_the_awaiting_orders_with_their_stock_back_and_leaves
     store, now = Orders(table), datetime.now(UTC)
     awaiting, accepted = (order(table, admin, supplier_id)["supplierOrders"][0] for _ in range(2))
     for placed in (awaiting, accepted):
-        assert (
-            store.reserve(admin.tenant_id, placed["supplierOrderId"], 1, 3600, now)["outcome"] == "RESERVED"
-        )
+        assert store.reserve(admin.tenant_id, placed["supplierOrderId"], 1, now)["outcome"] == "RESERVED"
     store.accept(supplier_of(admin, supplier_id), accepted["supplierOrderId"])
     assert Products(table).get(admin.tenant_id, supplier_id, "LAMP-1")["quantity"] == 1
 
@@ -233,7 +231,7 @@ def test_the_suspension_cancels_an_order_only_while_it_awaits_acceptance(table, 
     active_listing(table, admin, supplier_id)
     store = Orders(table)
     placed = order(table, admin, supplier_id)["supplierOrders"][0]["supplierOrderId"]
-    store.reserve(admin.tenant_id, placed, 1, 3600, datetime.now(UTC))
+    store.reserve(admin.tenant_id, placed, 1, datetime.now(UTC))
     store.accept(supplier_of(admin, supplier_id), placed)
     kept = store.cancel(admin, placed, "the supplier is suspended: audit", only_from=("AWAITING_ACCEPTANCE",))
     assert (kept["status"], kept["version"]) == ("ACCEPTED", 3)
@@ -247,7 +245,7 @@ def test_a_suspended_supplier_cannot_accept_an_order_that_reached_it_after_the_s
     store = Orders(table)
     placed = order(table, admin, supplier_id)["supplierOrders"][0]["supplierOrderId"]
     suspension.suspend(admin, supplier_id, "audit", table)  # nothing awaiting yet
-    assert store.reserve(admin.tenant_id, placed, 1, 3600, datetime.now(UTC))["outcome"] == "RESERVED"
+    assert store.reserve(admin.tenant_id, placed, 1, datetime.now(UTC))["outcome"] == "RESERVED"
     with pytest.raises(Conflict, match="the supplier is SUSPENDED: it cannot accept orders"):
         store.accept(supplier_of(admin, supplier_id), placed)
     assert store.get(admin.tenant_id, placed)["status"] == "AWAITING_ACCEPTANCE"

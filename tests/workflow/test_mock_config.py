@@ -485,6 +485,9 @@ def test_validate_returns_have_the_shape_of_the_validation_step(machine):
                 pack = payload.get("rulePackVersion", 0)
                 if not (isinstance(pack, int) and not isinstance(pack, bool) and pack >= 0):
                     problems.append(f"{where}: rulePackVersion {pack!r}")
+                rounds = payload.get("maxRounds", 3)
+                if not (isinstance(rounds, int) and not isinstance(rounds, bool) and 1 <= rounds <= 10):
+                    problems.append(f"{where}: maxRounds {rounds!r}")
     assert not problems, "\n".join(problems)
 
 
@@ -635,7 +638,7 @@ def reserve_shapes() -> dict[str, set[str]]:
     }
     shapes = {}
     for outcome, orders in runs.items():
-        returned = orders.reserve("t-1", "so-1", 1, 3600, now)
+        returned = orders.reserve("t-1", "so-1", 1, now)
         assert returned["outcome"] == outcome, (outcome, returned)
         shapes[outcome] = set(returned)
     return shapes

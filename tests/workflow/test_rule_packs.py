@@ -85,3 +85,50 @@ def test_an_order_takes_the_timings_of_the_pack_in_force_and_another_tenant_keep
     assert accepted_ship_by(shop) == timedelta(hours=24)
     other = Shop(Listings(Onboarding(stack, f"{onboarding.tenant}-other")))
     assert accepted_ship_by(other) == timedelta(hours=72)  # the default pack's
+
+
+def test_an_order_awaits_its_supplier_for_the_acceptance_sla_of_the_pack_in_force(shop, stack):
+    """The pack's ``orders.acceptanceSlaHours`` sets a new order's deadline: the sweeper expires it
+    then, and releases its stock; another tenant's order keeps the default pack's 24 hours."""
+    from datetime import timedelta
+
+    from marketplace.clock import parse_iso
+    from tests.workflow.test_supplier_orders import Shop
+
+    def awaiting(at: Shop) -> tuple[str, str, str, dict[str, Any]]:
+        supplier_id, sku = at.supplier_with_listing(quantity=3)
+        part = at.place((supplier_id, sku, 2))["supplierOrders"][0]["supplierOrderId"]
+        return supplier_id, sku, part, at.wait_status(part, "AWAITING_ACCEPTANCE")
+
+    onboarding = shop.listings.onboarding
+    assert activate_rule_pack(onboarding, lambda d: d["orders"].update(acceptanceSlaHours=2)) == 1
+    supplier_id, sku, part, order = awaiting(shop)
+    deadline = parse_iso(order["deadline"])
+    assert deadline - parse_iso(order["updatedAt"]) == timedelta(hours=2)  # reserved then
+    assert part not in shop.sweep(deadline - timedelta(seconds=1))
+    assert part in shop.sweep(deadline + timedelta(seconds=1))
+    assert shop.orders.get(shop.tenant, part)["status"] == "EXPIRED"
+    assert shop.stock(supplier_id, sku) == 3
+
+    other = Shop(Listings(Onboarding(stack, f"{onboarding.tenant}-other")))
+    *_, elsewhere = awaiting(other)
+    assert parse_iso(elsewhere["deadline"]) - parse_iso(elsewhere["updatedAt"]) == timedelta(hours=24)
+
+
+def test_a_flagged_record_gets_the_correction_rounds_of_the_pack_in_force(onboarding, stack, tenant):
+    """``corrections.maxRounds`` bounds a flagged record's loop: with 1 round the workflow queues the
+    record for a restart at once (no wait for a fix), and the execution says which bound it used;
+    another tenant's record waits for its fix (the default pack's 3 rounds)."""
+    assert activate_rule_pack(onboarding, lambda d: d["corrections"].update(maxRounds=1)) == 1
+    supplier_id = onboarding.register(taxId="12345")  # not an EIN: flagged
+    arn = onboarding.execution_arn(supplier_id)
+    output = json.loads(onboarding.wait_execution(arn, "SUCCEEDED")["output"])
+    assert (output["validation"]["maxRounds"], output["validation"]["rulePackVersion"]) == (1, 1)
+    states = onboarding.entered(arn)
+    assert "WaitForFix" not in states and states[-2:] == ["QueueForRestart", "AwaitingManualRestart"]
+    assert onboarding.record(supplier_id)["status"] == "FLAGGED"
+
+    elsewhere = Onboarding(stack, f"{tenant}-other")
+    other = elsewhere.register(taxId="12345")
+    elsewhere.wait_status(other, "FLAGGED")
+    elsewhere.wait_entered(elsewhere.execution_arn(other), "WaitForFix")

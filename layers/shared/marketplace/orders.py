@@ -304,10 +304,9 @@ class Orders:
             **data_marker(order),
         }
 
-    def reserve(
-        self, tenant_id: str, supplier_order_id: str, version: int, sla_seconds: int, now: datetime
-    ) -> dict[str, Any]:
-        """Reserve every line's stock and await the supplier's decision, atomically.
+    def reserve(self, tenant_id: str, supplier_order_id: str, version: int, now: datetime) -> dict[str, Any]:
+        """Reserve every line's stock and await the supplier's decision, atomically, until the
+        acceptance SLA of the tenant's rule pack in force (``orders.acceptanceSlaHours``).
 
         Returns ``{"outcome": "RESERVED" | "ALREADY_RESERVED" | "OUT_OF_STOCK" | "CHANGED"}``."""
         order = self.get(tenant_id, supplier_order_id)
@@ -315,7 +314,7 @@ class Orders:
             return {"outcome": "ALREADY_RESERVED", "version": int(order["version"])}
         if int(order["version"]) != version or order["status"] not in ("PENDING", "FLAGGED"):
             return {"outcome": "CHANGED", "version": int(order["version"])}
-        deadline = now + timedelta(seconds=sla_seconds)
+        deadline = now + timedelta(hours=order_settings(tenant_id, self.table).acceptance_sla_hours)
         stamp = iso(now)
         # The listing's change is the order's: its audit entry names the order, at the reservation's time.
         items = [self._stock_change(tenant_id, order, line, True, f"order:{supplier_order_id}", stamp, "reserve")

@@ -218,9 +218,10 @@ class Records:
 
     # ---------------------------------------------------------------- the workflow's Validate step
     def validation_step(self, tenant_id: str, record_id: str) -> dict[str, Any]:
-        """What the state machine's Validate step returns: outcome, flags, the version read, and the
+        """What the state machine's Validate step returns: outcome, flags, the version read, the
         version of the tenant's rule pack that decided (``rulePackVersion``, 0 for the defaults),
-        which the execution keeps (D51).
+        which the execution keeps (D51), and the pack's correction rounds (``maxRounds``), which
+        bound the workflow's loop.
 
         ``flagsAttribute`` is the flags as a DynamoDB attribute value, so that the state machine's
         DynamoDB integration can write it as it is."""
@@ -236,6 +237,7 @@ class Records:
             "flagsAttribute": to_item({"flags": flags})["flags"],
             "version": int(record["version"]),
             "rulePackVersion": pack.version,
+            "maxRounds": pack.max_rounds,
             **data_marker(record),
         }
 

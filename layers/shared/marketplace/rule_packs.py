@@ -3,8 +3,9 @@
 (``marketplace.what_if``; docs/tenants.md, docs/decisions.md D51).
 
 The pack holds the tax-id formats of the countries whose suppliers are checked automatically, the
-listing rules of each category, and the order timings (``orders``, read through
-``marketplace.tenant_settings.order_settings``). A tenant that never activated a pack has the defaults
+listing rules of each category, the order timings (``orders``, read through
+``marketplace.tenant_settings.order_settings``) and the correction rounds (``corrections``, returned by
+the validation steps to the reviewed-record workflow, which ends its loop there). A tenant that never activated a pack has the defaults
 (``schemas/default_rule_pack.json``, today's rules) as version 0, so it behaves as before.
 
 One item per tenant (``keys.tenant_settings_pk`` / ``keys.RULE_PACK_SK``): ``active`` and
@@ -65,6 +66,11 @@ class RulePack:
     @property
     def categories(self) -> Mapping[str, Any]:
         return self.document["categories"]
+
+    @property
+    def max_rounds(self) -> int:
+        """How many validations a flagged record's workflow runs (``corrections.maxRounds``)."""
+        return int({**default_document()["corrections"], **self.document.get("corrections", {})}["maxRounds"])
 
 
 @cache

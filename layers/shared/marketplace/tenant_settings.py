@@ -28,6 +28,7 @@ RULE_FIELDS = ("defaultPercent", "categories", "suppliers", "minimumPerLine")
 
 # The order timings' names in a rule pack (``orders``), by field of :class:`OrderSettings`.
 _ORDER_FIELDS = (
+    ("acceptance_sla_hours", "acceptanceSlaHours"),
     ("ship_by_hours", "shipByHours"),
     ("auto_cancel_unshipped_days", "autoCancelUnshippedDays"),
     ("auto_deliver_days", "autoDeliverDays"),
@@ -41,6 +42,7 @@ class OrderSettings:
     """How long a supplier order may take after acceptance: the ``orders`` of the tenant's rule pack
     in force (``schemas/rule_pack.json`` says what each is; the defaults are the default pack's)."""
 
+    acceptance_sla_hours: int  # the supplier accepts or rejects a new order within this, else it expires
     ship_by_hours: int  # the supplier ships within this many hours of accepting (``shipBy``)
     auto_cancel_unshipped_days: int  # an accepted order still unshipped after this is cancelled
     auto_deliver_days: int  # a shipped order not marked delivered is delivered after this
