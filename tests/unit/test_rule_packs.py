@@ -91,7 +91,7 @@ def test_a_pack_of_its_own_decides_the_tax_id_and_the_category_rules():
         (lambda d: d.update(changes={"listing": {"sku": {"percent": 10}}}), "changes.listing.sku",
          "is not a field of the listing change rules"),
         (lambda d: d.update(changes={"listing": {"price": {"percent": 0}}}), "changes.listing.price.percent",
-         "less than or equal to the minimum"),
+         "is less than the minimum of 0.01"),
         (lambda d: d.update(changes={"listing": {"price": {}}}), "changes.listing.price", "should be non-empty"),
         (lambda d: d.update(changes={"listing": {"price": {"amount": 5}}}), "changes.listing.price.amount",
          "is not allowed"),
