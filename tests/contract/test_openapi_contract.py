@@ -207,6 +207,22 @@ def answers_as_documented(case: Any, world: World, route_roles: dict[str, Iterat
             ship_by = timings["shipByHours"] if isinstance(timings.get("shipByHours"), int) else 72
             days = max(timings.get("autoCancelUnshippedDays") or 7, -(-ship_by // 24))
             case.body["orders"] = {**timings, "autoCancelUnshippedDays": days}
+        changes = case.body.get("changes")
+        if isinstance(changes, dict):
+            # The change thresholds: only a field whose rule takes one (the description says so):
+            # a listing's price; no supplier field has a threshold.
+            listing = (
+                list(changes["listing"].values())[:1] if isinstance(changes.get("listing"), dict) else []
+            )
+            case.body["changes"] = {
+                **({"supplier": {}} if "supplier" in changes else {}),
+                **({"listing": {"price": listing[0]} if listing else {}} if "listing" in changes else {}),
+            }
+        defaults = case.body.get("commission")
+        if isinstance(defaults, dict) and isinstance(defaults.get("minimumPerLine"), dict):
+            values = list(defaults["minimumPerLine"].values())[:5]
+            minimums = {("EUR", "USD", "GBP", "CHF", "SEK")[i]: v for i, v in enumerate(values)}
+            case.body["commission"] = {**defaults, "minimumPerLine": minimums}
     if label == "POST /admin/rule-packs/draft/activate":
         # An activated random draft would be the seeded tenant's rules for every later case and
         # module of the session: the draft activated is the defaults it reads (its what-if, its

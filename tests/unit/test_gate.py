@@ -108,3 +108,31 @@ def test_every_editable_field_has_a_rule_and_the_rule_files_follow_their_schema(
         "fields.price.percent",
         "fields.title.test",
     }
+
+
+def test_a_pack_s_threshold_replaces_the_file_s_and_a_field_left_out_keeps_it():
+    """A tenant's rule pack tunes the thresholds (``changes``, D51); which test a field has stays the file's."""
+    rules = gate.rules_for("listing")
+    tight = gate.tuned(rules, {"price": {"percent": 10}})
+    fifteen = {"price": {"amount": 115.00, "currency": "EUR"}}
+    assert gate.score(rules, LISTING, fifteen) == gate.Score(gate.LOW)
+    assert gate.score(tight, LISTING, fifteen).reasons == (
+        FieldError("price", "the price moves 15.0%, beyond 10%"),
+    )
+    assert {n: r for n, r in tight["fields"].items() if n != "price"} == {
+        n: r for n, r in rules["fields"].items() if n != "price"
+    }
+    # Nothing set keeps the rules; the file's own rules are never changed.
+    assert gate.tuned(rules, {}) == rules and rules["fields"]["price"]["percent"] == 20
+    assert (gate.thresholds(rules["fields"]["price"]), gate.thresholds(rules["fields"]["title"])) == (
+        {"percent"},
+        set(),
+    )
+
+
+def test_a_pack_s_threshold_has_the_bounds_of_the_file_s():
+    """schemas/rule_pack.json's thresholds and schemas/change_rules.json's are the same numbers."""
+    pack = json.loads((schemas.SCHEMA_DIR / "rule_pack.json").read_text())["$defs"]["thresholds"]
+    rules = json.loads((schemas.SCHEMA_DIR / "change_rules.json").read_text())
+    file_rule = rules["properties"]["fields"]["additionalProperties"]["properties"]
+    assert pack["additionalProperties"]["properties"] == {"percent": file_rule["percent"]}

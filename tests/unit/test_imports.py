@@ -5,6 +5,7 @@ error report, chunked re-queueing, and redelivery creating no duplicate."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -424,6 +425,34 @@ def test_an_update_import_sets_stock_and_price_of_listed_skus_and_creates_new_on
         "is already listed for this supplier",
     ]
     assert harness.table.get(listed["PK"], listed["SK"])["quantity"] == 9
+
+
+def test_an_update_import_holds_a_price_move_by_the_threshold_of_the_tenant_s_rule_pack(harness):
+    """The feed's price hold scores with the pack in force (its ``changes``, D51): 5 % there, so a
+    10 % move is held that the file's 20 % would let through."""
+    from marketplace import rule_packs
+
+    document = copy.deepcopy(rule_packs.default_document())
+    document["changes"] = {"listing": {"price": {"percent": 5}}}
+    admin = Principal("ada", harness.tenant, frozenset({"admin"}))
+    rule_packs.put_draft(harness.table, admin, document, None)
+    rule_packs.activate(harness.table, admin, None)
+    supplier = Suppliers(harness.table)
+    wait_until(lambda: supplier.get(harness.tenant, harness.supplier_id)["status"] == "APPROVED", timeout=60,
+               what="the supplier's approval")  # fmt: skip
+    listed = _listed(harness, "LISTED", quantity="5", price="100.00")
+    assert listed["status"] == "ACTIVE"
+    created = harness.upload([row(sku="LISTED", quantity="9", price="110.00")], mode="update")
+    harness.imports().process(harness.message(created["importId"]), lambda: 300.0)
+    assert harness.report(created["importId"])[1:] == [
+        [
+            "2",
+            "LISTED",
+            "price",
+            "the price moves 10.0%, beyond 5%: PATCH the listing, where the change waits for review",
+        ]
+    ]
+    assert harness.table.get(listed["PK"], listed["SK"])["price"] == {"amount": 100, "currency": "EUR"}
 
 
 def test_a_redelivered_update_chunk_does_not_put_back_units_reserved_since(harness, monkeypatch):

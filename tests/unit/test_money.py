@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from marketplace import commission, ledger
+from marketplace import commission, keys, ledger, rule_packs
 from marketplace.commission import Rules, check_amounts, commission_of, line_commission
 from marketplace.errors import Conflict, InvalidInput
 from marketplace.money import Money, minor_unit, total
+from marketplace.rule_packs import RulePack
 
 EUR = "EUR"
 
@@ -79,6 +80,66 @@ def test_the_suppliers_override_wins_over_the_categorys_which_wins_over_the_defa
     stored = {"version": 3, "defaultPercent": 10, "categories": {"books": 5}, "suppliers": {"s-2": 7.5},
               "minimumPerLine": {EUR: 0.5}}  # fmt: skip
     assert Rules.from_record(stored) == RULES
+
+
+def pack(version: int, **commission_defaults) -> RulePack:
+    return RulePack(version, {**rule_packs.default_document(), "commission": commission_defaults})
+
+
+def test_the_rule_pack_s_commission_defaults_fill_in_what_the_rules_leave_out():
+    """supplier > category > the rules' default > the pack's default > 0; a currency's minimum: the
+    rules', else the pack's (D51)."""
+    tenth = pack(4, defaultPercent=12.5, minimumPerLine={EUR: 1, "USD": 0.75})
+    none_set = Rules.from_record(None, tenth)
+    assert (none_set.version, none_set.percent_for("s-1", "books"), none_set.minimum_for(EUR)) == (
+        0, Decimal("12.5"), eur("1.00"))  # fmt: skip
+    assert none_set.by_pack("s-1", "books", EUR) and none_set.pack_version == 4
+    # The rules' default wins over the pack's; their overrides over both; their minimum over the pack's.
+    stored = {"version": 3, "defaultPercent": 10, "categories": {"books": 5}, "minimumPerLine": {EUR: 0.5}}
+    rules = Rules.from_record(stored, tenth)
+    assert [rules.percent_for("s-1", c) for c in ("toys", "books")] == [Decimal(10), Decimal(5)]
+    assert (rules.minimum_for(EUR), rules.minimum_for("USD"), rules.minimum_for("GBP")) == (
+        eur("0.50"), Money(Decimal("0.75"), "USD"), None)  # fmt: skip
+    assert not rules.by_pack("s-1", "toys", EUR) and rules.by_pack("s-1", "toys", "USD")  # the pack's minimum
+    # Rules without a default (it is optional): the pack's, under the overrides.
+    overrides = Rules.from_record({"version": 1, "categories": {"books": 5}}, tenth)
+    assert [overrides.percent_for("s-1", c) for c in ("toys", "books")] == [Decimal("12.5"), Decimal(5)]
+    # No pack default, no rules: no commission, as before packs had any.
+    assert Rules.from_record(None, rule_packs.default()).percent_for("s-1", None) == Decimal(0)
+    assert Rules.from_record({"version": 1, "categories": {"books": 5}}).percent_for("s-1", "toys") == 0
+
+
+def test_an_order_priced_by_the_pack_s_defaults_keeps_the_pack_s_version():
+    """price_order reads the rules and the pack from the caller's batch read; a supplier's part that a
+    pack default priced keeps ``commissionRulePackVersion``, one priced by the rules alone does not."""
+    tenant = "t-1"
+    settings = keys.tenant_settings_pk(tenant)
+    pack_item = {"PK": settings, "SK": keys.RULE_PACK_SK, "activeVersion": 2,
+                 "active": pack(2, defaultPercent=8, minimumPerLine={EUR: 0.5}).document}  # fmt: skip
+    rules_item = {"PK": settings, "SK": keys.COMMISSION_RULES_SK, "version": 5, "suppliers": {"s-2": 3},
+                  "minimumPerLine": {EUR: 0.1}}  # fmt: skip
+    lines = [{"supplierId": "s-1", "sku": "A", "quantity": 2, "unitPrice": {"amount": 10, "currency": EUR}},
+             {"supplierId": "s-2", "sku": "B", "quantity": 1, "unitPrice": {"amount": 20, "currency": EUR}}]  # fmt: skip
+    by_pack = commission.price_order(tenant, lines, [pack_item])
+    assert by_pack["s-1"]["lines"][0]["commission"] == {
+        "percent": Decimal(8),
+        "minimum": "0.50",
+        "amount": "1.60",
+    }
+    assert (by_pack["s-1"]["commissionRulesVersion"], by_pack["s-1"]["commissionRulePackVersion"]) == (0, 2)
+    both = commission.price_order(tenant, lines, [pack_item, rules_item])
+    assert both["s-1"]["lines"][0]["commission"] == {
+        "percent": Decimal(8),
+        "minimum": "0.10",
+        "amount": "1.60",
+    }
+    assert (both["s-1"]["commissionRulesVersion"], both["s-1"]["commissionRulePackVersion"]) == (5, 2)
+    assert both["s-2"]["lines"][0]["commission"]["amount"] == "0.60"  # its own 3 %, the rules' minimum
+    assert "commissionRulePackVersion" not in both["s-2"]
+    # The default pack has no commission: no rules, no commission, no pack version.
+    plain = commission.price_order(tenant, lines, [])
+    assert plain["s-1"]["commission"] == {"amount": "0.00", "currency": EUR}
+    assert "commissionRulePackVersion" not in plain["s-1"]
 
 
 def test_an_order_priced_by_hand():

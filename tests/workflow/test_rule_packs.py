@@ -132,3 +132,38 @@ def test_a_flagged_record_gets_the_correction_rounds_of_the_pack_in_force(onboar
     other = elsewhere.register(taxId="12345")
     elsewhere.wait_status(other, "FLAGGED")
     elsewhere.wait_entered(elsewhere.execution_arn(other), "WaitForFix")
+
+
+def test_an_order_takes_the_commission_default_of_the_pack_in_force_until_the_rules_set_one(shop, stack):
+    """The pack's ``commission`` fills in what the tenant's commission rules leave out: an order placed
+    after its activation carries its percent and the pack's version; the rules' default wins once
+    set, and a tenant without either takes none."""
+    from marketplace import commission
+    from marketplace.principal import Principal
+    from tests.workflow.test_supplier_orders import Shop
+
+    def placed(at: Shop) -> dict[str, Any]:
+        supplier_id, sku = at.supplier_with_listing(quantity=3)
+        part = at.place((supplier_id, sku, 1))["supplierOrders"][0]["supplierOrderId"]
+        return at.orders.get(at.tenant, part)
+
+    onboarding = shop.listings.onboarding
+    assert activate_rule_pack(onboarding, lambda d: d.update(commission={"defaultPercent": 5})) == 1
+    order = placed(shop)  # 5 % of 1299.99 = 64.9995 -> 65.00
+    assert (order["commission"], order["supplierNet"]) == (
+        {"amount": "65.00", "currency": "EUR"},
+        {"amount": "1234.99", "currency": "EUR"},
+    )
+    assert order["lines"][0]["commission"] == {"percent": 5, "amount": "65.00"}
+    assert (order["commissionRulesVersion"], order["commissionRulePackVersion"]) == (0, 1)
+
+    admin = Principal("ada", shop.tenant, frozenset({"admin"}))
+    commission.put_rules(shop.orders.table, admin, {"defaultPercent": 8}, 0)
+    order = placed(shop)  # the rules' 8 %: 103.9992 -> 104.00
+    assert (order["commission"]["amount"], order["commissionRulesVersion"]) == ("104.00", 1)
+    assert "commissionRulePackVersion" not in order
+
+    other = Shop(Listings(Onboarding(stack, f"{onboarding.tenant}-other")))
+    elsewhere = placed(other)
+    assert (elsewhere["commission"]["amount"], elsewhere["commissionRulesVersion"]) == ("0.00", 0)
+    assert "commissionRulePackVersion" not in elsewhere

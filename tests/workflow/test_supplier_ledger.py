@@ -59,7 +59,7 @@ def replay(shop: Shop, order: dict[str, Any], status_before: str) -> None:
 
 def test_the_rules_are_versioned_and_every_version_is_audited(shop):
     table = shop.orders.table
-    assert commission.get_rules(table, admin(shop)) == {"defaultPercent": 0, "version": 0}
+    assert commission.get_rules(table, admin(shop)) == {"version": 0}  # none set
     with pytest.raises(PreconditionFailed, match="at version 0, not 3"):
         commission.put_rules(table, admin(shop), RULES, 3)
     first = commission.put_rules(table, admin(shop), {**RULES, "suppliers": {"s-x": 2.5}}, 0)

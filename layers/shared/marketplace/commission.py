@@ -1,65 +1,113 @@
 """The commission the retailer takes on each order line, by the tenant's rules (docs/money.md).
 
 The rules (``schemas/commission_rules.json``, stored and versioned by ``marketplace.tenant_settings``):
-a default percent, an override per listing category and one per supplier (the supplier's wins over
-the category's, which wins over the default), and an optional minimum per line in each currency.
+an optional default percent, an override per listing category and one per supplier, and an optional
+minimum per line in each currency. Under them, the commission defaults of the tenant's rule pack in
+force (its ``commission``: ``defaultPercent``, ``minimumPerLine``; D51). A line's percent is its
+supplier's override, else its category's, else the rules' default, else the pack's, else 0; a
+currency's minimum is the rules', else the pack's (:class:`Rules`, the one place that says so).
 
 A line's commission is its percent of the line's amount (unit price times units), rounded once by
 the one rule of :mod:`marketplace.money`, raised to the minimum of the line's currency if one is set,
 and never more than the line's amount. A supplier order carries, as priced when it was placed,
 ``subtotal`` (the sum of its lines' amounts), ``commission`` (the sum of its lines' commissions),
-``supplierNet`` (the difference) and ``commissionRulesVersion``; each line keeps its percent and
-minimum, so the ledger prices what was delivered and refunded by the same rule version.
+``supplierNet`` (the difference), ``commissionRulesVersion`` and, when a pack's default priced a line,
+``commissionRulePackVersion``; each line keeps its percent and minimum, so the ledger prices what was
+delivered and refunded by the same terms.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from marketplace import keys, money, schemas, tenant_settings
+from marketplace import keys, money, rule_packs, schemas, tenant_settings
 from marketplace.errors import FieldError, InvalidInput
 from marketplace.money import Money
 from marketplace.principal import Principal
 from marketplace.repository import Table
+from marketplace.rule_packs import RulePack
+
+
+def _decimals(values: Mapping[str, Any] | None) -> dict[str, Decimal]:
+    return {k: money.decimal_of(v) for k, v in (values or {}).items()}
 
 
 @dataclass(frozen=True)
 class Rules:
-    version: int = 0  # 0: the tenant's admin has set none, and no commission is taken
-    default_percent: Decimal = Decimal(0)
+    """The tenant's commission rules, with its rule pack's commission defaults under them."""
+
+    version: int = 0  # 0: the tenant's admin has set none
+    default_percent: Decimal | None = None  # None: the rules set none (the pack's, else 0)
     categories: dict[str, Decimal] = field(default_factory=dict)
     suppliers: dict[str, Decimal] = field(default_factory=dict)
     minimum_per_line: dict[str, Decimal] = field(default_factory=dict)
+    pack_version: int = 0  # the rule pack in force, whose commission defaults fill in
+    pack_default_percent: Decimal | None = None
+    pack_minimum_per_line: dict[str, Decimal] = field(default_factory=dict)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any] | None) -> Rules:
-        if record is None:
-            return cls()
-
-        def decimals(name: str) -> dict[str, Decimal]:
-            return {k: money.decimal_of(v) for k, v in (record.get(name) or {}).items()}
-
+    def from_record(cls, record: Mapping[str, Any] | None, pack: RulePack | None = None) -> Rules:
+        """The rules as stored (None: none set), over ``pack``'s commission defaults (the default
+        pack, which has none, when not given)."""
+        pack = pack or rule_packs.default()
+        defaults = pack.commission
+        record = record or {}
         return cls(
-            version=int(record["version"]),
-            default_percent=money.decimal_of(record["defaultPercent"]),
-            categories=decimals("categories"),
-            suppliers=decimals("suppliers"),
-            minimum_per_line=decimals("minimumPerLine"),
+            version=int(record.get("version", 0)),
+            default_percent=_percent_of(record),
+            categories=_decimals(record.get("categories")),
+            suppliers=_decimals(record.get("suppliers")),
+            minimum_per_line=_decimals(record.get("minimumPerLine")),
+            pack_version=pack.version if defaults else 0,
+            pack_default_percent=_percent_of(defaults),
+            pack_minimum_per_line=_decimals(defaults.get("minimumPerLine")),
         )
 
-    def percent_for(self, supplier_id: str, category: str | None) -> Decimal:
+    def _percent(self, supplier_id: str, category: str | None) -> tuple[Decimal, bool]:
+        """A line's percent, and whether it is the pack's default."""
         if supplier_id in self.suppliers:
-            return self.suppliers[supplier_id]
+            return self.suppliers[supplier_id], False
         if category is not None and category in self.categories:
-            return self.categories[category]
-        return self.default_percent
+            return self.categories[category], False
+        if self.default_percent is not None:
+            return self.default_percent, False
+        if self.pack_default_percent is not None:
+            return self.pack_default_percent, True
+        return Decimal(0), False
+
+    def _minimum(self, currency: str) -> tuple[Money | None, bool]:
+        """A currency's minimum per line, and whether it is the pack's."""
+        if currency in self.minimum_per_line:
+            return Money.of(self.minimum_per_line[currency], currency), False
+        if currency in self.pack_minimum_per_line:
+            return Money.of(self.pack_minimum_per_line[currency], currency), True
+        return None, False
+
+    def percent_for(self, supplier_id: str, category: str | None) -> Decimal:
+        return self._percent(supplier_id, category)[0]
 
     def minimum_for(self, currency: str) -> Money | None:
-        found = self.minimum_per_line.get(currency)
-        return None if found is None else Money.of(found, currency)
+        return self._minimum(currency)[0]
+
+    def by_pack(self, supplier_id: str, category: str | None, currency: str) -> bool:
+        """Whether the pack's defaults price a line (its percent, or its currency's minimum)."""
+        return self._percent(supplier_id, category)[1] or self._minimum(currency)[1]
+
+
+def _percent_of(values: Mapping[str, Any]) -> Decimal | None:
+    found = values.get("defaultPercent")
+    return None if found is None else money.decimal_of(found)
+
+
+def rules_keys(tenant_id: str) -> list[tuple[str, str]]:
+    """What :func:`price_order` reads of the tenant's settings, in the caller's batch read: its
+    commission rules and its rule pack."""
+    pk = keys.tenant_settings_pk(tenant_id)
+    return [(pk, keys.COMMISSION_RULES_SK), (pk, keys.RULE_PACK_SK)]
 
 
 def line_commission(amount: Money, percent: Decimal, minimum: Money | None) -> Money:
@@ -106,16 +154,19 @@ def check_amounts(lines: list[dict[str, Any]]) -> str:
 
 
 def price_order(
-    table: Table, tenant_id: str, lines: list[dict[str, Any]], read: list[dict[str, Any]]
+    tenant_id: str, lines: list[dict[str, Any]], read: list[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """Each supplier's part of an order's ``lines``, priced by the tenant's rules as they are now:
-    ``{supplierId: {"lines", "subtotal", "commission", "supplierNet", "commissionRulesVersion"}}``.
-    ``read`` holds the lines' listings (their category), read by the caller in its one batch read
-    of the order's records; this reads the rules. A line whose listing is unknown gets its
-    supplier's or the default percent (the intake flags it anyway)."""
+    ``{supplierId: {"lines", "subtotal", "commission", "supplierNet", "commissionRulesVersion"}}``,
+    with ``commissionRulePackVersion`` when the rule pack's defaults priced one of its lines.
+    ``read`` holds what the caller's one batch read of the order's records found: the lines'
+    listings (their category) and the items of :func:`rules_keys`. A line whose listing is unknown
+    gets its supplier's or the default percent (the intake flags it anyway)."""
     currency = check_amounts(lines)
-    rules = Rules.from_record(tenant_settings.commission_rules_record(table, tenant_id))
-    categories = {(i["PK"], i["SK"]): i.get("category") for i in read if i.get("entity") == "PRODUCT"}
+    found = {(i["PK"], i["SK"]): i for i in read}
+    rules_key, pack_key = rules_keys(tenant_id)
+    rules = Rules.from_record(found.get(rules_key), rule_packs.active_of(found.get(pack_key)))
+    categories = {key: i.get("category") for key, i in found.items() if i.get("entity") == "PRODUCT"}
     minimum = rules.minimum_for(currency)
     parts: dict[str, dict[str, Any]] = {}
     for line in lines:
@@ -130,11 +181,12 @@ def price_order(
             "amount": taken.text(),
         }
         part = parts.setdefault(supplier_id, {"lines": [], "subtotal": Money.zero(currency),
-                                              "commission": Money.zero(currency)})  # fmt: skip
+                                              "commission": Money.zero(currency), "byPack": False})  # fmt: skip
         part["lines"].append({"sku": line["sku"], "quantity": line["quantity"], "unitPrice": line["unitPrice"],
                               "commission": terms})  # fmt: skip
         part["subtotal"] += amount
         part["commission"] += taken
+        part["byPack"] = part["byPack"] or rules.by_pack(supplier_id, category, currency)
     return {
         supplier_id: {
             "lines": part["lines"],
@@ -142,17 +194,18 @@ def price_order(
             "commission": part["commission"].view(),
             "supplierNet": (part["subtotal"] - part["commission"]).view(),
             "commissionRulesVersion": rules.version,
+            **({"commissionRulePackVersion": rules.pack_version} if part["byPack"] else {}),
         }
         for supplier_id, part in parts.items()
     }
 
 
 # The names of the rules' maps, checked here: OpenAPI 3.0 (which must say what schemas/ says) has no
-# propertyNames. A category is named as a listing's (schemas/product.json).
+# propertyNames. A category is named as a listing's (schemas/product.json); a minimum's currency, by
+# money.minimum_errors.
 _NAMES = {
     "categories": (re.compile(r"[a-z][a-z0-9-]{1,39}"), "is not a category name (a-z, 0-9, -; 2 to 40)"),
     "suppliers": (re.compile(r".{1,64}", re.DOTALL), "is not a supplier id (1 to 64 characters)"),
-    "minimumPerLine": (re.compile(r"[A-Z]{3}"), "is not an ISO 4217 currency code"),
 }
 
 
@@ -163,28 +216,16 @@ def _check_names(body: dict[str, Any]) -> None:
         for name in body.get(field) or {}
         if not pattern.fullmatch(name)
     ]
-    errors += [
-        FieldError(f"minimumPerLine.{code}", f"has more decimals than {code} has")
-        for code, amount in (body.get("minimumPerLine") or {}).items()
-        if _NAMES["minimumPerLine"][0].fullmatch(code) and not _fits(amount, code)
-    ]
+    errors += money.minimum_errors(body.get("minimumPerLine") or {}, "minimumPerLine")
     if errors:
         raise InvalidInput(errors)
 
 
-def _fits(amount: Any, currency: str) -> bool:
-    try:
-        Money.of(amount, currency)
-    except ValueError:
-        return False
-    return True
-
-
 def view(record: dict[str, Any] | None) -> dict[str, Any]:
-    """The rules as the admin set them (what ``PUT`` takes back), with their version; version 0 and
-    no commission while none were set."""
+    """The rules as the admin set them (what ``PUT`` takes back), with their version; version 0
+    while none were set (the rule pack's commission defaults, if any, apply then)."""
     if record is None:
-        return {"defaultPercent": 0, "version": 0}
+        return {"version": 0}
     shown = {k: record[k] for k in tenant_settings.RULE_FIELDS if k in record}
     return {**shown, "version": int(record["version"]), **{k: record[k] for k in ("updatedAt", "updatedBy")}}
 

@@ -2,7 +2,8 @@
 
 The rules are data, one file per kind (``schemas/<kind>_changes.json``, validated by
 ``schemas/change_rules.json``): each editable field names a test, and the thresholds (the price move
-in percent) are in the file. :func:`score` is pure: the record as it is, the fields a change would
+in percent) are in the file. A tenant's rule pack may set other thresholds (its ``changes``,
+:func:`tuned`; docs/decisions.md D51); which test a field has stays the file's. :func:`score` is pure: the record as it is, the fields a change would
 set, the rules; it answers ``low`` (the change applies at once) or ``high`` (it becomes a proposal
 that the kind's review runs on, :mod:`marketplace.proposals`), with the reasons (field and why).
 A reason names what changes, never a value: it is shown to the caller and sent in events.
@@ -44,6 +45,21 @@ def rules_for(kind: str) -> dict[str, Any]:
         problems = [f"{e.field}: {e.reason}" for e in errors] or [f"kind is {document['kind']}, not {kind}"]
         raise ValueError(f"schemas/{kind}_changes.json: " + "; ".join(problems))
     return document
+
+
+def thresholds(rule: Mapping[str, Any]) -> set[str]:
+    """The thresholds a field's rule sets besides its test and reason (the price move's ``percent``):
+    what a tenant's rule pack may tune for that field (``schemas/change_rules.json`` says which test
+    takes which)."""
+    return set(rule) - {"test", "reason"}
+
+
+def tuned(rules: Mapping[str, Any], pack_thresholds: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``rules`` with a rule pack's thresholds for their kind (``{field: {threshold: value}}``, as
+    ``marketplace.rule_packs.check`` admits them): each one set replaces the file's, a field or a
+    threshold left out keeps the file's."""
+    fields = {name: {**rule, **pack_thresholds.get(name, {})} for name, rule in rules["fields"].items()}
+    return {**rules, "fields": fields}
 
 
 def score(rules: Mapping[str, Any], current: Mapping[str, Any], changes: Mapping[str, Any]) -> Score:

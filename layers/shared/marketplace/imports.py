@@ -568,8 +568,10 @@ class Imports:
                 if (rec["PK"], rec["SK"]) in listed
             ]
             listings = [(n, rec) for n, rec in listings if (rec["PK"], rec["SK"]) not in listed]
+            # The price hold scores with the thresholds of the pack read above (one read a chunk).
+            rules = pack.change_rules(products.KIND.label)
             with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-                for updated, error in pool.map(lambda u: self._update(*u, import_id, by), updates):
+                for updated, error in pool.map(lambda u: self._update(*u, import_id, by, rules), updates):
                     result.updated += updated
                     result.errors += error
         batches = [listings[i : i + TRANSACTION_ITEMS] for i in range(0, len(listings), TRANSACTION_ITEMS)]
@@ -643,12 +645,18 @@ class Imports:
         return imported, errors
 
     def _update(
-        self, number: int, row: dict[str, Any], listing: dict[str, Any], import_id: str, by: str
+        self,
+        number: int,
+        row: dict[str, Any],
+        listing: dict[str, Any],
+        import_id: str,
+        by: str,
+        rules: dict[str, Any],
     ) -> tuple[int, list[RowError]]:
         """An update-mode row on a listing the supplier has: its quantity and price, written only
         while the listing is at the version read (read again when a reservation moved it). (1, [])
         once written, or when this import already wrote it (a chunk delivered again); else the row's
-        error for the report."""
+        error for the report. ``rules``: the listing change rules with the tenant's pack's thresholds."""
         for _ in range(products.ATTEMPTS):
             if listing.get("lastImport") == import_id:
                 return 1, []
@@ -657,7 +665,7 @@ class Imports:
             if listing["status"] == products.KIND.approved:
                 # A feed sets what applies at once; a price move the change gate holds for review
                 # (docs/decisions.md D41) is refused here, to be PATCHed, where it becomes a proposal.
-                held = gate.score(gate.rules_for(products.KIND.label), listing, {"price": row["price"]})
+                held = gate.score(rules, listing, {"price": row["price"]})
                 if held.high:
                     reason = f"{held.reasons[0].reason}: PATCH the listing, where the change waits for review"
                     return 0, [RowError(number, row["sku"], "price", reason)]

@@ -18,12 +18,13 @@ the whole of CLDR (tens of megabytes in every function's layer) for a table of a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from marketplace.errors import Conflict
+from marketplace.errors import Conflict, FieldError
 
 ROUNDING = ROUND_HALF_EVEN
 # ISO 4217 currencies whose minor unit is not the hundredth; every other one has two decimals.
@@ -32,6 +33,7 @@ _EXPONENTS = {
                      "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
 }  # fmt: skip
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 
 
 def minor_unit(currency: str) -> Decimal:
@@ -109,6 +111,22 @@ class Money:
 
     def view(self) -> dict[str, str]:
         return {"amount": self.text(), "currency": self.currency}
+
+
+def minimum_errors(minimums: Mapping[str, Any], field: str) -> list[FieldError]:
+    """What the schema cannot say of a ``minimumPerLine`` map (the commission rules', a rule pack's
+    commission defaults), as errors naming ``<field>.<code>``: a name that is no ISO 4217 code, an
+    amount with more decimals than its currency has."""
+    errors = []
+    for code, amount in minimums.items():
+        if not CURRENCY_CODE.fullmatch(code):
+            errors.append(FieldError(f"{field}.{code}"[:200], "is not an ISO 4217 currency code"))
+            continue
+        try:
+            Money.of(amount, code)
+        except ValueError:
+            errors.append(FieldError(f"{field}.{code}", f"has more decimals than {code} has"))
+    return errors
 
 
 def total(amounts: Iterable[Money], currency: str) -> Money:

@@ -93,11 +93,14 @@ class Orders:
                 raise InvalidInput(
                     [FieldError("lines", f"supplier {supplier_id} has the same sku on two lines")]
                 )
-        # One consistent batch read of the suppliers and listings the lines name, for both checks.
-        read = self.table.batch_get(_placed_keys(tenant_id, body["lines"]))
+        # One consistent batch read of the suppliers and listings the lines name, for both checks,
+        # and of what prices the order: the tenant's commission rules and its rule pack.
+        read = self.table.batch_get(
+            [*_placed_keys(tenant_id, body["lines"]), *commission.rules_keys(tenant_id)]
+        )
         self._refuse_withdrawn(tenant_id, body["lines"], read)
-        # One currency, priced by the tenant's commission rules as they are now (D42).
-        priced = commission.price_order(self.table, tenant_id, body["lines"], read)
+        # One currency, priced by the tenant's commission rules and rule pack as they are now (D42, D51).
+        priced = commission.price_order(tenant_id, body["lines"], read)
         order_id = str(uuid.uuid4())
         supplier_orders = []
         for supplier_id, lines in by_supplier.items():

@@ -1,7 +1,8 @@
 """Proposed versions: a high-risk change to an APPROVED supplier or an ACTIVE listing, reviewed
 while the live record stays as it is (the change gate, docs/decisions.md D41).
 
-A PATCH of a live record is scored (:mod:`marketplace.gate`). Low risk applies at once. High risk
+A PATCH of a live record is scored (:mod:`marketplace.gate`, with the thresholds of the tenant's rule
+pack in force, D51). Low risk applies at once. High risk
 writes a **proposal** beside the record (``keys.proposal_sk``): the record's fields as they would be,
 ``fields`` naming the ones it changes, the gate's ``reasons``, the live version it was proposed on.
 A proposal is a reviewed record of its own kind (``SUPPLIER_PROPOSAL``, ``PRODUCT_PROPOSAL``, built
@@ -25,7 +26,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marketplace import gate, keys, schemas
+from marketplace import gate, keys, rule_packs, schemas
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, NotFound, TransientError
 from marketplace.principal import Principal
@@ -129,7 +130,9 @@ class Proposals:
         tenant_id, record_id = principal.tenant_id, self.live.record_id(current)
         existing = self.current(tenant_id, record_id)
         pending = existing if existing is not None and existing["status"] in WAITING else None
-        scored = gate.score(gate.rules_for(self.live.label), current, changes)
+        # The kind's change rules with the thresholds of the tenant's pack in force (one read, D51).
+        rules = rule_packs.active(self.table, tenant_id).change_rules(self.live.label)
+        scored = gate.score(rules, current, changes)
         if not scored.high and (pending is None or not set(changes) & set(pending["fields"])):
             return None
         proposed = {**({f: pending[f] for f in pending["fields"]} if pending else {}), **changes}
@@ -144,9 +147,7 @@ class Proposals:
             )  # fmt: skip
         document = {k: current[k] for k in self.schema_fields if k in current}
         schemas.validate(self.schema, {**document, **proposed})
-        reasons = [
-            r.as_dict() for r in gate.score(gate.rules_for(self.live.label), current, proposed).reasons
-        ]
+        reasons = [r.as_dict() for r in gate.score(rules, current, proposed).reasons]
         now = now_iso()
         if pending is not None:
             # The fix of a FLAGGED proposal (the drain resumes its workflow), or a change to a

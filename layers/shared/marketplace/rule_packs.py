@@ -4,8 +4,11 @@
 
 The pack holds the tax-id formats of the countries whose suppliers are checked automatically, the
 listing rules of each category, the order timings (``orders``, read through
-``marketplace.tenant_settings.order_settings``) and the correction rounds (``corrections``, returned by
-the validation steps to the reviewed-record workflow, which ends its loop there). A tenant that never activated a pack has the defaults
+``marketplace.tenant_settings.order_settings``), the correction rounds (``corrections``, returned by
+the validation steps to the reviewed-record workflow, which ends its loop there), and optionally the
+change gate's thresholds (``changes``, :meth:`RulePack.change_rules`, read where a change is scored)
+and the commission defaults (``commission``, which ``marketplace.commission.Rules`` takes where the
+tenant's commission rules say nothing). A tenant that never activated a pack has the defaults
 (``schemas/default_rule_pack.json``, today's rules) as version 0, so it behaves as before.
 
 One item per tenant (``keys.tenant_settings_pk`` / ``keys.RULE_PACK_SK``): ``active`` and
@@ -27,7 +30,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from marketplace import keys, schemas
+from marketplace import gate, keys, money, schemas
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from marketplace.principal import Principal
@@ -71,6 +74,16 @@ class RulePack:
     def max_rounds(self) -> int:
         """How many validations a flagged record's workflow runs (``corrections.maxRounds``)."""
         return int({**default_document()["corrections"], **self.document.get("corrections", {})}["maxRounds"])
+
+    def change_rules(self, kind: str) -> dict[str, Any]:
+        """The change gate's rules of ``kind`` (``supplier``, ``listing``) with this pack's thresholds
+        (``changes``): each one it sets replaces the file's, the file keeps everything else."""
+        return gate.tuned(gate.rules_for(kind), self.document.get("changes", {}).get(kind, {}))
+
+    @property
+    def commission(self) -> Mapping[str, Any]:
+        """The commission defaults (``defaultPercent``, ``minimumPerLine``); empty without any."""
+        return self.document.get("commission", {})
 
 
 @cache
@@ -147,7 +160,8 @@ def _revision(item: Mapping[str, Any] | None) -> int:
 # ------------------------------------------------------------------------------------------- checks
 def check(body: Any) -> dict[str, Any]:
     """``body`` as a valid pack, or 400 naming each bad field: the schema, then what OpenAPI 3.0
-    cannot say (the names of the maps, each minimum at most its maximum)."""
+    cannot say (the names of the maps, each minimum at most its maximum, a change threshold only for
+    a field whose rule takes it, the commission minimums' currencies)."""
     if not isinstance(body, dict):
         raise InvalidInput([FieldError("(body)", "must be a JSON object")])
     schemas.validate("rule_pack", body)
@@ -169,6 +183,24 @@ def check(body: Any) -> dict[str, Any]:
                 errors.append(
                     FieldError(f"categories.{name}.{bound}.min"[:200], f"is more than its max ({high})")
                 )
+    for kind, fields in body.get("changes", {}).items():
+        rules = gate.rules_for(kind)["fields"]
+        for name, thresholds in fields.items():
+            rule = rules.get(name)
+            if rule is None:
+                errors.append(
+                    FieldError(f"changes.{kind}.{name}"[:200], f"is not a field of the {kind} change rules")
+                )
+                continue
+            errors += [
+                FieldError(f"changes.{kind}.{name}.{threshold}"[:200],
+                           f"does not apply: the field's test ({rule['test']}) takes no {threshold}")
+                for threshold in thresholds
+                if threshold not in gate.thresholds(rule)
+            ]  # fmt: skip
+    errors += money.minimum_errors(
+        body.get("commission", {}).get("minimumPerLine", {}), "commission.minimumPerLine"
+    )
     timings = {**default_document()["orders"], **body.get("orders", {})}
     if timings["autoCancelUnshippedDays"] * 24 < timings["shipByHours"]:
         errors.append(FieldError("orders.autoCancelUnshippedDays",

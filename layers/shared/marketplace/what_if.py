@@ -9,7 +9,9 @@ Which records: those a rule decided and a new validation may decide again, an AP
 supplier and an ACTIVE or FLAGGED listing. A PENDING record's workflow is running (it reads the pack
 in force when it validates); REJECTED is final; a SUSPENDED or DELISTED record was withdrawn by a
 person, and its restoration runs the rules in force then. A listing is judged with its supplier's
-current status, as its workflow reads it.
+current status, as its workflow reads it. The pack's order timings, change thresholds and commission
+defaults decide no status (a deadline, whether the next change waits for review, the next order's
+price), so a draft that changes only them has nothing to replay.
 
 Reads: the tenant's suppliers page by page (``GSI2``), each supplier's listings (its partition), and
 for each supplier the lookups of its rules (the blocked list, the tax id claim): about three reads per
