@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from marketplace import rule_packs, what_if
+from marketplace import blocklist, keys, rule_packs, suppliers, suspension, what_if
 from marketplace.errors import InvalidInput, NotFound, PreconditionFailed
 from marketplace.principal import Principal
 from marketplace.products import Products
@@ -21,6 +21,11 @@ from marketplace_local import samples
 from marketplace_local.samples import SUPPLIER
 
 NL = {"formats": ["NL\\d{9}B\\d{2}"], "description": "a NL VAT number is NL, 9 digits, B, then 2 digits"}
+FRAUD = {"kind": "taxId", "value": "DE123456789", "country": "DE", "reason": "fraud ring"}
+
+
+def entry_id(body: dict[str, Any]) -> str:
+    return blocklist.entry_id(blocklist.checked(body)[1])
 
 
 def defaults() -> dict[str, Any]:
@@ -106,6 +111,24 @@ def test_a_pack_of_its_own_decides_the_tax_id_and_the_category_rules():
         (lambda d: d.update(commission={"minimumPerLine": {"eur": 1}}), "commission.minimumPerLine.eur",
          "is not an ISO 4217 currency code"),
         (lambda d: d.update(commission={"suppliers": {"s-1": 5}}), "commission.suppliers", "is not allowed"),
+        # The blocked-list changes: each added entry checked as POST /admin/blocklist checks it.
+        (lambda d: d.update(blocklist={"add": [{"kind": "taxId", "value": "DE123456789", "reason": "fraud"}]}),
+         "blocklist.add.0.country", "is required for a tax id"),
+        (lambda d: d.update(blocklist={"add": [FRAUD, {**FRAUD, "kind": "iban"}]}), "blocklist.add.1.kind",
+         "must be one of taxId, domain, legalName"),
+        (lambda d: d.update(blocklist={"add": [{**FRAUD, "reason": " "}]}), "blocklist.add.0.reason", "is required"),
+        (lambda d: d.update(blocklist={"add": [{**FRAUD, "note": "x"}]}), "blocklist.add.0.note", "is not allowed"),
+        (lambda d: d.update(blocklist={"add": [{"kind": "domain", "value": ".", "reason": "x"}]}),
+         "blocklist.add.0.value", "is no domain: empty or too long once normalised"),
+        (lambda d: d.update(blocklist={"add": ["DE123456789"]}), "blocklist.add.0", "is not of type 'object'"),
+        (lambda d: d.update(blocklist={"add": [FRAUD, {**FRAUD, "value": "de 123 456 789"}]}), "blocklist.add.1",
+         "is the entry of blocklist.add.0"),
+        (lambda d: d.update(blocklist={"remove": ["not-an-entry!"]}), "blocklist.remove.0",
+         "is not a blocked-list entry id"),
+        (lambda d: d.update(blocklist={"add": [FRAUD], "remove": [entry_id(FRAUD)]}), "blocklist.remove.0",
+         "is the entry blocklist.add.0 adds"),
+        (lambda d: d.update(blocklist={"add": [FRAUD] * 2}), "blocklist.add", "has non-unique elements"),
+        (lambda d: d.update(blocklist={"keep": []}), "blocklist.keep", "is not allowed"),
     ],
 )  # fmt: skip
 def test_a_bad_pack_is_refused_naming_the_field(change, field, reason):
@@ -268,3 +291,82 @@ def test_a_bulk_import_knows_the_categories_of_the_tenant_s_pack():
     assert imports.row_to_listing(COLUMNS, row(category="spaceships"), pack)[1] == []
     (unknown,) = imports.row_to_listing(COLUMNS, row(category="spaceships"))[1]  # the defaults
     assert (unknown.field, unknown.reason.split(" (")[0]) == ("category", "unknown category 'spaceships'")
+
+
+# ------------------------------------------------------------------------------------------- blocked-list changes
+def blocked_list_scene(table: Table, admin: Principal) -> tuple[dict[str, str], dict[str, Any]]:
+    """Three suppliers and a draft that adds the tax ids of two (one APPROVED, one FLAGGED) to the
+    blocked list and removes the stored entry of the third (FLAGGED: on the list now)."""
+    ids = {name: supplier(table, admin, status) for name, status in
+           (("approved", "APPROVED"), ("flagged", "FLAGGED"), ("listed", "FLAGGED"))}  # fmt: skip
+    tax_ids = {name: Suppliers(table).get(admin.tenant_id, i)["taxId"] for name, i in ids.items()}
+    stored = {"kind": "taxId", "value": tax_ids["listed"], "country": "DE", "reason": "chargebacks"}
+    blocklist.add(admin, stored, table)
+    document = defaults()
+    document["blocklist"] = {
+        "add": [{**FRAUD, "value": tax_ids["approved"]}, {**FRAUD, "value": tax_ids["flagged"]}],
+        "remove": [entry_id(stored)],
+    }
+    return ids, document
+
+
+def test_the_what_if_replays_the_blocked_list_as_the_draft_would_leave_it_and_writes_nothing(table, admin):
+    ids, document = blocked_list_scene(table, admin)
+    rule_packs.put_draft(table, admin, document, None)
+    before = items(table, admin.tenant_id)
+
+    answer = what_if.replay(table, admin)
+
+    assert items(table, admin.tenant_id) == before, "the what-if writes nothing"
+    blocked = [{"field": "taxId", "reason": "on the tenant's blocked list: fraud ring"}]
+    assert sorted(answer["changes"], key=lambda c: c["id"]) == sorted([
+        # The activation suspends an approved supplier claiming an added tax id at once.
+        {"kind": "supplier", "id": ids["approved"], "status": "APPROVED", "wouldBe": "SUSPENDED", "reasons": blocked},
+        # A flagged one is rejected at its next validation, as the rules say.
+        {"kind": "supplier", "id": ids["flagged"], "status": "FLAGGED", "wouldBe": "REJECTED", "reasons": blocked},
+        # The entry removed, nothing flags the third any more.
+        {"kind": "supplier", "id": ids["listed"], "status": "FLAGGED", "wouldBe": "APPROVED", "reasons": []},
+    ], key=lambda c: c["id"])  # fmt: skip
+
+    # The pack in force carries no changes: a validation now reads the stored list alone.
+    active = rule_packs.active(table, admin.tenant_id)
+    outcome = {name: suppliers.rules(table, admin.tenant_id, Suppliers(table).get(admin.tenant_id, i), active)
+               for name, i in ids.items()}  # fmt: skip
+    assert {name: verdict.outcome for name, verdict in outcome.items()} == {
+        "approved": "APPROVED", "flagged": "APPROVED", "listed": "REJECTED",
+    }  # fmt: skip
+
+
+def test_the_activation_makes_the_blocked_list_changes_and_keeps_none_in_the_pack(table, admin):
+    ids, document = blocked_list_scene(table, admin)
+    rule_packs.put_draft(table, admin, document, None)
+    pk = keys.blocklist_pk(admin.tenant_id)
+    entries_before = {i["SK"] for i in table.partition(pk, "TAXID#")}
+
+    active = rule_packs.activate(table, admin, expected_revision=1)
+
+    assert active["blocklist"] == {"added": 2, "removed": 1, "suspendedSuppliers": [ids["approved"]]}
+    without = {k: v for k, v in document.items() if k != "blocklist"}
+    assert (active["version"], active["pack"]) == (1, without)
+    assert rule_packs.active_view(rule_packs.record(table, admin.tenant_id))["pack"] == without
+    assert "blocklist" not in rule_packs.active(table, admin.tenant_id).document
+    status = {name: Suppliers(table).get(admin.tenant_id, i) for name, i in ids.items()}
+    assert (status["approved"]["status"], status["approved"]["statusReason"]) == (
+        "SUSPENDED", "on the tenant's blocked list: fraud ring",
+    )  # fmt: skip
+    # The others keep their status: their next validation decides.
+    assert status["flagged"]["status"] == status["listed"]["status"] == "FLAGGED"
+    entries = {i["SK"]: i for i in table.partition(pk, "TAXID#")}
+    added = {blocklist.checked(body)[1] for body in document["blocklist"]["add"]}
+    assert set(entries) == (entries_before - {blocklist.decoded(document["blocklist"]["remove"][0])}) | added
+    assert {(entries[sk]["createdBy"], entries[sk]["reason"]) for sk in added} == {
+        (admin.actor, "fraud ring")
+    }
+
+    # Made again (a retry after a failure before the pack was written): the same list, nothing new.
+    again = suspension.apply_blocklist_changes(
+        admin, rule_packs.RulePack(1, document).blocklist_changes, table
+    )
+    assert again == {"added": 2, "removed": 0, "suspendedSuppliers": [ids["approved"]]}
+    assert {i["SK"] for i in table.partition(pk, "TAXID#")} == set(entries)
+    assert Suppliers(table).get(admin.tenant_id, ids["approved"])["version"] == status["approved"]["version"]

@@ -8,7 +8,10 @@ listing rules of each category, the order timings (``orders``, read through
 the validation steps to the reviewed-record workflow, which ends its loop there), and optionally the
 change gate's thresholds (``changes``, :meth:`RulePack.change_rules`, read where a change is scored)
 and the commission defaults (``commission``, which ``marketplace.commission.Rules`` takes where the
-tenant's commission rules say nothing). A tenant that never activated a pack has the defaults
+tenant's commission rules say nothing). A draft may also carry changes to the tenant's blocked list
+(``blocklist``: entries to add, entry ids to remove), which the what-if replays and the activation
+makes through the blocked list's own writes; the entries stay their own items, so the pack in force
+never holds them. A tenant that never activated a pack has the defaults
 (``schemas/default_rule_pack.json``, today's rules) as version 0, so it behaves as before.
 
 One item per tenant (``keys.tenant_settings_pk`` / ``keys.RULE_PACK_SK``): ``active`` and
@@ -27,10 +30,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
-from marketplace import gate, keys, money, schemas
+from marketplace import blocklist, gate, keys, money, schemas
 from marketplace.clock import now_iso
 from marketplace.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from marketplace.principal import Principal
@@ -84,6 +87,13 @@ class RulePack:
     def commission(self) -> Mapping[str, Any]:
         """The commission defaults (``defaultPercent``, ``minimumPerLine``); empty without any."""
         return self.document.get("commission", {})
+
+    @cached_property
+    def blocklist_changes(self) -> blocklist.Changes:
+        """A draft's changes to the blocked list (``blocklist``), which ``suppliers.rules`` reads over
+        the entries stored, so that the what-if replays the list as the activation would leave it;
+        none in a pack in force (its activation made them)."""
+        return blocklist.changes_of(self.document.get("blocklist"))
 
 
 @cache
@@ -198,6 +208,7 @@ def check(body: Any) -> dict[str, Any]:
                 for threshold in thresholds
                 if threshold not in gate.thresholds(rule)
             ]  # fmt: skip
+    errors += _blocklist_errors(body.get("blocklist", {}))
     errors += money.minimum_errors(
         body.get("commission", {}).get("minimumPerLine", {}), "commission.minimumPerLine"
     )
@@ -209,6 +220,33 @@ def check(body: Any) -> dict[str, Any]:
     if errors:
         raise InvalidInput(errors)
     return body
+
+
+def _blocklist_errors(section: Mapping[str, Any]) -> list[FieldError]:
+    """Each added entry checked as ``POST /admin/blocklist`` checks it (``blocklist.checked``), none
+    twice, and each removed id an entry's id that no added entry has."""
+    errors: list[FieldError] = []
+    added: dict[str, int] = {}
+    for n, body in enumerate(section.get("add", [])):
+        try:
+            _, sort_key = blocklist.checked(body)
+        except InvalidInput as refused:
+            errors += [FieldError(f"blocklist.add.{n}.{f.field}"[:200], f.reason) for f in refused.fields]
+            continue
+        if sort_key in added:
+            errors.append(
+                FieldError(f"blocklist.add.{n}", f"is the entry of blocklist.add.{added[sort_key]}")
+            )
+        added.setdefault(sort_key, n)
+    for n, entry_id in enumerate(section.get("remove", [])):
+        sort_key = blocklist.decoded(entry_id)
+        if sort_key is None:
+            errors.append(FieldError(f"blocklist.remove.{n}", "is not a blocked-list entry id"))
+        elif sort_key in added:
+            errors.append(
+                FieldError(f"blocklist.remove.{n}", f"is the entry blocklist.add.{added[sort_key]} adds")
+            )
+    return errors
 
 
 # ------------------------------------------------------------------------------------------- writes
@@ -239,22 +277,36 @@ def put_draft(table: Table, principal: Principal, body: Any, expected_revision: 
 def activate(table: Table, principal: Principal, expected_revision: int | None) -> dict[str, Any]:
     """Make the draft the pack in force, as the next version (404 without a draft; 412 when
     ``expected_revision``, the revision the caller's what-if replayed, is no longer the item's).
-    Records keep their status: the new rules decide each record's next validation."""
+    Records keep their status: the new rules decide each record's next validation.
+
+    A draft's blocked-list changes (``blocklist``) are made first, each as its own route makes it
+    (``suspension.apply_blocklist_changes``: an added tax id suspends the suppliers claiming it), then
+    the pack in force is written without them (the entries live in their own items). A failure in
+    between leaves the draft as it was: a retry makes the changes again (each can be made again),
+    then writes the pack. The answer is the pack in force, with what the changes made (``blocklist``)
+    when the draft had any."""
+    # Imported here: suspension imports suppliers, which imports this module.
+    from marketplace import suspension
+
     current = record(table, principal.tenant_id)
     pack = draft_of(current)
     expect_revision(current, expected_revision)
     assert current is not None
+    made = None
+    if "blocklist" in pack.document:
+        made = suspension.apply_blocklist_changes(principal, pack.blocklist_changes, table)
+    document = {k: v for k, v in pack.document.items() if k != "blocklist"}
     at = now_iso()
     try:
         written = table.update(
             current["PK"], current["SK"], int(current["version"]),
-            {"active": pack.document, "activeVersion": pack.version, "activatedAt": at,
+            {"active": document, "activeVersion": pack.version, "activatedAt": at,
              "activatedBy": principal.actor, "updatedAt": at, "updatedBy": principal.actor},
             remove=("draft", "draftUpdatedAt", "draftUpdatedBy"),
         )  # fmt: skip
     except Conflict:
         raise Conflict("the rule pack changed meanwhile; read it and try again") from None
-    return active_view(written)
+    return {**active_view(written), "blocklist": made} if made is not None else active_view(written)
 
 
 def expect_revision(current: Mapping[str, Any] | None, expected_revision: int | None) -> None:

@@ -74,10 +74,7 @@ def evaluate(
     if blocked:
         return Verdict(
             "REJECTED",
-            tuple(
-                FieldError(f, f"on the tenant's blocked list: {reason}")
-                for f, reason in sorted(blocked.items())
-            ),
+            tuple(FieldError(f, blocklist.why(reason)) for f, reason in sorted(blocked.items())),
         )
     if schema_errors is None:
         schema_errors = schema_check(record)
@@ -108,11 +105,14 @@ def evaluate(
 
 def rules(table: Table, tenant_id: str, record: dict[str, Any], pack: RulePack | None = None) -> Verdict:
     """The onboarding verdict by ``pack`` (the tenant's rule pack, which the validation step reads;
-    the defaults if None) with its lookups: the tenant's blocked list, then other suppliers claiming
-    the same tax id (looked up only for a record that passes its schema)."""
+    the defaults if None) with its lookups: the tenant's blocked list (as a draft pack's blocked-list
+    changes would leave it, when ``pack`` is a draft the what-if replays), then other suppliers
+    claiming the same tax id (looked up only for a record that passes its schema)."""
     schema_errors = schema_check(record)
     duplicate_of = duplicates(table, tenant_id, record) if not schema_errors else []
-    return evaluate(record, duplicate_of, blocklist.matches(table, tenant_id, record), schema_errors, pack)
+    changes = pack.blocklist_changes if pack is not None else None
+    blocked = blocklist.matches(table, tenant_id, record, changes)
+    return evaluate(record, duplicate_of, blocked, schema_errors, pack)
 
 
 def duplicates(table: Table, tenant_id: str, record: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from marketplace import blocklist, orders, products, suppliers
+from marketplace.errors import FieldError, NotFound
 from marketplace.principal import Principal
 from marketplace.repository import Table
 from marketplace.reviewed import Records
@@ -57,25 +58,65 @@ def relist(
     return Records(products.KIND, table or Table()).restore(principal, listing_id, reason, "relist")
 
 
+# The statuses of the suppliers that a tax id entry added to the blocked list suspends (:func:`block`).
+BLOCK_SUSPENDS = (suppliers.KIND.approved, suppliers.SUSPENDED)
+
+
 def block(principal: Principal, body: dict[str, Any], table: Table | None = None) -> dict[str, Any]:
     """Add an entry to the tenant's blocked list; a tax id entry suspends every APPROVED supplier
     that claims that tax id. The entry with the ids of the suppliers it suspended
     (``suspendedSuppliers``). Adding the same entry again suspends any that a failed first call left."""
     table = table or Table()
-    entry = blocklist.add(principal, body)
+    entry = blocklist.add(principal, body, table)
     suspended: list[str] = []
     if entry["kind"] == "taxId":
-        why = f"on the tenant's blocked list: {entry['reason']}"
+        why = blocklist.why(entry["reason"])
         pk, token = suppliers.tax_claim_pk(principal.tenant_id, entry["country"], entry["value"]), None
         while True:
             page = table.query(pk, limit=100, next_token=token)
             for claim in page.items:
                 supplier_id = str(claim["supplierId"])
                 status = suppliers.Suppliers(table).get(principal.tenant_id, supplier_id)["status"]
-                if status in (suppliers.KIND.approved, suppliers.SUSPENDED):
+                if status in BLOCK_SUSPENDS:
                     suspend(principal, supplier_id, why, table)
                     suspended.append(supplier_id)
             token = page.next_token
             if not token:
                 break
     return {**entry, "suspendedSuppliers": suspended}
+
+
+def block_suspends(record: dict[str, Any], changes: blocklist.Changes) -> FieldError | None:
+    """Why adding the entries of ``changes`` (each through :func:`block`, as a rule pack's activation
+    does) would suspend the supplier ``record`` at once: it is APPROVED (or SUSPENDED) and claims the
+    tax id of an added tax id entry. None otherwise: the rules decide it at its next validation."""
+    if record.get("status") not in BLOCK_SUSPENDS:
+        return None
+    for sort_key in blocklist.candidate_keys(record).get("taxId", []):
+        entry = changes.added.get(sort_key)
+        if entry is not None:
+            return FieldError("taxId", blocklist.why(str(entry["reason"])))
+    return None
+
+
+def apply_blocklist_changes(
+    principal: Principal, changes: blocklist.Changes, table: Table | None = None
+) -> dict[str, Any]:
+    """Make ``changes`` (a draft rule pack's, on its activation): each added entry through
+    :func:`block` (its suppliers suspended, their awaiting orders cancelled), each removed one
+    through ``blocklist.remove`` (one already gone is not an error). Each step can be made again: a
+    retry after a failure makes again what was made and finishes the rest. What it made: the entries
+    added, the entries removed (not those already gone) and the suppliers suspended."""
+    table = table or Table()
+    suspended: list[str] = []
+    for fields in changes.added.values():
+        body = {k: v for k, v in fields.items() if v is not None}
+        suspended += [s for s in block(principal, body, table)["suspendedSuppliers"] if s not in suspended]
+    removed = 0
+    for sort_key in sorted(changes.removed):
+        try:
+            blocklist.remove(principal, blocklist.entry_id(sort_key), table)
+        except NotFound:
+            continue
+        removed += 1
+    return {"added": len(changes.added), "removed": removed, "suspendedSuppliers": suspended}

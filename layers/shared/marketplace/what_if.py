@@ -11,7 +11,11 @@ in force when it validates); REJECTED is final; a SUSPENDED or DELISTED record w
 person, and its restoration runs the rules in force then. A listing is judged with its supplier's
 current status, as its workflow reads it. The pack's order timings, change thresholds and commission
 defaults decide no status (a deadline, whether the next change waits for review, the next order's
-price), so a draft that changes only them has nothing to replay.
+price), so a draft that changes only them has nothing to replay. A draft's blocked-list changes
+(``blocklist``) are replayed over the entries stored (``RulePack.blocklist_changes``): a supplier an
+added entry names would be REJECTED at its next validation, save an APPROVED one claiming an added
+tax id, which the activation SUSPENDS at once (``suspension.block_suspends``); one whose entry the
+draft removes is judged without it.
 
 Reads: the tenant's suppliers page by page (``GSI2``), each supplier's listings (its partition), and
 for each supplier the lookups of its rules (the blocked list, the tax id claim): about three reads per
@@ -25,7 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from marketplace import keys, products, rule_packs, suppliers
+from marketplace import keys, products, rule_packs, suppliers, suspension
 from marketplace.principal import Principal
 from marketplace.repository import Table
 from marketplace.rule_packs import RulePack
@@ -107,6 +111,9 @@ def _change(
     if kind == suppliers.KIND.label:
         verdict = suppliers.rules(table, tenant_id, record, draft)
         outcome, flags, record_id = verdict.outcome, list(verdict.flags), str(record["supplierId"])
+        suspended = suspension.block_suspends(record, draft.blocklist_changes)
+        if suspended is not None:  # the activation suspends it at once, as POST /admin/blocklist would
+            outcome, flags = suppliers.SUSPENDED, [suspended]
     else:
         outcome, flags = products.evaluate(record, supplier_status, draft)
         record_id = products.record_id(record["supplierId"], record["sku"])
