@@ -30,6 +30,7 @@ import schemathesis
 from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 
+from marketplace import blocklist, keys
 from tests.contract.conftest import World
 
 # One worker takes the contract modules: they share the session's seeded world (conftest.py).
@@ -223,6 +224,17 @@ def answers_as_documented(case: Any, world: World, route_roles: dict[str, Iterat
             values = list(defaults["minimumPerLine"].values())[:5]
             minimums = {("EUR", "USD", "GBP", "CHF", "SEK")[i]: v for i, v in enumerate(values)}
             case.body["commission"] = {**defaults, "minimumPerLine": minimums}
+        blocked = case.body.get("blocklist")
+        if isinstance(blocked, dict):
+            # The blocked-list changes: each added entry is checked as POST /admin/blocklist checks it,
+            # and each removed id is an entry's id (the description says so). Positive cases add and
+            # remove as many valid ones, distinct; negative cases still send any.
+            case.body["blocklist"] = {
+                **({"add": [{"kind": "domain", "value": f"added-{i}.example", "reason": "contract"}
+                            for i, _ in enumerate(blocked["add"])]} if isinstance(blocked.get("add"), list) else {}),
+                **({"remove": [blocklist.entry_id(keys.blocked_domain_sk(f"removed-{i}.example"))
+                               for i, _ in enumerate(blocked["remove"])]} if isinstance(blocked.get("remove"), list) else {}),
+            }  # fmt: skip
     if label == "POST /admin/rule-packs/draft/activate":
         # An activated random draft would be the seeded tenant's rules for every later case and
         # module of the session: the draft activated is the defaults it reads (its what-if, its
