@@ -167,3 +167,56 @@ def test_an_order_takes_the_commission_default_of_the_pack_in_force_until_the_ru
     elsewhere = placed(other)
     assert (elsewhere["commission"]["amount"], elsewhere["commissionRulesVersion"]) == ("0.00", 0)
     assert "commissionRulePackVersion" not in elsewhere
+
+
+def test_a_draft_blocking_a_tax_id_is_previewed_then_suspends_its_supplier_and_the_entry_s_trail_names_the_admin(
+    onboarding, api, tenant
+):
+    """Through the API: the what-if names the approved supplier the draft's entry would suspend, the
+    activation suspends it and keeps no ``blocklist`` in the pack, and the entry, a blocked-list item
+    as its own route writes it, is audited naming the admin (D48)."""
+    from marketplace import blocklist, keys
+    from tests.conftest import wait_until
+
+    supplier_id = onboarding.register()
+    record = onboarding.wait_status(supplier_id, "APPROVED")
+    entry = {
+        "kind": "taxId",
+        "value": record["taxId"],
+        "country": record["country"],
+        "reason": "forged papers",
+    }
+    pack = api.call("GET", "/admin/rule-packs/active", "admin").json()["pack"]
+    put = api.call("PUT", "/admin/rule-packs/draft", "admin", json={**pack, "blocklist": {"add": [entry]}})
+    assert put.status_code == 200, put.text
+
+    what_if = api.call("POST", "/admin/rule-packs/draft/what-if", "admin").json()
+    blocked = [{"field": "taxId", "reason": "on the tenant's blocked list: forged papers"}]
+    assert what_if["changes"] == [
+        {
+            "kind": "supplier",
+            "id": supplier_id,
+            "status": "APPROVED",
+            "wouldBe": "SUSPENDED",
+            "reasons": blocked,
+        }
+    ]
+    assert onboarding.record(supplier_id)["status"] == "APPROVED"  # the what-if writes nothing
+
+    activated = api.call(
+        "POST", "/admin/rule-packs/draft/activate", "admin", headers={"If-Match": str(what_if["revision"])}
+    )
+    assert activated.status_code == 200, activated.text
+    assert activated.json()["blocklist"] == {"added": 1, "removed": 0, "suspendedSuppliers": [supplier_id]}
+    assert "blocklist" not in api.call("GET", "/admin/rule-packs/active", "admin").json()["pack"]
+    assert onboarding.record(supplier_id)["status"] == "SUSPENDED"
+    listed = api.call("GET", "/admin/blocklist", "admin").json()["items"]
+    assert [(e["value"], e["reason"], e["createdBy"].split(":")[0]) for e in listed] == [
+        (record["taxId"], "forged papers", "admin")
+    ]
+
+    _, sort_key = blocklist.checked(entry)
+    pk = keys.blocklist_pk(tenant)
+    trail = wait_until(lambda: list(onboarding.table.partition(pk, keys.audit_prefix(sort_key))) or None,
+                       what="the entry's audit trail")  # fmt: skip
+    assert [(e["action"], e["by"].split(":")[0]) for e in trail] == [("created", "admin")]
