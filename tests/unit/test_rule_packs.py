@@ -129,6 +129,9 @@ def test_a_pack_of_its_own_decides_the_tax_id_and_the_category_rules():
          "is the entry blocklist.add.0 adds"),
         (lambda d: d.update(blocklist={"add": [FRAUD] * 2}), "blocklist.add", "has non-unique elements"),
         (lambda d: d.update(blocklist={"keep": []}), "blocklist.keep", "is not allowed"),
+        (lambda d: d.update(blocklist={"add": [{**FRAUD, "value": f"DE{i:09d}", "reason": "r" * 1000}
+                                                for i in range(70)]}),
+         "blocklist", "more than 65536: the draft shares one item with the pack in force"),
     ],
 )  # fmt: skip
 def test_a_bad_pack_is_refused_naming_the_field(change, field, reason):

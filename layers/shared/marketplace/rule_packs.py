@@ -44,6 +44,9 @@ DEFAULTS_FILE = "default_rule_pack.json"
 # The names of the pack's maps, checked here: OpenAPI 3.0 (which must say what schemas/ says) has no
 # propertyNames. A category is named as a listing's (schemas/product.json).
 COUNTRY = re.compile(r"[A-Z]{2}")
+# A draft's blocked-list changes in all (UTF-8 JSON): the draft shares one 400 KB item with the pack in
+# force, each at most about 140 KB without them; 100 entries of usual length take about 15 KB.
+MAX_BLOCKLIST_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,12 @@ def check(body: Any) -> dict[str, Any]:
 
 def _blocklist_errors(section: Mapping[str, Any]) -> list[FieldError]:
     """Each added entry checked as ``POST /admin/blocklist`` checks it (``blocklist.checked``), none
-    twice, and each removed id an entry's id that no added entry has."""
+    twice, each removed id an entry's id that no added entry has, and the section at most
+    :data:`MAX_BLOCKLIST_BYTES`."""
+    size = len(json.dumps(section, ensure_ascii=False).encode())
+    if size > MAX_BLOCKLIST_BYTES:
+        return [FieldError("blocklist", f"is {size} bytes, more than {MAX_BLOCKLIST_BYTES}: the draft shares "
+                                        "one item with the pack in force; make the rest in another draft")]  # fmt: skip
     errors: list[FieldError] = []
     added: dict[str, int] = {}
     for n, body in enumerate(section.get("add", [])):
