@@ -127,3 +127,21 @@ def tenant() -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A module marked ``xdist_group`` builds its costly fixture once because ``make test``'s
+    ``--dist loadgroup`` sends the whole group to one worker. pytest-xdist marks a grouped test by
+    suffixing its node id (``...@group``) on the worker; on a pytest it cannot do that on (9.2 with
+    xdist 3.8, pytest-xdist issue 1386) grouping stops without a word and each worker builds the
+    fixture again, minutes of the suite. Fail each such test instead, saying why."""
+    if (
+        item.config.getvalue("loadgroup")
+        and item.get_closest_marker("xdist_group")
+        and "@" not in item.nodeid
+    ):
+        pytest.fail(
+            f"--dist loadgroup did not group this test: this pytest-xdist cannot group on pytest "
+            f"{pytest.__version__}; use the version requirements-dev.txt pins",
+            pytrace=False,
+        )
