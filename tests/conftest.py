@@ -136,7 +136,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     xdist 3.8, pytest-xdist issue 1386) grouping stops without a word and each worker builds the
     fixture again, minutes of the suite. Fail each such test instead, saying why."""
     if (
-        item.config.getvalue("loadgroup")
+        getattr(item.config.option, "loadgroup", False)
         and item.get_closest_marker("xdist_group")
         and "@" not in item.nodeid
     ):
