@@ -373,3 +373,17 @@ def test_the_activation_makes_the_blocked_list_changes_and_keeps_none_in_the_pac
     assert again == {"added": 2, "removed": 0, "suspendedSuppliers": [ids["approved"]]}
     assert {i["SK"] for i in table.partition(pk, "TAXID#")} == set(entries)
     assert Suppliers(table).get(admin.tenant_id, ids["approved"])["version"] == status["approved"]["version"]
+
+
+def test_a_pack_too_large_for_its_item_is_refused_before_it_is_written():
+    """Within the schema's bounds, text of 4-byte characters could make a pack and its draft larger
+    than their one 400 KB item; the write would fail at DynamoDB, so the check refuses it."""
+    document = defaults()
+    attributes = ["\U0001f600" * 63 + f"{n}" for n in range(10)]  # 10 names of 64 characters, 253 bytes
+    document["categories"] = {  # the schema's most: 100 categories of 10 such attributes each
+        f"c-{n}": {"price": {"min": 1, "max": 2}, "requiredAttributes": attributes} for n in range(100)
+    }
+    with pytest.raises(InvalidInput) as refused:
+        rule_packs.check(document)
+    ((field, reason),) = [(f.field, f.reason) for f in refused.value.fields]
+    assert field == "(body)" and "400 KB item" in reason

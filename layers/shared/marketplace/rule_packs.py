@@ -47,6 +47,9 @@ COUNTRY = re.compile(r"[A-Z]{2}")
 # A draft's blocked-list changes in all (UTF-8 JSON): the draft shares one 400 KB item with the pack in
 # force, each at most about 140 KB without them; 100 entries of usual length take about 15 KB.
 MAX_BLOCKLIST_BYTES = 64 * 1024
+# A whole pack (UTF-8 JSON): the pack in force and the draft share one item of DynamoDB's 400 KB. The
+# schema's bounds keep an ASCII pack near 140 KB; text of 4-byte characters could pass them.
+MAX_PACK_BYTES = 180 * 1024
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,10 @@ def check(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput([FieldError("(body)", "must be a JSON object")])
     schemas.validate("rule_pack", body)
+    size = len(json.dumps(body, ensure_ascii=False).encode())
+    if size > MAX_PACK_BYTES:
+        raise InvalidInput([FieldError("(body)", f"is {size} bytes as JSON, more than {MAX_PACK_BYTES}: the pack "
+                                                 "in force and its draft share one 400 KB item")])  # fmt: skip
     errors = [
         FieldError(f"taxIds.{country}"[:200], "is not an ISO 3166 country code (two capital letters)")
         for country in body["taxIds"]
