@@ -473,9 +473,9 @@ def test_every_reason_kept_for_an_unused_grant_names_a_grant_of_the_template(tpl
 
 def test_a_reason_for_a_grant_the_template_does_not_hold_is_stale(tpl):
     reasons = [{"role": "ImportFunctionRole", "action": "dynamodb:DeleteTable", "reason": "none"},
-               {"role": "ImportFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"},
+               {"role": "ApiFunctionRole", "policy": "Statement", "action": "dynamodb:Scan", "reason": "r"},
                {"role": "*", "policy": "AWSXrayWriteOnlyAccess", "action": "xray:PutTraceSegments", "reason": "r"},
-               {"role": "ApiFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"}]  # fmt: skip
+               {"role": "ApiFunctionRole", "policy": "Statement", "action": "dynamodb:Query", "reason": "r"}]  # fmt: skip
     assert iam_report.stale_reasons(tpl.sam, tpl.cfn, reasons) == reasons[:2]
 
 
