@@ -19,7 +19,8 @@ What is measured (issue 6, item 1):
   requests under the load and per kind of request;
 * several runs (``runs``), median / min / max of each figure. ``variants`` runs the same load on
   stacks that differ only by the local-stack performance options (``baseline``: all off, as the
-  stack was before; ``fast``: the defaults), alternating run by run so that both see the same
+  stack was before; ``fast``: the defaults) or by the IAM check (``iam-off``: the defaults with
+  ``MARKETPLACE_IAM=off``, D50), alternating run by run so that both see the same
   machine (it is shared and noisy); ``--profile`` samples the stack process with py-spy during one
   run of each variant and puts the top frames in the results JSON.
 
@@ -54,7 +55,7 @@ RESULTS = ROOT / "bench" / "results"
 
 LISTING = listing(quantity=1_000_000)
 
-# The stack's performance options, by variant: what --serve passes to StackConfig.
+# The stack's options, by variant: what --serve sets on StackConfig.
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {"in_process_aws": False, "cache_asl_programs": False, "fast_serializer": False},
     "fast": {"in_process_aws": True, "cache_asl_programs": True, "fast_serializer": True},
@@ -62,6 +63,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-in-process-aws": {"in_process_aws": False, "cache_asl_programs": True, "fast_serializer": True},
     "no-asl-cache": {"in_process_aws": True, "cache_asl_programs": False, "fast_serializer": True},
     "no-fast-serializer": {"in_process_aws": True, "cache_asl_programs": True, "fast_serializer": False},
+    # The defaults without the IAM check (MARKETPLACE_IAM=off, D50): ``--variants fast,iam-off`` is what
+    # enforcing the template's policies costs. The other variants enforce as the environment says (on).
+    "iam-off": {
+        "in_process_aws": True,
+        "cache_asl_programs": True,
+        "fast_serializer": True,
+        "enforce_iam": False,
+    },
 }
 
 
@@ -468,7 +477,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'failed flows':<22}" + "".join(f"{report[v]['failed_flows']:>26}" for v in variants))
     described = "; ".join(f"{v} = StackConfig({', '.join(f'{k}={o}' for k, o in VARIANTS[v].items())})"
                           for v in variants)  # fmt: skip
-    print(f"variants: {described}. baseline is the stack before these options; fast is the default. "
+    print(f"variants: {described}. baseline is the stack before these options; fast is the default; "
+          "iam-off is the default without the IAM check. "
           "No template setting is overridden: the stream mappings' batching windows are honoured in real time.")  # fmt: skip
     if "ratios" in report:
         r = report["ratios"]

@@ -85,13 +85,14 @@ def _pattern(text: str) -> re.Pattern[str]:
 def report(directory: Path, sam: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Per role (logical id): one row per (statement, action) with its policy's source in the SAM
     template ``sam`` (:func:`policy_source`), its resources and the calls that used it, then one row
-    per refusal.
+    per refusal. Two statements of one policy that grant an action on different resources (a table
+    and an index, two tables) are two rows, each used or not on its own.
 
     Each stack's calls are matched against that stack's own grants (a key or a user pool has another
-    id in each stack), then merged by (role, policy, action); a role's grants are its newest stack's
-    (the template may have changed between runs)."""
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-    latest: dict[str, list[tuple[str, str, str]]] = {}
+    id in each stack), then merged by (role, policy, statement's place in it, action); a role's
+    grants are its newest stack's (the template may have changed between runs)."""
+    rows: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    latest: dict[str, list[tuple[str, str, int, str]]] = {}
     denied: set[tuple[str, str, str]] = set()
     for path in sorted(directory.glob("usage-*.json"), key=lambda p: p.stat().st_mtime):
         document = json.loads(path.read_text())
@@ -99,7 +100,9 @@ def report(directory: Path, sam: dict[str, Any] | None = None) -> dict[str, list
         for role, statements in document["granted"].items():
             calls = [(a, r) for who, a, r in document["used"] if who == role]
             keys = latest[role] = []
+            places: dict[str, int] = {}
             for statement in statements:
+                place = places[statement["policy"]] = places.get(statement["policy"], -1) + 1
                 if statement.get("Effect") != "Allow":
                     continue
                 resources = [str(r) for r in _as_list(statement.get("Resource"))]
@@ -108,7 +111,7 @@ def report(directory: Path, sam: dict[str, Any] | None = None) -> dict[str, list
                         f"{a} {r}" for a, r in calls
                         if _pattern(action.lower()).match(a.lower()) and any(_pattern(p).match(r) for p in resources)
                     }  # fmt: skip
-                    key = (role, statement["policy"], action)
+                    key = (role, statement["policy"], place, action)
                     keys.append(key)
                     row = rows.setdefault(key, {"used": []})
                     row.update(

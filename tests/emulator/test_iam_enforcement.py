@@ -102,6 +102,29 @@ def test_the_least_privilege_report_marks_each_grant_used_or_never_used(tmp_path
     ]
 
 
+def test_one_action_granted_on_two_resources_by_one_policy_is_two_rows_each_used_or_not(tmp_path):
+    """A written policy often grants one action twice (Query on the table and on an index, PutItem
+    on two tables): a call on one resource does not mark the other used."""
+    from marketplace_local import iam_report
+
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/t"
+    statements = [{"policy": "p0", "Sid": "Table", "Effect": "Allow", "Action": "dynamodb:Query", "Resource": table},
+                  {"policy": "p0", "Sid": "Index", "Effect": "Allow", "Action": "dynamodb:Query",
+                   "Resource": f"{table}/index/GSI3"}]  # fmt: skip
+    usage = {"granted": {"FnRole": statements}, "used": [["FnRole", "dynamodb:Query", table]], "denied": []}
+    (tmp_path / "usage-1.json").write_text(json.dumps(usage))
+    rows = iam_report.report(tmp_path)["FnRole"]
+    assert [(r["resources"], r["used"]) for r in rows] == [
+        ([table], [f"dynamodb:Query {table}"]),
+        ([f"{table}/index/GSI3"], []),
+    ]
+    problems = iam_report.problems({"FnRole": rows}, [])
+    assert problems == [
+        f"FnRole: dynamodb:Query on {table}/index/GSI3 is never used [p0]: tighten the template or give "
+        "the reason in iam-reasons.yaml"
+    ]
+
+
 def test_a_role_policy_is_known_by_the_sam_policy_template_or_statement_that_wrote_it():
     from marketplace_local import iam_report
 

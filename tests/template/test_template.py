@@ -79,6 +79,11 @@ MANAGED_POLICY_ALLOWLIST = {
 
 SAM_POLICY_OWNERS = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
 
+# SAM policy templates that grant a table's or a queue's whole set of actions (Scan, BatchWriteItem,
+# DescribeTable, a message's visibility...): a function holds written statements of the actions its
+# code calls instead (D50).
+WIDE_POLICY_TEMPLATES = {"DynamoDBCrudPolicy", "DynamoDBReadPolicy", "DynamoDBWritePolicy", "SQSPollerPolicy"}
+
 
 # --------------------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
@@ -455,6 +460,19 @@ def test_written_policy_statements_name_their_actions_and_resources(tpl):
     assert [p for where, s in statements for p in statement_problems(where, s)] == []
 
 
+def test_no_function_holds_a_policy_template_that_grants_more_than_its_code_calls(tpl):
+    held = [
+        f"{logical_id} Policies[{i}] {name}"
+        for logical_id, resource in tpl.sam["Resources"].items()
+        if resource.get("Type") in SAM_POLICY_OWNERS
+        for i, policy in enumerate(as_list(props(resource).get("Policies") or []))
+        if isinstance(policy, dict)
+        for name in policy
+        if name in WIDE_POLICY_TEMPLATES
+    ]
+    assert held == []
+
+
 def test_expanded_role_policies_name_their_actions_and_resources(tpl):
     """The same rule after the transform, so a SAM policy template that grants '*' is caught too."""
     statements = list(expanded_statements(tpl.cfn))
@@ -473,9 +491,9 @@ def test_every_reason_kept_for_an_unused_grant_names_a_grant_of_the_template(tpl
 
 def test_a_reason_for_a_grant_the_template_does_not_hold_is_stale(tpl):
     reasons = [{"role": "ImportFunctionRole", "action": "dynamodb:DeleteTable", "reason": "none"},
-               {"role": "ImportFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"},
+               {"role": "ApiFunctionRole", "policy": "Statement", "action": "dynamodb:Scan", "reason": "r"},
                {"role": "*", "policy": "AWSXrayWriteOnlyAccess", "action": "xray:PutTraceSegments", "reason": "r"},
-               {"role": "ApiFunctionRole", "policy": "DynamoDBCrudPolicy", "action": "dynamodb:Scan", "reason": "r"}]  # fmt: skip
+               {"role": "ApiFunctionRole", "policy": "Statement", "action": "dynamodb:Query", "reason": "r"}]  # fmt: skip
     assert iam_report.stale_reasons(tpl.sam, tpl.cfn, reasons) == reasons[:2]
 
 

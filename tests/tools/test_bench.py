@@ -4,6 +4,7 @@ derivation."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -284,3 +285,16 @@ def test_the_fair_share_simulation_counts_what_the_limiter_lets_in_and_writes():
     # $ per million orders = writes per request x 2 requests an order x 1e6 x the WRU price.
     per_request = under["writes_per_million_requests"] / 1e6
     assert under["wru_usd_per_million_orders"] == pytest.approx(per_request * 2 * 1e6 * 0.000000625)
+
+
+# ------------------------------------------------------------------ throughput variants
+def test_each_throughput_variant_sets_options_the_stack_has_and_iam_off_differs_from_fast_by_the_check():
+    """--serve sets each option on StackConfig by name: a misspelt one would be a new attribute that
+    nothing reads, and the variant would measure the defaults."""
+    from bench.throughput import VARIANTS
+
+    from marketplace_local.stack import StackConfig
+
+    options = {f.name for f in dataclasses.fields(StackConfig)}
+    assert {name for variant in VARIANTS.values() for name in variant} <= options
+    assert VARIANTS["iam-off"] == {**VARIANTS["fast"], "enforce_iam": False}

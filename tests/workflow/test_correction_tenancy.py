@@ -59,6 +59,27 @@ def test_a_tenants_drain_never_resumes_heartbeats_or_removes_another_tenants_cor
     assert [m["recordId"] for m in onboarding.queued(mine)] == [mine]
 
 
+def test_the_scheduled_drain_resumes_every_tenants_fixed_records_through_the_shards(stack, onboarding):
+    """The hourly drain names no tenant: it reads every tenant's parked corrections through GSI3's
+    shards (corrections.Parked.pages), with the drain's own role, where an admin's drain reads its
+    tenant's partition."""
+    other = Onboarding(stack, f"other-{uuid.uuid4().hex[:8]}")
+    mine, theirs = waiting_for_fix(onboarding), waiting_for_fix(other)
+    onboarding.fix(mine, taxId=unique_ein())
+    other.fix(theirs, taxId=unique_ein())
+    wait_until(lambda: not onboarding.unparked(), what="every correction message parked")
+
+    report = stack.runtime.invoke_or_raise(
+        stack.physical_id("CorrectionDrainFunction"), {"source": "schedule"}
+    )
+
+    assert report["byTenant"][onboarding.tenant].get("resumed") == 1, report
+    assert report["byTenant"][other.tenant].get("resumed") == 1, report
+    onboarding.wait_status(mine, "APPROVED")
+    other.wait_status(theirs, "APPROVED")
+    assert onboarding.queued(mine) == [] and other.queued(theirs) == []
+
+
 def test_admin_corrections_lists_the_callers_tenant_only(stack, onboarding):
     other = Onboarding(stack, f"other-{uuid.uuid4().hex[:8]}")
     mine, theirs = waiting_for_fix(onboarding), waiting_for_fix(other)
