@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import socket
 import threading
@@ -53,9 +54,39 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port to listen on that nothing holds, never one this process was given before. Chosen below
+    the kernel's ephemeral range: a port from that range (what binding port 0 gives) can be taken by
+    any outgoing connection, of this process or another, between this answer and the bind of the
+    server it is for; and two answers of port 0 can be the same port while neither is bound yet (a
+    webhook receiver given the stack's own port, under load)."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = _random.randrange(_PORTS_FROM, low) if low > _PORTS_FROM + 1000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            port = sock.getsockname()[1]
+        with _given_lock:
+            if port not in _given:
+                _given.add(port)
+                return port
+    raise OSError("no free port to listen on")
+
+
+_PORTS_FROM = 20000
+_given: set[int] = set()
+_given_lock = threading.Lock()
+_random = random.SystemRandom()  # not the tests' seeded generator: two workers must not draw alike
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; IANA's 49152 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
 
 
 @dataclass

@@ -75,3 +75,19 @@ def test_every_function_logs_json_without_lambdas_own_lines(stack):
     other = {spec.logical_id: spec.log_config for spec in stack.runtime.functions.values()
              if spec.log_config != expected}  # fmt: skip
     assert other == {}
+
+
+def test_free_ports_are_never_given_twice_and_no_outgoing_connection_can_take_them():
+    """The ports a test gives its stacks and receivers: each one once (two answers of port 0 could be
+    the same port while neither is bound), each below the kernel's ephemeral range (from which any
+    outgoing connection may take a port before its server binds it), each one a server can bind."""
+    import socket
+
+    from marketplace_local.stack import _ephemeral_low, free_port
+
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert all(port < _ephemeral_low() for port in ports)
+    for port in ports[:20]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
