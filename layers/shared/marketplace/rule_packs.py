@@ -79,10 +79,14 @@ class RulePack:
     def categories(self) -> Mapping[str, Any]:
         return self.document["categories"]
 
+    def section(self, name: str) -> dict[str, Any]:
+        """The pack's ``name`` section (``orders``, ``corrections``) in full: :func:`filled`."""
+        return filled(self.document, name)
+
     @property
     def max_rounds(self) -> int:
         """How many validations a flagged record's workflow runs (``corrections.maxRounds``)."""
-        return int({**default_document()["corrections"], **self.document.get("corrections", {})}["maxRounds"])
+        return int(self.section("corrections")["maxRounds"])
 
     def change_rules(self, kind: str) -> dict[str, Any]:
         """The change gate's rules of ``kind`` (``supplier``, ``listing``) with this pack's thresholds
@@ -114,6 +118,12 @@ def _compiled(formats: tuple[str, ...]) -> re.Pattern[str]:
 def default_document() -> dict[str, Any]:
     document = json.loads((schemas.SCHEMA_DIR / DEFAULTS_FILE).read_text())
     return {k: v for k, v in document.items() if not k.startswith("$")}
+
+
+def filled(document: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A pack document's ``name`` section with each field it leaves out at the default pack's value
+    (the one rule of the sections whose fields are optional: ``orders``, ``corrections``)."""
+    return {**default_document()[name], **document.get(name, {})}
 
 
 @cache
@@ -222,7 +232,7 @@ def check(body: Any) -> dict[str, Any]:
     errors += money.minimum_errors(
         body.get("commission", {}).get("minimumPerLine", {}), "commission.minimumPerLine"
     )
-    timings = {**default_document()["orders"], **body.get("orders", {})}
+    timings = filled(body, "orders")
     if timings["autoCancelUnshippedDays"] * 24 < timings["shipByHours"]:
         errors.append(FieldError("orders.autoCancelUnshippedDays",
                                  f"is less than shipByHours ({timings['shipByHours']} hours): an order "

@@ -8,7 +8,6 @@ table's stream as every audited record is; a tenant that never set them has none
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from marketplace.clock import now_iso
 from marketplace.errors import Conflict, PreconditionFailed
 from marketplace.principal import Principal
 from marketplace.repository import Table
+from marketplace.rule_packs import RulePack
 
 COMMISSION_RULES = "COMMISSION_RULES"
 SETTLEMENT = "SETTLEMENT_SETTINGS"
@@ -50,22 +50,22 @@ class OrderSettings:
     restock_on_return: bool  # whether a received return puts its units back on sale
 
     @classmethod
-    def of(cls, timings: Mapping[str, Any]) -> OrderSettings:
-        """From a pack's ``orders``: a field left out keeps the default pack's value."""
-        given = {**rule_packs.default_document()["orders"], **timings}
+    def of(cls, pack: RulePack) -> OrderSettings:
+        """From ``pack``'s ``orders``: a field left out keeps the default pack's value."""
+        given = pack.section("orders")
         return cls(**{field: given[name] for field, name in _ORDER_FIELDS})
 
     def view(self) -> dict[str, int | bool]:
         return {name: getattr(self, field) for field, name in _ORDER_FIELDS}
 
 
-DEFAULT_ORDER_SETTINGS = OrderSettings.of({})
+DEFAULT_ORDER_SETTINGS = OrderSettings.of(rule_packs.default())
 
 
 def order_settings(tenant_id: str, table: Table | None = None) -> OrderSettings:
     """The order timings of ``tenant_id``: its rule pack in force (one strongly consistent read, so
     an activation sets every order's next deadline at once, in every instance; D51)."""
-    return OrderSettings.of(rule_packs.active(table or Table(), tenant_id).document.get("orders", {}))
+    return OrderSettings.of(rule_packs.active(table or Table(), tenant_id))
 
 
 def commission_rules_record(table: Table, tenant_id: str) -> dict[str, Any] | None:
